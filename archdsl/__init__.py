@@ -1,0 +1,55 @@
+"""archdsl: a declarative architecture compiler for PyTorch.
+
+    import archdsl
+    program = archdsl.load("specs/lenet5.arch")      # parse, resolve, infer shapes (no torch)
+    net = archdsl.build("specs/lenet5.arch")         # a torch.nn.Module
+
+Problems in a spec raise `ArchError`, whose `.diagnostics` carry file, line and column.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import ArchError, Diagnostic, Severity, Span
+from .program import Program, compile_file
+from .shapes import Shaped, ShapedModel
+
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = [
+    "ArchError",
+    "Diagnostic",
+    "Program",
+    "Severity",
+    "Shaped",
+    "ShapedModel",
+    "Span",
+    "build",
+    "load",
+]
+
+__version__ = "0.1.0"
+
+
+def load(path: str, model: str | None = None, strict: bool = False, **params: Any) -> Program:
+    """Parses and checks a spec file (without importing torch).
+
+    `model` restricts the work to one model of the file; `params` override the model's parameters.
+    Raises `ArchError` when the spec has errors (or warnings, with `strict=True`), and `OSError`
+    when the file cannot be read.
+    """
+    program = compile_file(path, model=model, params=params or None)
+    failing = [d for d in program.diagnostics if d.is_error or strict]
+    if failing:
+        raise ArchError(failing)
+    return program
+
+
+def build(path: str, model: str | None = None, **params: Any) -> nn.Module:
+    """Builds a spec's model (its first, or the one named `model`) as a `torch.nn.Module`."""
+    from .builder import build_model
+
+    program = load(path, model=model, **params)
+    return build_model(program.model(model))

@@ -1,0 +1,7 @@
+"""`python -m archdsl`: the same as the `archdsl` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

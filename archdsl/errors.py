@@ -1,0 +1,180 @@
+"""Diagnostics: source spans, the one error type, and their rendering.
+
+Every stage reports problems as `Diagnostic` values carrying a `Span`; the stages collect them and
+raise a single `ArchError` at the end. Only the CLI turns them into text (`render`), so library code
+never prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from difflib import get_close_matches
+from enum import Enum
+from typing import Annotated, Any, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, PlainSerializer, SkipValidation
+
+
+class Span(NamedTuple):
+    """A region of a source file: 1-based line and column, end column exclusive (as lark counts).
+
+    A tuple, not a pydantic model: every IR node has one, and a 10,000-layer spec makes ~50,000
+    of them; a tuple is four times cheaper to create and compares and hashes by value.
+    """
+
+    file: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+    def to(self, end: Span) -> Span:
+        """From the start of this span to the end of `end`."""
+        return Span(self.file, self.line, self.column, end.end_line, end.end_column)
+
+
+def _span_dict(span: Span) -> dict[str, Any]:
+    return span._asdict()
+
+
+#: How pydantic models hold a span: trusted as built (the transformer makes every one), dumped as
+#: a dict so JSON reads {"file": …, "line": …}.
+SpanField = Annotated[Span, SkipValidation, PlainSerializer(_span_dict)]
+
+
+class Severity(str, Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+class Note(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    message: str
+    span: SpanField | None = None
+
+
+class Diagnostic(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    severity: Severity
+    code: str
+    message: str
+    span: SpanField
+    notes: tuple[Note, ...] = ()
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR
+
+    def as_error(self) -> Diagnostic:
+        """The same finding promoted to an error (what `--strict` does to warnings)."""
+        return self.model_copy(update={"severity": Severity.ERROR})
+
+
+class ArchError(Exception):
+    """Raised by the public API when a spec has errors; `.diagnostics` holds all of them."""
+
+    def __init__(self, diagnostics: Sequence[Diagnostic]):
+        self.diagnostics: list[Diagnostic] = list(diagnostics)
+        first = self.diagnostics[0] if self.diagnostics else None
+        summary = f"{first.span}: {first.message}" if first else "archdsl error"
+        more = len(self.diagnostics) - 1
+        super().__init__(summary + (f" (and {more} more)" if more > 0 else ""))
+
+
+class Failed(Exception):
+    """Raised inside a stage to abandon one statement; the stage records `.diagnostic` and goes on."""
+
+    def __init__(self, diagnostic: Diagnostic):
+        super().__init__(diagnostic.message)
+        self.diagnostic = diagnostic
+
+
+def error(code: str, message: str, span: Span, *notes: Note) -> Diagnostic:
+    return Diagnostic(severity=Severity.ERROR, code=code, message=message, span=span, notes=notes)
+
+
+def warning(code: str, message: str, span: Span, *notes: Note) -> Diagnostic:
+    return Diagnostic(severity=Severity.WARNING, code=code, message=message, span=span, notes=notes)
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """'; did you mean 'x'?' when something close exists, else ''."""
+    matches = get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
+    if not matches:
+        lowered = {c.lower(): c for c in candidates}
+        if word.lower() in lowered:
+            matches = [lowered[word.lower()]]
+    return f"; did you mean '{matches[0]}'?" if matches else ""
+
+
+def sort_key(diagnostic: Diagnostic) -> tuple[str, int, int, str]:
+    span = diagnostic.span
+    return (span.file, span.line, span.column, diagnostic.code)
+
+
+# --- rendering -----------------------------------------------------------------------------------
+
+
+class SourceCache:
+    """Source text by file name, so rendering can quote the offending line."""
+
+    def __init__(self, sources: dict[str, str] | None = None):
+        self._lines: dict[str, list[str]] = {}
+        for name, text in (sources or {}).items():
+            self.add(name, text)
+
+    def add(self, name: str, text: str) -> None:
+        self._lines[name] = text.splitlines()
+
+    def line(self, name: str, number: int) -> str | None:
+        lines = self._lines.get(name)
+        if lines is None:
+            try:
+                with open(name, encoding="utf-8", errors="replace") as handle:
+                    lines = handle.read().splitlines()
+            except OSError:
+                lines = []
+            self._lines[name] = lines
+        if 1 <= number <= len(lines):
+            return lines[number - 1]
+        return None
+
+
+def _display(text: str) -> str:
+    return text.expandtabs(4)
+
+
+def _caret_line(source_line: str, span: Span) -> str:
+    start = max(span.column - 1, 0)
+    end = span.end_column - 1 if span.end_line == span.line else len(source_line.rstrip())
+    end = max(end, start + 1)
+    # Measure through expandtabs so carets stay under the text when the line has tabs.
+    lead = len(_display(source_line[:start]))
+    width = max(len(_display(source_line[:end])) - lead, 1)
+    return " " * lead + "^" * width
+
+
+def render(diagnostic: Diagnostic, sources: SourceCache, color: bool = False) -> str:
+    """`file:line:col: error[CODE]: message`, the source line with a caret, then any notes."""
+
+    def paint(text: str, code: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if color else text
+
+    span = diagnostic.span
+    label_color = "1;31" if diagnostic.is_error else "1;33"
+    label = paint(f"{diagnostic.severity.value}[{diagnostic.code}]", label_color)
+    lines = [f"{paint(str(span), '1')}: {label}: {diagnostic.message}"]
+    source_line = sources.line(span.file, span.line)
+    if source_line is not None:
+        gutter = str(span.line)
+        pad = " " * len(gutter)
+        lines.append(f"{gutter:>5} | {_display(source_line)}".rstrip())
+        lines.append(f"{pad:>5} | {paint(_caret_line(source_line, span), label_color)}".rstrip())
+    for note in diagnostic.notes:
+        lines.append(f"{paint('note', '1;36')}: {note.message}")
+    return "\n".join(lines)

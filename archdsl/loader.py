@@ -1,0 +1,135 @@
+"""Reads spec files and their imports: text → parse → IR for the whole import closure.
+
+An import is resolved relative to the file that writes it. A missing or unreadable import, and an
+import cycle, are positioned errors at the `import` statement. Parsed files are cached, so
+checking a directory parses a shared `blocks.arch` once.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from . import ir
+from .errors import Diagnostic, Note, Span, error
+from .parser import parse
+from .transformer import source_file
+
+IMPORT = "E007"
+IMPORT_CYCLE = "E008"
+
+
+def display_path(path: str) -> str:
+    return os.path.normpath(path)
+
+
+@dataclass
+class LoadedFile:
+    source: ir.SourceFile
+    text: str
+    diagnostics: list[Diagnostic]
+
+
+@dataclass
+class Closure:
+    """A root file and everything it imports."""
+
+    root: str
+    files: dict[str, ir.SourceFile] = field(default_factory=dict)
+    graph: dict[str, list[str]] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+
+class Loader:
+    def __init__(self) -> None:
+        self._files: dict[str, LoadedFile] = {}
+        self.sources: dict[str, str] = {}
+
+    def read(self, path: str) -> LoadedFile:
+        """Parses one file. Raises OSError when it cannot be read at all."""
+        path = display_path(path)
+        cached = self._files.get(path)
+        if cached is not None:
+            return cached
+        with open(path, "rb") as handle:
+            data = handle.read()
+        loaded = self.parse_text(_decode(data, path), path)
+        if isinstance(loaded, Diagnostic):
+            loaded = LoadedFile(ir.SourceFile(path=path, imports=[], blocks=[], models=[]), "", [loaded])
+        self._files[path] = loaded
+        return loaded
+
+    def parse_text(self, text: str | Diagnostic, path: str) -> LoadedFile | Diagnostic:
+        if isinstance(text, Diagnostic):
+            return text
+        self.sources[path] = text
+        result = parse(text, path)
+        diagnostics = list(result.diagnostics)
+        return LoadedFile(source_file(result.items, path), text, diagnostics)
+
+    def add_text(self, text: str, path: str) -> LoadedFile:
+        """Registers in-memory text under a path (the API's `load(text=...)`, tests)."""
+        loaded = self.parse_text(text, display_path(path))
+        assert isinstance(loaded, LoadedFile)
+        self._files[display_path(path)] = loaded
+        return loaded
+
+    def closure(self, root: str) -> Closure:
+        root = display_path(root)
+        closure = Closure(root=root)
+        self._visit(root, [], closure)
+        return closure
+
+    def _visit(self, path: str, stack: list[str], closure: Closure) -> None:
+        loaded = self.read(path)
+        closure.files[path] = loaded.source
+        closure.diagnostics.extend(loaded.diagnostics)
+        targets: list[str] = []
+        closure.graph[path] = targets
+        stack = [*stack, path]
+        for statement in loaded.source.imports:
+            target = display_path(os.path.join(os.path.dirname(path), statement.path))
+            if target in stack:
+                cycle = " → ".join([*stack[stack.index(target) :], target])
+                closure.diagnostics.append(error(IMPORT_CYCLE, f"import cycle: {cycle}", statement.span))
+                continue
+            if target in closure.files:
+                targets.append(target)
+                continue
+            problem = _unreadable(target)
+            if problem is not None:
+                closure.diagnostics.append(
+                    error(
+                        IMPORT,
+                        f'cannot import "{statement.path}": {problem}',
+                        statement.span,
+                        Note(
+                            message=f"imports are found relative to the importing file: looked for {target}"
+                        ),
+                    )
+                )
+                continue
+            targets.append(target)
+            self._visit(target, stack, closure)
+
+
+def _unreadable(path: str) -> str | None:
+    if os.path.isdir(path):
+        return "it is a directory"
+    if not os.path.exists(path):
+        return "no such file"
+    if not os.access(path, os.R_OK):
+        return "permission denied"
+    return None
+
+
+def _decode(data: bytes, path: str) -> str | Diagnostic:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        span = Span(file=path, line=line, column=column, end_line=line, end_column=column + 1)
+        return error(
+            IMPORT, f"this file is not UTF-8 text: byte 0x{data[exc.start]:02x} cannot be decoded", span
+        )

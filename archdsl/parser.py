@@ -1,0 +1,327 @@
+"""Stage 1: text → parse, with syntax errors phrased in the user's words.
+
+Consumes the text of one `.arch` file; produces its top-level items (`import`, `block`, `model`)
+as IR nodes — lark applies `transformer.ToIR` during the LALR parse instead of building a tree —
+and a list of syntax diagnostics. When the file has a syntax error, each top-level item is parsed
+on its own so one typo does not hide the errors (or the valid definitions) in the rest of the file.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lark import Lark, Token
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from .errors import Diagnostic, Note, Span, did_you_mean, error
+from .transformer import ToIR
+
+SYNTAX = "E001"
+
+_GRAMMAR = Path(__file__).with_name("grammar.lark")
+
+
+_TRANSFORMER = ToIR()
+
+
+@functools.lru_cache(maxsize=1)
+def lark_parser() -> Lark:
+    # The LALR tables are cached on disk keyed by the grammar's hash: building them costs more
+    # than the rest of `archdsl check`'s start-up together.
+    cache = Path(tempfile.gettempdir()) / f"archdsl-grammar-{_grammar_digest()}.lark-cache"
+    return Lark(
+        _GRAMMAR.read_text(encoding="utf-8"),
+        parser="lalr",
+        lexer="basic",
+        maybe_placeholders=True,
+        transformer=_TRANSFORMER,
+        cache=str(cache),
+    )
+
+
+def _parse(text: str, file: str) -> list[Any]:
+    _TRANSFORMER.file = file
+    return lark_parser().parse(text)  # type: ignore[return-value]
+
+
+def _grammar_digest() -> str:
+    import hashlib
+
+    import lark
+
+    digest = hashlib.sha256(_GRAMMAR.read_bytes() + lark.__version__.encode()).hexdigest()
+    return digest[:16]
+
+
+@dataclass
+class ParseResult:
+    items: list[Any] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+
+def parse(text: str, file: str) -> ParseResult:
+    try:
+        items = _parse(text, file)
+    except UnexpectedInput as first:
+        return _parse_items_separately(text, file, first)
+    return ParseResult(items=items)
+
+
+def _parse_items_separately(text: str, file: str, first_error: UnexpectedInput) -> ParseResult:
+    result = ParseResult()
+    line_starts = _line_starts(text)
+    for start, end in _top_level_chunks(text):
+        line = _line_of(line_starts, start)
+        column = start - line_starts[line - 1]
+        # Padding keeps lark's line and column counts equal to the file's.
+        padded = "\n" * (line - 1) + " " * column + text[start:end]
+        try:
+            items = _parse(padded, file)
+        except UnexpectedInput as exc:
+            result.diagnostics.append(_diagnose(exc, padded, file))
+            continue
+        result.items.extend(items)
+    if not result.diagnostics:  # the split changed the error away; report the original
+        result.items = []
+        result.diagnostics.append(_diagnose(first_error, text, file))
+    return result
+
+
+# --- splitting a broken file into top-level items --------------------------------------------------
+
+_TOP_KEYWORD = re.compile(r"(import|block|model)\b")
+
+
+def _code_offsets(text: str) -> Iterator[int]:
+    """Offsets of the characters outside comments and string literals."""
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "#":
+            newline = text.find("\n", i)
+            i = n if newline < 0 else newline
+        elif ch in "\"'":
+            close = i + 1
+            while close < n and text[close] not in (ch, "\n"):
+                close += 2 if text[close] == "\\" else 1
+            i = close + 1
+        else:
+            yield i
+            i += 1
+
+
+def _top_level_chunks(text: str) -> list[tuple[int, int]]:
+    """Offsets of each top-level item: a keyword at brace depth 0, or in column 1.
+
+    A definition that starts in column 1 is taken as a new item even inside an unclosed brace,
+    so a missing '}' costs one definition, not the rest of the file.
+    """
+    starts: list[int] = []
+    depth = 0
+    for i in _code_offsets(text):
+        ch = text[i]
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth = max(depth - 1, 0)
+        elif ch in "ibm" and (depth == 0 or i == 0 or text[i - 1] == "\n"):
+            word_start = i == 0 or not (text[i - 1].isalnum() or text[i - 1] == "_")
+            if word_start and _TOP_KEYWORD.match(text, i):
+                starts.append(i)
+                depth = 0
+    if not starts or starts[0] != 0:
+        starts.insert(0, 0)
+    bounds = [*starts, len(text)]
+    return [(bounds[k], bounds[k + 1]) for k in range(len(starts))]
+
+
+def _line_starts(text: str) -> list[int]:
+    starts = [0]
+    starts.extend(m.end() for m in re.finditer("\n", text))
+    return starts
+
+
+def _line_of(line_starts: list[int], offset: int) -> int:
+    import bisect
+
+    return bisect.bisect_right(line_starts, offset)
+
+
+# --- phrasing ---------------------------------------------------------------------------------------
+
+_STATEMENT_STARTS = {"NAME", "REPEAT", "CONCAT", "RESIDUAL", "INPUT", "TRAIN"}
+_ITEM_STARTS = {"IMPORT", "BLOCK", "MODEL"}
+_VALUE_STARTS = {"INT", "FLOAT", "STRING", "NAME", "LSQB", "MINUS", "LPAR", "TRUE", "FALSE"}
+_OPERATORS = {"PLUS", "MINUS", "STAR", "FLOORDIV"}
+_WORDS = {
+    "NAME": "a name",
+    "INT": "an integer",
+    "FLOAT": "a number",
+    "STRING": "a string",
+    "$END": "the end of the file",
+}
+
+
+def _describe_terminal(name: str) -> str:
+    if name in _WORDS:
+        return _WORDS[name]
+    terminal = lark_parser().get_terminal(name)
+    pattern = terminal.pattern
+    if pattern.type == "str":
+        return f"'{pattern.value}'"
+    return name.lower()
+
+
+def expected_phrase(expected: set[str]) -> str:
+    """Names a parser state's acceptable terminals the way a user thinks of them."""
+    remaining = set(expected)
+    phrases: list[str] = []
+    if "REPEAT" in remaining:
+        phrases.append("a layer")
+        # After a layer name, '(' and ':' would continue it; offering them beside "a layer"
+        # only clutters the message.
+        remaining -= _STATEMENT_STARTS | {"LPAR", "COLON"}
+    if "BLOCK" in remaining:
+        phrases.append("'block', 'model' or 'import'")
+        remaining -= _ITEM_STARTS | {"$END"}
+    if "INT" in remaining:
+        phrases.append("a value")
+        remaining -= _VALUE_STARTS
+    if remaining - _OPERATORS:
+        remaining -= _OPERATORS
+    order = ["RBRACE", "RPAR", "RSQB", "COMMA", "EQUAL", "COLON", "LBRACE", "LPAR", "$END"]
+    ordered = sorted(remaining, key=lambda t: (order.index(t) if t in order else len(order), t))
+    phrases.extend(_describe_terminal(t) for t in ordered if t != "SEMICOLON")
+    if not phrases:
+        return "something else"
+    if len(phrases) == 1:
+        return phrases[0]
+    return ", ".join(phrases[:-1]) + " or " + phrases[-1]
+
+
+def _describe_token(token: Token) -> str:
+    if token.type == "$END":
+        return "the end of the file"
+    text = str(token)
+    if token.type == "NAME":
+        return f"'{text}'"
+    if token.type in ("INT", "FLOAT"):
+        return f"the number {text}"
+    if token.type == "STRING":
+        return f"the string {text}"
+    return f"'{text}'"
+
+
+def _diagnose(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
+    if isinstance(exc, UnexpectedCharacters):
+        char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
+        span = Span(file=file, line=exc.line, column=exc.column, end_line=exc.line, end_column=exc.column + 1)
+        if char in "\"'":
+            return error(SYNTAX, "unterminated string: it must close on the same line", span)
+        allowed = set(exc.allowed or ())
+        shown = repr(char) if char.isprintable() and char != "" else f"U+{ord(char):04X}" if char else "end"
+        message = f"unexpected character {shown}"
+        if allowed:
+            message += f": expected {expected_phrase(allowed)}"
+        return error(SYNTAX, message, span)
+
+    if isinstance(exc, UnexpectedEOF):
+        return _eof_error(set(exc.expected), text, file, previous=None)
+
+    assert isinstance(exc, UnexpectedToken)
+    token = exc.token
+    expected = _acceptable(exc)
+    offset = len(text) if token.type == "$END" else token.start_pos or 0
+    previous = _previous_token(text, offset)
+    if token.type == "$END":
+        return _eof_error(expected, text, file, previous)
+    span = _token_span(token, file)
+    message = f"expected {expected_phrase(expected)}"
+    if previous is not None:
+        message += f" after '{previous}'"
+    message += f", found {_describe_token(token)}"
+    if token.type == "NAME":
+        keywords = [_describe_terminal(t).strip("'") for t in expected if t.isupper() and t.isalpha()]
+        message += did_you_mean(str(token), [k for k in keywords if k.isalpha()])
+    return error(SYNTAX, message, span)
+
+
+def _acceptable(exc: UnexpectedToken) -> set[str]:
+    """Every terminal the parser could take here, following reductions (lark's own `expected`
+    lists only the current state's shifts)."""
+    parser = exc.interactive_parser
+    if parser is not None:
+        try:
+            return set(parser.accepts())
+        except Exception:
+            pass
+    return set(exc.expected)
+
+
+_LAST_TOKEN = re.compile(r"""([A-Za-z_][A-Za-z0-9_]*|[0-9][0-9.eE+-]*|"[^"]*"|'[^']*'|//|\S)\s*$""")
+
+
+def _previous_token(text: str, offset: int) -> str | None:
+    """The token before `offset`, skipping white space and comments."""
+    end = offset
+    while end > 0:
+        line_start = text.rfind("\n", 0, end) + 1
+        code_end = line_start
+        for i in _code_offsets(text[line_start:end]):
+            code_end = line_start + i + 1
+        code = text[line_start:code_end].rstrip()
+        match = _LAST_TOKEN.search(code)
+        if match:
+            return match.group(1)
+        end = line_start - 1
+    return None
+
+
+def _token_span(token: Token, file: str) -> Span:
+    line = token.line or 1
+    column = token.column or 1
+    end_line = token.end_line or line
+    end_column = token.end_column or column + 1
+    return Span(file=file, line=line, column=column, end_line=end_line, end_column=end_column)
+
+
+def _eof_error(expected: set[str], text: str, file: str, previous: str | None) -> Diagnostic:
+    stripped = text.rstrip()
+    line = stripped.count("\n") + 1
+    column = len(stripped) - (stripped.rfind("\n") + 1)
+    span = Span(file=file, line=line, column=max(column, 1), end_line=line, end_column=max(column, 1) + 1)
+    message = f"the file ended early: expected {expected_phrase(expected)}"
+    if previous is not None:
+        message += f" after '{previous}'"
+    notes = []
+    opened = _unclosed_brace(text)
+    if opened is not None:
+        open_line, open_col, what = opened
+        notes.append(
+            Note(message=f"the '{{' of {what} at line {open_line}, column {open_col} is never closed")
+        )
+    return error(SYNTAX, message, span, *notes)
+
+
+def _unclosed_brace(text: str) -> tuple[int, int, str] | None:
+    """The innermost '{' left open at the end of the text, and what it opened."""
+    stack: list[int] = []
+    for i in _code_offsets(text):
+        if text[i] == "{":
+            stack.append(i)
+        elif text[i] == "}" and stack:
+            stack.pop()
+    if not stack:
+        return None
+    offset = stack[-1]
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    head = text[text.rfind("\n", 0, offset) + 1 : offset].strip()
+    what = f"'{head}'" if head else "a section"
+    return line, column, what

@@ -1,0 +1,758 @@
+"""Stage 3: IR → resolved IR. Names, blocks, parameters and `repeat` counts are settled here.
+
+Consumes the `SourceFile`s of one spec and its imports (from `loader.py`); produces one
+`ResolvedModel` per model: a tree of layer, block, repeat, concat and residual nodes whose
+arguments are plain normalised values (ints, `(h, w)` pairs, floats, bools) and whose keys are
+the submodule names the builder will use. Errors are collected, not raised: a statement that
+cannot be resolved becomes an `InvalidNode` so later stages stop there without a second report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from . import ir
+from .errors import Diagnostic, Failed, Note, Span, did_you_mean, error
+from .layers import (
+    CONCAT,
+    KEYWORD_VALUES,
+    LAYERS,
+    RESIDUAL,
+    Arg,
+    BadValue,
+    CallValue,
+    LayerSpec,
+    Symbol,
+    any_int,
+    boolean,
+    describe,
+    number,
+    positive_int,
+)
+from .module_names import RESERVED_MODULE_NAMES
+from .trainspec import TrainSpec, validate_train
+
+UNKNOWN_LAYER = "E002"
+UNKNOWN_ARGUMENT = "E003"
+ARGUMENT_COUNT = "E004"
+BAD_VALUE = "E005"
+UNKNOWN_NAME = "E006"
+DUPLICATE = "E009"
+RECURSION = "E010"
+MODEL_STRUCTURE = "E011"
+TOO_LARGE = "E110"
+
+#: A spec that expands past this many layers is refused before anything is built.
+MAX_EXPANDED_LAYERS = 1_000_000
+#: Blocks calling blocks deeper than this is taken for a mistake (and would exhaust the stack).
+MAX_BLOCK_DEPTH = 64
+
+PARAM_TYPES: dict[str, Callable[[Any], Any]] = {
+    "int": any_int,
+    "float": number,
+    "bool": boolean,
+    "str": lambda v: v.name if isinstance(v, Symbol) else _str_value(v),
+    "list": lambda v: list(v) if isinstance(v, list | tuple) else _fail(f"a list, got {describe(v)}"),
+}
+
+
+def _str_value(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    raise BadValue(f"a string, got {describe(value)}")
+
+
+def _fail(message: str) -> Any:
+    raise BadValue(message)
+
+
+# --- the resolved tree ----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class LayerNode:
+    key: str
+    label: str | None
+    span: Span
+    op: str
+    args: dict[str, Any]
+    arg_spans: dict[str, Span]
+
+
+@dataclass(slots=True)
+class BlockNode:
+    key: str
+    label: str | None
+    span: Span
+    block: str
+    params: dict[str, Any]
+    body: list[Node]
+
+
+@dataclass(slots=True)
+class RepeatNode:
+    """`count` passes of one body; each pass is its own set of modules, keyed "0", "1", …"""
+
+    key: str
+    label: str | None
+    span: Span
+    count: int
+    body: list[Node]
+
+
+@dataclass(slots=True)
+class BranchNode:
+    key: str
+    label: str | None
+    span: Span
+    body: list[Node]
+
+
+@dataclass(slots=True)
+class ConcatNode:
+    key: str
+    label: str | None
+    span: Span
+    branches: list[BranchNode]
+
+
+@dataclass(slots=True)
+class ResidualNode:
+    key: str
+    label: str | None
+    span: Span
+    shortcut: str
+    stride: tuple[int, int] | None
+    bias: bool
+    batchnorm: bool
+    body: list[Node]
+    arg_spans: dict[str, Span]
+
+
+@dataclass(slots=True)
+class InvalidNode:
+    """A statement whose error is already reported; shape inference stops at it."""
+
+    key: str
+    label: str | None
+    span: Span
+
+
+Node = Union[LayerNode, BlockNode, RepeatNode, ConcatNode, ResidualNode, InvalidNode]
+
+
+@dataclass
+class ResolvedModel:
+    name: str
+    file: str
+    span: Span
+    name_span: Span
+    input_shape: tuple[int, ...] | None
+    input_span: Span | None
+    params: dict[str, Any]
+    body: list[Node]
+    train: TrainSpec | None
+
+
+@dataclass
+class Resolution:
+    models: list[ResolvedModel] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+
+# --- scopes ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BlockEntry:
+    definition: ir.BlockDef
+    #: The blocks visible where this block was written: a block's body resolves in its own file.
+    scope: dict[str, BlockEntry]
+
+
+def block_scopes(
+    files: dict[str, ir.SourceFile], import_graph: dict[str, list[str]]
+) -> tuple[dict[str, dict[str, BlockEntry]], list[Diagnostic]]:
+    """The blocks visible in each file: its own and, transitively, those of the files it imports."""
+    diagnostics: list[Diagnostic] = []
+    scopes: dict[str, dict[str, BlockEntry]] = {}
+
+    def closure(path: str) -> list[str]:
+        seen: list[str] = []
+        stack = [path]
+        while stack:
+            current = stack.pop()
+            if current in seen:
+                continue
+            seen.append(current)
+            stack.extend(reversed(import_graph.get(current, [])))
+        return seen
+
+    for path, source in files.items():
+        for block in source.blocks:
+            if block.name in LAYERS or block.name in ("repeat", "concat", "residual"):
+                diagnostics.append(
+                    error(
+                        DUPLICATE,
+                        f"block '{block.name}' would hide the built-in layer of that name",
+                        block.name_span,
+                    )
+                )
+        own_names: dict[str, ir.BlockDef] = {}
+        for block in source.blocks:
+            if block.name in own_names:
+                first = own_names[block.name]
+                diagnostics.append(
+                    error(
+                        DUPLICATE,
+                        f"block '{block.name}' is defined twice",
+                        block.name_span,
+                        Note(message=f"first defined at {first.name_span}", span=first.name_span),
+                    )
+                )
+            else:
+                own_names[block.name] = block
+        for model in source.models:
+            clash = next((m for m in source.models if m.name == model.name and m is not model), None)
+            if clash is not None and clash.span.line < model.span.line:
+                diagnostics.append(
+                    error(
+                        DUPLICATE,
+                        f"model '{model.name}' is defined twice",
+                        model.name_span,
+                        Note(message=f"first defined at {clash.name_span}", span=clash.name_span),
+                    )
+                )
+
+    definitions: dict[str, dict[str, ir.BlockDef]] = {}
+    for path in files:
+        visible: dict[str, ir.BlockDef] = {}
+        for other in closure(path):
+            if other not in files:
+                continue
+            for block in files[other].blocks:
+                existing = visible.get(block.name)
+                if existing is None:
+                    visible[block.name] = block
+                elif existing is not block and other != path and existing.span.file != block.span.file:
+                    diagnostics.append(
+                        error(
+                            DUPLICATE,
+                            f"block '{block.name}' is defined in two imported files",
+                            block.name_span,
+                            Note(message=f"also defined at {existing.name_span}", span=existing.name_span),
+                        )
+                    )
+        definitions[path] = visible
+
+    entries: dict[int, BlockEntry] = {}
+    for path, visible in definitions.items():
+        scope: dict[str, BlockEntry] = {}
+        scopes[path] = scope
+    for path, visible in definitions.items():
+        for name, block in visible.items():
+            key = id(block)
+            if key not in entries:
+                entries[key] = BlockEntry(definition=block, scope=scopes[block.span.file])
+            scopes[path][name] = entries[key]
+    unique = {(d.span, d.message): d for d in diagnostics}
+    return scopes, list(unique.values())
+
+
+# --- the resolver ---------------------------------------------------------------------------------
+
+
+class Resolver:
+    def __init__(self, blocks: dict[str, BlockEntry]):
+        self.blocks = blocks
+        self.diagnostics: list[Diagnostic] = []
+        self.expanded = 0
+        self.too_large_reported = False
+
+    # --- expressions ------------------------------------------------------------------------------
+
+    def evaluate(self, expr: ir.Expr, scope: dict[str, Any]) -> Any:
+        # Dispatch on `kind`: isinstance against pydantic classes is several times slower, and
+        # this runs for every argument of every layer.
+        kind = expr.kind
+        if kind in ("int", "float", "str", "bool"):
+            return expr.value  # type: ignore[union-attr]
+        if kind == "name":
+            name = expr.name  # type: ignore[union-attr]
+            return scope[name] if name in scope else Symbol(name)
+        if kind == "list":
+            return [self.evaluate(item, scope) for item in expr.items]  # type: ignore[union-attr]
+        if kind == "neg":
+            return -self._integer(expr.operand, scope, "-")  # type: ignore[union-attr]
+        if kind == "binop":
+            assert isinstance(expr, ir.BinOp)
+            left = self._integer(expr.left, scope, expr.op)
+            right = self._integer(expr.right, scope, expr.op)
+            if expr.op == "+":
+                return left + right
+            if expr.op == "-":
+                return left - right
+            if expr.op == "*":
+                return left * right
+            if right == 0:
+                raise Failed(error(BAD_VALUE, "division by zero", expr.right.span))
+            return left // right
+        assert isinstance(expr, ir.CallExpr)
+        return CallValue(name=expr.name, span=expr.span, args=tuple(self.evaluated_args(expr.args, scope)))
+
+    def _integer(self, expr: ir.Expr, scope: dict[str, Any], op: str) -> int:
+        value = self.evaluate(expr, scope)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, Symbol):
+            raise Failed(self.unknown_name(value.name, expr.span, scope))
+        raise Failed(error(BAD_VALUE, f"'{op}' works on integers, got {describe(value)}", expr.span))
+
+    def unknown_name(self, name: str, span: Span, scope: dict[str, Any]) -> Diagnostic:
+        hint = did_you_mean(name, [*scope, *KEYWORD_VALUES])
+        where = f" (parameters here: {', '.join(scope)})" if scope and not hint else ""
+        return error(UNKNOWN_NAME, f"unknown name '{name}'{where}{hint}", span)
+
+    # --- argument binding ------------------------------------------------------------------------
+
+    def bind(
+        self,
+        spec: LayerSpec,
+        args: Sequence[tuple[str | None, Any, Span]],
+        call_span: Span,
+        scope: dict[str, Any],
+        what: str | None = None,
+    ) -> tuple[dict[str, Any], dict[str, Span]]:
+        """Matches positional and keyword arguments to a signature and converts each value."""
+        what = what or spec.name
+        names = [a.name for a in spec.args]
+        values: dict[str, Any] = {}
+        spans: dict[str, Span] = {}
+        positional_done = False
+        problems: list[Diagnostic] = []
+        variadic_items: list[tuple[Any, Span]] = []
+        for index, (name, value, span) in enumerate(args):
+            if name is None:
+                if positional_done:
+                    problems.append(
+                        error(ARGUMENT_COUNT, "a positional argument cannot follow a keyword argument", span)
+                    )
+                    continue
+                if spec.variadic is not None:
+                    variadic_items.append((value, span))
+                    continue
+                if index >= len(names):
+                    takes = f"takes {len(names)} argument{'s' if len(names) != 1 else ''}"
+                    listed = f" ({', '.join(names)})" if names else ""
+                    problems.append(
+                        error(ARGUMENT_COUNT, f"too many arguments: {what} {takes}{listed}", span)
+                    )
+                    continue
+                name = names[index]
+            else:
+                positional_done = True
+                if name not in names:
+                    hint = did_you_mean(name, names)
+                    accepted = f" (it takes {', '.join(names)})" if names and not hint else ""
+                    if not names:
+                        accepted = " (it takes none)"
+                    problems.append(
+                        error(UNKNOWN_ARGUMENT, f"{what} has no argument '{name}'{accepted}{hint}", span)
+                    )
+                    continue
+            if name in values:
+                problems.append(error(ARGUMENT_COUNT, f"argument '{name}' is given twice", span))
+                continue
+            values[name] = value
+            spans[name] = span
+        if spec.variadic is not None and variadic_items:
+            if spec.variadic in values:
+                problems.append(
+                    error(ARGUMENT_COUNT, f"argument '{spec.variadic}' is given twice", variadic_items[0][1])
+                )
+            elif len(variadic_items) == 1 and isinstance(variadic_items[0][0], list):
+                values[spec.variadic], spans[spec.variadic] = variadic_items[0]
+            else:
+                first, last = variadic_items[0][1], variadic_items[-1][1]
+                values[spec.variadic] = [v for v, _ in variadic_items]
+                spans[spec.variadic] = first.to(last)
+        converted: dict[str, Any] = {}
+        for arg in spec.args:
+            if arg.name not in values:
+                if arg.required:
+                    problems.append(
+                        error(ARGUMENT_COUNT, f"{what} needs an argument '{arg.name}' ({arg.doc})", call_span)
+                    )
+                else:
+                    converted[arg.name] = arg.default
+                continue
+            value = values[arg.name]
+            try:
+                converted[arg.name] = arg.accepts(value)
+            except BadValue as bad:
+                problems.append(self._bad_value(what, arg.name, value, str(bad), spans[arg.name], scope))
+        if problems:
+            self.diagnostics.extend(problems[1:])
+            raise Failed(problems[0])
+        return converted, spans
+
+    def _bad_value(
+        self, what: str, name: str, value: Any, expected: str, span: Span, scope: dict[str, Any]
+    ) -> Diagnostic:
+        symbols = [v for v in (value if isinstance(value, list) else [value]) if isinstance(v, Symbol)]
+        unknown = [s for s in symbols if s.name not in KEYWORD_VALUES]
+        if unknown:
+            return self.unknown_name(unknown[0].name, span, scope)
+        return error(BAD_VALUE, f"{what} argument '{name}' must be {expected}", span)
+
+    def evaluated_args(
+        self, args: Iterable[ir.Arg], scope: dict[str, Any]
+    ) -> list[tuple[str | None, Any, Span]]:
+        return [
+            (a.name, self.evaluate(a.value, scope), a.value.span if a.name is None else a.span) for a in args
+        ]
+
+    # --- statements -------------------------------------------------------------------------------
+
+    def body(
+        self, statements: Sequence[ir.Stmt], scope: dict[str, Any], stack: tuple[str, ...], weight: int
+    ) -> list[Node]:
+        nodes: list[Node] = []
+        labels: dict[str, Span] = {}
+        for statement in statements:
+            if isinstance(statement, ir.Input | ir.Train):
+                continue  # placement is checked by `model`
+            key = str(len(nodes))
+            if statement.label is not None:
+                label_span = statement.label_span or statement.span
+                if statement.label in labels:
+                    self.diagnostics.append(
+                        error(
+                            DUPLICATE,
+                            f"the name '{statement.label}' is already used in this body",
+                            label_span,
+                            Note(message=f"first used at {labels[statement.label]}"),
+                        )
+                    )
+                elif statement.label in RESERVED_MODULE_NAMES:
+                    self.diagnostics.append(
+                        error(
+                            DUPLICATE,
+                            f"'{statement.label}' cannot name a statement: torch.nn.Module "
+                            "already has an attribute of that name",
+                            label_span,
+                        )
+                    )
+                else:
+                    labels[statement.label] = label_span
+                    key = statement.label
+            try:
+                nodes.append(self.statement(statement, key, scope, stack, weight))
+            except Failed as failure:
+                self.diagnostics.append(failure.diagnostic)
+                nodes.append(InvalidNode(key=key, label=statement.label, span=statement.span))
+        return nodes
+
+    def statement(
+        self, statement: ir.Stmt, key: str, scope: dict[str, Any], stack: tuple[str, ...], weight: int
+    ) -> Node:
+        if isinstance(statement, ir.Call):
+            return self.call(statement, key, scope, stack, weight)
+        if isinstance(statement, ir.Repeat):
+            count = self.evaluate(statement.count, scope)
+            if isinstance(count, Symbol):
+                raise Failed(self.unknown_name(count.name, statement.count.span, scope))
+            if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+                raise Failed(
+                    error(BAD_VALUE, f"repeat needs a count ≥ 0, got {describe(count)}", statement.count.span)
+                )
+            inner_weight = weight * max(count, 1)
+            self._grow(0, statement.span, inner_weight)
+            body = self.body(statement.body, scope, stack, inner_weight)
+            return RepeatNode(key=key, label=statement.label, span=statement.span, count=count, body=body)
+        if isinstance(statement, ir.Concat):
+            self.bind(CONCAT, self.evaluated_args(statement.args, scope), statement.span, scope)
+            if not statement.branches:
+                raise Failed(error(BAD_VALUE, "concat needs at least one branch", statement.span))
+            branches: list[BranchNode] = []
+            names: dict[str, Span] = {}
+            for index, branch in enumerate(statement.branches):
+                branch_key = str(index)
+                if branch.name is not None:
+                    if branch.name in names:
+                        self.diagnostics.append(
+                            error(DUPLICATE, f"two branches are named '{branch.name}'", branch.span)
+                        )
+                    elif branch.name in RESERVED_MODULE_NAMES:
+                        self.diagnostics.append(
+                            error(
+                                DUPLICATE,
+                                f"'{branch.name}' cannot name a branch: torch.nn.Module already "
+                                "has an attribute of that name",
+                                branch.span,
+                            )
+                        )
+                    else:
+                        names[branch.name] = branch.span
+                        branch_key = branch.name
+                body = self.body(branch.body, scope, stack, weight)
+                branches.append(BranchNode(key=branch_key, label=branch.name, span=branch.span, body=body))
+            return ConcatNode(key=key, label=statement.label, span=statement.span, branches=branches)
+        if isinstance(statement, ir.Residual):
+            args, spans = self.bind(
+                RESIDUAL, self.evaluated_args(statement.args, scope), statement.span, scope
+            )
+            if args["shortcut"] == "identity":
+                for extra in ("stride", "bias", "batchnorm"):
+                    if extra in spans:
+                        raise Failed(
+                            error(BAD_VALUE, f"'{extra}' applies only to shortcut=project", spans[extra])
+                        )
+            body = self.body(statement.body, scope, stack, weight)
+            return ResidualNode(
+                key=key,
+                label=statement.label,
+                span=statement.span,
+                shortcut=args["shortcut"],
+                stride=args["stride"],
+                bias=args["bias"],
+                batchnorm=args["batchnorm"],
+                body=body,
+                arg_spans=spans,
+            )
+        raise AssertionError(f"unhandled statement {statement!r}")
+
+    def call(
+        self, call: ir.Call, key: str, scope: dict[str, Any], stack: tuple[str, ...], weight: int
+    ) -> Node:
+        arguments = self.evaluated_args(call.args, scope)
+        spec = LAYERS.get(call.op)
+        if spec is not None:
+            self._grow(weight, call.span, weight)
+            values, spans = self.bind(spec, arguments, call.span, scope)
+            return LayerNode(
+                key=key, label=call.label, span=call.span, op=call.op, args=values, arg_spans=spans
+            )
+        entry = self.blocks.get(call.op)
+        if entry is None:
+            if call.op in ("input", "train"):
+                raise Failed(
+                    error(MODEL_STRUCTURE, f"'{call.op}' is a statement of its own here", call.op_span)
+                )
+            candidates = [*LAYERS, *self.blocks]
+            hint = did_you_mean(call.op, candidates)
+            raise Failed(error(UNKNOWN_LAYER, f"unknown layer or block '{call.op}'{hint}", call.op_span))
+        definition = entry.definition
+        if definition.name in stack:
+            cycle = " → ".join([*stack[stack.index(definition.name) :], definition.name])
+            raise Failed(error(RECURSION, f"block '{definition.name}' calls itself: {cycle}", call.op_span))
+        if len(stack) >= MAX_BLOCK_DEPTH:
+            raise Failed(error(TOO_LARGE, f"blocks nest more than {MAX_BLOCK_DEPTH} deep here", call.op_span))
+        params = self.bind_params(definition, arguments, call.span, f"block {definition.name}")
+        inner = Resolver(entry.scope)
+        inner.expanded = self.expanded
+        inner.too_large_reported = self.too_large_reported
+        body = inner.body(definition.body, params, (*stack, definition.name), weight)
+        self.expanded = inner.expanded
+        self.too_large_reported = inner.too_large_reported
+        for diagnostic in inner.diagnostics:
+            self.diagnostics.append(_called_from(diagnostic, call, definition))
+        for statement in definition.body:
+            if isinstance(statement, ir.Input | ir.Train):
+                self.diagnostics.append(
+                    error(
+                        MODEL_STRUCTURE,
+                        f"'{statement.kind}' belongs in a model, not in block '{definition.name}'",
+                        statement.span,
+                    )
+                )
+        return BlockNode(
+            key=key, label=call.label, span=call.span, block=definition.name, params=params, body=body
+        )
+
+    def bind_params(
+        self,
+        definition: ir.Definition,
+        arguments: Sequence[tuple[str | None, Any, Span]],
+        call_span: Span,
+        what: str,
+    ) -> dict[str, Any]:
+        """Binds a block's (or model's) typed parameters; defaults may use earlier parameters."""
+        signature = LayerSpec(
+            definition.name,
+            tuple(_param_arg(p) for p in definition.params),
+            torch="",
+            doc="",
+        )
+        values, spans = self.bind(signature, arguments, call_span, {}, what=what)
+        bound: dict[str, Any] = {}
+        for param in definition.params:
+            if param.name in spans:
+                bound[param.name] = values[param.name]
+                continue
+            if param.default is None:
+                continue  # reported by bind as a missing argument
+            default = self.evaluate(param.default, bound)
+            try:
+                bound[param.name] = (
+                    PARAM_TYPES[param.type_name](default) if param.type_name in PARAM_TYPES else default
+                )
+            except BadValue as bad:
+                raise Failed(
+                    error(BAD_VALUE, f"the default of '{param.name}' must be {bad}", param.default.span)
+                ) from None
+        return bound
+
+    def _grow(self, layers: int, span: Span, weight: int) -> None:
+        self.expanded += layers
+        if (
+            self.expanded > MAX_EXPANDED_LAYERS or weight > MAX_EXPANDED_LAYERS
+        ) and not self.too_large_reported:
+            self.too_large_reported = True
+            raise Failed(
+                error(
+                    TOO_LARGE,
+                    f"this model expands to more than {MAX_EXPANDED_LAYERS:,} layers here",
+                    span,
+                    Note(message="a repeat count or block nesting multiplies the layers in its body"),
+                )
+            )
+
+
+def _param_arg(param: ir.Param) -> Arg:
+    convert = PARAM_TYPES.get(param.type_name, lambda v: v)
+    return Arg(param.name, convert, f"{param.type_name} parameter", required=param.default is None)
+
+
+def _called_from(diagnostic: Diagnostic, call: ir.Call, definition: ir.BlockDef) -> Diagnostic:
+    """Errors inside a block body point at the body; a note says which call reached it."""
+    if (
+        diagnostic.span.file == call.span.file
+        and call.span.line <= diagnostic.span.line <= call.span.end_line
+    ):
+        return diagnostic
+    note = Note(message=f"in block '{definition.name}' called at {call.span}", span=call.span)
+    if any(n.message == note.message for n in diagnostic.notes):
+        return diagnostic
+    return diagnostic.model_copy(update={"notes": (*diagnostic.notes, note)})
+
+
+# --- models ---------------------------------------------------------------------------------------
+
+
+def check_param_types(source: ir.SourceFile) -> list[Diagnostic]:
+    problems = []
+    for definition in [*source.blocks, *source.models]:
+        seen: set[str] = set()
+        for param in definition.params:
+            if param.type_name not in PARAM_TYPES:
+                hint = did_you_mean(param.type_name, PARAM_TYPES)
+                problems.append(
+                    error(
+                        BAD_VALUE,
+                        f"unknown parameter type '{param.type_name}' (types: {', '.join(PARAM_TYPES)}){hint}",
+                        param.type_span,
+                    )
+                )
+            if param.name in seen:
+                problems.append(error(DUPLICATE, f"parameter '{param.name}' is declared twice", param.span))
+            seen.add(param.name)
+    return problems
+
+
+def resolve_model(
+    model: ir.ModelDef,
+    blocks: dict[str, BlockEntry],
+    overrides: dict[str, Any] | None = None,
+) -> tuple[ResolvedModel, list[Diagnostic]]:
+    resolver = Resolver(blocks)
+    overrides = overrides or {}
+    arguments = [(name, value, model.name_span) for name, value in overrides.items()]
+    try:
+        params = resolver.bind_params(model, arguments, model.name_span, f"model {model.name}")
+    except Failed as failure:
+        resolver.diagnostics.append(failure.diagnostic)
+        params = {}
+
+    input_shape: tuple[int, ...] | None = None
+    input_span: Span | None = None
+    train: TrainSpec | None = None
+    seen_layer = False
+    for statement in model.body:
+        if isinstance(statement, ir.Input):
+            if input_span is not None:
+                resolver.diagnostics.append(
+                    error(
+                        MODEL_STRUCTURE,
+                        "a model has one input statement",
+                        statement.span,
+                        Note(message=f"the first is at {input_span}"),
+                    )
+                )
+                continue
+            if seen_layer:
+                resolver.diagnostics.append(
+                    error(MODEL_STRUCTURE, "input must come before the first layer", statement.span)
+                )
+            input_span = statement.span
+            input_shape = resolver_input_shape(resolver, statement, params)
+        elif isinstance(statement, ir.Train):
+            if train is not None:
+                resolver.diagnostics.append(
+                    error(MODEL_STRUCTURE, "a model has one train section", statement.span)
+                )
+                continue
+            train = validate_train(
+                statement, lambda expr: resolver.evaluate(expr, params), resolver.bind, resolver.diagnostics
+            )
+        else:
+            seen_layer = True
+    if input_span is None:
+        resolver.diagnostics.append(
+            error(
+                MODEL_STRUCTURE,
+                f"model '{model.name}' has no input statement: say what one sample is, "
+                "e.g. `input [1, 28, 28]`",
+                model.name_span,
+            )
+        )
+
+    body = resolver.body(model.body, params, (), 1)
+    resolved = ResolvedModel(
+        name=model.name,
+        file=model.span.file,
+        span=model.span,
+        name_span=model.name_span,
+        input_shape=input_shape,
+        input_span=input_span,
+        params=params,
+        body=body,
+        train=train,
+    )
+    return resolved, resolver.diagnostics
+
+
+def resolver_input_shape(
+    resolver: Resolver, statement: ir.Input, params: dict[str, Any]
+) -> tuple[int, ...] | None:
+    dims: list[int] = []
+    for expr in statement.dims:
+        try:
+            value = resolver.evaluate(expr, params)
+            if isinstance(value, Symbol):
+                raise Failed(resolver.unknown_name(value.name, expr.span, params))
+            dims.append(positive_int(value))
+        except BadValue as bad:
+            resolver.diagnostics.append(error(BAD_VALUE, f"an input dimension must be {bad}", expr.span))
+            return None
+        except Failed as failure:
+            resolver.diagnostics.append(failure.diagnostic)
+            return None
+    if not dims:
+        resolver.diagnostics.append(
+            error(BAD_VALUE, "input needs at least one dimension, e.g. [1, 28, 28]", statement.span)
+        )
+        return None
+    return tuple(dims)

@@ -1,0 +1,315 @@
+"""The `train { }` section: validated into a `TrainSpec` during resolve (no torch here).
+
+The runner (a later stage) reads `TrainSpec`; command-line flags override its fields. A field left
+`None` means "the runner's default".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from . import ir
+from .errors import Diagnostic, Failed, did_you_mean, error
+from .layers import (
+    Arg,
+    BadValue,
+    CallValue,
+    LayerSpec,
+    Symbol,
+    boolean,
+    describe,
+    nonnegative_int,
+    number,
+    positive_int,
+    positive_number,
+    positive_pair,
+    probability,
+)
+
+TRAIN_SETTING = "E012"
+
+DATASETS = ("mnist", "fashion-mnist", "cifar10")
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class DatasetSpec(Frozen):
+    name: Literal["mnist", "fashion-mnist", "cifar10", "imagefolder"]
+    path: str | None = None
+
+
+class OptimizerSpec(Frozen):
+    name: Literal["sgd", "adam", "adamw"]
+    lr: float
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+
+
+class ScheduleSpec(Frozen):
+    name: Literal["none", "step", "cosine", "onecycle"]
+    every: int | None = None
+    gamma: float = 0.1
+    max_lr: float | None = None
+
+
+class LossSpec(Frozen):
+    name: Literal["cross_entropy", "nll"]
+    smoothing: float = 0.0
+
+
+class NormalizeSpec(Frozen):
+    """Per-channel statistics; a single number applies to every channel."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+class AugmentSpec(Frozen):
+    crop_padding: int | None = None
+    flip: float | None = None
+
+
+class TrainSpec(Frozen):
+    dataset: DatasetSpec | None = None
+    resize: tuple[int, int] | None = None
+    #: `True`: the dataset's own statistics; `False`: none.
+    normalize: NormalizeSpec | bool | None = None
+    augment: AugmentSpec | None = None
+    epochs: int | None = None
+    batch: int | None = None
+    optimizer: OptimizerSpec | None = None
+    schedule: ScheduleSpec | None = None
+    loss: LossSpec | None = None
+    seed: int | None = None
+
+
+def _calls(*specs: LayerSpec) -> dict[str, LayerSpec]:
+    return {spec.name: spec for spec in specs}
+
+
+def _nonnegative_number(value: Any) -> float:
+    result = number(value)
+    if result < 0:
+        raise BadValue(f"a number ≥ 0, got {describe(value)}")
+    return result
+
+
+OPTIMIZERS = _calls(
+    LayerSpec(
+        "sgd",
+        (
+            Arg("lr", positive_number, "learning rate", required=True),
+            Arg("momentum", _nonnegative_number, "momentum", 0.0),
+            Arg("nesterov", boolean, "Nesterov momentum", False),
+            Arg("weight_decay", _nonnegative_number, "L2 penalty", 0.0),
+        ),
+        "torch.optim.SGD",
+        "stochastic gradient descent",
+    ),
+    LayerSpec(
+        "adam",
+        (
+            Arg("lr", positive_number, "learning rate", 0.001),
+            Arg("weight_decay", _nonnegative_number, "L2 penalty", 0.0),
+        ),
+        "torch.optim.Adam",
+        "Adam",
+    ),
+    LayerSpec(
+        "adamw",
+        (
+            Arg("lr", positive_number, "learning rate", 0.001),
+            Arg("weight_decay", _nonnegative_number, "decoupled weight decay", 0.01),
+        ),
+        "torch.optim.AdamW",
+        "AdamW",
+    ),
+)
+SCHEDULES = _calls(
+    LayerSpec("none", (), "", "a constant learning rate"),
+    LayerSpec(
+        "step",
+        (
+            Arg("every", positive_int, "epochs between decays", required=True),
+            Arg("gamma", positive_number, "factor applied at each decay", 0.1),
+        ),
+        "torch.optim.lr_scheduler.StepLR",
+        "decay by gamma every N epochs",
+    ),
+    LayerSpec("cosine", (), "torch.optim.lr_scheduler.CosineAnnealingLR", "cosine decay to 0 over the run"),
+    LayerSpec(
+        "onecycle",
+        (Arg("max_lr", positive_number, "peak learning rate; the optimizer's lr when omitted"),),
+        "torch.optim.lr_scheduler.OneCycleLR",
+        "one-cycle policy, stepped per batch",
+    ),
+)
+LOSSES = _calls(
+    LayerSpec(
+        "cross_entropy",
+        (Arg("smoothing", probability, "label smoothing", 0.0),),
+        "nn.CrossEntropyLoss",
+        "cross-entropy on logits",
+    ),
+    LayerSpec("nll", (), "nn.NLLLoss", "negative log-likelihood, for models ending in logsoftmax"),
+)
+AUGMENTS = _calls(
+    LayerSpec(
+        "crop",
+        (Arg("padding", nonnegative_int, "pad, then crop back at random", 4),),
+        "RandomCrop",
+        "random crop after padding",
+    ),
+    LayerSpec(
+        "flip",
+        (Arg("p", probability, "probability of a horizontal flip", 0.5),),
+        "RandomHorizontalFlip",
+        "random horizontal flip",
+    ),
+)
+IMAGEFOLDER = LayerSpec(
+    "imagefolder",
+    (Arg("path", lambda v: _string(v), "folder of class folders", required=True),),
+    "torchvision.datasets.ImageFolder",
+    "images in one folder per class",
+)
+
+KEYS = (
+    "dataset",
+    "resize",
+    "normalize",
+    "augment",
+    "epochs",
+    "batch",
+    "optimizer",
+    "schedule",
+    "loss",
+    "seed",
+)
+
+#: Binds a call's arguments to a signature (resolve's binder, with the setting's span applied).
+Binder = Callable[[LayerSpec, Any], dict[str, Any]]
+
+
+def _string(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    raise BadValue(f"a string, got {describe(value)}")
+
+
+def validate_train(
+    section: ir.Train,
+    evaluate: Callable[[ir.Expr], Any],
+    bind: Callable[..., tuple[dict[str, Any], dict[str, Any]]],
+    diagnostics: list[Diagnostic],
+) -> TrainSpec:
+    settings: dict[str, Any] = {}
+    for entry in section.entries:
+        if entry.key not in KEYS:
+            hint = did_you_mean(entry.key, KEYS)
+            listed = "" if hint else f" (settings: {', '.join(KEYS)})"
+            diagnostics.append(
+                error(TRAIN_SETTING, f"unknown train setting '{entry.key}'{listed}{hint}", entry.span)
+            )
+            continue
+        if entry.key in settings:
+            diagnostics.append(
+                error(TRAIN_SETTING, f"train setting '{entry.key}' is given twice", entry.span)
+            )
+            continue
+        span = entry.value.span
+
+        def bind_here(spec: LayerSpec, args: Any, span: Any = span) -> dict[str, Any]:
+            return bind(spec, args, span, {})[0]
+
+        try:
+            value = evaluate(entry.value)
+            settings[entry.key] = _SETTINGS[entry.key](value, bind_here)
+        except BadValue as bad:
+            diagnostics.append(
+                error(TRAIN_SETTING, f"train setting '{entry.key}' must be {bad}", entry.value.span)
+            )
+        except Failed as failed:
+            diagnostics.append(failed.diagnostic)
+    return TrainSpec(**settings)
+
+
+def _call(value: Any, table: dict[str, LayerSpec], bind: Binder, what: str) -> tuple[str, dict[str, Any]]:
+    name = value.name if isinstance(value, Symbol | CallValue) else None
+    if name not in table:
+        raise BadValue(f"one of {', '.join(table)} (a {what}), got {describe(value)}")
+    args = value.args if isinstance(value, CallValue) else ()
+    return name, bind(table[name], args)
+
+
+def _dataset(value: Any, bind: Binder) -> DatasetSpec:
+    if isinstance(value, str | Symbol) and str(value) in DATASETS:
+        return DatasetSpec(name=str(value))  # type: ignore[arg-type]
+    if isinstance(value, CallValue) and value.name == "imagefolder":
+        args = bind(IMAGEFOLDER, value.args)
+        return DatasetSpec(name="imagefolder", path=args["path"])
+    raise BadValue(
+        f'one of {", ".join(f"{d!r}" for d in DATASETS)} or imagefolder("path"), got {describe(value)}'
+    )
+
+
+def _normalize(value: Any, bind: Binder) -> NormalizeSpec | bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, list) and len(value) == 2:
+        mean, std = (v if isinstance(v, list) else [v] for v in value)
+        if len(mean) == len(std) and mean:
+            try:
+                return NormalizeSpec(
+                    mean=tuple(number(m) for m in mean), std=tuple(positive_number(s) for s in std)
+                )
+            except BadValue:
+                pass
+    raise BadValue(f"true, false or [mean, std] (numbers or per-channel lists), got {describe(value)}")
+
+
+def _augment(value: Any, bind: Binder) -> AugmentSpec:
+    items = value if isinstance(value, list) else [value]
+    settings: dict[str, Any] = {}
+    for item in items:
+        name, args = _call(item, AUGMENTS, bind, "augmentation")
+        if name == "crop":
+            settings["crop_padding"] = args["padding"]
+        else:
+            settings["flip"] = args["p"]
+    return AugmentSpec(**settings)
+
+
+def _optimizer(value: Any, bind: Binder) -> OptimizerSpec:
+    name, args = _call(value, OPTIMIZERS, bind, "optimizer")
+    return OptimizerSpec(name=name, **args)  # type: ignore[arg-type]
+
+
+def _schedule(value: Any, bind: Binder) -> ScheduleSpec:
+    name, args = _call(value, SCHEDULES, bind, "schedule")
+    return ScheduleSpec(name=name, **args)  # type: ignore[arg-type]
+
+
+def _loss(value: Any, bind: Binder) -> LossSpec:
+    name, args = _call(value, LOSSES, bind, "loss")
+    return LossSpec(name=name, **args)  # type: ignore[arg-type]
+
+
+_SETTINGS: dict[str, Callable[[Any, Binder], Any]] = {
+    "dataset": _dataset,
+    "resize": lambda v, _: positive_pair(v),
+    "normalize": _normalize,
+    "augment": _augment,
+    "epochs": lambda v, _: positive_int(v),
+    "batch": lambda v, _: positive_int(v),
+    "optimizer": _optimizer,
+    "schedule": _schedule,
+    "loss": _loss,
+    "seed": lambda v, _: nonnegative_int(v),
+}

@@ -1,0 +1,248 @@
+"""Stage 2: lark parse → IR (`ir.py`), one `SourceFile` per spec file.
+
+Pure translation: every node gets the span of its text; nothing is resolved or judged here.
+`parser.py` runs this transformer inline, inside lark's LALR parser, so no intermediate tree is
+built (for a 10,000-layer spec the separate tree walk cost more than the parse). Spans are taken
+from each rule's first and last token — the grammar keeps closing brackets and keywords as named
+terminals for that.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lark import Token, Transformer
+
+from . import ir
+from .errors import Span
+
+_ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", '"': '"', "'": "'"}
+
+
+def unescape(body: str) -> str:
+    out: list[str] = []
+    chars = iter(body)
+    for ch in chars:
+        if ch == "\\":
+            nxt = next(chars, "")
+            out.append(_ESCAPES.get(nxt, nxt))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _first(item: Any) -> tuple[int, int]:
+    if isinstance(item, Token):
+        return item.line, item.column  # type: ignore[return-value]
+    span = item.span
+    return span.line, span.column
+
+
+def _last(item: Any) -> tuple[int, int]:
+    if isinstance(item, Token):
+        return item.end_line, item.end_column  # type: ignore[return-value]
+    span = item.span
+    return span.end_line, span.end_column
+
+
+class ArgList(list[ir.Arg]):
+    """The arguments of a call, remembering where its ')' ends."""
+
+    end: Token
+
+
+class ToIR(Transformer[Any, Any]):
+    """Builds IR nodes; `file` is set by the parser before each parse."""
+
+    def __init__(self) -> None:
+        super().__init__(visit_tokens=False)
+        self.file = "<string>"
+
+    def _span(self, first: Any, last: Any) -> Span:
+        line, column = _first(first)
+        end_line, end_column = _last(last)
+        return Span(self.file, line, column, end_line, end_column)
+
+    def _token_span(self, token: Token) -> Span:
+        return Span(self.file, token.line, token.column, token.end_line, token.end_column)  # type: ignore[arg-type]
+
+    # --- definitions ----------------------------------------------------------------------------
+
+    def start(self, children: list[Any]) -> list[Any]:
+        return children
+
+    def import_stmt(self, children: list[Any]) -> ir.Import:
+        keyword, path = children
+        return ir.Import(span=self._span(keyword, path), path=unescape(path[1:-1]))
+
+    def _definition(self, cls: type[ir.Definition], children: list[Any]) -> Any:
+        keyword, name, params, *body, close = children
+        return cls(
+            span=self._span(keyword, close),
+            name=str(name),
+            name_span=self._token_span(name),
+            params=params or [],
+            body=[s for s in body if not isinstance(s, Token)],
+        )
+
+    def block_def(self, children: list[Any]) -> ir.BlockDef:
+        return self._definition(ir.BlockDef, children)
+
+    def model_def(self, children: list[Any]) -> ir.ModelDef:
+        return self._definition(ir.ModelDef, children)
+
+    def param_list(self, children: list[Any]) -> list[ir.Param]:
+        return [c for c in children if c is not None]
+
+    def param(self, children: list[Any]) -> ir.Param:
+        name, type_name, default = children
+        return ir.Param(
+            span=self._span(name, default if default is not None else type_name),
+            name=str(name),
+            type_name=str(type_name),
+            type_span=self._token_span(type_name),
+            default=default,
+        )
+
+    # --- statements -----------------------------------------------------------------------------
+
+    def _labelled(self, label: Token | None) -> dict[str, Any]:
+        if label is None:
+            return {}
+        return {"label": str(label), "label_span": self._token_span(label)}
+
+    def call(self, children: list[Any]) -> ir.Call:
+        label, op, args = children
+        return ir.Call(
+            span=self._span(label or op, args.end if args is not None else op),
+            op=str(op),
+            op_span=self._token_span(op),
+            args=args or [],
+            **self._labelled(label),
+        )
+
+    def repeat(self, children: list[Any]) -> ir.Repeat:
+        label, keyword, count, *body, close = children
+        return ir.Repeat(
+            span=self._span(label or keyword, close), count=count, body=body, **self._labelled(label)
+        )
+
+    def concat(self, children: list[Any]) -> ir.Concat:
+        label, keyword, args, *branches, close = children
+        return ir.Concat(
+            span=self._span(label or keyword, args.end if args is not None else keyword),
+            args=args or [],
+            branches=branches,
+            **self._labelled(label),
+        )
+
+    def branch(self, children: list[Any]) -> ir.Branch:
+        keyword, name, *body, close = children
+        return ir.Branch(
+            span=self._span(keyword, name or keyword), name=None if name is None else str(name), body=body
+        )
+
+    def residual(self, children: list[Any]) -> ir.Residual:
+        label, keyword, args, *body, close = children
+        return ir.Residual(
+            span=self._span(label or keyword, args.end if args is not None else keyword),
+            args=args or [],
+            body=body,
+            **self._labelled(label),
+        )
+
+    def input_stmt(self, children: list[Any]) -> ir.Input:
+        keyword, dims = children
+        return ir.Input(span=self._span(keyword, dims), dims=dims.items)
+
+    def train_stmt(self, children: list[Any]) -> ir.Train:
+        keyword, *entries, close = children
+        return ir.Train(span=self._span(keyword, close), entries=entries)
+
+    def train_entry(self, children: list[Any]) -> ir.TrainEntry:
+        key, value = children
+        return ir.TrainEntry(span=self._span(key, value), key=str(key), value=value)
+
+    def arg_list(self, children: list[Any]) -> ArgList:
+        *items, close = children
+        args = ArgList(
+            item if isinstance(item, ir.Arg) else ir.Arg(span=item.span, name=None, value=item)
+            for item in items
+            if item is not None
+        )
+        args.end = close
+        return args
+
+    def keyword_arg(self, children: list[Any]) -> ir.Arg:
+        name, value = children
+        return ir.Arg(span=self._span(name, value), name=str(name), value=value)
+
+    # --- expressions ----------------------------------------------------------------------------
+
+    def expr(self, children: list[Any]) -> Any:
+        """`a op b op c …` with * and // binding tighter than + and -, all left-associative."""
+        terms: list[Any] = [children[0]]
+        ops: list[str] = []
+        for op, operand in zip(children[1::2], children[2::2], strict=True):
+            if op in ("*", "//"):
+                terms[-1] = self._make_binop(str(op), terms[-1], operand)
+            else:
+                ops.append(str(op))
+                terms.append(operand)
+        result = terms[0]
+        for op, term in zip(ops, terms[1:], strict=True):
+            result = self._make_binop(op, result, term)
+        return result
+
+    def _make_binop(self, op: str, left: Any, right: Any) -> ir.BinOp:
+        return ir.BinOp(span=self._span(left, right), op=op, left=left, right=right)  # type: ignore[arg-type]
+
+    def neg(self, children: list[Any]) -> ir.Neg:
+        minus, operand = children
+        return ir.Neg(span=self._span(minus, operand), operand=operand)
+
+    def group(self, children: list[Any]) -> Any:
+        open_, inner, close = children
+        return inner.model_copy(update={"span": self._span(open_, close)})
+
+    def int_lit(self, children: list[Any]) -> ir.IntLit:
+        (token,) = children
+        return ir.IntLit(span=self._token_span(token), value=int(token))
+
+    def float_lit(self, children: list[Any]) -> ir.FloatLit:
+        (token,) = children
+        return ir.FloatLit(span=self._token_span(token), value=float(token))
+
+    def string_lit(self, children: list[Any]) -> ir.StrLit:
+        (token,) = children
+        return ir.StrLit(span=self._token_span(token), value=unescape(token[1:-1]))
+
+    def true_lit(self, children: list[Any]) -> ir.BoolLit:
+        (token,) = children
+        return ir.BoolLit(span=self._token_span(token), value=True)
+
+    def false_lit(self, children: list[Any]) -> ir.BoolLit:
+        (token,) = children
+        return ir.BoolLit(span=self._token_span(token), value=False)
+
+    def name_ref(self, children: list[Any]) -> ir.NameRef:
+        (token,) = children
+        return ir.NameRef(span=self._token_span(token), name=str(token))
+
+    def call_expr(self, children: list[Any]) -> ir.CallExpr:
+        name, args = children
+        return ir.CallExpr(span=self._span(name, args.end), name=str(name), args=list(args))
+
+    def list_expr(self, children: list[Any]) -> ir.ListExpr:
+        open_, *items, close = children
+        return ir.ListExpr(span=self._span(open_, close), items=[c for c in items if c is not None])
+
+
+def source_file(items: list[Any], file: str) -> ir.SourceFile:
+    """Sorts a file's transformed top-level items into a `SourceFile`."""
+    return ir.SourceFile(
+        path=file,
+        imports=[i for i in items if isinstance(i, ir.Import)],
+        blocks=[i for i in items if isinstance(i, ir.BlockDef)],
+        models=[i for i in items if isinstance(i, ir.ModelDef)],
+    )
