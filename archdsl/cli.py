@@ -166,10 +166,9 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
         for diagnostic in diagnostics:
             out.write(render(diagnostic, cache, color=color) + "\n\n")
         if not args.quiet:
-            failing = {d.span.file for d in diagnostics if d.is_error}
             for program in programs:
                 for model in program.models:
-                    if model.complete and program.path not in failing:
+                    if model.complete and not program.errors:
                         out.write(f"{program.path}: {model_line(model)}\n")
             out.write(
                 f"checked {_plural(len(files), 'file')}, {_plural(len(models), 'model')}: "

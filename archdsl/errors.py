@@ -12,7 +12,7 @@ from difflib import get_close_matches
 from enum import Enum
 from typing import Annotated, Any, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer, SkipValidation
+from pydantic import BaseModel, ConfigDict, PlainSerializer, PlainValidator
 
 
 class Span(NamedTuple):
@@ -40,9 +40,49 @@ def _span_dict(span: Span) -> dict[str, Any]:
     return span._asdict()
 
 
-#: How pydantic models hold a span: trusted as built (the transformer makes every one), dumped as
-#: a dict so JSON reads {"file": …, "line": …}.
-SpanField = Annotated[Span, SkipValidation, PlainSerializer(_span_dict)]
+def _as_span(value: Any) -> Span:
+    if isinstance(value, Span):
+        return value
+    if isinstance(value, dict):
+        return Span(**value)
+    return Span(*value)
+
+
+#: How pydantic models hold a span: a `Span` passes as is (the transformer makes every one), a dict
+#: or sequence (from JSON) becomes one; dumped as a dict so JSON reads {"file": …, "line": …}.
+SpanField = Annotated[Span, PlainValidator(_as_span), PlainSerializer(_span_dict)]
+
+
+#: Every diagnostic code and what it means. docs/language.md explains each; the test suite holds a
+#: golden fixture for each (tests/fixtures/errors).
+CODES: dict[str, str] = {
+    "E001": "syntax error",
+    "E002": "unknown layer or block",
+    "E003": "unknown argument",
+    "E004": "missing, repeated or surplus argument",
+    "E005": "bad argument value",
+    "E006": "unknown name",
+    "E007": "import: the file is missing, unreadable or not UTF-8",
+    "E008": "import cycle",
+    "E009": "duplicate or reserved name",
+    "E010": "a block calls itself",
+    "E011": "model structure: the input statement, where input and train may stand",
+    "E012": "train setting",
+    "E013": "no such model in the file",
+    "E101": "empty output: the input is too small for the window",
+    "E102": "wrong rank for the layer",
+    "E103": "in= assertion does not hold",
+    "E104": "groups do not divide the channels",
+    "E105": "concat branches disagree",
+    "E106": "residual shapes disagree",
+    "E107": "view cannot reshape",
+    "E108": "pooling padding more than half the kernel",
+    'E109': 'padding="same" with a stride',
+    "E110": "too large or too deep",
+    "W001": "inexact division in a size rule: input rows or columns are dropped",
+    "W002": "no gradient reaches earlier layers",
+    "W003": "softmax over the batch axis",
+}
 
 
 class Severity(str, Enum):

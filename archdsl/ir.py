@@ -184,6 +184,8 @@ class SourceFile(BaseModel):
     imports: list[Import]
     blocks: list[BlockDef]
     models: list[ModelDef]
+    #: Names of blocks whose definitions did not parse (their syntax error is already reported).
+    unparsed_blocks: list[str] = []
 
 
 for _model in (ListExpr, BinOp, Neg, CallExpr, Arg, Repeat, Branch, Concat, Residual, Definition):

@@ -65,7 +65,7 @@ class Loader:
         self.sources[path] = text
         result = parse(text, path)
         diagnostics = list(result.diagnostics)
-        return LoadedFile(source_file(result.items, path), text, diagnostics)
+        return LoadedFile(source_file(result.items, path, result.unparsed_blocks), text, diagnostics)
 
     def add_text(self, text: str, path: str) -> LoadedFile:
         """Registers in-memory text under a path (the API's `load(text=...)`, tests)."""

@@ -63,6 +63,8 @@ def _grammar_digest() -> str:
 class ParseResult:
     items: list[Any] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    #: Blocks whose definition has a syntax error: calls to them are not reported a second time.
+    unparsed_blocks: list[str] = field(default_factory=list)
 
 
 def parse(text: str, file: str) -> ParseResult:
@@ -76,7 +78,8 @@ def parse(text: str, file: str) -> ParseResult:
 def _parse_items_separately(text: str, file: str, first_error: UnexpectedInput) -> ParseResult:
     result = ParseResult()
     line_starts = _line_starts(text)
-    for start, end in _top_level_chunks(text):
+    chunks = _top_level_chunks(text)
+    for start, end in chunks:
         line = _line_of(line_starts, start)
         column = start - line_starts[line - 1]
         # Padding keeps lark's line and column counts equal to the file's.
@@ -84,7 +87,14 @@ def _parse_items_separately(text: str, file: str, first_error: UnexpectedInput) 
         try:
             items = _parse(padded, file)
         except UnexpectedInput as exc:
-            result.diagnostics.append(_diagnose(exc, padded, file))
+            following = None
+            if end < len(text):
+                word = _TOP_KEYWORD.match(text, end)
+                following = f"'{word.group(1) if word else text[end]}' at line {_line_of(line_starts, end)}"
+            result.diagnostics.append(_diagnose(exc, padded, file, following))
+            header = _BLOCK_HEADER.match(text, start)
+            if header:
+                result.unparsed_blocks.append(header.group(1))
             continue
         result.items.extend(items)
     if not result.diagnostics:  # the split changed the error away; report the original
@@ -96,6 +106,7 @@ def _parse_items_separately(text: str, file: str, first_error: UnexpectedInput) 
 # --- splitting a broken file into top-level items --------------------------------------------------
 
 _TOP_KEYWORD = re.compile(r"(import|block|model)\b")
+_BLOCK_HEADER = re.compile(r"block\s+([A-Za-z_][A-Za-z0-9_]*)")
 
 
 def _code_offsets(text: str) -> Iterator[int]:
@@ -218,7 +229,9 @@ def _describe_token(token: Token) -> str:
     return f"'{text}'"
 
 
-def _diagnose(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
+def _diagnose(exc: UnexpectedInput, text: str, file: str, following: str | None = None) -> Diagnostic:
+    """One syntax error in words. `following` names what comes after a chunk that ends early
+    (the next definition), so its end is not called the end of the file."""
     if isinstance(exc, UnexpectedCharacters):
         char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
         span = Span(file=file, line=exc.line, column=exc.column, end_line=exc.line, end_column=exc.column + 1)
@@ -232,7 +245,7 @@ def _diagnose(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
         return error(SYNTAX, message, span)
 
     if isinstance(exc, UnexpectedEOF):
-        return _eof_error(set(exc.expected), text, file, previous=None)
+        return _eof_error(set(exc.expected), text, file, None, following)
 
     assert isinstance(exc, UnexpectedToken)
     token = exc.token
@@ -240,7 +253,7 @@ def _diagnose(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
     offset = len(text) if token.type == "$END" else token.start_pos or 0
     previous = _previous_token(text, offset)
     if token.type == "$END":
-        return _eof_error(expected, text, file, previous)
+        return _eof_error(expected, text, file, previous, following)
     span = _token_span(token, file)
     message = f"expected {expected_phrase(expected)}"
     if previous is not None:
@@ -291,14 +304,17 @@ def _token_span(token: Token, file: str) -> Span:
     return Span(file=file, line=line, column=column, end_line=end_line, end_column=end_column)
 
 
-def _eof_error(expected: set[str], text: str, file: str, previous: str | None) -> Diagnostic:
+def _eof_error(
+    expected: set[str], text: str, file: str, previous: str | None, following: str | None
+) -> Diagnostic:
     stripped = text.rstrip()
     line = stripped.count("\n") + 1
     column = len(stripped) - (stripped.rfind("\n") + 1)
     span = Span(file=file, line=line, column=max(column, 1), end_line=line, end_column=max(column, 1) + 1)
-    message = f"the file ended early: expected {expected_phrase(expected)}"
+    message = f"expected {expected_phrase(expected)}"
     if previous is not None:
         message += f" after '{previous}'"
+    message = f"{message}, found {following}" if following else f"the file ended early: {message}"
     notes = []
     opened = _unclosed_brace(text)
     if opened is not None:

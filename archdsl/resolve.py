@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from . import ir
 from .errors import Diagnostic, Failed, Note, Span, did_you_mean, error
@@ -43,6 +43,9 @@ DUPLICATE = "E009"
 RECURSION = "E010"
 MODEL_STRUCTURE = "E011"
 TOO_LARGE = "E110"
+
+#: Keywords that start composite statements; a block may not take their names.
+COMPOSITES = ("repeat", "concat", "residual", "branch", "input", "train")
 
 #: A spec that expands past this many layers is refused before anything is built.
 MAX_EXPANDED_LAYERS = 1_000_000
@@ -140,7 +143,7 @@ class InvalidNode:
     span: Span
 
 
-Node = Union[LayerNode, BlockNode, RepeatNode, ConcatNode, ResidualNode, InvalidNode]
+Node = LayerNode | BlockNode | RepeatNode | ConcatNode | ResidualNode | InvalidNode
 
 
 @dataclass
@@ -167,7 +170,8 @@ class Resolution:
 
 @dataclass(frozen=True)
 class BlockEntry:
-    definition: ir.BlockDef
+    #: None for a block whose definition has a syntax error: calls to it are silently invalid.
+    definition: ir.BlockDef | None
     #: The blocks visible where this block was written: a block's body resolves in its own file.
     scope: dict[str, BlockEntry]
 
@@ -177,88 +181,58 @@ def block_scopes(
 ) -> tuple[dict[str, dict[str, BlockEntry]], list[Diagnostic]]:
     """The blocks visible in each file: its own and, transitively, those of the files it imports."""
     diagnostics: list[Diagnostic] = []
-    scopes: dict[str, dict[str, BlockEntry]] = {}
-
-    def closure(path: str) -> list[str]:
-        seen: list[str] = []
-        stack = [path]
-        while stack:
-            current = stack.pop()
-            if current in seen:
-                continue
-            seen.append(current)
-            stack.extend(reversed(import_graph.get(current, [])))
-        return seen
-
+    own: dict[str, dict[str, ir.BlockDef]] = {}
     for path, source in files.items():
+        table: dict[str, ir.BlockDef] = {}
         for block in source.blocks:
-            if block.name in LAYERS or block.name in ("repeat", "concat", "residual"):
-                diagnostics.append(
-                    error(
-                        DUPLICATE,
-                        f"block '{block.name}' would hide the built-in layer of that name",
-                        block.name_span,
-                    )
-                )
-        own_names: dict[str, ir.BlockDef] = {}
-        for block in source.blocks:
-            if block.name in own_names:
-                first = own_names[block.name]
-                diagnostics.append(
-                    error(
-                        DUPLICATE,
-                        f"block '{block.name}' is defined twice",
-                        block.name_span,
-                        Note(message=f"first defined at {first.name_span}", span=first.name_span),
-                    )
-                )
+            if block.name in LAYERS or block.name in COMPOSITES:
+                diagnostics.append(error(DUPLICATE, f"block '{block.name}' would hide the built-in '{block.name}'",
+                                         block.name_span))
+            elif block.name in table:
+                diagnostics.append(_defined_twice("block", block, table[block.name]))
             else:
-                own_names[block.name] = block
+                table[block.name] = block
+        own[path] = table
+        models: dict[str, ir.ModelDef] = {}
         for model in source.models:
-            clash = next((m for m in source.models if m.name == model.name and m is not model), None)
-            if clash is not None and clash.span.line < model.span.line:
-                diagnostics.append(
-                    error(
-                        DUPLICATE,
-                        f"model '{model.name}' is defined twice",
-                        model.name_span,
-                        Note(message=f"first defined at {clash.name_span}", span=clash.name_span),
-                    )
-                )
+            if model.name in models:
+                diagnostics.append(_defined_twice("model", model, models[model.name]))
+            else:
+                models[model.name] = model
 
-    definitions: dict[str, dict[str, ir.BlockDef]] = {}
-    for path in files:
-        visible: dict[str, ir.BlockDef] = {}
-        for other in closure(path):
-            if other not in files:
-                continue
-            for block in files[other].blocks:
-                existing = visible.get(block.name)
-                if existing is None:
-                    visible[block.name] = block
-                elif existing is not block and other != path and existing.span.file != block.span.file:
-                    diagnostics.append(
-                        error(
-                            DUPLICATE,
-                            f"block '{block.name}' is defined in two imported files",
-                            block.name_span,
-                            Note(message=f"also defined at {existing.name_span}", span=existing.name_span),
-                        )
-                    )
-        definitions[path] = visible
-
+    scopes: dict[str, dict[str, BlockEntry]] = {path: {} for path in files}
     entries: dict[int, BlockEntry] = {}
-    for path, visible in definitions.items():
-        scope: dict[str, BlockEntry] = {}
-        scopes[path] = scope
-    for path, visible in definitions.items():
-        for name, block in visible.items():
-            key = id(block)
-            if key not in entries:
-                entries[key] = BlockEntry(definition=block, scope=scopes[block.span.file])
-            scopes[path][name] = entries[key]
+    for path in files:
+        scope = scopes[path]
+        for other in _import_closure(path, import_graph):
+            for name in files[other].unparsed_blocks if other in files else ():
+                scope.setdefault(name, BlockEntry(None, {}))
+            for name, block in own.get(other, {}).items():
+                visible = scope.get(name)
+                if visible is None:
+                    # A block's body resolves in the scope of the file that defines it.
+                    scope[name] = entries.setdefault(id(block), BlockEntry(block, scopes[other]))
+                elif visible.definition is not None and visible.definition is not block:
+                    diagnostics.append(_defined_twice("block", block, visible.definition))
     unique = {(d.span, d.message): d for d in diagnostics}
     return scopes, list(unique.values())
+
+
+def _defined_twice(what: str, later: ir.Definition, first: ir.Definition) -> Diagnostic:
+    return error(DUPLICATE, f"{what} '{later.name}' is defined twice", later.name_span,
+                 Note(message=f"the other definition is at {first.name_span}", span=first.name_span))
+
+
+def _import_closure(path: str, import_graph: dict[str, list[str]]) -> list[str]:
+    """`path` first, then every file it imports, transitively, depth-first in import order."""
+    order: list[str] = []
+    stack = [path]
+    while stack:
+        current = stack.pop()
+        if current not in order:
+            order.append(current)
+            stack.extend(reversed(import_graph.get(current, [])))
+    return order
 
 
 # --- the resolver ---------------------------------------------------------------------------------
@@ -344,11 +318,8 @@ class Resolver:
                     variadic_items.append((value, span))
                     continue
                 if index >= len(names):
-                    takes = f"takes {len(names)} argument{'s' if len(names) != 1 else ''}"
-                    listed = f" ({', '.join(names)})" if names else ""
-                    problems.append(
-                        error(ARGUMENT_COUNT, f"too many arguments: {what} {takes}{listed}", span)
-                    )
+                    takes = f"takes at most {len(names)} ({', '.join(names)})" if names else "takes no arguments"
+                    problems.append(error(ARGUMENT_COUNT, f"too many arguments: {what} {takes}", span))
                     continue
                 name = names[index]
             else:
@@ -379,9 +350,11 @@ class Resolver:
                 values[spec.variadic] = [v for v, _ in variadic_items]
                 spans[spec.variadic] = first.to(last)
         converted: dict[str, Any] = {}
+        # A misspelt keyword usually is the "missing" argument: report the spelling only.
+        misspelt = any(d.code == UNKNOWN_ARGUMENT for d in problems)
         for arg in spec.args:
             if arg.name not in values:
-                if arg.required:
+                if arg.required and not misspelt:
                     problems.append(
                         error(ARGUMENT_COUNT, f"{what} needs an argument '{arg.name}' ({arg.doc})", call_span)
                     )
@@ -545,6 +518,8 @@ class Resolver:
             hint = did_you_mean(call.op, candidates)
             raise Failed(error(UNKNOWN_LAYER, f"unknown layer or block '{call.op}'{hint}", call.op_span))
         definition = entry.definition
+        if definition is None:
+            return InvalidNode(key=key, label=call.label, span=call.span)
         if definition.name in stack:
             cycle = " → ".join([*stack[stack.index(definition.name) :], definition.name])
             raise Failed(error(RECURSION, f"block '{definition.name}' calls itself: {cycle}", call.op_span))
@@ -669,12 +644,29 @@ def resolve_model(
 ) -> tuple[ResolvedModel, list[Diagnostic]]:
     resolver = Resolver(blocks)
     overrides = overrides or {}
-    arguments = [(name, value, model.name_span) for name, value in overrides.items()]
-    try:
-        params = resolver.bind_params(model, arguments, model.name_span, f"model {model.name}")
-    except Failed as failure:
-        resolver.diagnostics.append(failure.diagnostic)
-        params = {}
+    unbound = False
+    for param in model.params:
+        if param.default is None and param.name not in overrides:
+            unbound = True
+            resolver.diagnostics.append(error(
+                ARGUMENT_COUNT,
+                f"model parameter '{param.name}' has no default: give it one (`{param.name}: {param.type_name} = "
+                f"…`) or pass a value (`-p {param.name}=…`, or archdsl.build(…, {param.name}=…))",
+                param.span,
+            ))
+    params: dict[str, Any] = {}
+    if not unbound:
+        arguments = [(name, value, model.name_span) for name, value in overrides.items()]
+        try:
+            params = resolver.bind_params(model, arguments, model.name_span, f"model {model.name}")
+        except Failed as failure:
+            resolver.diagnostics.append(failure.diagnostic)
+            unbound = True
+    if unbound:
+        # Without its parameters the body cannot be resolved; reporting each use would only repeat
+        # the one problem.
+        empty = ResolvedModel(model.name, model.span.file, model.span, model.name_span, None, None, {}, [], None)
+        return empty, resolver.diagnostics
 
     input_shape: tuple[int, ...] | None = None
     input_span: Span | None = None

@@ -141,10 +141,14 @@ class Window:
 
     @property
     def dropped(self) -> int:
-        """Input rows (or columns) no window covers because the division is not exact."""
+        """Input rows (or columns) no window covers because the division is not exact.
+
+        Rows left over at the end of the padded input are padding first: a stride-2 3×3 conv with
+        padding 1 on an even size leaves only a padding row unused, which loses nothing.
+        """
         if self.ceil or self.numerator < 0:
             return 0
-        return self.numerator % self.stride
+        return max(self.numerator % self.stride - self.pad_right, 0)
 
     def formula(self) -> str:
         padding = self.pad_left + self.pad_right
@@ -202,8 +206,7 @@ def _spatial(
                 INEXACT,
                 f"{node.op} size does not divide exactly: "
                 f"{_axes_text(windows, Window.inexact_formula, inexact)}; PyTorch silently drops "
-                f"{_dropped_text(windows[0].dropped, windows[1].dropped)} of the "
-                f"{'padded ' if windows[inexact[0]].pad_left else ''}input",
+                f"{_dropped_text(windows[0].dropped, windows[1].dropped)} of the input",
                 node.span,
             )
         )

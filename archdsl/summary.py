@@ -14,6 +14,10 @@ def _size(pair: tuple[int, int]) -> str:
     return f"{pair[0]}×{pair[1]}"
 
 
+def _pair_or_int(pair: tuple[int, int]) -> str:
+    return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]}×{pair[1]}"
+
+
 def _step(pair: tuple[int, int]) -> str:
     return f"/{pair[0]}" if pair[0] == pair[1] else f"/{pair[0]}×{pair[1]}"
 
@@ -26,6 +30,10 @@ def describe(node: Shaped) -> str:
             parts = [f"conv {_size(a['kernel'])}", str(node.output[0])]
             if a["stride"] != (1, 1):
                 parts.append(_step(a["stride"]))
+            if isinstance(a["padding"], str):
+                parts.append(f"pad {a['padding']}")
+            elif a["padding"] != (0, 0):
+                parts.append(f"pad {_pair_or_int(a['padding'])}")
             if a["dilation"] != (1, 1):
                 parts.append(f"dilation {a['dilation'][0]}")
             if a["groups"] != 1:
@@ -36,6 +44,8 @@ def describe(node: Shaped) -> str:
             parts = [f"{node.op} {_size(a['kernel'])}"]
             if stride != a["kernel"]:
                 parts.append(_step(stride))
+            if a["padding"] != (0, 0):
+                parts.append(f"pad {_pair_or_int(a['padding'])}")
             if a["ceil"]:
                 parts.append("ceil")
             return ", ".join(parts)

@@ -128,7 +128,7 @@ class ToIR(Transformer[Any, Any]):
         )
 
     def concat(self, children: list[Any]) -> ir.Concat:
-        label, keyword, args, *branches, close = children
+        label, keyword, args, *branches, _close = children
         return ir.Concat(
             span=self._span(label or keyword, args.end if args is not None else keyword),
             args=args or [],
@@ -137,13 +137,13 @@ class ToIR(Transformer[Any, Any]):
         )
 
     def branch(self, children: list[Any]) -> ir.Branch:
-        keyword, name, *body, close = children
+        keyword, name, *body, _close = children
         return ir.Branch(
             span=self._span(keyword, name or keyword), name=None if name is None else str(name), body=body
         )
 
     def residual(self, children: list[Any]) -> ir.Residual:
-        label, keyword, args, *body, close = children
+        label, keyword, args, *body, _close = children
         return ir.Residual(
             span=self._span(label or keyword, args.end if args is not None else keyword),
             args=args or [],
@@ -238,11 +238,12 @@ class ToIR(Transformer[Any, Any]):
         return ir.ListExpr(span=self._span(open_, close), items=[c for c in items if c is not None])
 
 
-def source_file(items: list[Any], file: str) -> ir.SourceFile:
+def source_file(items: list[Any], file: str, unparsed_blocks: list[str] | None = None) -> ir.SourceFile:
     """Sorts a file's transformed top-level items into a `SourceFile`."""
     return ir.SourceFile(
         path=file,
         imports=[i for i in items if isinstance(i, ir.Import)],
         blocks=[i for i in items if isinstance(i, ir.BlockDef)],
         models=[i for i in items if isinstance(i, ir.ModelDef)],
+        unparsed_blocks=unparsed_blocks or [],
     )

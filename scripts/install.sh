@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs archdsl for development on a fresh Debian/Ubuntu machine: a virtual environment in
+# .venv with archdsl (editable) and its test tools. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+    echo "install.sh: archdsl needs Python 3.10 or newer as $PYTHON (set PYTHON=... to choose one)" >&2
+    exit 1
+fi
+
+"$PYTHON" -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+# torch==2.14.1 and torchvision==0.29.1 are pinned in pyproject.toml: an exact pin lets pip use a
+# local copy where the machine has one instead of downloading several GB.
+.venv/bin/python -m pip install --quiet -e ".[dev]"
+.venv/bin/archdsl --version

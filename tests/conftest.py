@@ -1,0 +1,50 @@
+"""Shared test helpers: the repository root, the CLI runner and golden-file comparison.
+
+Golden files are compared as whole text; `pytest --update-goldens` rewrites them from the current
+output, and the diff is then reviewed like code.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from archdsl.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "specs").glob("*.arch"))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-goldens", action="store_true", help="rewrite golden files from current output")
+
+
+@pytest.fixture
+def in_root(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Runs the test from the repository root, so paths in diagnostics are stable."""
+    monkeypatch.chdir(ROOT)
+    return ROOT
+
+
+def run_cli(*args: str) -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(list(args), out=out)
+    return code, out.getvalue()
+
+
+@pytest.fixture
+def golden(request: pytest.FixtureRequest) -> Callable[[Path, str], None]:
+    update = request.config.getoption("--update-goldens")
+
+    def compare(path: Path, actual: str) -> None:
+        if update:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(actual, encoding="utf-8")
+            return
+        assert path.exists(), f"missing golden file {path}; run pytest --update-goldens and review it"
+        assert actual == path.read_text(encoding="utf-8"), f"{path} differs (pytest --update-goldens to rewrite)"
+
+    return compare

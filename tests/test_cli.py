@@ -1,0 +1,153 @@
+"""The command line as users and CI call it: exit codes, output formats, and no torch import."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, SPECS, run_cli
+
+PYTHON = sys.executable
+
+
+def test_check_specs_directory_is_clean(in_root: Path) -> None:
+    code, out = run_cli("check", "specs")
+    assert code == 0
+    assert "error[" not in out
+    assert f"checked {len(SPECS)} files" in out
+    assert "specs/lenet5.arch: LeNet5 [1, 28, 28] → [10]: 61,706 params" in out
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_summary_matches_golden(spec: str, in_root: Path, golden: Callable[[Path, str], None]) -> None:
+    code, out = run_cli("summary", spec)
+    assert code == 0
+    golden(ROOT / "tests" / "golden" / Path(spec).stem / "summary.txt", out)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_check_json_matches_golden(spec: str, in_root: Path, golden: Callable[[Path, str], None]) -> None:
+    code, out = run_cli("check", "--format", "json", spec)
+    assert code == 0
+    golden(ROOT / "tests" / "golden" / Path(spec).stem / "check.json", out)
+
+
+def test_json_document_has_the_documented_fields(in_root: Path) -> None:
+    code, out = run_cli("check", "--format", "json", "specs/googlenet_mini.arch", "tests/fixtures/errors/groups.arch")
+    assert code == 1
+    document = json.loads(out)
+    (diagnostic,) = document["diagnostics"]
+    assert set(diagnostic) >= {"file", "line", "column", "end_line", "end_column", "severity", "code", "message"}
+    assert (diagnostic["code"], diagnostic["line"], diagnostic["severity"]) == ("E104", 3, "error")
+    model = next(m for m in document["models"] if m["name"] == "GoogLeNetMini")
+    assert set(model) >= {"file", "name", "input", "output", "params", "macs", "layers"}
+    assert (model["input"], model["output"], model["params"]) == ([1, 28, 28], [10], 97298)
+    # One entry per statement of the body in source order; a block call is one entry with children.
+    assert [layer["op"] for layer in model["layers"]] == [
+        "conv", "relu", "maxpool", "Inception", "conv", "relu", "maxpool", "Inception", "flatten", "linear"
+    ]
+    inception = model["layers"][3]
+    assert set(inception) >= {"name", "op", "line", "column", "output", "params", "macs", "children"}
+    assert inception["output"] == [88, 12, 12] and inception["line"] == 14
+    (concat,) = inception["children"]
+    assert [branch["output"][0] for branch in concat["children"]] == [16, 24, 24, 24]
+
+
+def test_github_format_prints_workflow_annotations(in_root: Path) -> None:
+    code, out = run_cli("check", "--format", "github", "tests/fixtures/errors/alexnet_28.arch")
+    assert code == 1
+    lines = out.splitlines()
+    assert lines[0].startswith(
+        "::warning file=tests/fixtures/errors/alexnet_28.arch,line=3,col=5,endLine=3,endColumn=45,"
+        "title=archdsl W001::conv size does not divide exactly"
+    )
+    assert lines[1].startswith("::error file=tests/fixtures/errors/alexnet_28.arch,line=9,col=5,")
+    # Notes travel in the message, with newlines escaped as the workflow-command format requires.
+    assert "%0Anote: the input to this model is [1, 28, 28]" in lines[1]
+    assert lines[-1] == "archdsl: 1 file, 1 error, 1 warning"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["check", "nope.arch"], "archdsl: error: nope.arch: no such file or directory"),
+        (["check", "docs"], "archdsl: error: docs: no .arch files in this directory"),
+        (["check", "--colour", "specs"], "archdsl: error: unrecognized arguments: --colour"),
+        (["check"], "archdsl: error: the following arguments are required: PATH"),
+        ([], "archdsl: error: the following arguments are required: COMMAND"),
+        (["summary", "nope.arch"], "archdsl: error: nope.arch: no such file"),
+        (["check", "-p", "classes", "specs"], "archdsl: error: --param takes NAME=VALUE, got 'classes'"),
+        (["check", "--format", "xml", "specs"], "archdsl: error: argument --format: invalid choice: 'xml'"),
+    ],
+)
+def test_usage_errors_exit_2_with_a_message_and_no_traceback(
+    args: list[str], message: str, in_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = run_cli(*args)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith(message)
+    assert "Traceback" not in err + out
+
+
+def test_summary_of_an_unknown_model_is_a_positioned_error(in_root: Path) -> None:
+    code, out = run_cli("summary", "specs/lenet5.arch", "--model", "LeNet")
+    assert code == 1
+    assert "specs/lenet5.arch:1:1: error[E013]: specs/lenet5.arch has no model 'LeNet' (models: LeNet5); " \
+           "did you mean 'LeNet5'?" in out
+
+
+def test_param_overrides_a_model_parameter(in_root: Path) -> None:
+    code, out = run_cli("summary", "specs/lenet5.arch", "-p", "classes=100")
+    assert code == 0
+    assert "linear 100     [100]" in out
+
+
+def test_file_that_is_not_utf8_is_a_positioned_error(tmp_path: Path) -> None:
+    spec = tmp_path / "latin1.arch"
+    spec.write_bytes(b"model A {\n    input [1, 8, 8]  # caf\xe9\n}\n")
+    code, out = run_cli("check", str(spec))
+    assert code == 1
+    assert f"{spec}:2:27: error[E007]: this file is not UTF-8 text: byte 0xe9 cannot be decoded" in out
+
+
+def test_every_error_in_several_files_is_reported_in_one_run(in_root: Path) -> None:
+    code, out = run_cli("check", "-q", "tests/fixtures/errors/groups.arch", "tests/fixtures/errors/view_size.arch")
+    assert code == 1
+    assert "groups.arch:3:24: error[E104]" in out and "view_size.arch:3:10: error[E107]" in out
+
+
+def _run(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PYTHON, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("command", [["check", "specs"], ["summary", "specs/resnet_mini.arch"]])
+def test_static_commands_never_import_torch(command: list[str]) -> None:
+    # An import of torch anywhere in check or summary would fail here: sys.modules maps it to None.
+    result = _run(
+        "import sys; sys.modules['torch'] = None\n"
+        "from archdsl.cli import main\n"
+        f"code = main({command!r})\n"
+        "assert not any(name == 'torch' or name.startswith('torch.') for name in sys.modules if sys.modules[name])\n"
+        "sys.exit(code)\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "internal error" not in result.stderr
+
+
+def test_python_dash_m_runs_the_same_command() -> None:
+    result = subprocess.run([PYTHON, "-m", "archdsl", "check", "-q", "specs/lenet5.arch"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0
+    assert result.stdout == ""
+
+
+def test_console_script_is_installed() -> None:
+    script = Path(PYTHON).with_name("archdsl")
+    result = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.startswith("archdsl ")

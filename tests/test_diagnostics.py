@@ -1,0 +1,69 @@
+"""Diagnostics as users see them: every fixture's full `archdsl check` output against a golden file."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from archdsl.errors import CODES, Diagnostic, SourceCache, Span, error, render, warning
+from conftest import ROOT, run_cli
+
+FIXTURES = ROOT / "tests" / "fixtures" / "errors"
+CASES = sorted(p.relative_to(ROOT).as_posix() for p in FIXTURES.glob("*.arch"))
+
+
+@pytest.mark.parametrize("fixture", CASES)
+def test_check_output_matches_golden(fixture: str, in_root: Path, golden: Callable[[Path, str], None]) -> None:
+    code, out = run_cli("check", fixture)
+    golden(ROOT / Path(fixture).with_suffix(".txt"), out)
+    assert code == (1 if "error[" in out else 0)
+
+
+def test_every_code_has_a_golden_fixture() -> None:
+    shown = set()
+    for expected in FIXTURES.glob("*.txt"):
+        shown |= set(re.findall(r"(?:error|warning)\[([EW]\d{3})\]", expected.read_text(encoding="utf-8")))
+    # E013 names a model that is not in the file: only --model can ask for one (tests/test_cli.py).
+    assert set(CODES) - {"E013"} <= shown
+
+
+def test_design_example_renders_as_designed(in_root: Path) -> None:
+    code, out = run_cli("check", "tests/fixtures/errors/alexnet_28.arch")
+    assert code == 1
+    assert (
+        "tests/fixtures/errors/alexnet_28.arch:9:5: error[E101]: maxpool output is empty: input [256, 2, 2], "
+        "kernel 3, stride 2 → ⌊(2 − 3)/2⌋ + 1 = 0\n"
+        "    9 |     maxpool(3, stride=2)\n"
+        "      |     ^^^^^^^^^^^^^^^^^^^^\n"
+        "note: the input to this model is [1, 28, 28] (line 2); this network expects larger images\n"
+    ) in out
+
+
+def test_strict_turns_warnings_into_errors(in_root: Path) -> None:
+    fixture = "tests/fixtures/errors/warnings.arch"
+    assert run_cli("check", fixture)[0] == 0
+    code, out = run_cli("check", "--strict", fixture)
+    assert code == 1
+    assert "error[W001]" in out and "warning[" not in out
+
+
+def test_caret_stays_under_the_span_when_the_line_has_tabs() -> None:
+    span = Span("t.arch", 1, 3, 1, 9)
+    rendered = render(error("E002", "unknown", span), SourceCache({"t.arch": "\t\tflaten\n"}))
+    source_line, caret_line = rendered.splitlines()[1:3]
+    column = source_line.index("flaten")
+    assert caret_line.index("^") == column and caret_line.count("^") == len("flaten")
+
+
+def test_span_running_past_its_line_is_underlined_to_the_line_end() -> None:
+    span = Span("t.arch", 1, 5, 3, 2)
+    rendered = render(warning("W001", "w", span), SourceCache({"t.arch": "    concat {  \n  x\n}\n"}))
+    assert rendered.splitlines()[2] == "      |     ^^^^^^^^"
+
+
+def test_diagnostic_for_a_line_outside_the_file_renders_without_source() -> None:
+    diagnostic: Diagnostic = error("E001", "broken", Span("t.arch", 9, 1, 9, 2))
+    assert render(diagnostic, SourceCache({"t.arch": "model A {}\n"})) == "t.arch:9:1: error[E001]: broken"

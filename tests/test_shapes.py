@@ -1,0 +1,173 @@
+"""Stage 4: the static size rules, checked against numbers worked out by hand from PyTorch's rules.
+
+(tests/test_differential.py checks the same rules against PyTorch itself on random networks.)
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from archdsl.loader import Loader
+from archdsl.program import Program, compile_file
+from archdsl.shapes import Window, projection_stride
+
+
+def shapes(body: str, input_shape: str) -> Program:
+    loader = Loader()
+    loader.add_text(f"model M {{ input {input_shape}\n{body}\n}}", "t.arch")
+    return compile_file("t.arch", loader=loader)
+
+
+def output(body: str, input_shape: str) -> tuple[int, ...]:
+    program = shapes(body, input_shape)
+    assert program.errors == [], program.errors
+    out = program.model().output
+    assert out is not None
+    return out
+
+
+def first_error(body: str, input_shape: str) -> tuple[str, str]:
+    diagnostic = shapes(body, input_shape).errors[0]
+    return diagnostic.code, diagnostic.message
+
+
+@pytest.mark.parametrize(
+    ("layer", "expected"),
+    [
+        ("conv(8, kernel=3)", (8, 30, 30)),
+        ("conv(8, kernel=3, stride=2)", (8, 15, 15)),  # ⌊29/2⌋ + 1
+        ("conv(8, kernel=3, padding=1, dilation=2)", (8, 30, 30)),  # 32 + 2 − 2·2 − 1 + 1
+        ("conv(8, kernel=[1, 5], padding=[0, 2])", (8, 32, 32)),
+        ("conv(8, kernel=[3, 5], stride=[1, 2])", (8, 30, 14)),
+        ('conv(8, kernel=4, padding="same")', (8, 32, 32)),  # asymmetric: 1 left, 2 right
+        ('conv(8, kernel=3, dilation=3, padding="same")', (8, 32, 32)),
+        ('conv(8, kernel=5, padding="valid")', (8, 28, 28)),
+        ("conv(8, kernel=3, groups=4, in=4)", (8, 30, 30)),
+        ("maxpool(2)", (4, 16, 16)),
+        ("maxpool(3, stride=2)", (4, 15, 15)),
+        ("maxpool(3, stride=2, ceil=true)", (4, 16, 16)),
+        ("maxpool(3, stride=2, padding=1, dilation=2)", (4, 15, 15)),
+        ("avgpool(5, stride=3, padding=2, ceil=true)", (4, 12, 12)),
+        ("adaptiveavgpool([3, 7])", (4, 3, 7)),
+        ("adaptivemaxpool(1)", (4, 1, 1)),
+        ("batchnorm", (4, 32, 32)),
+        ("flatten", (4096,)),
+        ("view(16, -1)", (16, 256)),
+        ("view([2, 2, 32, 32])", (2, 2, 32, 32)),
+    ],
+)
+def test_layer_output_shape(layer: str, expected: tuple[int, ...]) -> None:
+    assert output(layer, "[4, 32, 32]") == expected
+
+
+def test_ceil_mode_drops_a_window_that_would_start_in_the_right_padding() -> None:
+    # ⌈(5 + 2 − 2)/2⌉ + 1 = 4, but the 4th window would start at 6 ≥ 5 + 1 (input + left padding).
+    assert Window(size=5, kernel=2, stride=2, pad_left=1, pad_right=1, ceil=True).output == 3
+    assert output("maxpool(2, stride=2, padding=1, ceil=true)", "[1, 5, 5]") == (1, 3, 3)
+    # Without padding the same rule keeps a last window that starts inside the input.
+    assert Window(size=6, kernel=3, stride=2, pad_left=0, pad_right=0, ceil=True).output == 3
+
+
+def test_ceil_mode_formula_in_an_error_says_when_the_last_window_is_dropped() -> None:
+    window = Window(size=1, kernel=3, stride=2, pad_left=1, pad_right=1, ceil=True)
+    assert window.formula() == "⌈(1 − 3 + 2)/2⌉ + 1 = 1"
+
+
+def test_parameter_and_mac_counts() -> None:
+    program = shapes("conv(8, kernel=3, groups=2) batchnorm flatten linear(10, bias=false)", "[4, 6, 6]")
+    conv, bn, flat, linear = program.model().layers
+    assert (conv.params, conv.macs) == (8 * 2 * 9 + 8, 8 * 2 * 9 * 4 * 4)
+    assert (bn.params, bn.macs) == (16, 0)
+    assert (linear.params, linear.macs) == (128 * 10, 128 * 10)
+    assert program.model().params == conv.params + bn.params + linear.params
+
+
+def test_batchnorm_without_affine_has_no_parameters() -> None:
+    assert shapes("batchnorm(affine=false)", "[4, 6, 6]").model().params == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "input_shape", "code", "message"),
+    [
+        ("conv(4, kernel=7)", "[3, 5, 5]", "E101",
+         "conv output is empty: input [3, 5, 5], kernel 7, stride 1 → 5 − 7 + 1 = -1"),
+        ("maxpool(3, stride=2)", "[3, 2, 5]", "E101",
+         "maxpool output is empty: input [3, 2, 5], kernel 3, stride 2 → height ⌊(2 − 3)/2⌋ + 1 = 0"),
+        ("maxpool(4, padding=3)", "[3, 8, 8]", "E108",
+         "maxpool padding 3 is more than half the kernel 4: PyTorch allows at most 2"),
+        ("conv(6, kernel=1, groups=4)", "[8, 4, 4]", "E104",
+         "conv groups=4 must divide the 6 output channels (6 = 4·1 + 2)"),
+        ("linear(4)", "[2, 3]", "E102", "linear needs a flat [F] input, got [2, 3]; add `flatten` before it (giving [6])"),
+        ("conv(4, kernel=1)", "[16]", "E102",
+         "conv needs a [C, H, W] input, got [16]; use `view(C, H, W)` to give it a spatial shape"),
+        ("view(7, -1)", "[4, 5]", "E107", "view cannot reshape [4, 5] (20 elements) to [7, -1]: 20 is not a multiple of 7"),
+        ("view(0, 20)", "[4, 5]", "E107", "view dimensions must be positive (or one -1), got 0"),
+        ("softmax(dim=2)", "[10]", "E102",
+         "softmax dim=2 is out of range for a [10] sample: with the batch axis the dims are -2..1"),
+        ("dropout2d", "[10]", "E102",
+         "dropout2d needs a [C, H, W] input, got [10]; use `view(C, H, W)` to give it a spatial shape"),
+    ],
+)
+def test_errors_carry_the_numbers_that_failed(body: str, input_shape: str, code: str, message: str) -> None:
+    assert first_error(body, input_shape) == (code, message)
+
+
+def test_inexact_division_warns_with_the_floored_result() -> None:
+    (warning,) = shapes("conv(96, kernel=11, stride=4, padding=1)", "[1, 224, 224]").diagnostics
+    assert warning.code == "W001"
+    assert "(224 − 11 + 2)/4 + 1 = 54.75 → 54" in warning.message
+
+
+def test_exact_division_and_ceil_mode_do_not_warn() -> None:
+    assert shapes("conv(8, kernel=3, stride=2, padding=1) maxpool(3, stride=2, ceil=true)", "[1, 32, 32]").diagnostics == []
+
+
+def test_concat_adds_channels_and_needs_equal_spatial_sizes() -> None:
+    body = "concat { branch { conv(16, kernel=1) } branch { conv(24, kernel=3, padding=1) } branch { } }"
+    assert output(body, "[8, 12, 12]") == (48, 12, 12)
+    code, message = first_error("concat { branch a { conv(4, kernel=1) } branch b { maxpool(2) } }", "[8, 12, 12]")
+    assert code == "E105"
+    assert message == "concat branches must agree on H and W: branch a gives [4, 12, 12], branch b gives [8, 6, 6]"
+
+
+def test_concat_of_flat_features_joins_them() -> None:
+    assert output("concat { branch { linear(3) } branch { linear(5) } }", "[10]") == (8,)
+
+
+def test_residual_identity_needs_the_input_shape_back() -> None:
+    assert output("residual { conv(same, kernel=3, padding=1) relu }", "[8, 6, 6]") == (8, 6, 6)
+    code, message = first_error("residual { conv(8, kernel=3) }", "[8, 6, 6]")
+    assert code == "E106" and message.startswith("residual body changes the shape [8, 6, 6] → [8, 4, 4]")
+
+
+def test_residual_projection_infers_the_stride_and_counts_its_parameters() -> None:
+    program = shapes("residual(shortcut=project) { conv(16, kernel=3, stride=2, padding=1) }", "[8, 7, 7]")
+    (residual,) = program.model().layers
+    assert residual.output == (16, 4, 4)
+    shortcut = residual.children[-1]
+    assert (shortcut.kind, shortcut.args["stride"]) == ("shortcut", (2, 2))
+    assert shortcut.params == 16 * 8 + 16
+    assert residual.params == (16 * 8 * 9 + 16) + shortcut.params
+
+
+def test_projection_with_batchnorm_and_without_bias_counts_like_resnet_downsample() -> None:
+    program = shapes("residual(shortcut=project, bias=false, batchnorm=true) { conv(16, kernel=3, padding=1) }",
+                     "[8, 4, 4]")
+    assert program.model().layers[0].children[-1].params == 16 * 8 + 2 * 16
+
+
+@pytest.mark.parametrize(("size", "target", "stride"), [(56, 28, 2), (7, 4, 2), (9, 3, 3), (5, 5, 1), (5, 1, 5),
+                                                        (4, 3, None), (3, 4, None)])
+def test_projection_stride_is_the_smallest_that_maps_the_size(size: int, target: int, stride: int | None) -> None:
+    assert projection_stride(size, target) == stride
+
+
+def test_projection_that_cannot_match_is_an_error() -> None:
+    code, message = first_error("residual(shortcut=project) { conv(4, kernel=2) }", "[4, 4, 4]")
+    assert code == "E106"
+    assert message == "no 1×1 projection maps [4, 4, 4] to [4, 3, 3]: no stride takes height 4 to 3"
+
+
+def test_shape_errors_in_one_branch_do_not_hide_errors_in_another() -> None:
+    program = shapes("concat { branch { conv(4, kernel=9) } branch { conv(4, kernel=1, groups=3) } }", "[4, 4, 4]")
+    assert [d.code for d in program.errors] == ["E101", "E104"]
