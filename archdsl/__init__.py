@@ -12,11 +12,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .errors import ArchError, Diagnostic, Severity, Span
-from .program import Program, compile_file
-from .shapes import Shaped, ShapedModel
 
 if TYPE_CHECKING:
     from torch import nn
+
+    from .program import Program
+    from .shapes import Shaped, ShapedModel
 
 __all__ = [
     "ArchError",
@@ -40,6 +41,8 @@ def load(path: str, model: str | None = None, strict: bool = False, **params: An
     Raises `ArchError` when the spec has errors (or warnings, with `strict=True`), and `OSError`
     when the file cannot be read.
     """
+    from .program import compile_file
+
     program = compile_file(path, model=model, params=params or None)
     failing = [d for d in program.diagnostics if d.is_error or strict]
     if failing:
@@ -53,3 +56,16 @@ def build(path: str, model: str | None = None, **params: Any) -> nn.Module:
 
     program = load(path, model=model, **params)
     return build_model(program.model(model))
+
+
+def __getattr__(name: str) -> Any:
+    # The pipeline's types load on first use, so `import archdsl` (and the CLI's start) stays cheap.
+    if name == "Program":
+        from .program import Program
+
+        return Program
+    if name in ("Shaped", "ShapedModel"):
+        from . import shapes
+
+        return getattr(shapes, name)
+    raise AttributeError(f"module 'archdsl' has no attribute {name!r}")

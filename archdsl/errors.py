@@ -90,15 +90,16 @@ class Severity(str, Enum):
     WARNING = "warning"
 
 
+# Schemas are built on first use (defer_build): a clean check never creates a diagnostic.
 class Note(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     message: str
     span: SpanField | None = None
 
 
 class Diagnostic(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     severity: Severity
     code: str

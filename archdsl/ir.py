@@ -1,22 +1,48 @@
 """The IR: typed pydantic nodes for what a spec file says, before any name is resolved.
 
-Produced by `transformer.py` from the lark tree, consumed by `resolve.py`. Every node keeps the
+Produced by `transformer.py` during the parse, consumed by `resolve.py`. Every node keeps the
 `Span` of the text it came from, so any later stage can point at it. Nothing here is checked
 beyond syntax: `conv(-3)` is a valid IR node; resolve and shapes judge it.
+
+The transformer builds nodes with `Record.of`, which skips validation: its values are typed by the
+grammar already, and the schemas then need not be built when `archdsl check` starts (they cost
+~80 ms, a quarter of its start-up). `tests/test_parser.py` validates the IR of every spec.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import Self
 
 from .errors import SpanField
 
 
-class Node(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
+    _defaults: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        cls._defaults = {name: f.default for name, f in cls.model_fields.items() if not f.is_required()}
+
+    @classmethod
+    def of(cls, **fields: Any) -> Self:
+        """A node from already-typed values, unvalidated: pydantic's `model_construct` without its
+        generality, which costs twice as much (a 10,000-layer spec makes ~30,000 nodes)."""
+        node = cls.__new__(cls)
+        set_attribute = object.__setattr__
+        set_attribute(node, "__dict__", {**cls._defaults, **fields})
+        set_attribute(node, "__pydantic_fields_set__", set(fields))
+        set_attribute(node, "__pydantic_extra__", None)
+        set_attribute(node, "__pydantic_private__", None)
+        return node
+
+
+class Node(Record):
     span: SpanField
 
 
@@ -175,10 +201,8 @@ class Import(Node):
     path: str
 
 
-class SourceFile(BaseModel):
+class SourceFile(Record):
     """One parsed `.arch` file, its definitions in source order."""
-
-    model_config = ConfigDict(frozen=True)
 
     path: str
     imports: list[Import]
@@ -186,9 +210,3 @@ class SourceFile(BaseModel):
     models: list[ModelDef]
     #: Names of blocks whose definitions did not parse (their syntax error is already reported).
     unparsed_blocks: list[str] = []
-
-
-for _model in (ListExpr, BinOp, Neg, CallExpr, Arg, Repeat, Branch, Concat, Residual, Definition):
-    _model.model_rebuild()
-for _model in (BlockDef, ModelDef):
-    _model.model_rebuild()

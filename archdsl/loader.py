@@ -55,7 +55,7 @@ class Loader:
             data = handle.read()
         loaded = self.parse_text(_decode(data, path), path)
         if isinstance(loaded, Diagnostic):
-            loaded = LoadedFile(ir.SourceFile(path=path, imports=[], blocks=[], models=[]), "", [loaded])
+            loaded = LoadedFile(ir.SourceFile.of(path=path, imports=[], blocks=[], models=[]), "", [loaded])
         self._files[path] = loaded
         return loaded
 

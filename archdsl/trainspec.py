@@ -35,7 +35,8 @@ DATASETS = ("mnist", "fashion-mnist", "cifar10")
 
 
 class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    # Built on first use: only a spec with a train section needs these schemas.
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
 
 class DatasetSpec(Frozen):

@@ -73,11 +73,11 @@ class ToIR(Transformer[Any, Any]):
 
     def import_stmt(self, children: list[Any]) -> ir.Import:
         keyword, path = children
-        return ir.Import(span=self._span(keyword, path), path=unescape(path[1:-1]))
+        return ir.Import.of(span=self._span(keyword, path), path=unescape(path[1:-1]))
 
     def _definition(self, cls: type[ir.Definition], children: list[Any]) -> Any:
         keyword, name, params, *body, close = children
-        return cls(
+        return cls.of(
             span=self._span(keyword, close),
             name=str(name),
             name_span=self._token_span(name),
@@ -96,7 +96,7 @@ class ToIR(Transformer[Any, Any]):
 
     def param(self, children: list[Any]) -> ir.Param:
         name, type_name, default = children
-        return ir.Param(
+        return ir.Param.of(
             span=self._span(name, default if default is not None else type_name),
             name=str(name),
             type_name=str(type_name),
@@ -113,7 +113,7 @@ class ToIR(Transformer[Any, Any]):
 
     def call(self, children: list[Any]) -> ir.Call:
         label, op, args = children
-        return ir.Call(
+        return ir.Call.of(
             span=self._span(label or op, args.end if args is not None else op),
             op=str(op),
             op_span=self._token_span(op),
@@ -123,13 +123,13 @@ class ToIR(Transformer[Any, Any]):
 
     def repeat(self, children: list[Any]) -> ir.Repeat:
         label, keyword, count, *body, close = children
-        return ir.Repeat(
+        return ir.Repeat.of(
             span=self._span(label or keyword, close), count=count, body=body, **self._labelled(label)
         )
 
     def concat(self, children: list[Any]) -> ir.Concat:
         label, keyword, args, *branches, _close = children
-        return ir.Concat(
+        return ir.Concat.of(
             span=self._span(label or keyword, args.end if args is not None else keyword),
             args=args or [],
             branches=branches,
@@ -138,13 +138,13 @@ class ToIR(Transformer[Any, Any]):
 
     def branch(self, children: list[Any]) -> ir.Branch:
         keyword, name, *body, _close = children
-        return ir.Branch(
+        return ir.Branch.of(
             span=self._span(keyword, name or keyword), name=None if name is None else str(name), body=body
         )
 
     def residual(self, children: list[Any]) -> ir.Residual:
         label, keyword, args, *body, _close = children
-        return ir.Residual(
+        return ir.Residual.of(
             span=self._span(label or keyword, args.end if args is not None else keyword),
             args=args or [],
             body=body,
@@ -153,20 +153,20 @@ class ToIR(Transformer[Any, Any]):
 
     def input_stmt(self, children: list[Any]) -> ir.Input:
         keyword, dims = children
-        return ir.Input(span=self._span(keyword, dims), dims=dims.items)
+        return ir.Input.of(span=self._span(keyword, dims), dims=dims.items)
 
     def train_stmt(self, children: list[Any]) -> ir.Train:
         keyword, *entries, close = children
-        return ir.Train(span=self._span(keyword, close), entries=entries)
+        return ir.Train.of(span=self._span(keyword, close), entries=entries)
 
     def train_entry(self, children: list[Any]) -> ir.TrainEntry:
         key, value = children
-        return ir.TrainEntry(span=self._span(key, value), key=str(key), value=value)
+        return ir.TrainEntry.of(span=self._span(key, value), key=str(key), value=value)
 
     def arg_list(self, children: list[Any]) -> ArgList:
         *items, close = children
         args = ArgList(
-            item if isinstance(item, ir.Arg) else ir.Arg(span=item.span, name=None, value=item)
+            item if isinstance(item, ir.Arg) else ir.Arg.of(span=item.span, name=None, value=item)
             for item in items
             if item is not None
         )
@@ -175,7 +175,7 @@ class ToIR(Transformer[Any, Any]):
 
     def keyword_arg(self, children: list[Any]) -> ir.Arg:
         name, value = children
-        return ir.Arg(span=self._span(name, value), name=str(name), value=value)
+        return ir.Arg.of(span=self._span(name, value), name=str(name), value=value)
 
     # --- expressions ----------------------------------------------------------------------------
 
@@ -195,11 +195,11 @@ class ToIR(Transformer[Any, Any]):
         return result
 
     def _make_binop(self, op: str, left: Any, right: Any) -> ir.BinOp:
-        return ir.BinOp(span=self._span(left, right), op=op, left=left, right=right)  # type: ignore[arg-type]
+        return ir.BinOp.of(span=self._span(left, right), op=op, left=left, right=right)  # type: ignore[arg-type]
 
     def neg(self, children: list[Any]) -> ir.Neg:
         minus, operand = children
-        return ir.Neg(span=self._span(minus, operand), operand=operand)
+        return ir.Neg.of(span=self._span(minus, operand), operand=operand)
 
     def group(self, children: list[Any]) -> Any:
         open_, inner, close = children
@@ -207,40 +207,40 @@ class ToIR(Transformer[Any, Any]):
 
     def int_lit(self, children: list[Any]) -> ir.IntLit:
         (token,) = children
-        return ir.IntLit(span=self._token_span(token), value=int(token))
+        return ir.IntLit.of(span=self._token_span(token), value=int(token))
 
     def float_lit(self, children: list[Any]) -> ir.FloatLit:
         (token,) = children
-        return ir.FloatLit(span=self._token_span(token), value=float(token))
+        return ir.FloatLit.of(span=self._token_span(token), value=float(token))
 
     def string_lit(self, children: list[Any]) -> ir.StrLit:
         (token,) = children
-        return ir.StrLit(span=self._token_span(token), value=unescape(token[1:-1]))
+        return ir.StrLit.of(span=self._token_span(token), value=unescape(token[1:-1]))
 
     def true_lit(self, children: list[Any]) -> ir.BoolLit:
         (token,) = children
-        return ir.BoolLit(span=self._token_span(token), value=True)
+        return ir.BoolLit.of(span=self._token_span(token), value=True)
 
     def false_lit(self, children: list[Any]) -> ir.BoolLit:
         (token,) = children
-        return ir.BoolLit(span=self._token_span(token), value=False)
+        return ir.BoolLit.of(span=self._token_span(token), value=False)
 
     def name_ref(self, children: list[Any]) -> ir.NameRef:
         (token,) = children
-        return ir.NameRef(span=self._token_span(token), name=str(token))
+        return ir.NameRef.of(span=self._token_span(token), name=str(token))
 
     def call_expr(self, children: list[Any]) -> ir.CallExpr:
         name, args = children
-        return ir.CallExpr(span=self._span(name, args.end), name=str(name), args=list(args))
+        return ir.CallExpr.of(span=self._span(name, args.end), name=str(name), args=list(args))
 
     def list_expr(self, children: list[Any]) -> ir.ListExpr:
         open_, *items, close = children
-        return ir.ListExpr(span=self._span(open_, close), items=[c for c in items if c is not None])
+        return ir.ListExpr.of(span=self._span(open_, close), items=[c for c in items if c is not None])
 
 
 def source_file(items: list[Any], file: str, unparsed_blocks: list[str] | None = None) -> ir.SourceFile:
     """Sorts a file's transformed top-level items into a `SourceFile`."""
-    return ir.SourceFile(
+    return ir.SourceFile.of(
         path=file,
         imports=[i for i in items if isinstance(i, ir.Import)],
         blocks=[i for i in items if isinstance(i, ir.BlockDef)],

@@ -15,4 +15,7 @@ fi
 # torch==2.14.1 and torchvision==0.29.1 are pinned in pyproject.toml: an exact pin lets pip use a
 # local copy where the machine has one instead of downloading several GB.
 .venv/bin/python -m pip install --quiet -e ".[dev]"
+# An editable install is not byte-compiled, and where PYTHONDONTWRITEBYTECODE is set nothing ever
+# writes the cache: `archdsl check` would compile its own source at every start (~50 ms).
+.venv/bin/python -m compileall -q archdsl
 .venv/bin/archdsl --version
