@@ -77,7 +77,7 @@ CODES: dict[str, str] = {
     "E106": "residual shapes disagree",
     "E107": "view cannot reshape",
     "E108": "pooling padding more than half the kernel",
-    'E109': 'padding="same" with a stride',
+    "E109": 'padding="same" with a stride',
     "E110": "too large or too deep",
     "W001": "inexact division in a size rule: input rows or columns are dropped",
     "W002": "no gradient reaches earlier layers",

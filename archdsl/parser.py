@@ -233,7 +233,8 @@ def _diagnose(exc: UnexpectedInput, text: str, file: str, following: str | None 
     """One syntax error in words. `following` names what comes after a chunk that ends early
     (the next definition), so its end is not called the end of the file."""
     if isinstance(exc, UnexpectedCharacters):
-        char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
+        position = exc.pos_in_stream or 0
+        char = text[position] if position < len(text) else ""
         span = Span(file=file, line=exc.line, column=exc.column, end_line=exc.line, end_column=exc.column + 1)
         if char in "\"'":
             return error(SYNTAX, "unterminated string: it must close on the same line", span)

@@ -186,8 +186,13 @@ def block_scopes(
         table: dict[str, ir.BlockDef] = {}
         for block in source.blocks:
             if block.name in LAYERS or block.name in COMPOSITES:
-                diagnostics.append(error(DUPLICATE, f"block '{block.name}' would hide the built-in '{block.name}'",
-                                         block.name_span))
+                diagnostics.append(
+                    error(
+                        DUPLICATE,
+                        f"block '{block.name}' would hide the built-in '{block.name}'",
+                        block.name_span,
+                    )
+                )
             elif block.name in table:
                 diagnostics.append(_defined_twice("block", block, table[block.name]))
             else:
@@ -219,8 +224,12 @@ def block_scopes(
 
 
 def _defined_twice(what: str, later: ir.Definition, first: ir.Definition) -> Diagnostic:
-    return error(DUPLICATE, f"{what} '{later.name}' is defined twice", later.name_span,
-                 Note(message=f"the other definition is at {first.name_span}", span=first.name_span))
+    return error(
+        DUPLICATE,
+        f"{what} '{later.name}' is defined twice",
+        later.name_span,
+        Note(message=f"the other definition is at {first.name_span}", span=first.name_span),
+    )
 
 
 def _import_closure(path: str, import_graph: dict[str, list[str]]) -> list[str]:
@@ -318,7 +327,9 @@ class Resolver:
                     variadic_items.append((value, span))
                     continue
                 if index >= len(names):
-                    takes = f"takes at most {len(names)} ({', '.join(names)})" if names else "takes no arguments"
+                    takes = (
+                        f"takes at most {len(names)} ({', '.join(names)})" if names else "takes no arguments"
+                    )
                     problems.append(error(ARGUMENT_COUNT, f"too many arguments: {what} {takes}", span))
                     continue
                 name = names[index]
@@ -648,12 +659,15 @@ def resolve_model(
     for param in model.params:
         if param.default is None and param.name not in overrides:
             unbound = True
-            resolver.diagnostics.append(error(
-                ARGUMENT_COUNT,
-                f"model parameter '{param.name}' has no default: give it one (`{param.name}: {param.type_name} = "
-                f"…`) or pass a value (`-p {param.name}=…`, or archdsl.build(…, {param.name}=…))",
-                param.span,
-            ))
+            resolver.diagnostics.append(
+                error(
+                    ARGUMENT_COUNT,
+                    f"model parameter '{param.name}' has no default: give it one "
+                    f"(`{param.name}: {param.type_name} = "
+                    f"…`) or pass a value (`-p {param.name}=…`, or archdsl.build(…, {param.name}=…))",
+                    param.span,
+                )
+            )
     params: dict[str, Any] = {}
     if not unbound:
         arguments = [(name, value, model.name_span) for name, value in overrides.items()]
@@ -665,7 +679,9 @@ def resolve_model(
     if unbound:
         # Without its parameters the body cannot be resolved; reporting each use would only repeat
         # the one problem.
-        empty = ResolvedModel(model.name, model.span.file, model.span, model.name_span, None, None, {}, [], None)
+        empty = ResolvedModel(
+            model.name, model.span.file, model.span, model.name_span, None, None, {}, [], None
+        )
         return empty, resolver.diagnostics
 
     input_shape: tuple[int, ...] | None = None

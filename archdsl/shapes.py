@@ -311,7 +311,8 @@ def _pool_rule(node: LayerNode, shape: Shape, dilation: tuple[int, int]) -> Outc
             raise fail(
                 POOL_PADDING,
                 f"{node.op} padding {_pair_text(padding)} is more than half the kernel "
-                f"{_pair_text(kernel)}: PyTorch allows at most {_pair_text((kernel[0] // 2, kernel[1] // 2))}",
+                f"{_pair_text(kernel)}: PyTorch allows at most "
+                f"{_pair_text((kernel[0] // 2, kernel[1] // 2))}",
                 node.arg_spans.get("padding", node.span),
             )
     windows = tuple(
@@ -630,7 +631,8 @@ class Inference:
         for other in branches[1:]:
             if len(other.output) != len(first.output) or other.output[1:] != first.output[1:]:
                 notes = [
-                    Note(message=f"branch {b.name} gives {fmt(b.output)}", span=b.span) for b in branches
+                    Note(message=f"branch {b.name} (line {b.span.line}) gives {fmt(b.output)}", span=b.span)
+                    for b in branches
                 ]
                 what = "H and W" if len(first.output) == 3 else "every axis but the first"
                 self.report(
@@ -837,7 +839,8 @@ class Inference:
         model = self.model
         if diagnostic.code == EMPTY_OUTPUT and model.input_shape is not None and model.input_span is not None:
             return Note(
-                message=f"the input to this model is {fmt(model.input_shape)} (line {model.input_span.line}); "
+                message=f"the input to this model is {fmt(model.input_shape)} "
+                f"(line {model.input_span.line}); "
                 "this network expects larger images",
                 span=model.input_span,
             )

@@ -251,7 +251,7 @@ def _call(value: Any, table: dict[str, LayerSpec], bind: Binder, what: str) -> t
 
 def _dataset(value: Any, bind: Binder) -> DatasetSpec:
     if isinstance(value, str | Symbol) and str(value) in DATASETS:
-        return DatasetSpec(name=str(value))  # type: ignore[arg-type]
+        return DatasetSpec(name=str(value))
     if isinstance(value, CallValue) and value.name == "imagefolder":
         args = bind(IMAGEFOLDER, value.args)
         return DatasetSpec(name="imagefolder", path=args["path"])
@@ -289,17 +289,17 @@ def _augment(value: Any, bind: Binder) -> AugmentSpec:
 
 def _optimizer(value: Any, bind: Binder) -> OptimizerSpec:
     name, args = _call(value, OPTIMIZERS, bind, "optimizer")
-    return OptimizerSpec(name=name, **args)  # type: ignore[arg-type]
+    return OptimizerSpec(name=name, **args)
 
 
 def _schedule(value: Any, bind: Binder) -> ScheduleSpec:
     name, args = _call(value, SCHEDULES, bind, "schedule")
-    return ScheduleSpec(name=name, **args)  # type: ignore[arg-type]
+    return ScheduleSpec(name=name, **args)
 
 
 def _loss(value: Any, bind: Binder) -> LossSpec:
     name, args = _call(value, LOSSES, bind, "loss")
-    return LossSpec(name=name, **args)  # type: ignore[arg-type]
+    return LossSpec(name=name, **args)
 
 
 _SETTINGS: dict[str, Callable[[Any, Binder], Any]] = {

@@ -195,7 +195,7 @@ class ToIR(Transformer[Any, Any]):
         return result
 
     def _make_binop(self, op: str, left: Any, right: Any) -> ir.BinOp:
-        return ir.BinOp.of(span=self._span(left, right), op=op, left=left, right=right)  # type: ignore[arg-type]
+        return ir.BinOp.of(span=self._span(left, right), op=op, left=left, right=right)
 
     def neg(self, children: list[Any]) -> ir.Neg:
         minus, operand = children

@@ -45,6 +45,8 @@ def golden(request: pytest.FixtureRequest) -> Callable[[Path, str], None]:
             path.write_text(actual, encoding="utf-8")
             return
         assert path.exists(), f"missing golden file {path}; run pytest --update-goldens and review it"
-        assert actual == path.read_text(encoding="utf-8"), f"{path} differs (pytest --update-goldens to rewrite)"
+        assert actual == path.read_text(encoding="utf-8"), (
+            f"{path} differs (pytest --update-goldens to rewrite)"
+        )
 
     return compare

@@ -7,16 +7,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, run_cli
 
 from archdsl.errors import CODES, Diagnostic, SourceCache, Span, error, render, warning
-from conftest import ROOT, run_cli
 
 FIXTURES = ROOT / "tests" / "fixtures" / "errors"
 CASES = sorted(p.relative_to(ROOT).as_posix() for p in FIXTURES.glob("*.arch"))
 
 
 @pytest.mark.parametrize("fixture", CASES)
-def test_check_output_matches_golden(fixture: str, in_root: Path, golden: Callable[[Path, str], None]) -> None:
+def test_check_output_matches_golden(
+    fixture: str, in_root: Path, golden: Callable[[Path, str], None]
+) -> None:
     code, out = run_cli("check", fixture)
     golden(ROOT / Path(fixture).with_suffix(".txt"), out)
     assert code == (1 if "error[" in out else 0)

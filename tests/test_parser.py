@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from conftest import ROOT, SPECS
 
 from archdsl import ir
 from archdsl.errors import Span
 from archdsl.loader import Loader
 from archdsl.parser import expected_phrase, parse
 from archdsl.transformer import source_file
-from conftest import ROOT, SPECS
 
 
 def parse_ok(text: str, file: str = "t.arch") -> ir.SourceFile:
@@ -36,7 +36,11 @@ def test_every_node_carries_the_span_of_its_text() -> None:
     input_stmt, conv, tanh = model.body
     assert input_stmt.span == Span("t.arch", 2, 5, 2, 22)
     assert isinstance(conv, ir.Call) and isinstance(tanh, ir.Call)
-    assert (conv.label, conv.label_span, conv.op_span) == ("c1", Span("t.arch", 3, 5, 3, 7), Span("t.arch", 3, 9, 3, 13))
+    assert (conv.label, conv.label_span, conv.op_span) == (
+        "c1",
+        Span("t.arch", 3, 5, 3, 7),
+        Span("t.arch", 3, 9, 3, 13),
+    )
     assert conv.span == Span("t.arch", 3, 5, 3, 37)
     assert [(a.name, a.span) for a in conv.args] == [
         (None, Span("t.arch", 3, 14, 3, 15)),
@@ -94,7 +98,9 @@ def test_composites_parse_with_labels_and_named_branches() -> None:
     _, repeat, concat, residual = parse_ok(text).models[0].body
     assert isinstance(repeat, ir.Repeat) and repeat.label == "stage" and len(repeat.body) == 1
     assert isinstance(concat, ir.Concat) and [b.name for b in concat.branches] == ["a", None]
-    assert isinstance(residual, ir.Residual) and residual.label == "res" and residual.args[0].name == "shortcut"
+    assert (
+        isinstance(residual, ir.Residual) and residual.label == "res" and residual.args[0].name == "shortcut"
+    )
 
 
 def test_syntax_error_names_what_was_expected_after_which_token() -> None:
@@ -126,9 +132,25 @@ def test_unterminated_string_is_named() -> None:
 @pytest.mark.parametrize(
     ("expected", "phrase"),
     [
-        ({"NAME", "REPEAT", "CONCAT", "RESIDUAL", "INPUT", "TRAIN", "RBRACE", "LPAR", "COLON", "SEMICOLON"},
-         "a layer or '}'"),
-        ({"INT", "FLOAT", "STRING", "NAME", "LSQB", "MINUS", "LPAR", "TRUE", "FALSE", "RPAR"}, "a value or ')'"),
+        (
+            {
+                "NAME",
+                "REPEAT",
+                "CONCAT",
+                "RESIDUAL",
+                "INPUT",
+                "TRAIN",
+                "RBRACE",
+                "LPAR",
+                "COLON",
+                "SEMICOLON",
+            },
+            "a layer or '}'",
+        ),
+        (
+            {"INT", "FLOAT", "STRING", "NAME", "LSQB", "MINUS", "LPAR", "TRUE", "FALSE", "RPAR"},
+            "a value or ')'",
+        ),
         ({"BLOCK", "MODEL", "IMPORT", "$END"}, "'block', 'model' or 'import'"),
         ({"RPAR", "COMMA", "PLUS", "MINUS", "STAR", "FLOORDIV"}, "')' or ','"),
     ],

@@ -9,7 +9,6 @@ import shlex
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, run_cli
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -39,13 +38,15 @@ def test_python_example_prints_what_its_comments_say(in_root: Path) -> None:
     expected = [line.split("# ", 1)[1].strip() for line in example.splitlines() if line.startswith("print(")]
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        exec(compile(example, "README.md", "exec"), {})  # noqa: S102 - our own README's example
+        exec(compile(example, "README.md", "exec"), {})
     assert printed.getvalue().splitlines() == expected
 
 
 def test_ci_runs_the_readme_test_command() -> None:
     (setup,) = [b for b in blocks("sh") if "install.sh" in b]
     install, test_command = setup.strip().splitlines()
-    ci_lines = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
+    ci_lines = [
+        line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")
+    ]
     assert ci_lines[-1] == test_command
     assert "bash scripts/install.sh" in ci_lines and install.startswith("bash scripts/install.sh && ")

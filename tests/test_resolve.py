@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from archdsl import ir
 from archdsl.loader import Loader
@@ -13,7 +14,6 @@ from archdsl.program import Program, compile_file
 from archdsl.resolve import MAX_EXPANDED_LAYERS, Resolver
 from archdsl.shapes import Shaped
 from archdsl.trainspec import AugmentSpec, DatasetSpec, NormalizeSpec, OptimizerSpec, ScheduleSpec
-from conftest import ROOT
 
 
 def compile_text(text: str, path: str = "t.arch", **params: object) -> Program:
@@ -37,11 +37,15 @@ def write(root: Path, files: dict[str, str]) -> None:
 
 
 def test_imports_resolve_relative_to_the_importing_file_and_are_transitive(tmp_path: Path) -> None:
-    write(tmp_path, {
-        "nets/main.arch": 'import "../lib/blocks.arch"\nmodel M { input [1, 8, 8] Stem() Head() }\n',
-        "lib/blocks.arch": 'import "common.arch"\nblock Stem { Conv3(4) relu }\n',
-        "lib/common.arch": "block Conv3(width: int) { conv(width, kernel=3, padding=1) }\nblock Head { flatten linear(2) }\n",
-    })
+    write(
+        tmp_path,
+        {
+            "nets/main.arch": 'import "../lib/blocks.arch"\nmodel M { input [1, 8, 8] Stem() Head() }\n',
+            "lib/blocks.arch": 'import "common.arch"\nblock Stem { Conv3(4) relu }\n',
+            "lib/common.arch": "block Conv3(width: int) { conv(width, kernel=3, padding=1) }\n"
+            "block Head { flatten linear(2) }\n",
+        },
+    )
     program = compile_file(str(tmp_path / "nets/main.arch"))
     assert program.diagnostics == []
     assert program.model().output == (2,)
@@ -49,30 +53,39 @@ def test_imports_resolve_relative_to_the_importing_file_and_are_transitive(tmp_p
 
 def test_a_block_body_resolves_in_the_file_that_defines_it(tmp_path: Path) -> None:
     # main.arch defines its own Conv3 with another meaning; lib's Stem must still use lib's Conv3.
-    write(tmp_path, {
-        "main.arch": 'import "lib.arch"\nmodel M { input [1, 8, 8] Stem() }\n',
-        "lib.arch": 'import "conv.arch"\nblock Stem { Conv3() }\n',
-        "conv.arch": "block Conv3 { conv(5, kernel=3) }\n",
-    })
+    write(
+        tmp_path,
+        {
+            "main.arch": 'import "lib.arch"\nmodel M { input [1, 8, 8] Stem() }\n',
+            "lib.arch": 'import "conv.arch"\nblock Stem { Conv3() }\n',
+            "conv.arch": "block Conv3 { conv(5, kernel=3) }\n",
+        },
+    )
     assert compile_file(str(tmp_path / "main.arch")).model().output == (5, 6, 6)
 
 
 def test_a_diamond_import_is_not_a_duplicate(tmp_path: Path) -> None:
-    write(tmp_path, {
-        "main.arch": 'import "a.arch"\nimport "b.arch"\nmodel M { input [1, 8, 8] A() B() }\n',
-        "a.arch": 'import "base.arch"\nblock A { Base() }\n',
-        "b.arch": 'import "base.arch"\nblock B { Base() }\n',
-        "base.arch": "block Base { relu }\n",
-    })
+    write(
+        tmp_path,
+        {
+            "main.arch": 'import "a.arch"\nimport "b.arch"\nmodel M { input [1, 8, 8] A() B() }\n',
+            "a.arch": 'import "base.arch"\nblock A { Base() }\n',
+            "b.arch": 'import "base.arch"\nblock B { Base() }\n',
+            "base.arch": "block Base { relu }\n",
+        },
+    )
     assert compile_file(str(tmp_path / "main.arch")).diagnostics == []
 
 
 def test_two_imported_definitions_of_one_block_conflict(tmp_path: Path) -> None:
-    write(tmp_path, {
-        "main.arch": 'import "a.arch"\nimport "b.arch"\nmodel M { input [1, 8, 8] Base() }\n',
-        "a.arch": "block Base { relu }\n",
-        "b.arch": "block Base { tanh }\n",
-    })
+    write(
+        tmp_path,
+        {
+            "main.arch": 'import "a.arch"\nimport "b.arch"\nmodel M { input [1, 8, 8] Base() }\n',
+            "a.arch": "block Base { relu }\n",
+            "b.arch": "block Base { tanh }\n",
+        },
+    )
     (diagnostic,) = compile_file(str(tmp_path / "main.arch")).diagnostics
     assert diagnostic.code == "E009" and diagnostic.message == "block 'Base' is defined twice"
 
@@ -125,25 +138,32 @@ def test_unnamed_statements_are_numbered_like_nn_sequential_skipping_input_and_t
 
 
 def test_repeat_count_is_an_integer_expression_and_zero_is_allowed() -> None:
-    program = compile_text("block B(n: int) { repeat n * 2 - 1 { relu } }\nmodel M { input [2] B(2) repeat 0 { tanh } }")
+    program = compile_text(
+        "block B(n: int) { repeat n * 2 - 1 { relu } }\nmodel M { input [2] B(2) repeat 0 { tanh } }"
+    )
     block, empty = program.model().layers
     assert len(block.children[0].children) == 3
     assert empty.children == [] and empty.output == (2,)
 
 
 def test_same_means_as_many_channels_as_come_in() -> None:
-    assert compile_text("model M { input [7, 5, 5] conv(same, kernel=1) flatten linear(same) }").model().output == (175,)
+    assert compile_text(
+        "model M { input [7, 5, 5] conv(same, kernel=1) flatten linear(same) }"
+    ).model().output == (175,)
 
 
 def test_keyword_values_in_the_wrong_place_are_bad_values_not_unknown_names() -> None:
     (diagnostic,) = compile_text("model M { input [3, 5, 5] conv(4, kernel=same) }").diagnostics
     assert (diagnostic.code, diagnostic.message) == (
-        "E005", "conv argument 'kernel' must be a positive integer or an [h, w] pair, got the name 'same'"
+        "E005",
+        "conv argument 'kernel' must be a positive integer or an [h, w] pair, got the name 'same'",
     )
 
 
 def test_division_by_zero_is_reported_at_the_divisor() -> None:
-    (diagnostic,) = compile_text("block B(n: int) { repeat 4 // n { relu } }\nmodel M { input [2] B(0) }").diagnostics
+    (diagnostic,) = compile_text(
+        "block B(n: int) { repeat 4 // n { relu } }\nmodel M { input [2] B(0) }"
+    ).diagnostics
     assert (diagnostic.code, diagnostic.message, diagnostic.span.column) == ("E005", "division by zero", 31)
 
 
@@ -206,10 +226,14 @@ def test_lenet_train_section_from_the_design() -> None:
 @pytest.mark.parametrize(
     ("statement", "message"),
     [
-        ("conv(4, kernel=3, stride=[1, 2, 3])",
-         "conv argument 'stride' must be a positive integer or an [h, w] pair, got [1, 2, 3]"),
-        ('conv(4, kernel=3, padding="full")',
-         'conv argument \'padding\' must be an integer ≥ 0, an [h, w] pair, "same" or "valid", got "full"'),
+        (
+            "conv(4, kernel=3, stride=[1, 2, 3])",
+            "conv argument 'stride' must be a positive integer or an [h, w] pair, got [1, 2, 3]",
+        ),
+        (
+            'conv(4, kernel=3, padding="full")',
+            'conv argument \'padding\' must be an integer ≥ 0, an [h, w] pair, "same" or "valid", got "full"',
+        ),
         ("residual(shortcut=skip) { relu }", "unknown name 'skip'"),
         ("residual(stride=2) { relu }", "'stride' applies only to shortcut=project"),
         ("concat { }", "concat needs at least one branch"),

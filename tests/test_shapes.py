@@ -75,7 +75,7 @@ def test_ceil_mode_formula_in_an_error_says_when_the_last_window_is_dropped() ->
 
 def test_parameter_and_mac_counts() -> None:
     program = shapes("conv(8, kernel=3, groups=2) batchnorm flatten linear(10, bias=false)", "[4, 6, 6]")
-    conv, bn, flat, linear = program.model().layers
+    conv, bn, _flatten, linear = program.model().layers
     assert (conv.params, conv.macs) == (8 * 2 * 9 + 8, 8 * 2 * 9 * 4 * 4)
     assert (bn.params, bn.macs) == (16, 0)
     assert (linear.params, linear.macs) == (128 * 10, 128 * 10)
@@ -89,23 +89,61 @@ def test_batchnorm_without_affine_has_no_parameters() -> None:
 @pytest.mark.parametrize(
     ("body", "input_shape", "code", "message"),
     [
-        ("conv(4, kernel=7)", "[3, 5, 5]", "E101",
-         "conv output is empty: input [3, 5, 5], kernel 7, stride 1 → 5 − 7 + 1 = -1"),
-        ("maxpool(3, stride=2)", "[3, 2, 5]", "E101",
-         "maxpool output is empty: input [3, 2, 5], kernel 3, stride 2 → height ⌊(2 − 3)/2⌋ + 1 = 0"),
-        ("maxpool(4, padding=3)", "[3, 8, 8]", "E108",
-         "maxpool padding 3 is more than half the kernel 4: PyTorch allows at most 2"),
-        ("conv(6, kernel=1, groups=4)", "[8, 4, 4]", "E104",
-         "conv groups=4 must divide the 6 output channels (6 = 4·1 + 2)"),
-        ("linear(4)", "[2, 3]", "E102", "linear needs a flat [F] input, got [2, 3]; add `flatten` before it (giving [6])"),
-        ("conv(4, kernel=1)", "[16]", "E102",
-         "conv needs a [C, H, W] input, got [16]; use `view(C, H, W)` to give it a spatial shape"),
-        ("view(7, -1)", "[4, 5]", "E107", "view cannot reshape [4, 5] (20 elements) to [7, -1]: 20 is not a multiple of 7"),
+        (
+            "conv(4, kernel=7)",
+            "[3, 5, 5]",
+            "E101",
+            "conv output is empty: input [3, 5, 5], kernel 7, stride 1 → 5 − 7 + 1 = -1",
+        ),
+        (
+            "maxpool(3, stride=2)",
+            "[3, 2, 5]",
+            "E101",
+            "maxpool output is empty: input [3, 2, 5], kernel 3, stride 2 → height ⌊(2 − 3)/2⌋ + 1 = 0",
+        ),
+        (
+            "maxpool(4, padding=3)",
+            "[3, 8, 8]",
+            "E108",
+            "maxpool padding 3 is more than half the kernel 4: PyTorch allows at most 2",
+        ),
+        (
+            "conv(6, kernel=1, groups=4)",
+            "[8, 4, 4]",
+            "E104",
+            "conv groups=4 must divide the 6 output channels (6 = 4·1 + 2)",
+        ),
+        (
+            "linear(4)",
+            "[2, 3]",
+            "E102",
+            "linear needs a flat [F] input, got [2, 3]; add `flatten` before it (giving [6])",
+        ),
+        (
+            "conv(4, kernel=1)",
+            "[16]",
+            "E102",
+            "conv needs a [C, H, W] input, got [16]; use `view(C, H, W)` to give it a spatial shape",
+        ),
+        (
+            "view(7, -1)",
+            "[4, 5]",
+            "E107",
+            "view cannot reshape [4, 5] (20 elements) to [7, -1]: 20 is not a multiple of 7",
+        ),
         ("view(0, 20)", "[4, 5]", "E107", "view dimensions must be positive (or one -1), got 0"),
-        ("softmax(dim=2)", "[10]", "E102",
-         "softmax dim=2 is out of range for a [10] sample: with the batch axis the dims are -2..1"),
-        ("dropout2d", "[10]", "E102",
-         "dropout2d needs a [C, H, W] input, got [10]; use `view(C, H, W)` to give it a spatial shape"),
+        (
+            "softmax(dim=2)",
+            "[10]",
+            "E102",
+            "softmax dim=2 is out of range for a [10] sample: with the batch axis the dims are -2..1",
+        ),
+        (
+            "dropout2d",
+            "[10]",
+            "E102",
+            "dropout2d needs a [C, H, W] input, got [10]; use `view(C, H, W)` to give it a spatial shape",
+        ),
     ],
 )
 def test_errors_carry_the_numbers_that_failed(body: str, input_shape: str, code: str, message: str) -> None:
@@ -119,15 +157,25 @@ def test_inexact_division_warns_with_the_floored_result() -> None:
 
 
 def test_exact_division_and_ceil_mode_do_not_warn() -> None:
-    assert shapes("conv(8, kernel=3, stride=2, padding=1) maxpool(3, stride=2, ceil=true)", "[1, 32, 32]").diagnostics == []
+    assert (
+        shapes(
+            "conv(8, kernel=3, stride=2, padding=1) maxpool(3, stride=2, ceil=true)", "[1, 32, 32]"
+        ).diagnostics
+        == []
+    )
 
 
 def test_concat_adds_channels_and_needs_equal_spatial_sizes() -> None:
     body = "concat { branch { conv(16, kernel=1) } branch { conv(24, kernel=3, padding=1) } branch { } }"
     assert output(body, "[8, 12, 12]") == (48, 12, 12)
-    code, message = first_error("concat { branch a { conv(4, kernel=1) } branch b { maxpool(2) } }", "[8, 12, 12]")
+    code, message = first_error(
+        "concat { branch a { conv(4, kernel=1) } branch b { maxpool(2) } }", "[8, 12, 12]"
+    )
     assert code == "E105"
-    assert message == "concat branches must agree on H and W: branch a gives [4, 12, 12], branch b gives [8, 6, 6]"
+    assert (
+        message
+        == "concat branches must agree on H and W: branch a gives [4, 12, 12], branch b gives [8, 6, 6]"
+    )
 
 
 def test_concat_of_flat_features_joins_them() -> None:
@@ -151,14 +199,20 @@ def test_residual_projection_infers_the_stride_and_counts_its_parameters() -> No
 
 
 def test_projection_with_batchnorm_and_without_bias_counts_like_resnet_downsample() -> None:
-    program = shapes("residual(shortcut=project, bias=false, batchnorm=true) { conv(16, kernel=3, padding=1) }",
-                     "[8, 4, 4]")
+    program = shapes(
+        "residual(shortcut=project, bias=false, batchnorm=true) { conv(16, kernel=3, padding=1) }",
+        "[8, 4, 4]",
+    )
     assert program.model().layers[0].children[-1].params == 16 * 8 + 2 * 16
 
 
-@pytest.mark.parametrize(("size", "target", "stride"), [(56, 28, 2), (7, 4, 2), (9, 3, 3), (5, 5, 1), (5, 1, 5),
-                                                        (4, 3, None), (3, 4, None)])
-def test_projection_stride_is_the_smallest_that_maps_the_size(size: int, target: int, stride: int | None) -> None:
+@pytest.mark.parametrize(
+    ("size", "target", "stride"),
+    [(56, 28, 2), (7, 4, 2), (9, 3, 3), (5, 5, 1), (5, 1, 5), (4, 3, None), (3, 4, None)],
+)
+def test_projection_stride_is_the_smallest_that_maps_the_size(
+    size: int, target: int, stride: int | None
+) -> None:
     assert projection_stride(size, target) == stride
 
 
@@ -169,5 +223,7 @@ def test_projection_that_cannot_match_is_an_error() -> None:
 
 
 def test_shape_errors_in_one_branch_do_not_hide_errors_in_another() -> None:
-    program = shapes("concat { branch { conv(4, kernel=9) } branch { conv(4, kernel=1, groups=3) } }", "[4, 4, 4]")
+    program = shapes(
+        "concat { branch { conv(4, kernel=9) } branch { conv(4, kernel=1, groups=3) } }", "[4, 4, 4]"
+    )
     assert [d.code for d in program.errors] == ["E101", "E104"]
