@@ -81,13 +81,13 @@ def compile_file(
 
     program = Program(path=closure.root, model_names=[m.name for m in root.models], sources=loader.sources)
     for definition in definitions:
-        resolved, problems = resolve_model(definition, scopes.get(closure.root, {}), params)
-        diagnostics.extend(problems)
         try:
+            resolved, problems = resolve_model(definition, scopes.get(closure.root, {}), params)
             shaped, shape_problems = infer(resolved)
-        except RecursionError:
+        except RecursionError:  # a safety net: resolve's MAX_NESTING should stop it first
             diagnostics.append(error("E110", "this model nests too deeply to check", definition.name_span))
             continue
+        diagnostics.extend(problems)
         diagnostics.extend(shape_problems)
         if shaped is not None:
             program.models.append(shaped)

@@ -49,8 +49,10 @@ COMPOSITES = ("repeat", "concat", "residual", "branch", "input", "train")
 
 #: A spec that expands past this many layers is refused before anything is built.
 MAX_EXPANDED_LAYERS = 1_000_000
-#: Blocks calling blocks deeper than this is taken for a mistake (and would exhaust the stack).
-MAX_BLOCK_DEPTH = 64
+#: Statements nested deeper than this (block calls, repeat, concat, residual) are taken for a
+#: mistake; every later stage walks the tree recursively, so this also keeps them off Python's
+#: recursion limit.
+MAX_NESTING = 100
 
 PARAM_TYPES: dict[str, Callable[[Any], Any]] = {
     "int": any_int,
@@ -253,6 +255,7 @@ class Resolver:
         self.diagnostics: list[Diagnostic] = []
         self.expanded = 0
         self.too_large_reported = False
+        self.depth = 0
 
     # --- expressions ------------------------------------------------------------------------------
 
@@ -442,6 +445,24 @@ class Resolver:
     def statement(
         self, statement: ir.Stmt, key: str, scope: dict[str, Any], stack: tuple[str, ...], weight: int
     ) -> Node:
+        self.depth += 1
+        try:
+            if self.depth > MAX_NESTING:
+                raise Failed(
+                    error(
+                        TOO_LARGE,
+                        f"statements nest more than {MAX_NESTING} deep here "
+                        "(block calls, repeat, concat and residual each add a level)",
+                        statement.span,
+                    )
+                )
+            return self._statement(statement, key, scope, stack, weight)
+        finally:
+            self.depth -= 1
+
+    def _statement(
+        self, statement: ir.Stmt, key: str, scope: dict[str, Any], stack: tuple[str, ...], weight: int
+    ) -> Node:
         if isinstance(statement, ir.Call):
             return self.call(statement, key, scope, stack, weight)
         if isinstance(statement, ir.Repeat):
@@ -534,12 +555,11 @@ class Resolver:
         if definition.name in stack:
             cycle = " → ".join([*stack[stack.index(definition.name) :], definition.name])
             raise Failed(error(RECURSION, f"block '{definition.name}' calls itself: {cycle}", call.op_span))
-        if len(stack) >= MAX_BLOCK_DEPTH:
-            raise Failed(error(TOO_LARGE, f"blocks nest more than {MAX_BLOCK_DEPTH} deep here", call.op_span))
         params = self.bind_params(definition, arguments, call.span, f"block {definition.name}")
         inner = Resolver(entry.scope)
         inner.expanded = self.expanded
         inner.too_large_reported = self.too_large_reported
+        inner.depth = self.depth
         body = inner.body(definition.body, params, (*stack, definition.name), weight)
         self.expanded = inner.expanded
         self.too_large_reported = inner.too_large_reported

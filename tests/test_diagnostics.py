@@ -7,9 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_cli
 
 from archdsl.errors import CODES, Diagnostic, SourceCache, Span, error, render, warning
+
+from conftest import ROOT, run_cli
 
 FIXTURES = ROOT / "tests" / "fixtures" / "errors"
 CASES = sorted(p.relative_to(ROOT).as_posix() for p in FIXTURES.glob("*.arch"))

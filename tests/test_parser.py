@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ROOT, SPECS
 
 from archdsl import ir
 from archdsl.errors import Span
 from archdsl.loader import Loader
 from archdsl.parser import expected_phrase, parse
 from archdsl.transformer import source_file
+
+from conftest import ROOT, SPECS
 
 
 def parse_ok(text: str, file: str = "t.arch") -> ir.SourceFile:

@@ -9,6 +9,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+
 from conftest import ROOT, run_cli
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")

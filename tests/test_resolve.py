@@ -6,14 +6,15 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
 
 from archdsl import ir
 from archdsl.loader import Loader
 from archdsl.program import Program, compile_file
-from archdsl.resolve import MAX_EXPANDED_LAYERS, Resolver
+from archdsl.resolve import MAX_EXPANDED_LAYERS, MAX_NESTING, Resolver
 from archdsl.shapes import Shaped
 from archdsl.trainspec import AugmentSpec, DatasetSpec, NormalizeSpec, OptimizerSpec, ScheduleSpec
+
+from conftest import ROOT
 
 
 def compile_text(text: str, path: str = "t.arch", **params: object) -> Program:
@@ -243,3 +244,20 @@ def test_lenet_train_section_from_the_design() -> None:
 def test_argument_problems_are_reported_in_words(statement: str, message: str) -> None:
     program = compile_text(f"model M {{ input [3, 8, 8] {statement} }}")
     assert [d.message for d in program.errors] == [message]
+
+
+@pytest.mark.parametrize("opening", ["repeat 1 {", "residual {", "concat { branch {"])
+def test_nesting_deeper_than_the_limit_is_a_positioned_error_at_any_depth(opening: str) -> None:
+    closing = "} }" if opening.startswith("concat") else "}"
+    for depth in (MAX_NESTING + 1, 20_000):
+        program = compile_text(f"model M {{ input [1, 4, 4] {opening * depth} relu {closing * depth} }}")
+        (diagnostic,) = program.diagnostics
+        assert diagnostic.code == "E110" and diagnostic.message.startswith(
+            f"statements nest more than {MAX_NESTING}"
+        )
+
+
+def test_block_calls_count_towards_the_nesting_limit() -> None:
+    chain = "".join(f"block B{i} {{ B{i - 1}() }}\n" for i in range(1, MAX_NESTING + 5))
+    program = compile_text(f"block B0 {{ relu }}\n{chain}model M {{ input [2] B{MAX_NESTING + 4}() }}")
+    assert [d.code for d in program.diagnostics] == ["E110"]

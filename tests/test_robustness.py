@@ -1,0 +1,107 @@
+"""`archdsl check` on any text: a clean check or positioned diagnostics, never an exception.
+
+A bounded slice for CI; longer campaigns belong in benchmarks/.
+"""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from archdsl.loader import Loader
+from archdsl.program import compile_file
+
+from conftest import ROOT
+
+SEEDS = [p.read_text(encoding="utf-8") for p in sorted((ROOT / "specs").glob("*.arch"))]
+SEEDS += [
+    p.read_text(encoding="utf-8") for p in sorted((ROOT / "tests" / "fixtures" / "errors").glob("*.arch"))
+]
+FRAGMENTS = [
+    "conv(",
+    "relu",
+    ")",
+    "(",
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    "=",
+    "-1",
+    "0",
+    "99999999999999999999",
+    "same",
+    "project",
+    "repeat",
+    "concat",
+    "branch",
+    "residual",
+    "input",
+    "train",
+    "block",
+    "model",
+    "import",
+    '"x.arch"',
+    "kernel=",
+    "stride=",
+    'padding="same"',
+    "view(",
+    "linear(",
+    "flatten",
+    "ceil=true",
+    "#",
+    "\n",
+    ";",
+    ":",
+    "//",
+    "*",
+    "1.5",
+    "true",
+    "\t",
+    "\x00",
+    "é",
+    "B()",
+    "block B(n: int) { repeat n { B(n) } }",
+]
+
+
+@st.composite
+def mutated_specs(draw: st.DrawFn) -> str:
+    text = draw(st.sampled_from(SEEDS))
+    for _ in range(draw(st.integers(1, 6))):
+        at = draw(st.integers(0, len(text)))
+        choice = draw(st.integers(0, 3))
+        if choice == 0:
+            text = text[:at] + text[at + draw(st.integers(1, 20)) :]
+        elif choice == 1:
+            text = text[:at] + draw(st.sampled_from(FRAGMENTS)) + text[at:]
+        elif choice == 2:
+            start = draw(st.integers(0, len(text)))
+            text = text[:at] + text[start : start + draw(st.integers(1, 40))] + text[at:]
+        else:
+            text = text[:at] + draw(st.characters(max_codepoint=0x2FF)) + text[at:]
+    return text
+
+
+def check_survives(text: str) -> None:
+    loader = Loader()
+    loader.add_text(text, "fuzz.arch")
+    program = compile_file("fuzz.arch", loader=loader)
+    last_line = text.count("\n") + 1
+    for diagnostic in program.diagnostics:
+        if diagnostic.span.file == "fuzz.arch":
+            assert 1 <= diagnostic.span.line <= last_line, diagnostic
+            assert diagnostic.span.column >= 1, diagnostic
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated_specs())
+def test_mutated_specs_give_positioned_diagnostics_never_an_exception(text: str) -> None:
+    check_survives(text)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.lists(st.sampled_from(FRAGMENTS), max_size=40).map("".join) | st.text(max_size=200))
+def test_random_text_gives_positioned_diagnostics_never_an_exception(text: str) -> None:
+    check_survives(text)
