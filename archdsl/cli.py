@@ -7,6 +7,7 @@ flag, a missing file, a directory without specs). `check` and `summary` never im
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -209,6 +210,9 @@ COMMANDS = {"check": cmd_check, "summary": cmd_summary}
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
+    # A short-lived process that makes no reference cycles: the cyclic collector would only rescan
+    # the compiler's objects (compile_file pauses it too, but re-enabling costs one full sweep).
+    gc.disable()
     try:
         args = _parser().parse_args(argv)
         return COMMANDS[args.command](args, out)
@@ -227,3 +231,5 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             "This is a bug in archdsl; set ARCHDSL_DEBUG=1 for the traceback and please report it.\n"
         )
         return EXIT_INTERNAL
+    finally:
+        gc.enable()

@@ -7,6 +7,9 @@ public API turns errors into an `ArchError`, the CLI renders them.
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +51,20 @@ class Program:
         raise LookupError(f"{self.path} has no model '{name}'")
 
 
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Compiling makes ~10 objects per layer and no reference cycles, so reference counting frees
+    them all; meanwhile the cyclic collector would rescan the growing heap ~300 times for a
+    10,000-layer spec, a fifth of the compile. It is paused for the compile and restored after."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def compile_file(
     path: str,
     loader: Loader | None = None,
@@ -55,7 +72,11 @@ def compile_file(
     params: dict[str, Any] | None = None,
 ) -> Program:
     """Runs every static stage on `path` (and its imports). Raises OSError if `path` is unreadable."""
-    loader = loader or Loader()
+    with _cyclic_gc_paused():
+        return _compile(path, loader or Loader(), model, params)
+
+
+def _compile(path: str, loader: Loader, model: str | None, params: dict[str, Any] | None) -> Program:
     closure = loader.closure(path)
     root = closure.files[closure.root]
     diagnostics = list(closure.diagnostics)
