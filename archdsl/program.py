@@ -15,7 +15,7 @@ from typing import Any
 
 from .errors import Diagnostic, Span, did_you_mean, error, sort_key
 from .loader import Loader
-from .resolve import block_scopes, check_param_types, resolve_model
+from .resolve import block_scopes, check_definitions, resolve_model
 from .shapes import ShapedModel, infer
 
 UNKNOWN_MODEL = "E013"
@@ -82,8 +82,8 @@ def _compile(path: str, loader: Loader, model: str | None, params: dict[str, Any
     diagnostics = list(closure.diagnostics)
     scopes, scope_problems = block_scopes(closure.files, closure.graph)
     diagnostics.extend(scope_problems)
-    for source in closure.files.values():
-        diagnostics.extend(check_param_types(source))
+    for path, source in closure.files.items():
+        diagnostics.extend(check_definitions(source, scopes.get(path, {})))
 
     definitions = root.models
     if model is not None:

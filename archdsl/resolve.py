@@ -9,7 +9,7 @@ cannot be resolved becomes an `InvalidNode` so later stages stop there without a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -256,6 +256,8 @@ class Resolver:
         self.expanded = 0
         self.too_large_reported = False
         self.depth = 0
+        #: The top-level body of the model being resolved (where input and train belong).
+        self.model_body: Sequence[ir.Stmt] | None = None
 
     # --- expressions ------------------------------------------------------------------------------
 
@@ -410,7 +412,10 @@ class Resolver:
         labels: dict[str, Span] = {}
         for statement in statements:
             if isinstance(statement, ir.Input | ir.Train):
-                continue  # placement is checked by `model`
+                # A model's own body is checked by `resolve_model`, a block's by `check_definitions`.
+                if stack == () and statements is not self.model_body:
+                    self.diagnostics.append(_misplaced(statement, "inside repeat, concat or residual"))
+                continue
             key = str(len(nodes))
             if statement.label is not None:
                 label_span = statement.label_span or statement.span
@@ -542,13 +547,9 @@ class Resolver:
             )
         entry = self.blocks.get(call.op)
         if entry is None:
-            if call.op in ("input", "train"):
-                raise Failed(
-                    error(MODEL_STRUCTURE, f"'{call.op}' is a statement of its own here", call.op_span)
-                )
-            candidates = [*LAYERS, *self.blocks]
-            hint = did_you_mean(call.op, candidates)
-            raise Failed(error(UNKNOWN_LAYER, f"unknown layer or block '{call.op}'{hint}", call.op_span))
+            if stack:  # inside a block body: `check_definitions` reported it once, at the definition
+                return InvalidNode(key=key, label=call.label, span=call.span)
+            raise Failed(unknown_layer(call, self.blocks))
         definition = entry.definition
         if definition is None:
             return InvalidNode(key=key, label=call.label, span=call.span)
@@ -565,15 +566,6 @@ class Resolver:
         self.too_large_reported = inner.too_large_reported
         for diagnostic in inner.diagnostics:
             self.diagnostics.append(_called_from(diagnostic, call, definition))
-        for statement in definition.body:
-            if isinstance(statement, ir.Input | ir.Train):
-                self.diagnostics.append(
-                    error(
-                        MODEL_STRUCTURE,
-                        f"'{statement.kind}' belongs in a model, not in block '{definition.name}'",
-                        statement.span,
-                    )
-                )
         return BlockNode(
             key=key, label=call.label, span=call.span, block=definition.name, params=params, body=body
         )
@@ -646,6 +638,41 @@ def _called_from(diagnostic: Diagnostic, call: ir.Call, definition: ir.BlockDef)
 
 
 # --- models ---------------------------------------------------------------------------------------
+
+
+def unknown_layer(call: ir.Call, blocks: dict[str, BlockEntry]) -> Diagnostic:
+    hint = did_you_mean(call.op, [*LAYERS, *blocks])
+    return error(UNKNOWN_LAYER, f"unknown layer or block '{call.op}'{hint}", call.op_span)
+
+
+def _misplaced(statement: ir.Input | ir.Train, where: str) -> Diagnostic:
+    return error(
+        MODEL_STRUCTURE, f"'{statement.kind}' belongs at the top of a model, not {where}", statement.span
+    )
+
+
+def _nested_statements(body: Sequence[ir.Stmt]) -> Iterator[ir.Stmt]:
+    for statement in body:
+        yield statement
+        if isinstance(statement, ir.Repeat | ir.Residual):
+            yield from _nested_statements(statement.body)
+        elif isinstance(statement, ir.Concat):
+            for branch in statement.branches:
+                yield from _nested_statements(branch.body)
+
+
+def check_definitions(source: ir.SourceFile, blocks: dict[str, BlockEntry]) -> list[Diagnostic]:
+    """What can be judged of a file's definitions without calling them: parameter types, and in
+    block bodies unknown layer names and misplaced input/train. A block library that no model of
+    its own file calls is still checked this far."""
+    problems = check_param_types(source)
+    for block in source.blocks:
+        for statement in _nested_statements(block.body):
+            if isinstance(statement, ir.Call) and statement.op not in LAYERS and statement.op not in blocks:
+                problems.append(unknown_layer(statement, blocks))
+            elif isinstance(statement, ir.Input | ir.Train):
+                problems.append(_misplaced(statement, f"in block '{block.name}'"))
+    return problems
 
 
 def check_param_types(source: ir.SourceFile) -> list[Diagnostic]:
@@ -747,6 +774,7 @@ def resolve_model(
             )
         )
 
+    resolver.model_body = model.body
     body = resolver.body(model.body, params, (), 1)
     resolved = ResolvedModel(
         name=model.name,

@@ -261,3 +261,22 @@ def test_block_calls_count_towards_the_nesting_limit() -> None:
     chain = "".join(f"block B{i} {{ B{i - 1}() }}\n" for i in range(1, MAX_NESTING + 5))
     program = compile_text(f"block B0 {{ relu }}\n{chain}model M {{ input [2] B{MAX_NESTING + 4}() }}")
     assert [d.code for d in program.diagnostics] == ["E110"]
+
+
+def test_a_block_nobody_calls_is_still_checked_for_unknown_layers() -> None:
+    program = compile_text("block Stem(width: int) { conv(width, kernel=3) rleu }")
+    assert [(d.code, d.message) for d in program.diagnostics] == [
+        ("E002", "unknown layer or block 'rleu'; did you mean 'relu'?")
+    ]
+
+
+def test_an_unknown_layer_in_a_block_called_twice_is_reported_once() -> None:
+    program = compile_text("block Stem { flaten }\nmodel M { input [2] Stem() Stem() }")
+    assert codes(program) == [("E002", 1)]
+
+
+def test_input_and_train_belong_at_the_top_of_a_model() -> None:
+    program = compile_text("model M { input [2] repeat 2 { train { epochs = 1 } relu } }")
+    assert [(d.code, d.message) for d in program.diagnostics] == [
+        ("E011", "'train' belongs at the top of a model, not inside repeat, concat or residual")
+    ]
