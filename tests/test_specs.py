@@ -1,0 +1,129 @@
+"""Every network in specs/ against PyTorch: statement by statement, the built module produces the
+statically inferred shapes and holds the statically counted parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+import archdsl
+from archdsl.module_names import RESERVED_MODULE_NAMES
+from archdsl.shapes import Shaped
+
+from conftest import ROOT, SPECS
+
+
+def walk(nodes: list[Shaped]) -> Iterator[Shaped]:
+    for node in nodes:
+        yield node
+        yield from walk(node.children)
+
+
+def forward_shapes(net: nn.Module, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+    """The output shape of every submodule, by its path, for a batch of 2."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    hooks = [
+        module.register_forward_hook(
+            lambda _m, _i, out, name=name: shapes.__setitem__(name, tuple(out.shape))
+        )
+        for name, module in net.named_modules()
+        if name
+    ]
+    with torch.no_grad():
+        net.eval()(torch.randn(2, *input_shape))
+    for hook in hooks:
+        hook.remove()
+    return shapes
+
+
+@pytest.fixture(scope="module", autouse=True)
+def two_threads() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_built_module_matches_static_shapes_and_parameters_statement_by_statement(spec: str) -> None:
+    path = str(ROOT / spec)
+    model = archdsl.load(path).model()
+    net = archdsl.build(path)
+    produced = forward_shapes(net, model.input)
+    modules = dict(net.named_modules())
+    for node in walk(model.layers):
+        assert produced[node.path] == (2, *node.output), node.path
+        assert sum(p.numel() for p in modules[node.path].parameters()) == node.params, node.path
+    assert sum(p.numel() for p in net.parameters()) == model.params
+
+
+@pytest.mark.parametrize(
+    ("spec", "reference"), [("vgg16", torchvision.models.vgg16), ("resnet18", torchvision.models.resnet18)]
+)
+def test_classic_specs_have_torchvisions_parameter_count(spec: str, reference: type) -> None:
+    expected = sum(p.numel() for p in reference(weights=None).parameters())
+    assert archdsl.load(str(ROOT / "specs" / f"{spec}.arch")).model().params == expected
+
+
+def test_resnet18_stages_give_torchvisions_shapes_under_torchvisions_names() -> None:
+    ours = archdsl.load(str(ROOT / "specs" / "resnet18.arch")).model()
+    theirs = forward_shapes(torchvision.models.resnet18(weights=None), (3, 224, 224))
+    by_name = {layer.name: layer for layer in ours.layers}
+    for name in ("conv1", "bn1", "maxpool", "layer1", "layer2", "layer3", "layer4", "fc"):
+        assert (2, *by_name[name].output) == theirs[name], name
+
+
+def test_state_dict_keys_follow_the_spec(tmp_path: Path) -> None:
+    spec = tmp_path / "named.arch"
+    spec.write_text(
+        "model Named {\n"
+        "    input [1, 8, 8]\n"
+        "    c1: conv(4, kernel=3) relu\n"
+        "    mix: concat { branch wide { conv(2, kernel=1) } branch { conv(2, kernel=1, bias=false) } }\n"
+        "    res: residual(shortcut=project) { conv(8, kernel=3, padding=1) }\n"
+        "    flatten head: linear(3)\n"
+        "    train { epochs = 1 }\n"
+        "}\n"
+    )
+    assert list(archdsl.build(str(spec)).state_dict()) == [
+        "c1.weight", "c1.bias",
+        "mix.wide.0.weight", "mix.wide.0.bias", "mix.1.0.weight",
+        "res.body.0.weight", "res.body.0.bias", "res.shortcut.weight", "res.shortcut.bias",
+        "head.weight", "head.bias",
+    ]  # fmt: skip
+
+
+def test_reserved_names_cover_every_attribute_of_nn_sequential() -> None:
+    # A statement named like one of these would make add_module refuse the network at build time.
+    assert set(dir(nn.Sequential())) <= RESERVED_MODULE_NAMES
+
+
+def test_model_parameters_are_passed_to_build() -> None:
+    net = archdsl.build(str(ROOT / "specs" / "lenet5.arch"), classes=100)
+    assert net(torch.randn(2, 1, 28, 28)).shape == (2, 100)
+
+
+def test_an_unknown_model_parameter_is_an_arch_error_with_a_suggestion() -> None:
+    with pytest.raises(archdsl.ArchError) as raised:
+        archdsl.build(str(ROOT / "specs" / "lenet5.arch"), clases=100)
+    assert (
+        raised.value.diagnostics[0].message
+        == "model LeNet5 has no argument 'clases'; did you mean 'classes'?"
+    )
+
+
+def test_a_spec_with_errors_does_not_build() -> None:
+    with pytest.raises(archdsl.ArchError) as raised:
+        archdsl.build(str(ROOT / "tests" / "fixtures" / "errors" / "alexnet_28.arch"))
+    assert [d.code for d in raised.value.diagnostics] == ["E101"]
+
+
+def test_the_built_module_prints_under_the_spec_names() -> None:
+    net = archdsl.build(str(ROOT / "specs" / "googlenet_mini.arch"))
+    assert repr(net).startswith("GoogLeNetMini(")
+    assert "(3): Inception(" in repr(net)
