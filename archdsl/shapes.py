@@ -254,17 +254,23 @@ def _needs_image(node: LayerNode, shape: Shape) -> None:
 # --- the rules ------------------------------------------------------------------------------------
 
 
+def _out_count(node: LayerNode, incoming: int, noun: str) -> int:
+    """Checks an `in=` assertion and resolves `out=same` (conv channels, linear features)."""
+    declared = node.args["in"]
+    if declared is not None and declared != incoming:
+        raise fail(
+            CHANNELS,
+            f"{node.op} expects {declared} input {noun} (in={declared}) but receives {incoming}",
+            node.arg_spans.get("in", node.span),
+        )
+    return incoming if node.args["out"] == "same" else node.args["out"]
+
+
 def conv_rule(node: LayerNode, shape: Shape) -> Outcome:
     _needs_image(node, shape)
     a = node.args
     channels_in = shape[0]
-    if a["in"] is not None and a["in"] != channels_in:
-        raise fail(
-            CHANNELS,
-            f"conv expects {a['in']} input channels (in={a['in']}) but receives {channels_in}",
-            node.arg_spans.get("in", node.span),
-        )
-    channels_out = channels_in if a["out"] == "same" else a["out"]
+    channels_out = _out_count(node, channels_in, "channels")
     groups = a["groups"]
     for what, count in (("input", channels_in), ("output", channels_out)):
         if count % groups:
@@ -436,16 +442,9 @@ def linear_rule(node: LayerNode, shape: Shape) -> Outcome:
             node.span,
         )
     features_in = shape[0]
-    a = node.args
-    if a["in"] is not None and a["in"] != features_in:
-        raise fail(
-            CHANNELS,
-            f"linear expects {a['in']} input features (in={a['in']}) but receives {features_in}",
-            node.arg_spans.get("in", node.span),
-        )
-    features_out = features_in if a["out"] == "same" else a["out"]
+    features_out = _out_count(node, features_in, "features")
     weights = features_in * features_out
-    return Outcome((features_out,), weights + (features_out if a["bias"] else 0), weights)
+    return Outcome((features_out,), weights + (features_out if node.args["bias"] else 0), weights)
 
 
 RULES: dict[str, Callable[[LayerNode, Shape], Outcome]] = {
@@ -543,17 +542,7 @@ class Inference:
             self.calls.pop()
             if output is None:
                 return None
-            return self._composite(
-                "block",
-                node.block,
-                node.key,
-                node.label,
-                node.span,
-                path,
-                source.shape,
-                output.shape,
-                children,
-            )
+            return self._composite("block", node, path, source.shape, output.shape, children, op=node.block)
         if isinstance(node, RepeatNode):
             return self.repeat(node, source, path)
         if isinstance(node, ConcatNode):
@@ -592,28 +581,17 @@ class Inference:
             passes.append(
                 self._composite(
                     "iteration",
-                    "iteration",
-                    str(index),
-                    None,
-                    node.span,
+                    node,
                     f"{path}.{index}",
                     current.shape,
                     output.shape,
                     children,
+                    key=str(index),
                 )
             )
             current = output
         return self._composite(
-            "repeat",
-            "repeat",
-            node.key,
-            node.label,
-            node.span,
-            path,
-            source.shape,
-            current.shape,
-            passes,
-            {"count": node.count},
+            "repeat", node, path, source.shape, current.shape, passes, args={"count": node.count}
         )
 
     def concat(self, node: ConcatNode, source: Source, path: str) -> Shaped | None:
@@ -647,25 +625,13 @@ class Inference:
                 )
                 return None
         output = (sum(b.output[0] for b in branches), *first.output[1:])
-        return self._composite(
-            "concat", "concat", node.key, node.label, node.span, path, source.shape, output, branches
-        )
+        return self._composite("concat", node, path, source.shape, output, branches)
 
     def branch(self, branch: BranchNode, source: Source, path: str) -> Shaped | None:
         children, output = self.sequence(branch.body, source, f"{path}.{branch.key}.")
         if output is None:
             return None
-        return self._composite(
-            "branch",
-            "branch",
-            branch.key,
-            branch.label,
-            branch.span,
-            f"{path}.{branch.key}",
-            source.shape,
-            output.shape,
-            children,
-        )
+        return self._composite("branch", branch, f"{path}.{branch.key}", source.shape, output.shape, children)
 
     def residual(self, node: ResidualNode, source: Source, path: str) -> Shaped | None:
         children, output = self.sequence(node.body, source, f"{path}.body.")
@@ -688,33 +654,12 @@ class Inference:
                     None,
                 )
                 return None
-            return self._composite(
-                "residual",
-                "residual",
-                node.key,
-                node.label,
-                node.span,
-                path,
-                x,
-                y,
-                children,
-                {"shortcut": "identity"},
-            )
-        shortcut = self.projection(node, x, y, path)
-        if shortcut is None:
-            return None
-        return self._composite(
-            "residual",
-            "residual",
-            node.key,
-            node.label,
-            node.span,
-            path,
-            x,
-            y,
-            [*children, shortcut],
-            {"shortcut": "project"},
-        )
+        else:
+            shortcut = self.projection(node, x, y, path)
+            if shortcut is None:
+                return None
+            children.append(shortcut)
+        return self._composite("residual", node, path, x, y, children, args={"shortcut": node.shortcut})
 
     def projection(self, node: ResidualNode, x: Shape, y: Shape, path: str) -> Shaped | None:
         span = node.arg_spans.get("shortcut", node.span)
@@ -801,23 +746,24 @@ class Inference:
     @staticmethod
     def _composite(
         kind: str,
-        op: str,
-        key: str,
-        label: str | None,
-        span: Span,
+        node: BlockNode | RepeatNode | ConcatNode | BranchNode | ResidualNode,
         path: str,
         x: Shape,
         y: Shape,
         children: list[Shaped],
+        *,
+        op: str | None = None,
         args: dict[str, Any] | None = None,
+        key: str | None = None,
     ) -> Shaped:
+        """A statement made of others; `key` names one pass of a repeat (which has no label)."""
         return Shaped(
             kind,
-            op,
-            key,
+            op or kind,
+            key or node.key,
             path,
-            label,
-            span,
+            None if key else node.label,
+            node.span,
             x,
             y,
             sum(c.params for c in children),
