@@ -137,6 +137,18 @@ def boolean(value: Any) -> bool:
     raise BadValue(f"true or false, got {describe(value)}")
 
 
+def string(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    raise BadValue(f"a string, got {describe(value)}")
+
+
+def any_list(value: Any) -> list[Any]:
+    if isinstance(value, list | tuple):
+        return list(value)
+    raise BadValue(f"a list, got {describe(value)}")
+
+
 def int_list(value: Any) -> tuple[int, ...]:
     if isinstance(value, list | tuple) and all(_is_int(v) for v in value):
         return tuple(int(v) for v in value)

@@ -10,7 +10,7 @@ cannot be resolved becomes an `InvalidNode` so later stages stop there without a
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from . import ir
@@ -26,10 +26,12 @@ from .layers import (
     LayerSpec,
     Symbol,
     any_int,
+    any_list,
     boolean,
     describe,
     number,
     positive_int,
+    string,
 )
 from .module_names import RESERVED_MODULE_NAMES
 from .trainspec import TrainSpec, validate_train
@@ -44,9 +46,6 @@ RECURSION = "E010"
 MODEL_STRUCTURE = "E011"
 TOO_LARGE = "E110"
 
-#: Keywords that start composite statements; a block may not take their names.
-COMPOSITES = ("repeat", "concat", "residual", "branch", "input", "train")
-
 #: A spec that expands past this many layers is refused before anything is built.
 MAX_EXPANDED_LAYERS = 1_000_000
 #: Statements nested deeper than this (block calls, repeat, concat, residual) are taken for a
@@ -58,19 +57,10 @@ PARAM_TYPES: dict[str, Callable[[Any], Any]] = {
     "int": any_int,
     "float": number,
     "bool": boolean,
-    "str": lambda v: v.name if isinstance(v, Symbol) else _str_value(v),
-    "list": lambda v: list(v) if isinstance(v, list | tuple) else _fail(f"a list, got {describe(v)}"),
+    # A bare keyword value passes as its name, so `Block(pad=same)` can bind `pad: str`.
+    "str": lambda v: v.name if isinstance(v, Symbol) else string(v),
+    "list": any_list,
 }
-
-
-def _str_value(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    raise BadValue(f"a string, got {describe(value)}")
-
-
-def _fail(message: str) -> Any:
-    raise BadValue(message)
 
 
 # --- the resolved tree ----------------------------------------------------------------------------
@@ -161,12 +151,6 @@ class ResolvedModel:
     train: TrainSpec | None
 
 
-@dataclass
-class Resolution:
-    models: list[ResolvedModel] = field(default_factory=list)
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-
-
 # --- scopes ---------------------------------------------------------------------------------------
 
 
@@ -187,7 +171,7 @@ def block_scopes(
     for path, source in files.items():
         table: dict[str, ir.BlockDef] = {}
         for block in source.blocks:
-            if block.name in LAYERS or block.name in COMPOSITES:
+            if block.name in LAYERS:
                 diagnostics.append(
                     error(
                         DUPLICATE,

@@ -27,6 +27,7 @@ from .layers import (
     positive_number,
     positive_pair,
     probability,
+    string,
 )
 
 TRAIN_SETTING = "E012"
@@ -176,7 +177,7 @@ AUGMENTS = _calls(
 )
 IMAGEFOLDER = LayerSpec(
     "imagefolder",
-    (Arg("path", lambda v: _string(v), "folder of class folders", required=True),),
+    (Arg("path", string, "folder of class folders", required=True),),
     "torchvision.datasets.ImageFolder",
     "images in one folder per class",
 )
@@ -196,12 +197,6 @@ KEYS = (
 
 #: Binds a call's arguments to a signature (resolve's binder, with the setting's span applied).
 Binder = Callable[[LayerSpec, Any], dict[str, Any]]
-
-
-def _string(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    raise BadValue(f"a string, got {describe(value)}")
 
 
 def validate_train(
