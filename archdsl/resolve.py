@@ -541,15 +541,17 @@ class Resolver:
             cycle = " → ".join([*stack[stack.index(definition.name) :], definition.name])
             raise Failed(error(RECURSION, f"block '{definition.name}' calls itself: {cycle}", call.op_span))
         params = self.bind_params(definition, arguments, call.span, f"block {definition.name}")
-        inner = Resolver(entry.scope)
-        inner.expanded = self.expanded
-        inner.too_large_reported = self.too_large_reported
-        inner.depth = self.depth
-        body = inner.body(definition.body, params, (*stack, definition.name), weight)
-        self.expanded = inner.expanded
-        self.too_large_reported = inner.too_large_reported
-        for diagnostic in inner.diagnostics:
-            self.diagnostics.append(_called_from(diagnostic, call, definition))
+        # The body resolves among the blocks visible where it was written; its problems get a
+        # note naming this call.
+        caller_blocks, self.blocks = self.blocks, entry.scope
+        first_new = len(self.diagnostics)
+        try:
+            body = self.body(definition.body, params, (*stack, definition.name), weight)
+        finally:
+            self.blocks = caller_blocks
+        self.diagnostics[first_new:] = [
+            _called_from(d, call, definition) for d in self.diagnostics[first_new:]
+        ]
         return BlockNode(
             key=key, label=call.label, span=call.span, block=definition.name, params=params, body=body
         )
