@@ -10,6 +10,15 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null
     exit 1
 fi
 
+# Debian packages: graphviz's `dot` renders diagrams; dataset-fashion-mnist is the real data the
+# training tests and benchmarks use (found in /usr/share/datasets/fashion-mnist without a flag).
+if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz dataset-fashion-mnist >/dev/null
+elif ! command -v dot >/dev/null; then
+    echo "install.sh: not root: install Debian's graphviz (and dataset-fashion-mnist) yourself" >&2
+fi
+
 "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 # torch==2.14.1 and torchvision==0.29.1 are pinned in pyproject.toml: an exact pin lets pip use a
