@@ -50,12 +50,16 @@ def load(path: str, model: str | None = None, strict: bool = False, **params: An
     return program
 
 
-def build(path: str, model: str | None = None, **params: Any) -> nn.Module:
-    """Builds a spec's model (its first, or the one named `model`) as a `torch.nn.Module`."""
+def build(path: str, model: str | None = None, max_params: int | None = None, **params: Any) -> nn.Module:
+    """Builds a spec's model (its first, or the one named `model`) as a `torch.nn.Module`.
+
+    A model with more parameters than `max_params` (by default, more than fit in this machine's
+    memory as float32) raises `ArchError` (E110), saying its size, before anything is allocated.
+    """
     from .builder import build_model
 
     program = load(path, model=model, **params)
-    return build_model(program.model(model))
+    return build_model(program.model(model), max_params=max_params)
 
 
 def __getattr__(name: str) -> Any:

@@ -8,13 +8,15 @@ concrete). Named statements become submodules of that name, unnamed ones are num
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from .shapes import Shaped, ShapedModel
+from .errors import ArchError, error
+from .shapes import TOO_LARGE, Shaped, ShapedModel, float32_size
 
 
 class Model(nn.Sequential):
@@ -162,7 +164,48 @@ def build_node(node: Shaped) -> nn.Module:
     raise AssertionError(f"cannot build a {node.kind}")
 
 
-def build_model(model: ShapedModel) -> Model:
+def memory_bytes() -> int | None:
+    """This machine's physical memory, if the system says."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def default_max_params() -> int:
+    """As many float32 parameters as this machine's memory holds (2**30 when it cannot be told)."""
+    memory = memory_bytes()
+    return memory // 4 if memory else 2**30
+
+
+def size_error(model: ShapedModel, max_params: int | None = None) -> ArchError | None:
+    """Refuses, before anything is allocated, a model with more parameters than `max_params`
+    (by default: more than fit in this machine's memory as float32)."""
+    limit = default_max_params() if max_params is None else max_params
+    if model.params <= limit:
+        return None
+    if max_params is None:
+        reason = f"more than fit in this machine's memory ({float32_size(limit)})"
+    else:
+        reason = f"more than max_params={max_params:,}"
+    return ArchError(
+        [
+            error(
+                TOO_LARGE,
+                f"model {model.name} has {model.params:,} parameters ({float32_size(model.params)} "
+                f"as float32), {reason}; raise the limit (max_params=…, --max-params) to build it",
+                model.span,
+            )
+        ]
+    )
+
+
+def build_model(model: ShapedModel, max_params: int | None = None) -> Model:
+    """Builds the model; raises `ArchError` (E110) if it has more than `max_params` parameters
+    (default: what this machine's memory holds), before allocating any."""
     if not model.complete:
         raise ValueError(f"model {model.name} has errors; check it first")
+    too_big = size_error(model, max_params)
+    if too_big is not None:
+        raise too_big
     return Model(model.name, _sequence(model.layers))

@@ -170,20 +170,26 @@ class SourceCache:
             self.add(name, text)
 
     def add(self, name: str, text: str) -> None:
-        self._lines[name] = text.splitlines()
+        self._lines[name] = _lines(text)
 
     def line(self, name: str, number: int) -> str | None:
         lines = self._lines.get(name)
         if lines is None:
             try:
-                with open(name, encoding="utf-8", errors="replace") as handle:
-                    lines = handle.read().splitlines()
+                with open(name, encoding="utf-8", errors="replace", newline="") as handle:
+                    lines = _lines(handle.read())
             except OSError:
                 lines = []
             self._lines[name] = lines
         if 1 <= number <= len(lines):
             return lines[number - 1]
         return None
+
+
+def _lines(text: str) -> list[str]:
+    """Lines as the parser counts them: `str.splitlines` would also break at form feeds, lone
+    carriage returns and other separators, and quote the wrong line under a diagnostic."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
 
 
 def _display(text: str) -> str:

@@ -7,6 +7,7 @@ checking a directory parses a shared `blocks.arch` once.
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass, field
 
@@ -17,6 +18,9 @@ from .transformer import source_file
 
 IMPORT = "E007"
 IMPORT_CYCLE = "E008"
+TOO_LARGE = "E110"
+#: A chain of imports longer than this is taken for a mistake (and would exhaust the recursion).
+MAX_IMPORT_DEPTH = 100
 
 
 def display_path(path: str) -> str:
@@ -51,6 +55,10 @@ class Loader:
         cached = self._files.get(path)
         if cached is not None:
             return cached
+        if os.path.exists(path) and not os.path.isfile(path):
+            # A directory, or a device or pipe such as /dev/zero or /dev/stdin that reading would
+            # never finish.
+            raise OSError(errno.EINVAL, "not a regular file", path)
         with open(path, "rb") as handle:
             data = handle.read()
         loaded = self.parse_text(_decode(data, path), path)
@@ -89,6 +97,15 @@ class Loader:
         stack = [*stack, path]
         for statement in loaded.source.imports:
             target = display_path(os.path.join(os.path.dirname(path), statement.path))
+            if len(stack) >= MAX_IMPORT_DEPTH and target not in closure.files:
+                closure.diagnostics.append(
+                    error(
+                        TOO_LARGE,
+                        f"imports chain more than {MAX_IMPORT_DEPTH} files deep here",
+                        statement.span,
+                    )
+                )
+                continue
             if target in stack:
                 cycle = " → ".join([*stack[stack.index(target) :], target])
                 closure.diagnostics.append(error(IMPORT_CYCLE, f"import cycle: {cycle}", statement.span))
@@ -118,6 +135,8 @@ def _unreadable(path: str) -> str | None:
         return "it is a directory"
     if not os.path.exists(path):
         return "no such file"
+    if not os.path.isfile(path):
+        return "not a regular file"
     if not os.access(path, os.R_OK):
         return "permission denied"
     return None
@@ -128,7 +147,9 @@ def _decode(data: bytes, path: str) -> str | Diagnostic:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        # In characters, as every other column: the bytes before the first bad one are valid.
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        column = len(data[line_start : exc.start].decode("utf-8")) + 1
         span = Span(file=path, line=line, column=column, end_line=line, end_column=column + 1)
         return error(
             IMPORT, f"this file is not UTF-8 text: byte 0x{data[exc.start]:02x} cannot be decoded", span

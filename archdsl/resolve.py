@@ -52,6 +52,8 @@ MAX_EXPANDED_LAYERS = 1_000_000
 #: mistake; every later stage walks the tree recursively, so this also keeps them off Python's
 #: recursion limit.
 MAX_NESTING = 100
+#: Integers are 64-bit: the smallest out of range.
+INT_LIMIT = 2**63
 
 PARAM_TYPES: dict[str, Callable[[Any], Any]] = {
     "int": any_int,
@@ -238,6 +240,7 @@ class Resolver:
         self.blocks = blocks
         self.diagnostics: list[Diagnostic] = []
         self.expanded = 0
+        self.passes = 0
         self.too_large_reported = False
         self.depth = 0
         #: The top-level body of the model being resolved (where input and train belong).
@@ -249,7 +252,9 @@ class Resolver:
         # Dispatch on `kind`: isinstance against pydantic classes is several times slower, and
         # this runs for every argument of every layer.
         kind = expr.kind
-        if kind in ("int", "float", "str", "bool"):
+        if kind == "int":
+            return _in_range(expr.value, expr.span)  # type: ignore[union-attr,arg-type]
+        if kind in ("float", "str", "bool"):
             return expr.value  # type: ignore[union-attr]
         if kind == "name":
             name = expr.name  # type: ignore[union-attr]
@@ -263,14 +268,14 @@ class Resolver:
             left = self._integer(expr.left, scope, expr.op)
             right = self._integer(expr.right, scope, expr.op)
             if expr.op == "+":
-                return left + right
+                return _in_range(left + right, expr.span)
             if expr.op == "-":
-                return left - right
+                return _in_range(left - right, expr.span)
             if expr.op == "*":
-                return left * right
+                return _in_range(left * right, expr.span)
             if right == 0:
                 raise Failed(error(BAD_VALUE, "division by zero", expr.right.span))
-            return left // right
+            return _in_range(left // right, expr.span)
         assert isinstance(expr, ir.CallExpr)
         return CallValue(name=expr.name, span=expr.span, args=tuple(self.evaluated_args(expr.args, scope)))
 
@@ -464,7 +469,26 @@ class Resolver:
                 )
             inner_weight = weight * max(count, 1)
             self._grow(0, statement.span, inner_weight)
+            checked = len(self.diagnostics)
             body = self.body(statement.body, scope, stack, inner_weight)
+            if count == 0:
+                # No pass runs, so nothing is built: the body is still held to its names and
+                # arguments (a typo is wrong at any count), but not to values that may be wrong
+                # only at this count (a block called with n=0, w=1 whose `conv(w - 2)` never runs).
+                self.diagnostics[checked:] = [d for d in self.diagnostics[checked:] if d.code != BAD_VALUE]
+            # Each pass is a module and a step of shape inference even when its body is empty,
+            # so passes are bounded too; counted after the body, whose layers report first.
+            self.passes += weight * count
+            if self.passes > MAX_EXPANDED_LAYERS and not self.too_large_reported:
+                self.too_large_reported = True
+                raise Failed(
+                    error(
+                        TOO_LARGE,
+                        f"this model's repeats make more than {MAX_EXPANDED_LAYERS:,} passes here",
+                        statement.span,
+                        Note(message="a repeat count or block nesting multiplies the passes in its body"),
+                    )
+                )
             return RepeatNode(key=key, label=statement.label, span=statement.span, count=count, body=body)
         if isinstance(statement, ir.Concat):
             self.bind(CONCAT, self.evaluated_args(statement.args, scope), statement.span, scope)
@@ -605,6 +629,21 @@ class Resolver:
             )
 
 
+def _in_range(value: int, span: Span) -> int:
+    """Integers are 64-bit, as PyTorch's sizes are: a bigger one is a mistake, and unbounded
+    arithmetic on it (`x * x * x …`) would make numbers too long to print."""
+    if -INT_LIMIT <= value < INT_LIMIT:
+        return value
+    raise Failed(
+        error(
+            BAD_VALUE,
+            f"this integer is out of range: archdsl's integers are 64-bit, as PyTorch's sizes are "
+            f"(at most {INT_LIMIT - 1:,})",
+            span,
+        )
+    )
+
+
 def _param_arg(param: ir.Param) -> Arg:
     convert = PARAM_TYPES.get(param.type_name, lambda v: v)
     return Arg(param.name, convert, f"{param.type_name} parameter", required=param.default is None)
@@ -638,13 +677,19 @@ def _misplaced(statement: ir.Input | ir.Train, where: str) -> Diagnostic:
 
 
 def _nested_statements(body: Sequence[ir.Stmt]) -> Iterator[ir.Stmt]:
-    for statement in body:
+    # An explicit stack, not recursion: a block that is never called is not held to MAX_NESTING,
+    # and may nest deeper than Python's recursion limit.
+    pending: list[Iterator[ir.Stmt]] = [iter(body)]
+    while pending:
+        statement = next(pending[-1], None)
+        if statement is None:
+            pending.pop()
+            continue
         yield statement
         if isinstance(statement, ir.Repeat | ir.Residual):
-            yield from _nested_statements(statement.body)
+            pending.append(iter(statement.body))
         elif isinstance(statement, ir.Concat):
-            for branch in statement.branches:
-                yield from _nested_statements(branch.body)
+            pending.append(iter([s for branch in statement.branches for s in branch.body]))
 
 
 def check_definitions(source: ir.SourceFile, blocks: dict[str, BlockEntry]) -> list[Diagnostic]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from .errors import Diagnostic, Failed, Note, Span, error, warning
 from .resolve import (
+    TOO_LARGE,
     BlockNode,
     BranchNode,
     ConcatNode,
@@ -41,6 +42,22 @@ NO_GRADIENT = "W002"
 BATCH_AXIS = "W003"
 
 Shape = tuple[int, ...]
+
+#: Past these a network could not be built on any machine (each is 4 TiB as float32), so the spec
+#: is taken for a mistake and refused (E110) before anything is allocated: the elements of one
+#: sample's tensor after any statement, and the parameters of a layer or of a whole model.
+MAX_ELEMENTS = 2**40
+MAX_PARAMS = 2**40
+
+
+def float32_size(count: int) -> str:
+    """`count` float32 values in bytes, for messages: '4.0 GiB'."""
+    size = float(count * 4)
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if size < 1024 or unit == "PiB":
+            return f"{size:.0f} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
 
 
 def fmt(shape: Shape) -> str:
@@ -503,7 +520,18 @@ class Inference:
     def run(self) -> ShapedModel:
         model = self.model
         assert model.input_shape is not None
-        layers, output = self.sequence(model.body, Source(model.input_shape, None, None), "")
+        if math.prod(model.input_shape) > MAX_ELEMENTS:
+            self.report(
+                _too_many_elements("the input is", model.input_shape, model.input_span or model.span), None
+            )
+            layers: list[Shaped] = []
+            output: Source | None = None
+        else:
+            layers, output = self.sequence(model.body, Source(model.input_shape, None, None), "")
+        params = sum(layer.params for layer in layers)
+        if params > MAX_PARAMS and output is not None:
+            self.report(_too_many_params(f"model {model.name}", params, model.name_span), None)
+            output = None
         return ShapedModel(
             name=model.name,
             file=model.file,
@@ -511,7 +539,7 @@ class Inference:
             input=model.input_shape,
             output=output.shape if output else None,
             layers=layers,
-            params=sum(layer.params for layer in layers),
+            params=params,
             macs=sum(layer.macs for layer in layers),
             train=model.train,
             model_params=model.params,
@@ -526,6 +554,9 @@ class Inference:
                 break
             result = self.statement(node, current, prefix + node.key)
             if result is None:
+                return shaped, None
+            if math.prod(result.output) > MAX_ELEMENTS:
+                self.report(_too_many_elements(f"{result.op} gives", result.output, node.span), None)
                 return shaped, None
             shaped.append(result)
             current = Source(result.output, node.span, result.op)
@@ -557,6 +588,9 @@ class Inference:
             return None
         for diagnostic in outcome.warnings:
             self.report(diagnostic, None)
+        if outcome.params > MAX_PARAMS:
+            self.report(_too_many_params(f"this {node.op}", outcome.params, node.span), None)
+            return None
         return Shaped(
             "layer",
             node.op,
@@ -798,6 +832,25 @@ class Inference:
         return Note(
             message=f"{fmt(source.shape)} comes from {source.op} at line {source.span.line}", span=source.span
         )
+
+
+def _too_many_elements(what: str, shape: Shape, span: Span) -> Diagnostic:
+    count = math.prod(shape)
+    return error(
+        TOO_LARGE,
+        f"{what} {fmt(shape)}: {count:,} elements per sample ({float32_size(count)} as float32), "
+        f"more than archdsl allows ({MAX_ELEMENTS:,})",
+        span,
+    )
+
+
+def _too_many_params(what: str, count: int, span: Span) -> Diagnostic:
+    return error(
+        TOO_LARGE,
+        f"{what} has {count:,} parameters ({float32_size(count)} as float32), more than archdsl "
+        f"allows ({MAX_PARAMS:,})",
+        span,
+    )
 
 
 def infer(model: ResolvedModel) -> tuple[ShapedModel | None, list[Diagnostic]]:

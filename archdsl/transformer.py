@@ -16,6 +16,9 @@ from lark import Token, Transformer
 from . import ir
 from .errors import Span
 
+#: Stands for an integer literal too long to convert; anything past 64 bits is out of range.
+OUT_OF_RANGE = 2**64
+
 _ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", '"': '"', "'": "'"}
 
 
@@ -207,7 +210,11 @@ class ToIR(Transformer[Any, Any]):
 
     def int_lit(self, children: list[Any]) -> ir.IntLit:
         (token,) = children
-        return ir.IntLit.of(span=self._token_span(token), value=int(token))
+        digits = token.lstrip("0") or "0"
+        # Python refuses to convert more than 4,300 digits (and doing so takes quadratic time);
+        # the resolver reports any value past 64 bits as out of range, so a stand-in will do.
+        value = int(digits) if len(digits) <= 20 else OUT_OF_RANGE
+        return ir.IntLit.of(span=self._token_span(token), value=value)
 
     def float_lit(self, children: list[Any]) -> ir.FloatLit:
         (token,) = children

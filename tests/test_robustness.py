@@ -1,69 +1,17 @@
 """`archdsl check` on any text: a clean check or positioned diagnostics, never an exception.
 
-A bounded slice for CI; longer campaigns belong in benchmarks/.
+A bounded slice for CI, shrunk by hypothesis; the seeds and fragments are shared with the
+fuzzing campaign (tests/specgen.py, benchmarks/fuzz.py).
 """
 
 from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from specgen import FRAGMENTS, SEEDS
 
 from archdsl.loader import Loader
 from archdsl.program import compile_file
-
-from conftest import ROOT
-
-SEEDS = [p.read_text(encoding="utf-8") for p in sorted((ROOT / "specs").glob("*.arch"))]
-SEEDS += [
-    p.read_text(encoding="utf-8") for p in sorted((ROOT / "tests" / "fixtures" / "errors").glob("*.arch"))
-]
-FRAGMENTS = [
-    "conv(",
-    "relu",
-    ")",
-    "(",
-    "{",
-    "}",
-    "[",
-    "]",
-    ",",
-    "=",
-    "-1",
-    "0",
-    "99999999999999999999",
-    "same",
-    "project",
-    "repeat",
-    "concat",
-    "branch",
-    "residual",
-    "input",
-    "train",
-    "block",
-    "model",
-    "import",
-    '"x.arch"',
-    "kernel=",
-    "stride=",
-    'padding="same"',
-    "view(",
-    "linear(",
-    "flatten",
-    "ceil=true",
-    "#",
-    "\n",
-    ";",
-    ":",
-    "//",
-    "*",
-    "1.5",
-    "true",
-    "\t",
-    "\x00",
-    "é",
-    "B()",
-    "block B(n: int) { repeat n { B(n) } }",
-]
 
 
 @st.composite

@@ -1,0 +1,1204 @@
+"""Random `.arch` specs with an independent PyTorch reference, for differential testing.
+
+Shared by the differential campaign (`benchmarks/differential.py`) and its CI slice
+(`tests/test_reliability.py`). A spec is drawn from a seed as plain data — blocks with typed
+parameters used in expressions (defaults that use earlier parameters, calls to earlier blocks),
+`repeat`, `concat` with named and unnamed branches of different depths, `residual` with both
+shortcuts, labels, and every layer of the catalog — rendered to real `.arch` text (one statement
+per line, so a line names a statement), and run statement by statement through the torch.nn
+layers it stands for. The reference evaluates the block parameters and expressions itself and
+never calls archdsl's resolver, shape rules or builder.
+
+Where archdsl is documented to be stricter than PyTorch, the reference applies the documented rule
+and says so (`Rejected` with an "archdsl rule" reason): a residual adds equal shapes only, conv and
+pooling take a [C, H, W] sample and linear a flat [F] one, channel counts are positive.
+
+Errors are expected on the line of the statement PyTorch refuses; inside a block that is the
+block's own statement (archdsl adds a note naming the call), not the call.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+Shape = tuple[int, ...]
+FILE = "differential.arch"
+BATCH = 2
+
+# --- specs as data --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class P:
+    """A reference to a block parameter."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Op:
+    """Integer arithmetic on parameters: + - * //."""
+
+    op: str
+    left: Any
+    right: Any
+
+
+class Same:
+    """The keyword value `same` (as many channels as come in)."""
+
+    def __repr__(self) -> str:
+        return "same"
+
+
+SAME = Same()
+
+
+# eq=False: statements are told apart by identity, so the rendered line of each can be looked up.
+@dataclass(eq=False)
+class Layer:
+    op: str
+    positional: tuple[Any, ...] = ()
+    keywords: tuple[tuple[str, Any], ...] = ()
+    label: str | None = None
+
+    def arg(self, name: str, default: Any = None) -> Any:
+        return dict(self.keywords).get(name, default)
+
+
+@dataclass(eq=False)
+class Branch:
+    name: str | None
+    body: list[Any]
+
+
+@dataclass(eq=False)
+class Concat:
+    branches: list[Branch]
+    label: str | None = None
+
+
+@dataclass(eq=False)
+class Residual:
+    body: list[Any]
+    project: bool = False
+    options: tuple[tuple[str, Any], ...] = ()
+    label: str | None = None
+
+
+@dataclass(eq=False)
+class Repeat:
+    count: Any
+    body: list[Any]
+    label: str | None = None
+
+
+@dataclass(eq=False)
+class Call:
+    block: str
+    positional: tuple[Any, ...] = ()
+    keywords: tuple[tuple[str, Any], ...] = ()
+    label: str | None = None
+
+
+@dataclass(eq=False)
+class BlockDef:
+    name: str
+    #: (name, default or None); every parameter is an int.
+    params: list[tuple[str, Any]]
+    body: list[Any]
+
+
+Statement = Layer | Concat | Residual | Repeat | Call
+
+
+@dataclass
+class Spec:
+    input: Shape
+    body: list[Any]
+    blocks: list[BlockDef] = field(default_factory=list)
+
+
+# --- rendering ------------------------------------------------------------------------------------
+
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "//": 2}
+
+
+def expr_text(value: Any, parent: int = 0) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Same):
+        return "same"
+    if isinstance(value, P):
+        return value.name
+    if isinstance(value, Op):
+        level = _PRECEDENCE[value.op]
+        # Left-associative: the right operand needs brackets at the same level.
+        text = f"{expr_text(value.left, level)} {value.op} {expr_text(value.right, level + 1)}"
+        return f"({text})" if level < parent else text
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(expr_text(v) for v in value) + "]"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, int) and value < 0 and parent:
+        return f"({value})"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _args(positional: tuple[Any, ...], keywords: tuple[tuple[str, Any], ...]) -> str:
+    parts = [expr_text(v) for v in positional] + [f"{k}={expr_text(v)}" for k, v in keywords]
+    return ", ".join(parts)
+
+
+def _labelled(statement: Any, text: str) -> str:
+    return f"{statement.label}: {text}" if statement.label else text
+
+
+def render(spec: Spec) -> tuple[str, dict[Any, int]]:
+    """The spec's text and the line of every statement (and branch) in it, by identity."""
+    lines: list[str] = []
+    where: dict[Any, int] = {}
+
+    def emit(text: str, depth: int, statement: Any = None) -> None:
+        lines.append("    " * depth + text)
+        if statement is not None:
+            where[statement] = len(lines)
+
+    def body(statements: list[Any], depth: int) -> None:
+        for s in statements:
+            if isinstance(s, Layer):
+                call = f"{s.op}({_args(s.positional, s.keywords)})" if s.positional or s.keywords else s.op
+                emit(_labelled(s, call), depth, s)
+            elif isinstance(s, Call):
+                emit(_labelled(s, f"{s.block}({_args(s.positional, s.keywords)})"), depth, s)
+            elif isinstance(s, Repeat):
+                emit(_labelled(s, f"repeat {expr_text(s.count)} {{"), depth, s)
+                body(s.body, depth + 1)
+                emit("}", depth)
+            elif isinstance(s, Concat):
+                emit(_labelled(s, "concat {"), depth, s)
+                for branch in s.branches:
+                    emit(f"branch {branch.name} {{" if branch.name else "branch {", depth + 1, branch)
+                    body(branch.body, depth + 2)
+                    emit("}", depth + 1)
+                emit("}", depth)
+            else:
+                head = f"residual({_args((), s.options)})" if s.options else "residual"
+                emit(_labelled(s, head + " {"), depth, s)
+                body(s.body, depth + 1)
+                emit("}", depth)
+
+    for block in spec.blocks:
+        params = ", ".join(
+            f"{name}: int" + (f" = {expr_text(default)}" if default is not None else "")
+            for name, default in block.params
+        )
+        emit(f"block {block.name}({params}) {{", 0)
+        body(block.body, 1)
+        emit("}", 0)
+    emit("model M {", 0)
+    emit(f"input {expr_text(spec.input)}", 1)
+    body(spec.body, 1)
+    emit("}", 0)
+    return "\n".join(lines) + "\n", where
+
+
+# --- the reference: plain torch.nn, statement by statement ---------------------------------------
+
+
+class Rejected(Exception):
+    """PyTorch (or archdsl's documented, stricter rule) refuses `statement`."""
+
+    def __init__(self, statement: Any, path: str, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.statement = statement
+        self.path = path
+        self.reason = reason
+
+
+@dataclass
+class Reference:
+    #: Every module path's per-sample output shape.
+    shapes: dict[str, Shape] = field(default_factory=dict)
+    #: Parameters of every leaf module path (layers and projection shortcuts).
+    params: dict[str, int] = field(default_factory=dict)
+    #: Statements PyTorch ran without complaint.
+    ran: set[int] = field(default_factory=set)
+
+
+def evaluate(value: Any, env: dict[str, int]) -> Any:
+    if isinstance(value, P):
+        return env[value.name]
+    if isinstance(value, Op):
+        left, right = evaluate(value.left, env), evaluate(value.right, env)
+        if value.op == "+":
+            return left + right
+        if value.op == "-":
+            return left - right
+        if value.op == "*":
+            return left * right
+        return left // right
+    if isinstance(value, tuple | list):
+        return tuple(evaluate(v, env) for v in value)
+    return value
+
+
+class Runner:
+    def __init__(self, spec: Spec):
+        import torch
+
+        self.torch = torch
+        self.blocks = {b.name: b for b in spec.blocks}
+        self.ref = Reference()
+
+    def module(self, module: Any, path: str) -> Any:
+        self.ref.params[path] = self.ref.params.get(path, 0) + sum(p.numel() for p in module.parameters())
+        return module
+
+    def sequence(self, statements: list[Any], x: Any, prefix: str, env: dict[str, int]) -> Any:
+        for index, s in enumerate(statements):
+            path = prefix + (s.label or str(index))
+            x = self.statement(s, x, path, env)
+            self.ref.shapes[path] = tuple(x.shape[1:])
+            self.ref.ran.add(id(s))
+        return x
+
+    def statement(self, s: Any, x: Any, path: str, env: dict[str, int]) -> Any:
+        if isinstance(s, Layer):
+            return self.layer(s, x, path, env)
+        if isinstance(s, Call):
+            block = self.blocks[s.block]
+            inner: dict[str, int] = {}
+            given = dict(
+                zip([n for n, _ in block.params], [evaluate(v, env) for v in s.positional], strict=False)
+            )
+            given.update({k: evaluate(v, env) for k, v in s.keywords})
+            for name, default in block.params:
+                inner[name] = given[name] if name in given else evaluate(default, inner)
+            return self.sequence(block.body, x, path + ".", inner)
+        if isinstance(s, Repeat):
+            count = evaluate(s.count, env)
+            if count < 0:
+                raise Rejected(s, path, f"archdsl rule: a repeat count is ≥ 0, got {count}")
+            for index in range(count):
+                x = self.sequence(s.body, x, f"{path}.{index}.", env)
+                self.ref.shapes[f"{path}.{index}"] = tuple(x.shape[1:])
+            return x
+        if isinstance(s, Concat):
+            outputs = []
+            for index, branch in enumerate(s.branches):
+                key = f"{path}.{branch.name or index}"
+                y = self.sequence(branch.body, x, key + ".", env)
+                self.ref.shapes[key] = tuple(y.shape[1:])
+                outputs.append(y)
+            try:
+                return self.torch.cat(outputs, dim=1)
+            except (RuntimeError, IndexError) as exc:
+                raise Rejected(s, path, f"torch.cat: {exc}") from None
+        return self.residual(s, x, path, env)
+
+    def residual(self, s: Residual, x: Any, path: str, env: dict[str, int]) -> Any:
+        from torch import nn
+
+        y = self.sequence(s.body, x, f"{path}.body.", env)
+        if not s.project:
+            # x + body(x) would broadcast ([1, H, W] + [C, H, W]); archdsl documents equal shapes.
+            if y.shape != x.shape:
+                raise Rejected(s, path, f"archdsl rule: residual {tuple(x.shape)} → {tuple(y.shape)}")
+            return x + y
+        options = {k: evaluate(v, env) for k, v in s.options if k != "shortcut"}
+        bias, stride = options.get("bias", True), options.get("stride")
+        if x.dim() == 2 and y.dim() == 2 and stride is None:
+            layers: list[Any] = [nn.Linear(x.shape[1], y.shape[1], bias=bias)]
+            if options.get("batchnorm", False):
+                layers.append(nn.BatchNorm1d(y.shape[1]))
+        elif x.dim() == 4 and y.dim() == 4:
+            if stride is None:
+                # archdsl's documented choice: the smallest s with ⌊(H − 1)/s⌋ + 1 = H_body.
+                found = []
+                for size, target in zip(x.shape[2:], y.shape[2:], strict=True):
+                    fits = [t for t in range(1, size + 1) if (size - 1) // t + 1 == target]
+                    if not fits:
+                        raise Rejected(s, path, f"no 1×1 stride maps {size} to {target}")
+                    found.append(fits[0])
+                stride = tuple(found)
+            layers = [nn.Conv2d(x.shape[1], y.shape[1], kernel_size=1, stride=stride, bias=bias)]
+            if options.get("batchnorm", False):
+                layers.append(nn.BatchNorm2d(y.shape[1]))
+        else:
+            raise Rejected(s, path, f"archdsl rule: no projection maps {tuple(x.shape)} to {tuple(y.shape)}")
+        projected = x
+        for layer in layers:
+            projected = self.module(layer, f"{path}.shortcut")(projected)
+        if projected.shape != y.shape:
+            raise Rejected(s, path, f"projection gives {tuple(projected.shape)}, body {tuple(y.shape)}")
+        self.ref.shapes[f"{path}.shortcut"] = tuple(projected.shape[1:])
+        return y + projected
+
+    def layer(self, s: Layer, x: Any, path: str, env: dict[str, int]) -> Any:
+        from torch import nn
+
+        op = s.op
+        pos = [evaluate(v, env) for v in s.positional]
+        kw = {k: evaluate(v, env) for k, v in s.keywords}
+
+        def rank(n: int) -> None:
+            # PyTorch would take an unbatched 3-D tensor for one [C, H, W] sample, and nn.Linear
+            # maps the last axis of any tensor; archdsl requires the per-sample rank instead.
+            if x.dim() != n + 1:
+                raise Rejected(s, path, f"archdsl rule: {op} needs rank {n}, got {tuple(x.shape[1:])}")
+
+        def positive(value: Any, what: str) -> None:
+            values = value if isinstance(value, tuple) else (value,)
+            if any(isinstance(v, int) and not isinstance(v, bool) and v < 1 for v in values):
+                raise Rejected(s, path, f"archdsl rule: {what} must be positive, got {value}")
+
+        try:
+            if op == "conv":
+                rank(3)
+                out = pos[0] if pos else kw["out"]
+                out = x.shape[1] if isinstance(out, Same) else out
+                positive(out, "out")
+                positive(kw.get("kernel"), "kernel")
+                padding = kw.get("padding", 0)
+                if (
+                    isinstance(padding, tuple | int)
+                    and min(padding if isinstance(padding, tuple) else (padding,)) < 0
+                ):
+                    raise Rejected(s, path, "archdsl rule: padding ≥ 0")
+                module = nn.Conv2d(
+                    kw.get("in", x.shape[1]),
+                    out,
+                    kernel_size=kw["kernel"],
+                    stride=kw.get("stride", 1),
+                    padding=padding,
+                    dilation=kw.get("dilation", 1),
+                    groups=kw.get("groups", 1),
+                    bias=kw.get("bias", True),
+                )
+            elif op in ("maxpool", "avgpool"):
+                rank(3)
+                kernel = pos[0]
+                positive(kernel, "kernel")
+                common = {
+                    "stride": kw.get("stride"),
+                    "padding": kw.get("padding", 0),
+                    "ceil_mode": kw.get("ceil", False),
+                }
+                if op == "maxpool":
+                    module = nn.MaxPool2d(kernel, dilation=kw.get("dilation", 1), **common)
+                else:
+                    module = nn.AvgPool2d(
+                        kernel, count_include_pad=kw.get("count_include_pad", True), **common
+                    )
+            elif op in ("adaptiveavgpool", "adaptivemaxpool"):
+                rank(3)
+                positive(pos[0], "size")
+                module = (nn.AdaptiveAvgPool2d if op == "adaptiveavgpool" else nn.AdaptiveMaxPool2d)(pos[0])
+            elif op == "batchnorm":
+                norms = {2: nn.BatchNorm1d, 3: nn.BatchNorm1d, 4: nn.BatchNorm2d, 5: nn.BatchNorm3d}
+                if x.dim() not in norms:
+                    raise Rejected(s, path, f"no batchnorm for {tuple(x.shape[1:])}")
+                module = norms[x.dim()](
+                    x.shape[1],
+                    eps=kw.get("eps", 1e-5),
+                    momentum=kw.get("momentum", 0.1),
+                    affine=kw.get("affine", True),
+                )
+            elif op == "dropout":
+                module = nn.Dropout(kw.get("p", 0.5))
+            elif op == "dropout2d":
+                rank(3)
+                module = nn.Dropout2d(kw.get("p", 0.5))
+            elif op in ("softmax", "logsoftmax"):
+                module = (nn.Softmax if op == "softmax" else nn.LogSoftmax)(dim=kw.get("dim", 1))
+            elif op == "leakyrelu":
+                module = nn.LeakyReLU(kw.get("slope", 0.01))
+            elif op == "elu":
+                module = nn.ELU(kw.get("alpha", 1.0))
+            elif op in SIMPLE:
+                module = getattr(nn, SIMPLE[op])()
+            elif op == "view":
+                dims = pos[0] if len(pos) == 1 and isinstance(pos[0], tuple) else tuple(pos)
+                if any(d < 1 and d != -1 for d in dims):
+                    raise Rejected(s, path, f"archdsl rule: view dims positive or one -1, got {dims}")
+                self.ref.params[path] = 0
+                return x.reshape(x.shape[0], *dims)
+            elif op == "linear":
+                rank(1)
+                out = pos[0] if pos else kw["out"]
+                out = x.shape[1] if isinstance(out, Same) else out
+                positive(out, "out")
+                module = nn.Linear(kw.get("in", x.shape[1]), out, bias=kw.get("bias", True))
+            else:
+                raise AssertionError(f"no reference for {op}")
+            return self.module(module, path)(x)
+        except (RuntimeError, ValueError, IndexError) as exc:
+            raise Rejected(s, path, f"{type(exc).__name__}: {exc}") from None
+
+
+SIMPLE = {
+    "relu": "ReLU",
+    "tanh": "Tanh",
+    "sigmoid": "Sigmoid",
+    "gelu": "GELU",
+    "silu": "SiLU",
+    "identity": "Identity",
+    "flatten": "Flatten",
+}
+
+
+def run_reference(spec: Spec) -> Reference:
+    """Runs the spec in PyTorch; raises `Rejected` at the first statement PyTorch refuses."""
+    import torch
+
+    runner = Runner(spec)
+    try:
+        with torch.no_grad():
+            runner.sequence(spec.body, torch.randn(BATCH, *spec.input), "", {})
+    except Rejected as rejected:
+        rejected.ran = runner.ref.ran  # type: ignore[attr-defined]
+        raise
+    return runner.ref
+
+
+# --- the generator --------------------------------------------------------------------------------
+
+
+class Generator:
+    """Draws one spec from a seed. It tracks the tensor's shape with simple size rules so that most
+    specs are valid deep into their statements; a few statements are wrong on purpose, and the
+    simple rules are sometimes wrong (ceil mode, dilation), so PyTorch rejects a fair share."""
+
+    def __init__(self, seed: int):
+        self.r = random.Random(seed)
+        self.blocks: list[BlockDef] = []
+        self.labels = 0
+
+    # small helpers
+    def chance(self, p: float) -> bool:
+        return self.r.random() < p
+
+    def pick(self, options: list[Any]) -> Any:
+        return self.r.choice(options)
+
+    def label(self) -> str | None:
+        if self.chance(0.1):
+            self.labels += 1
+            return f"s{self.labels}"
+        return None
+
+    def pair(self, low: int, high: int) -> int | tuple[int, int]:
+        if self.chance(0.75):
+            return self.r.randint(low, high)
+        return (self.r.randint(low, high), self.r.randint(low, high))
+
+    # --- layers on an image --------------------------------------------------------------------
+
+    def conv(self, shape: list[int]) -> Layer:
+        c = shape[0]
+        groups = 1
+        if self.chance(0.15):
+            divisors = [g for g in (2, 3, 4) if c % g == 0]
+            groups = self.pick(divisors) if divisors and self.chance(0.8) else self.r.randint(2, 4)
+        out: Any = SAME if self.chance(0.15) else groups * self.r.randint(1, max(1, 12 // groups))
+        kernel = self.pair(1, 5)
+        kw: list[tuple[str, Any]] = [("kernel", kernel)]
+        k = kernel if isinstance(kernel, int) else max(kernel)
+        stride = 1
+        if self.chance(0.3):
+            stride = self.r.randint(1, 3)
+            kw.append(("stride", stride))
+        dilation = 1
+        if self.chance(0.2):
+            dilation = self.r.randint(1, 3)
+            kw.append(("dilation", dilation))
+        roll = self.r.random()
+        pad = 0
+        if roll < 0.45:
+            pad = self.r.randint(0, 3)
+            kw.append(("padding", pad))
+        elif roll < 0.6:
+            kw.append(("padding", "same"))  # with a stride, refused by PyTorch
+            pad = dilation * (k - 1) // 2
+        elif roll < 0.65:
+            kw.append(("padding", "valid"))
+        elif roll < 0.7:
+            kw.append(("padding", (self.r.randint(0, 2), self.r.randint(0, 2))))
+        if groups != 1:
+            kw.append(("groups", groups))
+        if self.chance(0.1):
+            kw.append(("bias", False))
+        if self.chance(0.05):
+            kw.append(("in", self.pick([c, c, c + 1])))
+        shape[0] = c if isinstance(out, Same) else out
+        for axis in range(1, len(shape)):
+            shape[axis] = (shape[axis] + 2 * pad - dilation * (k - 1) - 1) // stride + 1
+        return Layer("conv", (out,), tuple(kw), self.label())
+
+    def pool(self, shape: list[int]) -> Layer:
+        op = self.pick(["maxpool", "avgpool"])
+        kernel = self.pair(1, 4)
+        k = kernel if isinstance(kernel, int) else min(kernel)
+        kw: list[tuple[str, Any]] = []
+        stride = k
+        if self.chance(0.5):
+            stride = self.r.randint(1, 3)
+            kw.append(("stride", stride))
+        pad = 0
+        if self.chance(0.35):
+            pad = self.r.randint(0, 2)  # sometimes more than half the kernel: PyTorch refuses
+            kw.append(("padding", pad))
+        if op == "maxpool" and self.chance(0.2):
+            kw.append(("dilation", self.r.randint(1, 2)))
+        if self.chance(0.4):
+            kw.append(("ceil", self.chance(0.7)))
+        if op == "avgpool" and self.chance(0.15):
+            kw.append(("count_include_pad", False))
+        for axis in range(1, len(shape)):
+            shape[axis] = (shape[axis] + 2 * pad - k) // max(stride, 1) + 1
+        return Layer(op, (kernel,), tuple(kw), self.label())
+
+    def activation(self, shape: list[int]) -> Layer:
+        op = self.pick(
+            [
+                "relu",
+                "tanh",
+                "sigmoid",
+                "gelu",
+                "silu",
+                "identity",
+                "leakyrelu",
+                "elu",
+                "softmax",
+                "logsoftmax",
+                "dropout",
+                "batchnorm",
+            ]
+        )
+        kw: tuple[tuple[str, Any], ...] = ()
+        if op == "leakyrelu" and self.chance(0.5):
+            kw = (("slope", self.pick([0.1, 0.2, 0.01])),)
+        elif op == "elu" and self.chance(0.5):
+            kw = (("alpha", self.pick([0.5, 1.0, 2])),)
+        elif op in ("softmax", "logsoftmax") and self.chance(0.6):
+            rank = len(shape) + 1
+            kw = (("dim", self.r.randint(-rank - 1, rank)),)  # sometimes out of range
+        elif op == "dropout" and self.chance(0.5):
+            kw = (("p", self.pick([0.0, 0.1, 0.5, 1])),)
+        elif op == "batchnorm" and self.chance(0.4):
+            kw = (("eps", 0.001), ("momentum", 0.2), ("affine", self.chance(0.5)))[: self.r.randint(1, 3)]
+        return Layer(op, (), kw, self.label())
+
+    def image_layer(self, shape: list[int]) -> Any:
+        roll = self.r.random()
+        if roll < 0.35:
+            return self.conv(shape)
+        if roll < 0.55:
+            return self.pool(shape)
+        if roll < 0.62:
+            op = self.pick(["adaptiveavgpool", "adaptivemaxpool"])
+            size = self.pair(1, 6)
+            shape[1:] = [size, size] if isinstance(size, int) else list(size)
+            return Layer(op, (size,), (), self.label())
+        if roll < 0.67:
+            return Layer("dropout2d", (), (("p", 0.2),) if self.chance(0.5) else (), self.label())
+        return self.activation(shape)
+
+    # --- layers on features ----------------------------------------------------------------------
+
+    def linear(self, shape: list[int]) -> Layer:
+        out: Any = SAME if self.chance(0.1) else self.r.randint(1, 16)
+        kw: list[tuple[str, Any]] = []
+        if self.chance(0.1):
+            kw.append(("bias", False))
+        if self.chance(0.05):
+            kw.append(("in", self.pick([shape[0], shape[0] + 1])))
+        shape[0] = shape[0] if isinstance(out, Same) else out
+        return Layer("linear", (out,), tuple(kw), self.label())
+
+    def view(self, shape: list[int]) -> Layer:
+        total = 1
+        for d in shape:
+            total *= d
+        rank = self.pick([1, 2, 3, 3, 4])
+        dims: list[int] = []
+        rest = total
+        for _ in range(rank - 1):
+            factors = [f for f in (1, 2, 3, 4) if rest % f == 0] or [1]
+            f = self.pick(factors) if self.chance(0.9) else self.r.randint(1, 5)
+            dims.append(f)
+            rest = max(rest // f, 1)
+        dims.append(rest)
+        if self.chance(0.7):
+            dims[self.r.randrange(rank)] = -1
+        shape[:] = [total // max(1, _prod([d for d in dims if d != -1])) if d == -1 else d for d in dims]
+        if self.chance(0.5) or len(dims) == 1:
+            return Layer("view", tuple(dims), (), self.label())
+        return Layer("view", (tuple(dims),), (), self.label())
+
+    # --- composites ------------------------------------------------------------------------------
+
+    def keeping(self, shape: list[int], keep_channels: bool) -> Any:
+        """A statement meant to keep H and W (and the channels, if asked)."""
+        roll = self.r.random()
+        if roll < 0.5:
+            k, d = self.pick([1, 3, 5]), self.pick([1, 1, 2])
+            out: Any = SAME if keep_channels else self.r.randint(1, 10)
+            padding: Any = "same" if self.chance(0.3) else d * (k // 2)
+            kw: tuple[tuple[str, Any], ...] = (("kernel", k), ("padding", padding))
+            if d != 1:
+                kw += (("dilation", d),)
+            if not keep_channels:
+                shape[0] = out
+            return Layer("conv", (out,), kw, self.label())
+        if roll < 0.65:
+            return Layer(
+                self.pick(["maxpool", "avgpool"]), (3,), (("stride", 1), ("padding", 1)), self.label()
+            )
+        return self.activation(shape)
+
+    def concat(self, shape: list[int], depth: int) -> Concat:
+        image = len(shape) == 3
+        branches = []
+        total = 0
+        ends: list[list[int]] = []
+        for index in range(self.r.randint(1, 4)):
+            inner = list(shape)
+            body: list[Any] = []
+            for _ in range(self.r.randint(0, 3)):
+                if image and self.chance(0.85):
+                    body.append(
+                        self.keeping(inner, keep_channels=False)
+                        if self.chance(0.8)
+                        else self.statement(inner, depth + 1)
+                    )
+                elif not image:
+                    body.append(self.linear(inner) if self.chance(0.7) else self.activation(inner))
+                else:
+                    body.append(self.statement(inner, depth + 1))
+            name = f"b{index}" if self.chance(0.3) else None
+            branches.append(Branch(name, body))
+            ends.append(inner)
+            total += inner[0] if inner else 0
+        shape[:] = [total, *ends[0][1:]]
+        return Concat(branches, self.label())
+
+    def residual(self, shape: list[int], depth: int) -> Residual:
+        inner = list(shape)
+        body: list[Any] = []
+        if self.chance(0.5):
+            for _ in range(self.r.randint(1, 3)):
+                if len(inner) == 1:
+                    body.append(Layer("linear", (SAME,)) if self.chance(0.8) else self.activation(inner))
+                elif len(inner) == 3 and self.chance(0.8):
+                    body.append(self.keeping(inner, keep_channels=True))
+                else:
+                    body.append(self.statement(inner, depth + 1))
+            shape[:] = inner
+            return Residual(body, label=self.label())
+        stride = None
+        for _ in range(self.r.randint(1, 3)):
+            if len(inner) == 3 and stride is None and self.chance(0.6):
+                stride = self.pair(1, 3)
+                k = self.pick([1, 3])
+                out = self.r.randint(1, 10)
+                body.append(Layer("conv", (out,), (("kernel", k), ("stride", stride), ("padding", k // 2))))
+                inner[0] = out
+                s = stride if isinstance(stride, tuple) else (stride, stride)
+                inner[1:] = [(inner[1] - 1) // s[0] + 1, (inner[2] - 1) // s[1] + 1]
+            elif len(inner) == 1:
+                body.append(self.linear(inner))
+            elif len(inner) == 3 and self.chance(0.7):
+                body.append(self.keeping(inner, keep_channels=False))
+            else:
+                body.append(self.statement(inner, depth + 1))
+        options: list[tuple[str, Any]] = [("shortcut", "project")]
+        if self.chance(0.25):
+            options.append(("stride", stride if stride is not None and self.chance(0.7) else self.pair(1, 3)))
+        if self.chance(0.2):
+            options.append(("bias", False))
+        if self.chance(0.25):
+            options.append(("batchnorm", True))
+        shape[:] = inner
+        # `shortcut=project` is a bare keyword value, not a string.
+        return Residual(
+            body, True, tuple((k, P(v) if k == "shortcut" else v) for k, v in options), self.label()
+        )
+
+    def repeat(self, shape: list[int], depth: int) -> Repeat:
+        count = self.pick([0, 1, 2, 2, 3])
+        body = [
+            self.keeping(shape, keep_channels=True) if len(shape) == 3 else self.activation(shape)
+            for _ in range(self.r.randint(1, 2))
+        ]
+        if self.chance(0.2):
+            body.append(self.statement(list(shape), depth + 1))
+        return Repeat(count, body, self.label())
+
+    # --- blocks ----------------------------------------------------------------------------------
+
+    def block_body(self, depth: int) -> tuple[list[tuple[str, Any]], list[Any]]:
+        """A block on images: parameters w (channels), k (kernel), p = k // 2, n (repeat count)."""
+        params: list[tuple[str, Any]] = [("w", None), ("k", 3), ("p", Op("//", P("k"), 2)), ("n", 1)]
+        body: list[Any] = []
+        for _ in range(self.r.randint(1, 4)):
+            roll = self.r.random()
+            if roll < 0.3:
+                out = self.pick([P("w"), Op("*", P("w"), 2), Op("+", P("w"), 1), Op("-", P("w"), 2), SAME])
+                body.append(Layer("conv", (out,), (("kernel", P("k")), ("padding", P("p"))), self.label()))
+            elif roll < 0.45:
+                body.append(
+                    Repeat(
+                        P("n"),
+                        [
+                            Layer(
+                                "conv",
+                                (SAME,),
+                                (("kernel", P("k")), ("padding", Op("//", Op("-", P("k"), 1), 2))),
+                            ),
+                            Layer("relu"),
+                        ],
+                    )
+                )
+            elif roll < 0.55:
+                body.append(
+                    Residual(
+                        [
+                            Layer("conv", (SAME,), (("kernel", P("k")), ("padding", P("p")))),
+                            Layer("batchnorm"),
+                        ],
+                        label=self.label(),
+                    )
+                )
+            elif roll < 0.62:
+                body.append(
+                    Residual(
+                        [Layer("conv", (P("w"),), (("kernel", 3), ("stride", 2), ("padding", 1)))],
+                        True,
+                        (("shortcut", P("project")),) + ((("stride", 2),) if self.chance(0.5) else ()),
+                    )
+                )
+            elif roll < 0.72:
+                body.append(
+                    Concat(
+                        [
+                            Branch(None, [Layer("conv", (P("w"),), (("kernel", 1),))]),
+                            Branch(
+                                "wide",
+                                [
+                                    Layer(
+                                        "conv",
+                                        (Op("+", Op("//", P("w"), 2), 1),),
+                                        (("kernel", P("k")), ("padding", P("p"))),
+                                    ),
+                                    Layer("relu"),
+                                ],
+                            ),
+                        ]
+                    )
+                )
+            elif roll < 0.82 and self.blocks:
+                earlier = self.pick(self.blocks)
+                args: tuple[Any, ...] = (self.pick([P("w"), Op("+", P("w"), 1), 4]),)
+                kw: tuple[tuple[str, Any], ...] = (("k", P("k")),) if self.chance(0.5) else ()
+                body.append(Call(earlier.name, args, kw, self.label()))
+            else:
+                body.append(self.activation([1, 1, 1]))
+        return params, body
+
+    def call(self, shape: list[int], depth: int) -> Call:
+        if not self.blocks or (len(self.blocks) < 3 and self.chance(0.4)):
+            params, body = self.block_body(depth)
+            self.blocks.append(BlockDef(f"B{len(self.blocks)}", params, body))
+        block = self.pick(self.blocks)
+        w = self.r.randint(1, 10)
+        positional: tuple[Any, ...] = (w,)
+        keywords: list[tuple[str, Any]] = []
+        if self.chance(0.4):
+            keywords.append(("k", self.pick([1, 3, 5, 2])))
+        if self.chance(0.3):
+            keywords.append(("n", self.pick([0, 1, 2])))
+        if self.chance(0.3):
+            positional, keywords = (), [("w", w), *keywords]
+        shape[0] = w  # a guess: most block bodies end with w channels
+        return Call(block.name, positional, tuple(keywords), self.label())
+
+    # --- statements --------------------------------------------------------------------------------
+
+    def statement(self, shape: list[int], depth: int = 0) -> Any:
+        if self.chance(0.03):
+            # Wrong on purpose: a layer of the wrong rank.
+            return Layer("linear", (4,)) if len(shape) != 1 else Layer("conv", (4,), (("kernel", 1),))
+        composite = depth < 3
+        if len(shape) == 3:
+            roll = self.r.random()
+            if composite and roll < 0.1:
+                return self.concat(shape, depth)
+            if composite and roll < 0.2:
+                return self.residual(shape, depth)
+            if composite and roll < 0.27:
+                return self.repeat(shape, depth)
+            if composite and roll < 0.37:
+                return self.call(shape, depth)
+            if roll < 0.42:
+                shape[:] = [_prod(shape)]
+                return Layer("flatten", (), (), self.label())
+            if roll < 0.45:
+                return self.view(shape)
+            return self.image_layer(shape)
+        if len(shape) == 1:
+            roll = self.r.random()
+            if composite and roll < 0.08:
+                return self.concat(shape, depth)
+            if composite and roll < 0.16:
+                return self.residual(shape, depth)
+            if composite and roll < 0.22:
+                return self.repeat(shape, depth)
+            if roll < 0.3:
+                return self.view(shape)
+            if roll < 0.7:
+                return self.linear(shape)
+            return self.activation(shape)
+        # [C, L] and [C, D, H, W]: what works on any rank, and a way back.
+        roll = self.r.random()
+        if composite and roll < 0.1:
+            return self.concat(shape, depth)
+        if composite and roll < 0.2:
+            return self.residual(shape, depth)
+        if roll < 0.3:
+            return self.view(shape)
+        if roll < 0.45:
+            shape[:] = [_prod(shape)]
+            return Layer("flatten")
+        if roll < 0.9:
+            return self.activation(shape)
+        return self.image_layer(shape)  # a rank error
+
+    def spec(self) -> Spec:
+        roll = self.r.random()
+        if roll < 0.7:
+            shape = [self.r.randint(1, 6), self.r.randint(1, 32), self.r.randint(1, 32)]
+        elif roll < 0.85:
+            shape = [self.r.randint(1, 64)]
+        elif roll < 0.93:
+            shape = [self.r.randint(1, 6), self.r.randint(1, 16)]
+        else:
+            shape = [self.r.randint(1, 4), self.r.randint(1, 6), self.r.randint(1, 8), self.r.randint(1, 8)]
+        start = tuple(shape)
+        body = [self.statement(shape) for _ in range(self.r.randint(1, 9))]
+        return Spec(start, body, self.blocks)
+
+
+def _prod(values: Any) -> int:
+    total = 1
+    for v in values:
+        total *= v
+    return total
+
+
+def generate(seed: int) -> Spec:
+    return Generator(seed).spec()
+
+
+# --- the comparison -------------------------------------------------------------------------------
+
+
+@dataclass
+class Verdict:
+    """How archdsl and PyTorch judged one spec; `problem` is set when they disagree."""
+
+    accepted: bool
+    #: What PyTorch refused ("conv", "concat", ...), or "" when it accepted.
+    rejected_op: str
+    problem: str | None
+    text: str
+
+
+def _static(nodes: list[Any], shapes: dict[str, Shape], params: dict[str, int]) -> None:
+    for node in nodes:
+        shapes[node.path] = node.output
+        if node.kind in ("layer", "shortcut"):
+            params[node.path] = node.params
+        _static(node.children, shapes, params)
+
+
+def _op(statement: Any) -> str:
+    if isinstance(statement, Layer):
+        return statement.op
+    return type(statement).__name__.lower()
+
+
+def compare(spec: Spec, build: bool = True) -> Verdict:
+    """Checks the spec with archdsl and runs it in PyTorch; with `build`, also runs archdsl's own
+    built module and compares the shapes it really produces."""
+    from archdsl.loader import Loader
+    from archdsl.program import compile_file
+
+    text, lines = render(spec)
+    loader = Loader()
+    loader.add_text(text, FILE)
+    program = compile_file(FILE, loader=loader)
+    errors = program.errors
+    error_lines = sorted({e.span.line for e in errors})
+    try:
+        ref = run_reference(spec)
+    except Rejected as rejected:
+        line = lines[rejected.statement]
+        op = _op(rejected.statement)
+        if line not in error_lines:
+            return Verdict(
+                False,
+                op,
+                f"PyTorch rejects line {line} ({rejected.reason}); archdsl "
+                f"reports errors on lines {error_lines}: {[e.message for e in errors]}",
+                text,
+            )
+        # Statements of the model body that PyTorch ran must not be blamed (a block's statements
+        # may be fine in one call and wrong in another, so only the model's own lines count).
+        model_lines = {lines[s] for s in spec.body}
+        ran = {lines[s] for s in _walk(spec.body) if id(s) in ref_ran(rejected)}
+        blamed = sorted(set(error_lines) & model_lines & ran - {line})
+        if blamed:
+            return Verdict(False, op, f"archdsl blames lines {blamed}, which PyTorch ran", text)
+        return Verdict(False, op, None, text)
+    if errors:
+        return Verdict(
+            True,
+            "",
+            "PyTorch accepts; archdsl reports " + "; ".join(f"{e.span.line}: {e.message}" for e in errors),
+            text,
+        )
+    model = program.model()
+    shapes: dict[str, Shape] = {}
+    params: dict[str, int] = {}
+    _static(model.layers, shapes, params)
+    if shapes != ref.shapes:
+        diff = {
+            k: (shapes.get(k), ref.shapes.get(k))
+            for k in set(shapes) | set(ref.shapes)
+            if shapes.get(k) != ref.shapes.get(k)
+        }
+        return Verdict(True, "", f"shapes differ (archdsl, PyTorch): {diff}", text)
+    if params != ref.params or model.params != sum(ref.params.values()):
+        diff = {
+            k: (params.get(k), ref.params.get(k))
+            for k in set(params) | set(ref.params)
+            if params.get(k) != ref.params.get(k)
+        }
+        return Verdict(True, "", f"parameter counts differ (archdsl, PyTorch): {diff}", text)
+    if build:
+        built = built_shapes(model, spec.input, shapes)
+        if built != shapes:
+            return Verdict(True, "", f"the built module gives other shapes: {built}", text)
+    return Verdict(True, "", None, text)
+
+
+def ref_ran(rejected: Rejected) -> set[int]:
+    return getattr(rejected, "ran", set())
+
+
+def _walk(statements: list[Any]) -> list[Any]:
+    found = []
+    for s in statements:
+        found.append(s)
+        if isinstance(s, Repeat | Residual):
+            found += _walk(s.body)
+        elif isinstance(s, Concat):
+            for branch in s.branches:
+                found += _walk(branch.body)
+    return found
+
+
+def built_shapes(model: Any, input_shape: Shape, paths: dict[str, Shape]) -> dict[str, Shape]:
+    """The shapes archdsl's builder really produces, at the module paths the static pass names."""
+    import torch
+
+    from archdsl.builder import build_model
+
+    network = build_model(model)
+    seen: dict[str, Shape] = {}
+    modules = dict(network.named_modules())
+    for path in paths:
+        modules[path].register_forward_hook(
+            lambda _m, _a, out, path=path: seen.__setitem__(path, tuple(out.shape[1:]))
+        )
+    with torch.no_grad():
+        network(torch.randn(BATCH, *input_shape))
+    if sum(p.numel() for p in network.parameters()) != model.params:
+        seen["<params>"] = (model.params,)
+    return seen
+
+
+# --- fuzz inputs ----------------------------------------------------------------------------------
+# Shared by tests/test_robustness.py (hypothesis), tests/test_reliability.py and benchmarks/fuzz.py.
+
+_ROOT = Path(__file__).resolve().parent.parent
+SEED_FILES = sorted((_ROOT / "specs").glob("*.arch")) + sorted(
+    (_ROOT / "tests" / "fixtures" / "errors").glob("*.arch")
+)
+SEEDS = [p.read_text(encoding="utf-8") for p in SEED_FILES]
+FRAGMENTS = [
+    "conv(",
+    "relu",
+    ")",
+    "(",
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    "=",
+    "-1",
+    "0",
+    "99999999999999999999",
+    "same",
+    "project",
+    "repeat",
+    "concat",
+    "branch",
+    "residual",
+    "input",
+    "train",
+    "block",
+    "model",
+    "import",
+    '"x.arch"',
+    "kernel=",
+    "stride=",
+    'padding="same"',
+    "view(",
+    "linear(",
+    "flatten",
+    "ceil=true",
+    "#",
+    "\n",
+    ";",
+    ":",
+    "//",
+    "*",
+    "1.5",
+    "true",
+    "\t",
+    "\x00",
+    "é",
+    "B()",
+    "block B(n: int) { repeat n { B(n) } }",
+]
+#: Values that stress limits: huge and long numbers, deep nesting, self-reference.
+EXTREMES = [
+    "0",
+    "-1",
+    "1e999",
+    "9" * 25,
+    "9" * 5000,
+    "0" * 5000 + "1",
+    "2 * " * 300 + "2",
+    "(" * 500 + "1" + ")" * 500,
+    "[" * 300 + "1" + "]" * 300,
+    "-" * 2000 + "1",
+    "repeat 1 { " * 150 + "relu" + " }" * 150,
+    "repeat 1000000 { repeat 1000000 { relu } }",
+    "residual { " * 120 + "relu" + " }" * 120,
+    'import "fuzz.arch"',
+    'import "/dev/null"',
+    'import "."',
+    "99999999 * 99999999 * 99999999",
+    "input [100000, 100000, 100000]",
+    "linear(99999999999999)",
+]
+
+
+def mutate(rng: random.Random, text: str, rounds: int | None = None) -> str:
+    """A few random edits: deletions, inserted fragments or extreme values, copied spans, chars."""
+    for _ in range(rounds if rounds is not None else rng.randint(1, 6)):
+        at = rng.randint(0, len(text))
+        choice = rng.randrange(6)
+        if choice == 0:
+            text = text[:at] + text[at + rng.randint(1, 20) :]
+        elif choice == 1:
+            text = text[:at] + rng.choice(FRAGMENTS) + text[at:]
+        elif choice == 2:
+            start = rng.randint(0, len(text))
+            text = text[:at] + text[start : start + rng.randint(1, 40)] + text[at:]
+        elif choice == 3:
+            text = text[:at] + chr(rng.choice([rng.randint(0, 0x2FF), rng.randint(0, 0x10FFFF)])) + text[at:]
+            text = text.encode("utf-8", "replace").decode("utf-8", "replace")
+        elif choice == 4:
+            text = text[:at] + rng.choice(EXTREMES) + text[at:]
+        else:
+            # A number replaced by an extreme one, keeping the text around it.
+            digits = [i for i, c in enumerate(text) if c.isdigit()]
+            if digits:
+                i = rng.choice(digits)
+                text = text[:i] + rng.choice(EXTREMES[:7]) + text[i + 1 :]
+    return text
+
+
+def fuzz_input(rng: random.Random) -> tuple[str, bytes]:
+    """One fuzz input and the kind it is: mutated seed specs, mutated generated specs, random
+    fragments, or random bytes (often not UTF-8)."""
+    roll = rng.random()
+    if roll < 0.45:
+        return "mutated-spec", mutate(rng, rng.choice(SEEDS)).encode("utf-8", "replace")
+    if roll < 0.65:
+        text = render(generate(rng.randrange(1 << 30)))[0]
+        return "mutated-generated", mutate(rng, text).encode("utf-8", "replace")
+    if roll < 0.85:
+        parts = [rng.choice(FRAGMENTS + EXTREMES[:5]) for _ in range(rng.randint(0, 60))]
+        return "fragments", " ".join(parts).encode("utf-8", "replace")
+    size = rng.randint(0, 400)
+    if rng.random() < 0.5:
+        return "bytes", bytes(rng.randrange(256) for _ in range(size))
+    alphabet = b"model block input{}()[]=,;:#\n\"' 0123456789abcxyz-*/."
+    return "bytes", bytes(rng.choice(alphabet) for _ in range(size))
+
+
+def check_survives(data: bytes, path: str) -> str | None:
+    """Runs what `archdsl check` runs on a file holding `data`: the only outcomes allowed are a
+    clean check or diagnostics positioned inside the file. Returns the problem, or None."""
+    import json
+
+    from archdsl.errors import SourceCache
+    from archdsl.errors import render as render_diagnostic
+    from archdsl.loader import Loader
+    from archdsl.program import compile_file
+    from archdsl.report import check_json
+    from archdsl.summary import model_line
+
+    with open(path, "wb") as handle:
+        handle.write(data)
+    loader = Loader()
+    program = compile_file(path, loader=loader)
+    text = data.decode("utf-8", "replace")
+    lines = text.split("\n")
+    for d in program.diagnostics:
+        span = d.span
+        if span.file != program.path:
+            continue
+        if not 1 <= span.line <= len(lines) or not 1 <= span.end_line <= len(lines):
+            return (
+                f"{d.code} at line {span.line}..{span.end_line}, the file has {len(lines)} lines: {d.message}"
+            )
+        if not 1 <= span.column <= len(lines[span.line - 1]) + 1:
+            return f"{d.code} at column {span.column} of a {len(lines[span.line - 1])}-character line"
+        if (span.end_line, span.end_column) < (span.line, span.column):
+            return f"{d.code} span ends before it starts: {span}"
+        if not 1 <= span.end_column <= len(lines[span.end_line - 1]) + 1:
+            length = len(lines[span.end_line - 1])
+            return f"{d.code} ends at column {span.end_column} of a {length}-character line"
+    cache = SourceCache(loader.sources)
+    for d in program.diagnostics:
+        render_diagnostic(d, cache)
+        if d.span.file == program.path and cache.line(d.span.file, d.span.line) != lines[
+            d.span.line - 1
+        ].removesuffix("\r"):
+            return f"{d.code} at line {d.span.line}: the rendering quotes another line"
+    json.dumps(check_json(program.diagnostics, program.models))
+    for model in program.models:
+        if model.complete:
+            model_line(model)
+    return None

@@ -1,0 +1,256 @@
+"""Reliability: bounded CI slices of the differential and fuzz campaigns, the limits that protect
+the user, and a regression test for each class of bug the campaigns found.
+
+The full campaigns are `benchmarks/differential.py` and `benchmarks/fuzz.py`; docs/reliability.md
+says how to run them and what they measured. The slices here run fixed seeds, so a failure names
+a seed that `benchmarks/differential.py 1 --start SEED --show` (or fuzz.py) reproduces.
+"""
+
+from __future__ import annotations
+
+import ast
+import random
+import warnings
+from pathlib import Path
+
+import pytest
+import specgen
+
+import archdsl
+from archdsl import builder
+from archdsl.loader import MAX_IMPORT_DEPTH, Loader
+from archdsl.program import Program, compile_file
+from archdsl.resolve import INT_LIMIT, MAX_EXPANDED_LAYERS
+from archdsl.shapes import MAX_ELEMENTS, MAX_PARAMS
+
+from conftest import ROOT
+
+
+def check_text(text: str, name: str = "spec.arch") -> Program:
+    loader = Loader()
+    loader.add_text(text, name)
+    return compile_file(name, loader=loader)
+
+
+def codes(program: Program) -> list[tuple[str, int]]:
+    return [(d.code, d.span.line) for d in program.diagnostics]
+
+
+# --- the campaigns, sliced ------------------------------------------------------------------------
+
+
+def test_archdsl_agrees_with_pytorch_on_300_generated_specs() -> None:
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # padding="same" with even kernels warns in PyTorch
+            verdicts = {seed: specgen.compare(specgen.generate(seed)) for seed in range(300)}
+    finally:
+        torch.set_num_threads(threads)
+    disagreements = {seed: v for seed, v in verdicts.items() if v.problem is not None}
+    assert not disagreements, "\n".join(f"seed {s}: {v.problem}\n{v.text}" for s, v in disagreements.items())
+    # The slice exercises both outcomes and every composite, not only trivial specs.
+    accepted = [specgen.generate(s) for s, v in verdicts.items() if v.accepted]
+    assert 80 <= len(accepted) <= 220
+    kinds = {type(s).__name__ for spec in accepted for s in specgen._walk(spec.body)}
+    assert kinds >= {"Layer", "Call", "Repeat", "Concat", "Residual"}
+
+
+def test_the_generator_draws_every_layer_of_the_catalog() -> None:
+    from archdsl.layers import LAYERS
+
+    ops = set()
+    for seed in range(300):
+        spec = specgen.generate(seed)
+        for statement in specgen._walk(spec.body) + [s for b in spec.blocks for s in specgen._walk(b.body)]:
+            ops.add(specgen._op(statement))
+    assert set(LAYERS) <= ops
+
+
+def test_fuzzed_inputs_give_a_clean_check_or_positioned_diagnostics(tmp_path: Path) -> None:
+    path = str(tmp_path / "fuzz.arch")
+    problems = {}
+    for seed in range(1000):
+        _, data = specgen.fuzz_input(random.Random(seed))
+        problem = specgen.check_survives(data, path)
+        if problem is not None:
+            problems[seed] = problem
+    assert not problems
+
+
+# --- regression tests: one per class of bug found -------------------------------------------------
+
+
+def test_an_integer_literal_too_long_for_python_is_out_of_range_not_a_crash() -> None:
+    # Python refuses to convert more than 4,300 digits; the parser used to raise ValueError.
+    program = check_text("model M {\n  input [1, " + "9" * 5000 + "]\n  relu\n}\n")
+    assert codes(program) == [("E005", 2)]
+    assert "out of range" in program.diagnostics[0].message
+    assert program.diagnostics[0].span.column == 13
+
+
+def test_leading_zeros_do_not_make_an_integer_long() -> None:
+    program = check_text("model M { input [" + "0" * 5000 + "3] relu }\n")
+    assert program.diagnostics == [] and program.model().output == (3,)
+
+
+def test_integers_are_64_bit_and_arithmetic_past_that_is_an_error() -> None:
+    # Unbounded products used to make numbers too long to print in a message.
+    program = check_text("model M {\n  input [4]\n  linear(99999999 * 99999999 * 99999999)\n}\n")
+    assert codes(program) == [("E005", 3)]
+    largest = check_text(f"model M {{ input [1] repeat {INT_LIMIT - 1} {{ }} }}\n")
+    assert [d.code for d in largest.diagnostics] == ["E110"]
+    past = check_text(f"model M {{ input [1] repeat {INT_LIMIT} {{ }} }}\n")
+    assert [d.code for d in past.diagnostics] == ["E005"]
+
+
+def test_an_import_of_a_device_is_a_positioned_error_not_a_hang(tmp_path: Path) -> None:
+    # Reading /dev/zero never finishes; /dev/stdin would wait for input.
+    spec = tmp_path / "spec.arch"
+    spec.write_text('import "/dev/zero"\nmodel M { input [1] relu }\n', encoding="utf-8")
+    program = compile_file(str(spec))
+    assert codes(program) == [("E007", 1)]
+    assert "not a regular file" in program.diagnostics[0].message
+    with pytest.raises(OSError, match="not a regular file"):
+        compile_file("/dev/zero")
+
+
+def test_an_import_chain_deeper_than_the_limit_is_an_error_not_a_recursion_error(tmp_path: Path) -> None:
+    depth = MAX_IMPORT_DEPTH + 50
+    for i in range(depth):
+        imports = f'import "f{i + 1}.arch"\n' if i + 1 < depth else ""
+        model = "model M { input [1] B0() }\n" if i == 0 else ""
+        (tmp_path / f"f{i}.arch").write_text(f"{imports}block B{i} {{ relu }}\n{model}", encoding="utf-8")
+    program = compile_file(str(tmp_path / "f0.arch"))
+    assert [d.code for d in program.diagnostics] == ["E110"]
+    assert program.diagnostics[0].span.file.endswith(f"f{MAX_IMPORT_DEPTH - 1}.arch")
+
+
+def test_a_block_nested_past_the_recursion_limit_but_never_called_is_checked() -> None:
+    # check_definitions walked block bodies recursively and raised RecursionError.
+    deep = "repeat 1 { " * 3000 + "relu" + " }" * 3000
+    program = check_text(f"block B {{ {deep} }}\nmodel M {{ input [1] relu }}\n")
+    assert program.diagnostics == []
+    called = check_text(f"block B {{ {deep} }}\nmodel M {{ input [1] B() }}\n")
+    assert [d.code for d in called.diagnostics] == ["E110"]
+
+
+def test_empty_repeats_count_their_passes() -> None:
+    # Twenty `repeat 999999 { }` made twenty million passes of shape inference: minutes, no error.
+    program = check_text("model M {\n input [1]\n" + "repeat 999999 { }\n" * 20 + "}\n")
+    assert codes(program) == [("E110", 4)]
+    assert f"{MAX_EXPANDED_LAYERS:,} passes" in program.diagnostics[0].message
+
+
+# --- limits on size ---------------------------------------------------------------------------------
+
+
+def test_an_enormous_input_is_refused_with_its_size() -> None:
+    program = check_text("model M {\n  input [100000, 100000, 100000]\n  conv(8, kernel=1)\n}\n")
+    assert codes(program) == [("E110", 2)]
+    message = program.diagnostics[0].message
+    assert "1,000,000,000,000,000 elements" in message and "PiB as float32" in message
+
+
+def test_an_enormous_tensor_is_refused_at_the_statement_that_makes_it() -> None:
+    program = check_text("model M {\n  input [1, 1, 1]\n  conv(1, kernel=1, padding=600000)\n  relu\n}\n")
+    assert codes(program) == [("E110", 3)]
+    assert f"{MAX_ELEMENTS:,}" in program.diagnostics[0].message
+
+
+def test_an_enormous_layer_is_refused_with_its_parameter_count() -> None:
+    program = check_text("model M {\n  input [10000000]\n  linear(10000000)\n}\n")
+    assert codes(program) == [("E110", 3)]
+    assert "100,000,010,000,000 parameters" in program.diagnostics[0].message
+
+
+def test_a_model_whose_layers_together_are_too_many_parameters_is_refused_at_its_name() -> None:
+    program = check_text("model M {\n  input [1000000]\n  linear(1000000) linear(1000000)\n}\n")
+    assert codes(program) == [("E110", 1)]
+    assert f"more than archdsl allows ({MAX_PARAMS:,})" in program.diagnostics[0].message
+
+
+def big_spec(tmp_path: Path) -> str:
+    path = tmp_path / "big.arch"
+    # 1,000,000,000 + 1,000 parameters: 3.7 GiB, never allocated here.
+    path.write_text("model Big {\n  input [1000000]\n  linear(1000)\n}\n", encoding="utf-8")
+    return str(path)
+
+
+def test_build_refuses_more_parameters_than_max_params_before_allocating(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_allocation(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the builder allocated a layer")
+
+    monkeypatch.setattr(builder, "_sequence", no_allocation)
+    with pytest.raises(archdsl.ArchError) as raised:
+        archdsl.build(big_spec(tmp_path), max_params=1_000_000)
+    (diagnostic,) = raised.value.diagnostics
+    assert diagnostic.code == "E110" and diagnostic.span.line == 1
+    assert (
+        "1,000,001,000 parameters (3.7 GiB as float32), more than max_params=1,000,000" in diagnostic.message
+    )
+
+
+def test_build_refuses_by_default_what_would_not_fit_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(builder, "memory_bytes", lambda: 2**30)  # a 1 GiB machine
+    monkeypatch.setattr(builder, "_sequence", lambda *_: pytest.fail("allocated"))
+    with pytest.raises(archdsl.ArchError, match=r"more than fit in this machine's memory \(1.0 GiB\)"):
+        archdsl.build(big_spec(tmp_path))
+
+
+def test_max_params_lets_a_network_at_the_limit_build(tmp_path: Path) -> None:
+    path = tmp_path / "small.arch"
+    path.write_text("model S { input [10] linear(10) }\n", encoding="utf-8")
+    network = archdsl.build(str(path), max_params=110)
+    assert sum(p.numel() for p in network.parameters()) == 110
+
+
+# --- nothing runs that the user did not write -----------------------------------------------------
+
+
+def _calls(name: str) -> list[tuple[str, ast.Call]]:
+    found = []
+    for path in sorted((ROOT / "archdsl").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                func = node.func
+                called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+                if called == name:
+                    found.append((path.name, node))
+    return found
+
+
+@pytest.mark.parametrize("name", ["eval", "exec", "compile", "__import__"])
+def test_the_package_never_evaluates_text(name: str) -> None:
+    # `compile` as a bare name is Python's; `torch.compile(model)` is an attribute and allowed.
+    bare = [file for file, call in _calls(name) if isinstance(call.func, ast.Name)]
+    assert bare == []
+
+
+def test_every_torch_load_is_weights_only() -> None:
+    for file, call in _calls("load"):
+        func = call.func
+        if isinstance(func, ast.Attribute) and getattr(func.value, "id", None) == "torch":
+            keywords = {k.arg: k.value for k in call.keywords}
+            assert isinstance(keywords.get("weights_only"), ast.Constant), file
+            assert keywords["weights_only"].value is True, file
+
+
+def test_a_repeat_that_runs_no_pass_checks_names_not_values() -> None:
+    # Differential seed 3705: PyTorch builds nothing for `repeat 0`, so a block argument that makes
+    # a channel count negative there is no error; a misspelt layer still is.
+    program = check_text(
+        "block B(w: int) {\n  conv(w - 2, kernel=3)\n}\n"
+        "model M {\n  input [1, 16, 30]\n  repeat 0 { B(1) }\n  relu\n}\n"
+    )
+    assert codes(program) == []
+    assert program.models[0].output == (1, 16, 30)
+    program = check_text("model M {\n  input [1, 8, 8]\n  repeat 0 { covn }\n}\n")
+    assert codes(program) == [("E002", 3)]
