@@ -1,7 +1,8 @@
 """The command line: argument parsing, exit codes, and the one place diagnostics are printed.
 
 Exit codes: 0 clean, 1 the spec has errors (or warnings under --strict), 2 usage errors (a bad
-flag, a missing file, a directory without specs). `check` and `summary` never import torch.
+flag, a missing file, a directory without specs, graphviz's `dot` missing for `render`). `check`,
+`summary` and `render` never import torch.
 """
 
 from __future__ import annotations
@@ -54,8 +55,68 @@ def _parser() -> argparse.ArgumentParser:
     summary = commands.add_parser("summary", help="per-layer table: output shapes, parameters, MACs")
     summary.add_argument("file", metavar="FILE")
     summary.add_argument("--model", metavar="NAME", help="the model to summarise (default: every model)")
+    summary.add_argument(
+        "--verify",
+        action="store_true",
+        help="build the model and check every layer's shape and parameters against torchinfo",
+    )
     _param_option(summary)
+
+    render_ = commands.add_parser("render", help="draw a model as a graphviz diagram (svg, png, pdf or dot)")
+    render_.add_argument("file", metavar="FILE")
+    render_.add_argument("--model", metavar="NAME", help="the model to draw (needed if FILE has several)")
+    render_.add_argument("-o", "--output", required=True, metavar="OUT", help="out.svg, .png, .pdf or .dot")
+    render_.add_argument(
+        "--format", choices=("svg", "png", "pdf", "dot"), help="output format (default: from OUT's suffix)"
+    )
+    render_.add_argument(
+        "--depth", type=int, metavar="N", help="draw blocks nested deeper than N as one node"
+    )
+    render_.add_argument("--expand", action="store_true", help="draw every pass of a repeat, not one ×N")
+    render_.add_argument(
+        "--rankdir", choices=("TB", "LR"), default="TB", help="top to bottom or left to right"
+    )
+    _param_option(render_)
+
+    train = commands.add_parser("train", help="train a model on its dataset (its train section's recipe)")
+    train.add_argument("file", metavar="FILE")
+    train.add_argument("--model", metavar="NAME", help="the model to train (default: the file's first)")
+    train.add_argument("--epochs", type=_positive(int), metavar="N", help="override the spec's epochs")
+    train.add_argument("--batch", type=_positive(int), metavar="N", help="override the batch size")
+    train.add_argument("--lr", type=_positive(float), metavar="X", help="override the learning rate")
+    train.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    train.add_argument("--data-root", metavar="DIR", help="where the dataset files are (or go)")
+    train.add_argument("--out", metavar="DIR", help="output directory (default: runs/MODEL)")
+    train.add_argument("--resume", action="store_true", help="continue from DIR's last checkpoint")
+    train.add_argument("--seed", type=_nonnegative_int, metavar="N", help="override the random seed")
+    train.add_argument("--compile", action="store_true", help="compile the model with torch.compile")
+    train.add_argument("--limit", type=_positive(int), metavar="N", help="train on the first N images only")
+    _param_option(train)
     return parser
+
+
+def _positive(kind: type) -> Any:
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive number, got '{text}'") from None
+        if not value > 0 or value != value or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"expected a positive number, got '{text}'")
+        return value
+
+    convert.__name__ = kind.__name__
+    return convert
+
+
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0, got '{text}'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0, got '{text}'")
+    return value
 
 
 def _param_option(parser: argparse.ArgumentParser) -> None:
@@ -202,10 +263,196 @@ def cmd_summary(args: argparse.Namespace, out: TextIO) -> int:
     out.write("\n\n".join(table(model) for model in program.models) + "\n")
     for diagnostic in program.warnings:
         out.write("\n" + render(diagnostic, cache, color=_color(out)) + "\n")
+    if args.verify:
+        return _verify(program.models, cache, out)
     return EXIT_OK
 
 
-COMMANDS = {"check": cmd_check, "summary": cmd_summary}
+def _verify(models: list[Any], cache: SourceCache, out: TextIO) -> int:
+    """summary --verify: torchinfo's shapes and parameter counts against archdsl's, layer by layer."""
+    from .errors import ArchError
+
+    try:
+        from .verify import verify
+    except ImportError as exc:
+        raise UsageError(f"--verify needs torch and torchinfo ({exc}); pip install torchinfo") from None
+    failed = False
+    for model in models:
+        name = f" {model.name}" if len(models) > 1 else ""
+        try:
+            result = verify(model)
+        except ArchError as exc:
+            for diagnostic in exc.diagnostics:
+                out.write("\n" + render(diagnostic, cache, color=_color(out)) + "\n")
+            failed = True
+            continue
+        if result.ok:
+            out.write(f"\nverified{name} against torchinfo: {_plural(result.compared, 'layer')} agree\n")
+            continue
+        failed = True
+        count = len(result.disagreements)
+        out.write(
+            f"\ntorchinfo disagrees with archdsl on {model.name} "
+            f"({_plural(count, 'difference')} in {_plural(result.compared, 'layer')} compared):\n"
+        )
+        for disagreement in result.disagreements:
+            out.write(f"  {disagreement.text()}\n")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+class _TrainProgress:
+    """The training observer: a tqdm bar per epoch on a terminal, one line per epoch otherwise."""
+
+    def __init__(self, out: TextIO):
+        self.out = out
+        self.bar: Any = None
+        self.tty = sys.stderr.isatty()
+
+    def message(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(text, file=self.out)
+        else:
+            self.out.write(text + "\n")
+
+    def epoch_start(self, epoch: int, epochs: int, images: int) -> None:
+        if self.tty:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=images, desc=f"epoch {epoch}/{epochs}", unit="img", leave=False)
+
+    def progress(self, images: int, loss: float, accuracy: float, images_per_s: float) -> None:
+        if self.bar is not None:
+            self.bar.n = images
+            self.bar.set_postfix_str(f"loss {loss:.4f}  acc {100 * accuracy:.2f}%  {images_per_s:,.0f} img/s")
+
+    def epoch_end(self, result: Any) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        self.out.write(
+            f"epoch {result.epoch}: train loss {result.train_loss:.4f} "
+            f"acc {100 * result.train_accuracy:.2f}% "
+            f"({result.train_images_per_s:,.0f} img/s, {result.train_time:.1f} s) | "
+            f"test loss {result.test_loss:.4f} acc {100 * result.test_accuracy:.2f}%\n"
+        )
+        self.out.flush()
+
+
+def cmd_train(args: argparse.Namespace, out: TextIO) -> int:
+    params = dict(parse_param(p) for p in args.param)
+    if not os.path.isfile(args.file):
+        raise UsageError(
+            f"{args.file}: no such file" if not os.path.exists(args.file) else f"{args.file}: not a file"
+        )
+    loader = Loader()
+    try:
+        program = compile_file(args.file, loader=loader, model=args.model, params=params or None)
+    except OSError as exc:
+        raise UsageError(f"{args.file}: {exc.strerror or exc}") from None
+    if program.errors:
+        cache = SourceCache(loader.sources)
+        for diagnostic in program.diagnostics:
+            out.write(render(diagnostic, cache, color=_color(out)) + "\n\n")
+        return EXIT_FAILED
+    if not program.models:
+        raise UsageError(f"{args.file}: defines no model")
+    shaped = program.model(args.model)
+    rank = int(os.environ.get("RANK", "0"))
+    # Only rank 0 of a torchrun group talks; the others train silently.
+    talk: TextIO = out if rank == 0 else open(os.devnull, "w")  # noqa: SIM115
+
+    from .train import TrainError
+    from .train.settings import Overrides, resolve
+
+    try:
+        settings = resolve(
+            shaped,
+            Overrides(epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed, limit=args.limit),
+        )
+        if settings.notes:
+            talk.write(f"note: {'; '.join(settings.notes)}\n")
+        from .train.loop import Options, train
+
+        destination = args.out or os.path.join("runs", shaped.name)
+        options = Options(
+            device=args.device,
+            data_root=args.data_root,
+            out=destination,
+            resume=args.resume,
+            compile=args.compile,
+        )
+        result = train(shaped, settings, options, _TrainProgress(talk))
+    except TrainError as exc:
+        sys.stderr.write(f"archdsl: error: {exc}\n")
+        return EXIT_FAILED
+    finally:
+        if talk is not out:
+            talk.close()
+    if rank == 0:
+        out.write("\n" + result.report)
+        processes = f" on {result.world_size} processes" if result.world_size > 1 else ""
+        out.write(f"\ntrained on {result.device}{processes}; outputs in {destination}\n")
+    return EXIT_OK
+
+
+RENDER_SUFFIXES = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
+
+
+def _compile_one(args: argparse.Namespace) -> tuple[Program, SourceCache]:
+    """Compiles FILE for a command that works on one spec (its --model and -p options)."""
+    params = dict(parse_param(p) for p in args.param)
+    if not os.path.isfile(args.file):
+        raise UsageError(
+            f"{args.file}: no such file" if not os.path.exists(args.file) else f"{args.file}: not a file"
+        )
+    loader = Loader()
+    try:
+        program = compile_file(args.file, loader=loader, model=args.model, params=params or None)
+    except OSError as exc:
+        raise UsageError(f"{args.file}: {exc.strerror or exc}") from None
+    return program, SourceCache(loader.sources)
+
+
+def cmd_render(args: argparse.Namespace, out: TextIO) -> int:
+    """Exit 2 (a usage error) when graphviz's `dot` is missing: the spec is fine, the machine
+    lacks a program, and `--format dot` still works."""
+    from .render import RenderError, dot_source, render_dot
+
+    suffix = os.path.splitext(args.output)[1].lower()
+    fmt = args.format or RENDER_SUFFIXES.get(suffix)
+    if fmt is None:
+        raise UsageError(
+            f"{args.output}: cannot tell the format from '{suffix}'; use --format svg|png|pdf|dot"
+        )
+    if args.depth is not None and args.depth < 0:
+        raise UsageError(f"--depth takes an integer ≥ 0, got {args.depth}")
+    program, cache = _compile_one(args)
+    if program.errors:
+        for diagnostic in program.diagnostics:
+            out.write(render(diagnostic, cache, color=_color(out)) + "\n\n")
+        return EXIT_FAILED
+    if not program.models:
+        raise UsageError(f"{args.file}: defines no model")
+    if len(program.models) > 1:
+        names = ", ".join(m.name for m in program.models)
+        raise UsageError(
+            f"{args.file} defines {len(program.models)} models ({names}); choose one with --model"
+        )
+    model = program.models[0]
+    dot = dot_source(model, depth=args.depth, expand=args.expand, rankdir=args.rankdir)
+    try:
+        render_dot(dot, args.output, fmt)
+    except RenderError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"{args.output}: {exc.strerror or exc}") from None
+    for diagnostic in program.warnings:
+        out.write(render(diagnostic, cache, color=_color(out)) + "\n\n")
+    out.write(f"wrote {args.output} ({model.name}, {fmt})\n")
+    return EXIT_OK
+
+
+COMMANDS = {"check": cmd_check, "summary": cmd_summary, "train": cmd_train, "render": cmd_render}
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:

@@ -1,0 +1,208 @@
+"""Receptive fields: for every statement of a shaped model, which input pixels one output sees.
+
+Consumes a `ShapedModel` (the shapes stage's output) and computes, without torch, for each
+statement's output and for rows and columns separately:
+
+- `size`: how many rows (columns) of the input image one output position depends on,
+- `jump`: how many input rows apart two neighbouring output positions are (the product of strides),
+- `start`: the first input row seen by output position 0; negative when it lies in the padding.
+
+Output position i then sees input rows `start + i·jump … start + i·jump + size − 1` (clipped to the
+image: padding contributes no pixels). The recurrence is the standard one (Araujo et al., "Computing
+Receptive Fields of Convolutional Neural Networks", Distill 2019): a conv or pool with kernel k,
+dilation d, stride s and left padding p maps (size r, jump j, start t) to
+(r + (d·(k − 1))·j, j·s, t − p·j).
+
+The choices this module makes, all conservative (the field never misses a pixel that matters):
+- adaptive pools: PyTorch's bin i covers input ⌊i·n/o⌋ … ⌈(i + 1)·n/o⌉ − 1. When o divides n the bins
+  are a regular pool (kernel = stride = n/o), so the field is exact; when o = 1 the one output sees
+  its whole input (kernel = stride = n), and the statement is marked `whole` ("global") when both
+  axes are pooled to 1. Otherwise the bins vary in width and step: the widest bin is taken as the
+  kernel and the largest step as the stride, and the field is marked inexact (its size is an upper
+  bound; its start positions are approximate).
+- concat and residual: the union of the branches' (body's and shortcut's) fields — the widest when
+  they are aligned, which they are in every usual network; the jump is the largest.
+- flatten, view, and softmax over a spatial axis: every output depends on every position of its
+  input, so the field becomes the union over the whole map and is marked `whole`; later layers
+  (linear, …) keep it. A model whose input is not an image ([C, H, W]) has no fields at all.
+- layers that act on each position alone (activations, batchnorm, dropout, identity) keep it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, replace
+
+from .shapes import Shaped, ShapedModel
+
+
+@dataclass(frozen=True, slots=True)
+class Axis:
+    """The field along one axis (rows or columns) of the input image."""
+
+    size: int
+    jump: int
+    start: int
+
+    def window(self, kernel: int, stride: int, pad: int, dilation: int = 1) -> Axis:
+        effective = dilation * (kernel - 1) + 1
+        return Axis(self.size + (effective - 1) * self.jump, self.jump * stride, self.start - pad * self.jump)
+
+    def union(self, other: Axis) -> Axis:
+        start = min(self.start, other.start)
+        end = max(self.start + self.size, other.start + other.size)
+        return Axis(end - start, max(self.jump, other.jump), start)
+
+    def span(self, position: int, extent: int) -> tuple[int, int]:
+        """The input rows output `position` sees, as a half-open range clipped to `extent` rows."""
+        first = self.start + position * self.jump
+        return max(first, 0), min(first + self.size, extent)
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """The receptive field of one statement's output; `whole`: it no longer has a spatial grid
+    (flatten, linear, view, a global pool) and every output sees the union over the whole map."""
+
+    rows: Axis
+    cols: Axis
+    whole: bool = False
+    exact: bool = True
+
+    def text(self) -> str:
+        """'212×212', '≤23×23' for an upper bound, 'global' for a field without a grid."""
+        if self.whole:
+            return "global"
+        size = f"{self.rows.size}×{self.cols.size}"
+        return size if self.exact else f"≤{size}"
+
+    def jump_text(self) -> str:
+        if self.whole:
+            return "—"
+        if self.rows.jump == self.cols.jump:
+            return str(self.rows.jump)
+        return f"{self.rows.jump}×{self.cols.jump}"
+
+
+IMAGE = Field(Axis(1, 1, 0), Axis(1, 1, 0))
+
+
+def receptive_fields(model: ShapedModel) -> dict[str, Field]:
+    """Each statement's field keyed by its module path; empty when the input is not an image."""
+    if len(model.input) != 3:
+        return {}
+    fields: dict[str, Field] = {}
+    _sequence(model.layers, IMAGE, fields)
+    return fields
+
+
+def _sequence(nodes: list[Shaped], field: Field, out: dict[str, Field]) -> Field:
+    for node in nodes:
+        field = _statement(node, field, out)
+    return field
+
+
+def _statement(node: Shaped, field: Field, out: dict[str, Field]) -> Field:
+    if node.kind == "layer":
+        result = _layer(node, field)
+    elif node.kind in ("block", "repeat", "iteration", "branch"):
+        result = _sequence(node.children, field, out)
+    elif node.kind == "concat":
+        fields = [_statement(branch, field, out) for branch in node.children]
+        result = _union(fields)
+    elif node.kind == "residual":
+        body = [c for c in node.children if c.kind != "shortcut"]
+        shortcuts = [c for c in node.children if c.kind == "shortcut"]
+        paths = [_sequence(body, field, out)]
+        # An identity shortcut passes the input's field on unchanged.
+        paths.append(_statement(shortcuts[0], field, out) if shortcuts else field)
+        result = _union(paths)
+    elif node.kind == "shortcut":
+        result = _shortcut(node, field)
+    else:
+        raise AssertionError(f"no receptive field rule for a {node.kind}")
+    out[node.path] = result
+    return result
+
+
+def _union(fields: list[Field]) -> Field:
+    first = fields[0]
+    rows, cols = first.rows, first.cols
+    for other in fields[1:]:
+        rows, cols = rows.union(other.rows), cols.union(other.cols)
+    return Field(rows, cols, any(f.whole for f in fields), all(f.exact for f in fields))
+
+
+def _shortcut(node: Shaped, field: Field) -> Field:
+    if node.op != "conv" or field.whole:
+        return field  # a linear projection of features that already see everything
+    stride = node.args["stride"]
+    return replace(field, rows=field.rows.window(1, stride[0], 0), cols=field.cols.window(1, stride[1], 0))
+
+
+def _whole(field: Field, shape: tuple[int, ...]) -> Field:
+    """Every output sees every position of a [C, H, W] input map: the union over the map."""
+    if field.whole or len(shape) != 3:
+        return replace(field, whole=True)
+    return Field(
+        field.rows.window(shape[1], shape[1], 0), field.cols.window(shape[2], shape[2], 0), True, field.exact
+    )
+
+
+def _layer(node: Shaped, field: Field) -> Field:
+    if field.whole:
+        return field
+    a = node.args
+    if node.op == "conv":
+        kernel, stride, dilation, padding = a["kernel"], a["stride"], a["dilation"], a["padding"]
+        if padding == "same":
+            pads = tuple(dilation[i] * (kernel[i] - 1) // 2 for i in (0, 1))
+        elif padding == "valid":
+            pads = (0, 0)
+        else:
+            pads = padding
+        return replace(
+            field,
+            rows=field.rows.window(kernel[0], stride[0], pads[0], dilation[0]),
+            cols=field.cols.window(kernel[1], stride[1], pads[1], dilation[1]),
+        )
+    if node.op in ("maxpool", "avgpool"):
+        kernel, padding = a["kernel"], a["padding"]
+        stride = a["stride"] or kernel
+        dilation = a.get("dilation", (1, 1)) if node.op == "maxpool" else (1, 1)
+        return replace(
+            field,
+            rows=field.rows.window(kernel[0], stride[0], padding[0], dilation[0]),
+            cols=field.cols.window(kernel[1], stride[1], padding[1], dilation[1]),
+        )
+    if node.op in ("adaptiveavgpool", "adaptivemaxpool"):
+        return _adaptive(node, field)
+    if node.op in ("flatten", "view"):
+        return _whole(field, node.input)
+    if node.op in ("softmax", "logsoftmax"):
+        rank = len(node.input) + 1
+        if len(node.input) == 3 and a["dim"] % rank >= 2:
+            return _whole(field, node.input)
+        return field
+    if node.op == "linear":
+        return _whole(field, node.input)
+    return field
+
+
+def _adaptive(node: Shaped, field: Field) -> Field:
+    axes = []
+    exact = field.exact
+    for axis, current in ((0, field.rows), (1, field.cols)):
+        n, o = node.input[1 + axis], node.output[1 + axis]
+        if n % o == 0:
+            axes.append(current.window(n // o, n // o, 0))
+            continue
+        # Bins of varying width and step: the widest bin and the largest step bound the field.
+        starts = [i * n // o for i in range(o)]
+        ends = [-(-(i + 1) * n // o) for i in range(o)]
+        kernel = max(e - s for s, e in zip(starts, ends, strict=True))
+        step = max(b - a for a, b in itertools.pairwise(starts))
+        axes.append(current.window(kernel, step, 0))
+        exact = False
+    whole = node.output[1] == 1 and node.output[2] == 1
+    return Field(axes[0], axes[1], whole, exact)

@@ -1,0 +1,19 @@
+"""Stage 6: training a built model on a dataset (`archdsl train`). Imports torch.
+
+Consumes a `ShapedModel` (its `train { }` section, a `TrainSpec`) and command-line overrides;
+produces per-epoch metrics, curves, a final report and checkpoints in an output directory.
+
+    settings.py    TrainSpec + flags + defaults → `Settings` (no torch)
+    data.py        datasets decoded once into uint8 tensors; batches prepared on the device
+    loop.py        the training loop: devices, DDP, NaN and stall checks, resume
+    checkpoint.py  atomic checkpoints, safe loading (`weights_only=True`)
+    metrics.py     metrics files (JSONL, CSV), curves, confusion matrix, the final report
+
+Nothing here prints: the loop reports through an `Observer`, and the CLI renders.
+"""
+
+from __future__ import annotations
+
+from .errors import TrainError
+
+__all__ = ["TrainError"]

@@ -1,0 +1,422 @@
+"""Datasets, decoded once into memory, and the per-batch pipeline that feeds the model.
+
+Consumes a `DatasetSpec`; produces a `Dataset` whose splits are uint8 tensors [N, C, H, W] with
+int64 labels. The fast path never touches one sample at a time during training: an epoch is a
+shuffled index, a batch is one gather, and resizing, augmentation and normalisation run on the
+whole batch on the training device (`Pipeline`).
+
+Where the files are looked for, in order: `--data-root DIR` (the files themselves, or torchvision's
+layout below it), `$ARCHDSL_DATA` or `~/.cache/archdsl/data`, then Debian's dataset packages under
+`/usr/share/datasets/`. If none has them, torchvision downloads them into the data root (unless
+`ARCHDSL_NO_DOWNLOAD=1`); if that fails too, a `TrainError` says where to put the files.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..trainspec import AugmentSpec, DatasetSpec, NormalizeSpec
+from .errors import TrainError
+
+if TYPE_CHECKING:
+    import torch
+
+DEBIAN_DATASETS = Path("/usr/share/datasets")
+
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+#: torchvision's folder name for each IDX dataset (`ROOT/<folder>/raw/*.gz`).
+TORCHVISION_FOLDERS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
+DEBIAN_PACKAGES = {"mnist": "dataset-mnist", "fashion-mnist": "dataset-fashion-mnist"}
+CIFAR_FOLDER = "cifar-10-batches-py"
+
+CLASSES = {
+    "mnist": [str(d) for d in range(10)],
+    "fashion-mnist": [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ],
+    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
+}
+#: Per-channel mean and std of each training set (pixels scaled to [0, 1]): `normalize = true`.
+STATISTICS = {
+    "mnist": ((0.1307,), (0.3081,)),
+    "fashion-mnist": ((0.2860,), (0.3530,)),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+}
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+
+
+@dataclass
+class Split:
+    images: torch.Tensor  # uint8 [N, C, H, W]
+    labels: torch.Tensor  # int64 [N]
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def first(self, n: int) -> Split:
+        return Split(self.images[:n], self.labels[:n])
+
+
+@dataclass
+class Dataset:
+    name: str
+    train: Split
+    test: Split
+    classes: list[str]
+    #: Where the files were found (shown to the user).
+    source: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.train.images.shape[1:])
+
+    def limited(self, limit: int | None) -> Dataset:
+        """The first `limit` training images and a proportional first part of the test set (at least
+        one batch's worth is not guaranteed: `--limit 600` on Fashion-MNIST tests on 100 images)."""
+        if limit is None or limit >= len(self.train):
+            return self
+        test = max(1, round(limit * len(self.test) / len(self.train)))
+        return Dataset(
+            self.name,
+            self.train.first(limit),
+            self.test.first(test),
+            self.classes,
+            self.source,
+            self.mean,
+            self.std,
+        )
+
+
+def default_root() -> Path:
+    return Path(os.environ.get("ARCHDSL_DATA") or Path.home() / ".cache" / "archdsl" / "data")
+
+
+def load(spec: DatasetSpec, root: str | os.PathLike[str] | None, channels: int) -> Dataset:
+    """Decodes `spec`'s train and test splits; `channels` is what the model takes (imagefolder)."""
+    if spec.name in TORCHVISION_FOLDERS:
+        return _load_idx(spec.name, root)
+    if spec.name == "cifar10":
+        return _load_cifar(root)
+    assert spec.path is not None
+    return _load_imagefolder(Path(spec.path), channels)
+
+
+# --- MNIST and Fashion-MNIST: IDX files ------------------------------------------------------------
+
+
+def _idx_dirs(name: str, root: str | os.PathLike[str] | None) -> list[Path]:
+    roots = [Path(root)] if root is not None else []
+    roots.append(default_root())
+    dirs: list[Path] = []
+    for base in roots:
+        dirs += [base, base / TORCHVISION_FOLDERS[name] / "raw", base / name]
+    dirs.append(DEBIAN_DATASETS / name)
+    return dirs
+
+
+def _find(directory: Path, stem: str) -> Path | None:
+    for candidate in (directory / f"{stem}.gz", directory / stem):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _idx_files(directory: Path) -> dict[str, list[Path]] | None:
+    found: dict[str, list[Path]] = {}
+    for split, stems in IDX_FILES.items():
+        paths = [_find(directory, stem) for stem in stems]
+        if any(p is None for p in paths):
+            return None
+        found[split] = [p for p in paths if p is not None]
+    return found
+
+
+def _load_idx(name: str, root: str | os.PathLike[str] | None) -> Dataset:
+    dirs = _idx_dirs(name, root)
+    located = next(((d, f) for d in dirs if (f := _idx_files(d)) is not None), None)
+    if located is None:
+        failure = _download(name, root)
+        located = next(((d, f) for d in dirs if (f := _idx_files(d)) is not None), None)
+        if located is None:
+            target = Path(root) if root is not None else default_root()
+            wanted = ", ".join(f"{stem}.gz" for stems in IDX_FILES.values() for stem in stems)
+            raise TrainError(
+                f"no {name} data found (looked in {', '.join(str(d) for d in dirs)}).\n"
+                f"Put {wanted} in {target} (or pass --data-root DIR), "
+                f"install Debian's {DEBIAN_PACKAGES[name]} package, "
+                f"or run online to let torchvision download it{failure}"
+            )
+    directory, files = located
+    splits = {split: Split(_idx_images(paths[0]), _idx_labels(paths[1])) for split, paths in files.items()}
+    for split in splits.values():
+        if len(split.images) != len(split.labels):
+            raise TrainError(f"{directory}: {len(split.images)} images but {len(split.labels)} labels")
+    mean, std = STATISTICS[name]
+    return Dataset(name, splits["train"], splits["test"], CLASSES[name], str(directory), mean, std)
+
+
+def _read(path: Path) -> bytes:
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as handle:
+                return handle.read()
+        return path.read_bytes()
+    except (OSError, EOFError) as exc:
+        raise TrainError(f"{path}: cannot read ({exc})") from None
+
+
+def _idx_images(path: Path) -> torch.Tensor:
+    import torch
+
+    data = _read(path)
+    if len(data) < 16 or int.from_bytes(data[:4], "big") != 0x803:
+        raise TrainError(f"{path}: not an IDX image file")
+    n, rows, cols = (int.from_bytes(data[i : i + 4], "big") for i in (4, 8, 12))
+    if len(data) != 16 + n * rows * cols:
+        raise TrainError(f"{path}: truncated ({len(data)} bytes for {n} images of {rows}×{cols})")
+    # bytearray: frombuffer wants a writable buffer, and the copy is made once.
+    return torch.frombuffer(bytearray(data[16:]), dtype=torch.uint8).reshape(n, 1, rows, cols)
+
+
+def _idx_labels(path: Path) -> torch.Tensor:
+    import torch
+
+    data = _read(path)
+    if len(data) < 8 or int.from_bytes(data[:4], "big") != 0x801:
+        raise TrainError(f"{path}: not an IDX label file")
+    n = int.from_bytes(data[4:8], "big")
+    if len(data) != 8 + n:
+        raise TrainError(f"{path}: truncated ({len(data)} bytes for {n} labels)")
+    return torch.frombuffer(bytearray(data[8:]), dtype=torch.uint8).long()
+
+
+def _download(name: str, root: str | os.PathLike[str] | None) -> str:
+    """Lets torchvision fetch the dataset into the data root; returns why it failed ('' on success)."""
+    if os.environ.get("ARCHDSL_NO_DOWNLOAD"):
+        return " (downloads are off: ARCHDSL_NO_DOWNLOAD is set)"
+    import torchvision
+
+    target = Path(root) if root is not None else default_root()
+    kind = {
+        "mnist": torchvision.datasets.MNIST,
+        "fashion-mnist": torchvision.datasets.FashionMNIST,
+        "cifar10": torchvision.datasets.CIFAR10,
+    }[name]
+    try:
+        kind(str(target), train=True, download=True)
+        kind(str(target), train=False, download=True)
+    except Exception as exc:  # network errors come in many types; the user needs only the gist
+        detail = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        detail = detail if len(detail) <= 300 else detail[:297] + "..."
+        return f" (the download failed: {type(exc).__name__}: {detail})"
+    return ""
+
+
+# --- CIFAR-10: python pickles ----------------------------------------------------------------------
+
+
+def _load_cifar(root: str | os.PathLike[str] | None) -> Dataset:
+    bases = ([Path(root)] if root is not None else []) + [default_root(), DEBIAN_DATASETS / "cifar10"]
+    dirs = [d for base in bases for d in (base / CIFAR_FOLDER, base)]
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    directory = next((d for d in dirs if all((d / n).is_file() for n in names)), None)
+    if directory is None:
+        failure = _download("cifar10", root)
+        directory = next((d for d in dirs if all((d / n).is_file() for n in names)), None)
+        if directory is None:
+            target = Path(root) if root is not None else default_root()
+            raise TrainError(
+                f"no cifar10 data found (looked in {', '.join(str(d) for d in dirs)}).\n"
+                f"Extract cifar-10-python.tar.gz into {target} (giving {target / CIFAR_FOLDER}), "
+                f"pass --data-root DIR, or run online to let torchvision download it{failure}"
+            )
+    train = _cifar_split([directory / n for n in names[:5]])
+    test = _cifar_split([directory / names[5]])
+    mean, std = STATISTICS["cifar10"]
+    return Dataset("cifar10", train, test, CLASSES["cifar10"], str(directory), mean, std)
+
+
+def _cifar_split(paths: Sequence[Path]) -> Split:
+    import torch
+
+    images, labels = [], []
+    for path in paths:
+        try:
+            with open(path, "rb") as handle:
+                # The CIFAR batches are pickles (the format the dataset is published in).
+                batch = pickle.load(handle, encoding="latin1")
+        except Exception as exc:
+            raise TrainError(f"{path}: not a CIFAR-10 batch ({type(exc).__name__}: {exc})") from None
+        images.append(torch.as_tensor(batch["data"], dtype=torch.uint8).reshape(-1, 3, 32, 32))
+        labels.append(torch.as_tensor(batch["labels"], dtype=torch.int64))
+    return Split(torch.cat(images), torch.cat(labels))
+
+
+# --- imagefolder: one folder per class -------------------------------------------------------------
+
+
+def _class_images(folder: Path) -> dict[str, list[Path]]:
+    return {
+        d.name: sorted(p for p in d.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        for d in sorted(folder.iterdir())
+        if d.is_dir()
+    }
+
+
+def _load_imagefolder(path: Path, channels: int) -> Dataset:
+    """`path/train` and `path/test` (or `path/val`) when both exist; otherwise every 10th image of
+    each class (in name order) is held out for testing."""
+    if not path.is_dir():
+        raise TrainError(f'imagefolder("{path}"): no such directory')
+    test_dir = next((path / n for n in ("test", "val") if (path / n).is_dir()), None)
+    if (path / "train").is_dir() and test_dir is not None:
+        train_files, test_files = _class_images(path / "train"), _class_images(test_dir)
+    else:
+        everything = _class_images(path)
+        train_files = {c: [p for i, p in enumerate(ps) if i % 10 != 9] for c, ps in everything.items()}
+        test_files = {c: [p for i, p in enumerate(ps) if i % 10 == 9] for c, ps in everything.items()}
+    classes = sorted(train_files)
+    if not classes or not any(train_files.values()):
+        raise TrainError(
+            f'imagefolder("{path}"): expected one folder of images per class (e.g. {path}/cat/1.png)'
+        )
+    train = _decode(train_files, classes, channels, path)
+    test = _decode(test_files, classes, channels, path)
+    mean, std = statistics(train.images)
+    return Dataset("imagefolder", train, test, classes, str(path), mean, std)
+
+
+def _decode(files: dict[str, list[Path]], classes: list[str], channels: int, root: Path) -> Split:
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    mode = {1: "L", 3: "RGB"}.get(channels)
+    if mode is None:
+        raise TrainError(f"imagefolder gives 1- or 3-channel images; the model takes {channels} channels")
+    arrays, labels = [], []
+    for label, name in enumerate(classes):
+        for file in files.get(name, []):
+            try:
+                with Image.open(file) as image:
+                    array = np.asarray(image.convert(mode), dtype=np.uint8)
+            except Exception as exc:
+                raise TrainError(f"{file}: not a readable image ({exc})") from None
+            arrays.append(array.reshape(array.shape[0], array.shape[1], channels))
+            labels.append(label)
+    if not arrays:
+        return Split(torch.zeros((0, channels, 1, 1), dtype=torch.uint8), torch.zeros(0, dtype=torch.int64))
+    sizes = {a.shape for a in arrays}
+    if len(sizes) > 1:
+        raise TrainError(
+            f"imagefolder({str(root)!r}): images of {len(sizes)} different sizes; "
+            "resize them to one size first"
+        )
+    stacked = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    return Split(stacked, torch.tensor(labels, dtype=torch.int64))
+
+
+def statistics(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 images, in [0, 1] units."""
+    import torch
+
+    mean, square = [], []
+    for c in range(images.shape[1]):
+        channel = images[:, c].to(torch.float64) / 255
+        mean.append(float(channel.mean()))
+        square.append(float((channel * channel).mean()))
+    std = tuple(max(s - m * m, 0.0) ** 0.5 or 1.0 for m, s in zip(mean, square, strict=True))
+    return tuple(mean), std
+
+
+# --- the batch pipeline ----------------------------------------------------------------------------
+
+
+class Pipeline:
+    """uint8 batch → the model's input: resize, augment (training only), normalise, memory layout.
+
+    All of it runs on whole batches on the training device; the random numbers come from a CPU
+    `torch.Generator` so a run is reproducible and its state can be checkpointed.
+    """
+
+    def __init__(
+        self,
+        device: torch.device,
+        normalize: NormalizeSpec | bool,
+        dataset: Dataset,
+        resize: tuple[int, int] | None,
+        augment: AugmentSpec,
+        channels_last: bool,
+        generator: torch.Generator,
+    ):
+        import torch
+
+        channels = dataset.image_shape[0]
+        if normalize is True:
+            mean, std = dataset.mean, dataset.std
+        elif normalize is False:
+            mean, std = (0.0,), (1.0,)
+        else:
+            mean, std = normalize.mean, normalize.std
+        mean_t = torch.tensor(mean, dtype=torch.float32).expand(channels).reshape(1, channels, 1, 1)
+        std_t = torch.tensor(std, dtype=torch.float32).expand(channels).reshape(1, channels, 1, 1)
+        # x/255 then (x - mean)/std, folded into one multiply-add.
+        self.scale = (1.0 / (255.0 * std_t)).to(device)
+        self.shift = (-mean_t / std_t).to(device)
+        self.resize = resize
+        self.augment = augment
+        self.channels_last = channels_last
+        self.generator = generator
+        self.device = device
+
+    def __call__(self, images: torch.Tensor, train: bool) -> torch.Tensor:
+        import torch
+        import torch.nn.functional as F
+
+        x = images.to(self.device, non_blocking=True).float()
+        if self.resize is not None and tuple(x.shape[-2:]) != tuple(self.resize):
+            # Interpolating 0..255 values keeps black at 0, so padding below still means black.
+            x = F.interpolate(x, size=self.resize, mode="bilinear", align_corners=False, antialias=True)
+        if train and self.augment.crop_padding:
+            x = self._crop(x, self.augment.crop_padding)
+        if train and self.augment.flip:
+            flip = torch.rand(x.shape[0], generator=self.generator) < self.augment.flip
+            x = torch.where(flip.to(self.device).reshape(-1, 1, 1, 1), x.flip(-1), x)
+        x = torch.addcmul(self.shift, x, self.scale)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _crop(self, x: torch.Tensor, padding: int) -> torch.Tensor:
+        """A random crop of the zero-padded images, a different offset per image, in one gather."""
+        import torch
+        import torch.nn.functional as F
+
+        n, _c, h, w = x.shape
+        padded = F.pad(x, (padding, padding, padding, padding))
+        offsets = torch.randint(0, 2 * padding + 1, (2, n), generator=self.generator).to(self.device)
+        rows = (offsets[0].reshape(n, 1) + torch.arange(h, device=self.device)).reshape(n, 1, h, 1)
+        cols = (offsets[1].reshape(n, 1) + torch.arange(w, device=self.device)).reshape(n, 1, 1, w)
+        batch = torch.arange(n, device=self.device).reshape(n, 1, 1, 1)
+        channel = torch.arange(x.shape[1], device=self.device).reshape(1, -1, 1, 1)
+        return padded[batch, channel, rows, cols]

@@ -1,0 +1,528 @@
+"""The training loop: a built model, `Settings` and runtime `Options` → trained weights and files.
+
+The fast path: the dataset is decoded once into a uint8 tensor (moved to the GPU when training
+there), an epoch is a shuffled index from a seeded `torch.Generator`, and each batch is one gather
+followed by whole-batch preparation (`data.Pipeline`). On CUDA: bf16 autocast, channels_last,
+pinned memory with non-blocking copies when the data does not fit on the GPU, and optionally
+`torch.compile`. Under `torchrun` (WORLD_SIZE > 1) the model is wrapped in DistributedDataParallel;
+every rank takes its shard of each epoch's permutation and only rank 0 writes files or reports.
+
+Nothing here prints: progress and messages go to an `Observer`; problems a user can fix raise
+`TrainError`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..shapes import ShapedModel
+from . import checkpoint, data, metrics
+from .errors import TrainError
+from .metrics import EpochMetrics
+from .settings import Settings
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+MODEL_FILE = "model.pt"
+#: How often (in steps) the CUDA path checks losses for NaN and refreshes the progress bar: each
+#: check waits for the GPU, so it is not done every step there (CPU checks every step, at no cost).
+SYNC_EVERY = 25
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to run (not what to learn): these never change the recipe."""
+
+    device: str = "auto"
+    data_root: str | None = None
+    out: str | None = None
+    resume: bool = False
+    compile: bool = False
+    #: channels_last activations: faster for convolutions on CPU (measured) as well as on GPU.
+    channels_last: bool = True
+    #: Stop after this epoch (benchmarks and tests); the schedule still spans `settings.epochs`.
+    stop_after: int | None = None
+
+
+class Observer(Protocol):
+    def message(self, text: str) -> None: ...
+    def epoch_start(self, epoch: int, epochs: int, images: int) -> None: ...
+    def progress(self, images: int, loss: float, accuracy: float, images_per_s: float) -> None: ...
+    def epoch_end(self, result: EpochMetrics) -> None: ...
+
+
+class Quiet:
+    """An observer that ignores everything (ranks other than 0, library use)."""
+
+    def message(self, text: str) -> None:
+        pass
+
+    def epoch_start(self, epoch: int, epochs: int, images: int) -> None:
+        pass
+
+    def progress(self, images: int, loss: float, accuracy: float, images_per_s: float) -> None:
+        pass
+
+    def epoch_end(self, result: EpochMetrics) -> None:
+        pass
+
+
+@dataclass
+class Result:
+    model: nn.Module
+    history: list[EpochMetrics]
+    test_accuracy: float
+    classes: list[str]
+    confusion: list[list[int]]
+    report: str
+    out: Path | None
+    device: str
+    world_size: int
+    stalled: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _Distributed:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+
+def _distributed_env() -> _Distributed:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return _Distributed()
+    return _Distributed(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def pick_device(name: str, dist: _Distributed) -> torch.device:
+    import torch
+
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise TrainError("--device cuda: no CUDA device is available (use --device cpu or auto)")
+        return torch.device("cuda", dist.local_rank % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
+def check_shapes(dataset: data.Dataset, settings: Settings, model: ShapedModel) -> None:
+    """The spec's input shape against the dataset's images (after `resize`), before any training."""
+    channels, *size = dataset.image_shape
+    if settings.resize is not None:
+        size = list(settings.resize)
+    given = [channels, *size]
+    if tuple(given) != tuple(settings.input):
+        hint = ""
+        if channels == settings.input[0] and len(settings.input) == 3:
+            h, w = settings.input[1:]
+            hint = f"; add resize = {h if h == w else [h, w]} to the train section"
+        elif channels != settings.input[0]:
+            hint = f"; the dataset's images have {channels} channel(s), the model takes {settings.input[0]}"
+        raise TrainError(
+            f"model {model.name} takes input {list(settings.input)} but {dataset.name} gives images of "
+            f"{given}{' after resize' if settings.resize else ''}{hint}"
+        )
+    outputs = model.output[-1] if model.output else 0
+    if len(model.output or ()) != 1 or outputs < len(dataset.classes):
+        raise TrainError(
+            f"model {model.name} outputs {list(model.output or ())} but {dataset.name} has "
+            f"{len(dataset.classes)} classes: the model should end in linear({len(dataset.classes)})"
+        )
+
+
+def _optimizer(settings: Settings, parameters: Any) -> torch.optim.Optimizer:
+    import torch
+
+    spec = settings.optimizer
+    if spec.name == "sgd":
+        if spec.nesterov and spec.momentum <= 0:
+            raise TrainError("sgd(nesterov=true) needs momentum > 0")
+        return torch.optim.SGD(
+            parameters,
+            lr=spec.lr,
+            momentum=spec.momentum,
+            nesterov=spec.nesterov,
+            weight_decay=spec.weight_decay,
+        )
+    kind = torch.optim.Adam if spec.name == "adam" else torch.optim.AdamW
+    return kind(parameters, lr=spec.lr, weight_decay=spec.weight_decay)
+
+
+def _schedule(settings: Settings, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> tuple[Any, bool]:
+    """The LR scheduler and whether it steps per batch (else per epoch)."""
+    import torch
+
+    spec = settings.schedule
+    total = settings.epochs * steps_per_epoch
+    if spec.name == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=spec.every or 1, gamma=spec.gamma), False
+    if spec.name == "cosine":
+        # Per batch: a smooth decay from the first epoch on, ending at 0 after the last step.
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total), True
+    if spec.name == "onecycle":
+        return (
+            torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=spec.max_lr or settings.optimizer.lr, total_steps=total
+            ),
+            True,
+        )
+    return None, False
+
+
+def _loss(settings: Settings) -> nn.Module:
+    from torch import nn
+
+    if settings.loss.name == "nll":
+        return nn.NLLLoss(reduction="mean")
+    return nn.CrossEntropyLoss(label_smoothing=settings.loss.smoothing)
+
+
+def train(
+    shaped: ShapedModel,
+    settings: Settings,
+    options: Options | None = None,
+    observer: Observer | None = None,
+) -> Result:
+    import torch
+    import torch.distributed as torch_dist
+
+    from ..builder import build_model
+
+    options = options or Options()
+    dist = _distributed_env()
+    if dist.active and not torch_dist.is_initialized():
+        backend = "nccl" if options.device != "cpu" and torch.cuda.is_available() else "gloo"
+        torch_dist.init_process_group(backend)
+    observer = observer if observer is not None and dist.rank == 0 else Quiet()
+    try:
+        return _train(shaped, settings, options, observer, dist, build_model)
+    finally:
+        if dist.active and torch_dist.is_initialized():
+            torch_dist.destroy_process_group()
+
+
+def _train(
+    shaped: ShapedModel,
+    settings: Settings,
+    options: Options,
+    observer: Observer,
+    dist: _Distributed,
+    build_model: Any,
+) -> Result:
+    import torch
+    import torch.distributed as torch_dist
+
+    device = pick_device(options.device, dist)
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    dataset = data.load(settings.dataset, options.data_root, settings.input[0]).limited(settings.limit)
+    check_shapes(dataset, settings, shaped)
+    classes = len(dataset.classes)
+    if len(dataset.train) == 0 or len(dataset.test) == 0:
+        raise TrainError(f"{dataset.source}: the train or test split is empty")
+
+    torch.manual_seed(settings.seed)
+    model = build_model(shaped)
+    image_input = len(settings.input) == 3
+    channels_last = options.channels_last and image_input
+    model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+
+    shuffle = torch.Generator().manual_seed(settings.seed)
+    augment = torch.Generator().manual_seed(settings.seed + 1 + dist.rank)
+    pipeline = data.Pipeline(
+        device, settings.normalize, dataset, settings.resize, settings.augment, channels_last, augment
+    )
+    train_images, train_labels = dataset.train.images, dataset.train.labels
+    test_images, test_labels = dataset.test.images, dataset.test.labels
+    if cuda:
+        try:  # the fast path: the whole dataset on the GPU, gathered there
+            train_images, train_labels = train_images.to(device), train_labels.to(device)
+            test_images, test_labels = test_images.to(device), test_labels.to(device)
+        except torch.cuda.OutOfMemoryError:
+            train_images, train_labels = train_images.pin_memory(), train_labels.pin_memory()
+            test_images, test_labels = test_images.pin_memory(), test_labels.pin_memory()
+            observer.message("the dataset does not fit on the GPU: batches are copied from pinned memory")
+
+    batch = settings.batch
+    if dist.active:
+        if settings.batch % dist.world:
+            observer.message(
+                f"batch {settings.batch} is not divisible by {dist.world} processes: "
+                f"each takes {max(1, settings.batch // dist.world)}"
+            )
+        batch = max(1, settings.batch // dist.world)
+    shard = len(dataset.train) // dist.world
+    steps_per_epoch = math.ceil(shard / batch)
+
+    optimizer = _optimizer(settings, model.parameters())
+    scheduler, per_step = _schedule(settings, optimizer, steps_per_epoch)
+    criterion = _loss(settings)
+
+    out = Path(options.out) if options.out is not None else None
+    history: list[EpochMetrics] = []
+    start = 1
+    if options.resume:
+        if out is None:
+            raise TrainError("--resume needs the output directory of the run to continue (--out DIR)")
+        state = checkpoint.load(out / checkpoint.CHECKPOINT)
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            if scheduler is not None and state.get("scheduler") is not None:
+                scheduler.load_state_dict(state["scheduler"])
+        except (RuntimeError, KeyError, ValueError) as exc:
+            raise TrainError(
+                f"{out / checkpoint.CHECKPOINT} does not fit this model or recipe: it was saved by a "
+                f"different network or optimiser ({type(exc).__name__}); use another --out to start anew"
+            ) from None
+        torch.set_rng_state(state["rng"]["torch"])
+        shuffle.set_state(state["rng"]["shuffle"])
+        augment_states = state["rng"]["augment"]
+        if dist.rank < len(augment_states):
+            augment.set_state(augment_states[dist.rank])
+        if cuda and state["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+        history = [EpochMetrics.from_dict(row) for row in state["history"]]
+        start = int(state["epoch"]) + 1
+        saved = dict(state.get("recipe", {}))
+        now = settings.recipe()
+        changed = sorted(k for k in now if k != "epochs" and saved.get(k) != now[k])
+        if changed:
+            observer.message(
+                f"resuming with a different recipe than the checkpoint's ({', '.join(changed)}); "
+                "the optimiser and schedule continue from their saved states"
+            )
+        observer.message(f"resuming after epoch {start - 1} from {out / checkpoint.CHECKPOINT}")
+
+    network: nn.Module = model
+    if options.compile:
+        network = torch.compile(model)  # type: ignore[assignment]
+    if dist.active:
+        from torch.nn.parallel import DistributedDataParallel
+
+        network = DistributedDataParallel(network, device_ids=[device.index] if cuda else None)
+
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else (lambda: nullcontext())
+    stalled: list[int] = []
+    last = settings.epochs if options.stop_after is None else min(settings.epochs, options.stop_after)
+    confusion = torch.zeros(classes, classes, dtype=torch.int64)
+    title = f"{shaped.name} on {dataset.name}"
+
+    for epoch in range(start, last + 1):
+        lr = float(optimizer.param_groups[0]["lr"])
+        network.train()
+        order = torch.randperm(len(dataset.train), generator=shuffle)
+        mine = order[dist.rank * shard : (dist.rank + 1) * shard]
+        if cuda and train_images.is_cuda:
+            mine = mine.to(device)
+        observer.epoch_start(epoch, settings.epochs, len(mine) * dist.world)
+        losses = torch.zeros(steps_per_epoch, device=device)  # per step: the NaN check names the step
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        correct = torch.zeros((), dtype=torch.int64, device=device)
+        seen = checked = 0
+        began = time.perf_counter()
+        for step in range(steps_per_epoch):
+            index = mine[step * batch : (step + 1) * batch]
+            x = pipeline(train_images[index], train=True)
+            y = train_labels[index].to(device, non_blocking=True)
+            with autocast():
+                output = network(x)
+            loss = criterion(output.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if per_step and scheduler is not None:
+                scheduler.step()
+            n = int(y.shape[0])
+            losses[step] = loss.detach()
+            loss_sum += loss.detach().double() * n
+            correct += (output.detach().argmax(1) == y).sum()
+            seen += n
+            if not cuda or step % SYNC_EVERY == SYNC_EVERY - 1 or step == steps_per_epoch - 1:
+                _check_finite(losses, checked, step, epoch, lr)
+                checked = step + 1
+                if step % 10 == 9 or step == steps_per_epoch - 1:
+                    elapsed = time.perf_counter() - began
+                    observer.progress(
+                        seen * dist.world,
+                        float(loss_sum) / seen,
+                        int(correct) / seen,
+                        seen * dist.world / max(elapsed, 1e-9),
+                    )
+        if cuda:
+            torch.cuda.synchronize(device)
+        train_time = time.perf_counter() - began
+        totals = torch.stack(
+            [loss_sum, correct.double(), torch.tensor(float(seen), dtype=torch.float64, device=device)]
+        )
+        if dist.active:
+            torch_dist.all_reduce(totals)
+        train_loss, train_correct, train_seen = (float(v) for v in totals)
+        if scheduler is not None and not per_step:
+            scheduler.step()
+
+        test_loss, test_accuracy, test_time, confusion = _evaluate(
+            model, pipeline, criterion, test_images, test_labels, 2 * batch, classes, dist, autocast, device
+        )
+        row = EpochMetrics(
+            epoch=epoch,
+            lr=lr,
+            train_loss=train_loss / train_seen,
+            train_accuracy=train_correct / train_seen,
+            train_time=train_time,
+            train_images_per_s=train_seen / max(train_time, 1e-9),
+            test_loss=test_loss,
+            test_accuracy=test_accuracy,
+            test_time=test_time,
+            test_images_per_s=len(dataset.test) / max(test_time, 1e-9),
+        )
+        history.append(row)
+        chance = math.log(classes)
+        if abs(row.train_loss - chance) < 0.01 * chance and row.train_accuracy < 2 / classes:
+            stalled.append(epoch)
+            observer.message(
+                f"warning: epoch {epoch}: the training loss sat at ln({classes}) = {chance:.3f} "
+                f"(chance level, accuracy {100 * row.train_accuracy:.1f} %) for the whole epoch: the "
+                "network is not learning. Try a lower learning rate, another --seed, or momentum"
+            )
+        observer.epoch_end(row)
+        if out is not None and dist.rank == 0:
+            state = {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "rng": {
+                    "torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state(device) if cuda else None,
+                    "shuffle": shuffle.get_state(),
+                    "augment": _gather_states(augment, dist),
+                },
+                "epoch": epoch,
+                "history": [asdict(m) for m in history],
+                "recipe": settings.recipe(),
+            }
+            checkpoint.save(out / checkpoint.CHECKPOINT, state)
+            metrics.write_metrics(out, history)
+            metrics.plot_curves(out, history, title)
+        elif dist.active:
+            _gather_states(augment, dist)  # every rank takes part in the collective
+
+    if start > last or not history:
+        # Nothing left to train (a resumed run that had finished): evaluate for the report.
+        _, _, _, confusion = _evaluate(
+            model, pipeline, criterion, test_images, test_labels, 2 * batch, classes, dist, autocast, device
+        )
+    matrix = confusion.tolist()
+    accuracy = sum(matrix[i][i] for i in range(classes)) / max(1, sum(map(sum, matrix)))
+    report = metrics.report_text(title, accuracy, dataset.classes, matrix)
+    if out is not None and dist.rank == 0:
+        report = metrics.write_report(out, title, accuracy, dataset.classes, matrix, settings.recipe())
+        with _atomic(out / MODEL_FILE) as temporary:
+            torch.save(model.state_dict(), temporary)
+    return Result(
+        model=model,
+        history=history,
+        test_accuracy=accuracy,
+        classes=dataset.classes,
+        confusion=matrix,
+        report=report,
+        out=out,
+        device=str(device),
+        world_size=dist.world,
+        stalled=stalled,
+    )
+
+
+def _atomic(path: Path) -> Any:
+    from ..atomic import atomic_path
+
+    return atomic_path(path)
+
+
+def _check_finite(losses: torch.Tensor, checked: int, step: int, epoch: int, lr: float) -> None:
+    """Raises for the first non-finite loss among steps `checked`..`step` (0-based)."""
+    import torch
+
+    done = losses[: step + 1]
+    bad = (~torch.isfinite(done[checked:])).nonzero()
+    if len(bad):
+        first = checked + int(bad[0, 0])
+        value = float(done[first])
+        raise TrainError(
+            f"the training loss became {value} at epoch {epoch}, step {first + 1}: training stopped. "
+            f"Try a lower learning rate (now {lr:g}), e.g. --lr {lr / 10:g}"
+        )
+
+
+def _gather_states(generator: torch.Generator, dist: _Distributed) -> list[torch.Tensor]:
+    """Every rank's augmentation generator state (ranks draw different crops and flips)."""
+    import torch.distributed as torch_dist
+
+    state = generator.get_state()
+    if not dist.active:
+        return [state]
+    states: list[Any] = [None] * dist.world
+    torch_dist.all_gather_object(states, state)
+    return states
+
+
+def _evaluate(
+    model: nn.Module,
+    pipeline: data.Pipeline,
+    criterion: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    batch: int,
+    classes: int,
+    dist: _Distributed,
+    autocast: Any,
+    device: torch.device,
+) -> tuple[float, float, float, torch.Tensor]:
+    """Test loss, accuracy, seconds and the confusion matrix (rows: true class), over all ranks."""
+    import torch
+    import torch.distributed as torch_dist
+
+    model.eval()
+    began = time.perf_counter()
+    mine = torch.arange(dist.rank, len(labels), dist.world, device=images.device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    confusion = torch.zeros(classes * classes, dtype=torch.int64, device=device)
+    with torch.no_grad():
+        for start in range(0, len(mine), batch):
+            index = mine[start : start + batch]
+            x = pipeline(images[index], train=False)
+            y = labels[index].to(device, non_blocking=True)
+            with autocast():
+                output = model(x)
+            output = output.float()
+            loss_sum += criterion(output, y).double() * y.shape[0]
+            predicted = output[:, :classes].argmax(1)
+            confusion += torch.bincount(y * classes + predicted, minlength=classes * classes)
+    if dist.active:
+        torch_dist.all_reduce(loss_sum)
+        torch_dist.all_reduce(confusion)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - began
+    matrix = confusion.reshape(classes, classes).cpu()
+    total = int(matrix.sum())
+    accuracy = int(matrix.trace()) / max(1, total)
+    return float(loss_sum) / max(1, total), accuracy, seconds, matrix

@@ -1,0 +1,128 @@
+"""Differential check of the shapes stage against torchinfo, statement by statement.
+
+Consumes a `ShapedModel`; builds it (archdsl.builder, so this imports torch and torchinfo, lazily,
+only when called), runs `torchinfo.summary` on one sample in eval mode, and matches torchinfo's
+`LayerInfo` records to archdsl's `Shaped` nodes by module path (the builder names submodules after
+the statements' paths). For every statement it compares the output shape and the parameter count,
+then the model's output shape and total parameters. MACs are not compared: torchinfo counts the
+bias and batchnorm multiplications, archdsl counts weights only.
+
+Records torchinfo has and archdsl does not are the builder's own containers — a residual's `body`
+and `shortcut` (with a projection's conv and batchnorm inside it) — and are not statements.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .shapes import Shaped, ShapedModel, fmt
+from .summary import walk
+
+#: deeper than any spec nests: torchinfo records every module
+DEPTH = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Disagreement:
+    path: str  # the statement's module path; "" for the whole model
+    what: str  # "output shape", "parameters", "missing" (torchinfo never ran it), "extra"
+    ours: str
+    theirs: str
+
+    def text(self) -> str:
+        where = self.path or "model"
+        if self.what == "missing":
+            return f"{where}: archdsl has {self.ours}, torchinfo recorded no such module"
+        if self.what == "extra":
+            return f"{where}: torchinfo recorded {self.theirs}, archdsl has no such statement"
+        return f"{where}: {self.what} {self.ours} in archdsl, {self.theirs} in torchinfo"
+
+
+@dataclass
+class Verification:
+    model: str
+    compared: int  # statements compared (the model itself not counted)
+    disagreements: list[Disagreement] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.disagreements
+
+
+def _path(info: Any) -> str:
+    names = []
+    while info.parent_info is not None:
+        names.append(info.var_name)
+        info = info.parent_info
+    return ".".join(reversed(names))
+
+
+def _internal(path: str, ours: dict[str, Shaped]) -> bool:
+    """A module the builder adds around statements (`path` is no statement's): a residual's body
+    container, its identity shortcut, or the conv and batchnorm inside a projection."""
+    parts = path.split(".")
+    for i, part in enumerate(parts):
+        parent = ".".join(parts[:i])
+        if part in ("body", "shortcut") and parent in ours and ours[parent].kind == "residual":
+            return True
+    return False
+
+
+def records(model: ShapedModel) -> list[Any]:
+    """torchinfo's LayerInfo records for `model` built and run on one sample in eval mode."""
+    import torch
+    import torchinfo
+
+    from .builder import build_model
+
+    module = build_model(model).eval()
+    with torch.no_grad():
+        stats = torchinfo.summary(
+            module,
+            input_size=(1, *model.input),
+            depth=DEPTH,
+            verbose=0,
+            col_names=("output_size", "num_params"),
+            device="cpu",
+            mode="eval",
+        )
+    return list(stats.summary_list)
+
+
+def compare(model: ShapedModel, infos: list[Any]) -> Verification:
+    """Matches records to statements by path and lists every difference."""
+    ours = {node.path: node for _depth, node in walk(model.layers)}
+    theirs: dict[str, Any] = {}
+    for info in infos:
+        theirs.setdefault(_path(info), info)
+    result = Verification(model.name, 0)
+    problems = result.disagreements
+    for path, node in ours.items():
+        info = theirs.get(path)
+        if info is None or not info.executed:
+            problems.append(Disagreement(path, "missing", f"{node.kind} {node.op}", ""))
+            continue
+        result.compared += 1
+        _check(problems, path, node.output, node.params, info)
+    for path, info in theirs.items():
+        if path and path not in ours and not _internal(path, ours):
+            problems.append(Disagreement(path, "extra", "", info.class_name))
+    root = theirs.get("")
+    if root is None:
+        problems.append(Disagreement("", "missing", f"model {model.name}", ""))
+    else:
+        _check(problems, "", model.output or (), model.params, root)
+    return result
+
+
+def _check(problems: list[Disagreement], path: str, output: tuple[int, ...], params: int, info: Any) -> None:
+    shape = tuple(info.output_size[1:])  # without the batch axis
+    if shape != tuple(output):
+        problems.append(Disagreement(path, "output shape", fmt(output), fmt(shape)))
+    if info.num_params != params:
+        problems.append(Disagreement(path, "parameters", f"{params:,}", f"{info.num_params:,}"))
+
+
+def verify(model: ShapedModel) -> Verification:
+    return compare(model, records(model))

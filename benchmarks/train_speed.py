@@ -1,0 +1,137 @@
+"""Training speed: archdsl's fast path against the classic tutorials' DataLoader loop, side by side.
+
+For each network (LeNet-5 at batch 256, ResNet-mini at batch 128, both from specs/, on the CPU),
+the same model, data, batch size and optimiser (SGD, the spec's learning rate) train on the first
+`--images` Fashion-MNIST training images, timed three ways:
+
+- seed: torchvision's FashionMNIST dataset with per-sample `ToTensor()` + `Normalize()`, batched by a
+  shuffling `DataLoader` (num_workers=0, as in the tutorials), one SGD step per batch;
+- archdsl (contiguous): `archdsl.train.loop.train` with the data decoded once into a uint8 tensor
+  and batched by shuffled index, channels_last off;
+- archdsl: the same with channels_last on (the runner's default).
+
+archdsl's figure is the whole epoch as the runner reports it (its first, cold batches included); the
+seed loop's excludes its first 3 batches, so the comparison favours the baseline. Figures are
+medians of `--runs` alternating runs; the target is archdsl ≥ 3× the seed loop.
+
+    .venv/bin/python benchmarks/train_speed.py                 # ~2 minutes on 2 cores
+    .venv/bin/python benchmarks/train_speed.py --images 6000 --runs 1   # a smoke run
+
+It reads /usr/share/datasets/fashion-mnist (Debian's dataset-fashion-mnist) or --data-root, and
+writes only to a temporary directory (torchvision wants uncompressed files in its own layout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gzip
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from archdsl.builder import build_model  # noqa: E402
+from archdsl.program import compile_file  # noqa: E402
+from archdsl.train import data  # noqa: E402
+from archdsl.train.loop import Options, train  # noqa: E402
+from archdsl.train.settings import Overrides, resolve  # noqa: E402
+from archdsl.trainspec import NormalizeSpec  # noqa: E402
+
+NETWORKS = (("LeNet-5", "specs/lenet5.arch", 256), ("ResNet-mini", "specs/resnet_mini.arch", 128))
+SEED_NORMALIZE = NormalizeSpec(mean=(0.1307,), std=(0.3081,))
+
+
+def torchvision_root(source: Path, target: Path) -> Path:
+    """torchvision's FashionMNIST reads uncompressed files from ROOT/FashionMNIST/raw."""
+    raw = target / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for stems in data.IDX_FILES.values():
+        for stem in stems:
+            with gzip.open(source / f"{stem}.gz", "rb") as packed, open(raw / stem, "wb") as plain:
+                shutil.copyfileobj(packed, plain)
+    return target
+
+
+def seed_loop(spec: str, batch: int, lr: float, images: int, root: Path) -> float:
+    """The tutorials' loop; returns images/s after the first 3 batches."""
+    from torch import nn
+    from torchvision import datasets, transforms
+
+    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+    dataset = datasets.FashionMNIST(str(root), train=True, download=False, transform=transform)
+    subset = torch.utils.data.Subset(dataset, range(images))
+    loader = torch.utils.data.DataLoader(subset, batch_size=batch, shuffle=True, num_workers=0)
+    torch.manual_seed(0)
+    model = build_model(compile_file(spec).model())
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    criterion = nn.CrossEntropyLoss()
+    model.train()
+    seen, began = 0, 0.0
+    for step, (x, y) in enumerate(loader):
+        if step == 3:
+            seen, began = 0, time.perf_counter()
+        optimizer.zero_grad()
+        loss = criterion(model(x), y)
+        loss.backward()
+        optimizer.step()
+        seen += len(y)
+    return seen / (time.perf_counter() - began)
+
+
+def archdsl_loop(spec: str, images: int, channels_last: bool, data_root: str | None) -> float:
+    shaped = compile_file(spec).model()
+    settings = resolve(shaped, Overrides(limit=images))
+    # The seed recipe's normalisation, so both loops do the same work.
+    settings = dataclasses.replace(settings, normalize=SEED_NORMALIZE)
+    options = Options(device="cpu", data_root=data_root, channels_last=channels_last, stop_after=1)
+    return train(shaped, settings, options).history[0].train_images_per_s
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--images", type=int, default=15000, help="training images per timed run")
+    parser.add_argument("--runs", type=int, default=3, help="alternating runs per figure (median)")
+    parser.add_argument("--data-root", help="Fashion-MNIST IDX .gz files (default: Debian's)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    source = Path(args.data_root or data.DEBIAN_DATASETS / "fashion-mnist")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU, {args.images} images/run")
+    rows = []
+    with tempfile.TemporaryDirectory() as temporary:
+        root = torchvision_root(source, Path(temporary))
+        for name, spec, batch in NETWORKS:
+            lr = compile_file(str(ROOT / spec)).model().train.optimizer.lr  # type: ignore[union-attr]
+            figures: dict[str, list[float]] = {"seed": [], "contiguous": [], "archdsl": []}
+            for _ in range(args.runs):
+                figures["seed"].append(seed_loop(str(ROOT / spec), batch, lr, args.images, root))
+                figures["contiguous"].append(
+                    archdsl_loop(str(ROOT / spec), args.images, False, args.data_root)
+                )
+                figures["archdsl"].append(archdsl_loop(str(ROOT / spec), args.images, True, args.data_root))
+            medians = {k: statistics.median(v) for k, v in figures.items()}
+            rows.append((name, batch, medians))
+            print(f"  {name}: " + ", ".join(f"{k} {[round(x) for x in v]}" for k, v in figures.items()))
+    print()
+    header = ("network", "batch", "seed img/s", "archdsl contiguous", "archdsl", "speed-up")
+    print("{:<12} {:>5} {:>11} {:>19} {:>9} {:>9}".format(*header))
+    for name, batch, m in rows:
+        print(
+            f"{name:<12} {batch:>5} {m['seed']:>11,.0f} {m['contiguous']:>13,.0f} "
+            f"({m['contiguous'] / m['seed']:.1f}×) {m['archdsl']:>9,.0f} {m['archdsl'] / m['seed']:>8.1f}×"
+        )
+    print("target: archdsl ≥ 3× the seed loop")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""Receptive fields: hand-computed values, published values, and torch's own gradients."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from archdsl.program import compile_file
+from archdsl.receptive import Axis, Field, receptive_fields
+from archdsl.shapes import ShapedModel
+
+from conftest import ROOT
+
+
+def _model(tmp_path: Path, text: str) -> ShapedModel:
+    spec = tmp_path / "probe.arch"
+    spec.write_text(text, encoding="utf-8")
+    program = compile_file(str(spec))
+    assert not program.errors, program.errors
+    return program.models[0]
+
+
+def _spec(name: str) -> ShapedModel:
+    return compile_file(str(ROOT / "specs" / f"{name}.arch")).models[0]
+
+
+def _square(field: Field) -> tuple[int, int]:
+    assert field.rows == field.cols
+    return field.rows.size, field.rows.jump
+
+
+def test_lenet5_fields_by_hand() -> None:
+    fields = receptive_fields(_spec("lenet5"))
+    # conv 5×5 pad 2 → r 5; avgpool 2/2 → r 6 j 2; conv 5×5 → 6 + 4·2 = 14; pool → 16, j 4;
+    # conv 5×5 → 16 + 4·4 = 32; then flatten and linear see everything.
+    assert _square(fields["0"]) == (5, 1)
+    assert fields["0"].rows.start == -2  # two rows of padding above the image
+    assert _square(fields["1"]) == (5, 1)  # tanh changes nothing
+    assert _square(fields["2"]) == (6, 2)
+    assert _square(fields["3"]) == (14, 2)
+    assert _square(fields["5"]) == (16, 4)
+    assert _square(fields["6"]) == (32, 4)
+    assert fields["8"].whole and fields["8"].text() == "global"
+    assert fields["11"].whole
+
+
+def test_vgg16_matches_published_fields() -> None:
+    # Araujo et al., Distill 2019, table of receptive fields: VGG-16 conv5_3 196, pool5 212.
+    fields = receptive_fields(_spec("vgg16"))
+    assert _square(fields["4.0.2"]) == (196, 16)
+    assert _square(fields["4"]) == (212, 32)
+    assert fields["4"].text() == "212×212"
+    # adaptiveavgpool(7) on a 7×7 map is one-to-one: nothing changes.
+    assert fields["5"] == fields["4"]
+
+
+def test_resnet18_final_stage_field_is_435() -> None:
+    fields = receptive_fields(_spec("resnet18"))
+    assert _square(fields["conv1"]) == (7, 2)
+    assert _square(fields["maxpool"]) == (11, 4)
+    assert _square(fields["layer4"]) == (435, 32)
+    # the 1×1 stride-2 projection keeps the field and doubles the jump
+    assert _square(fields["layer2.0.0.shortcut"]) == (43, 8)
+    assert fields["avgpool"].whole  # adaptive pool to 1×1: global
+
+
+def test_concat_field_is_the_widest_branch() -> None:
+    fields = receptive_fields(_spec("googlenet_mini"))
+    branches = [fields[f"3.0.{i}"] for i in range(4)]
+    assert [b.rows.size for b in branches] == [6, 14, 14, 6]
+    assert fields["3.0"].rows == Axis(14, 2, -4)
+
+
+def test_rectangular_kernels_track_rows_and_columns_apart(tmp_path: Path) -> None:
+    model = _model(
+        tmp_path,
+        "model M { input [1, 20, 20] conv(4, kernel=[3, 7], stride=[1, 2]) maxpool([2, 1], stride=1) }",
+    )
+    fields = receptive_fields(model)
+    assert fields["0"].rows == Axis(3, 1, 0)
+    assert fields["0"].cols == Axis(7, 2, 0)
+    assert fields["1"].rows == Axis(4, 1, 0)
+    assert fields["1"].cols == Axis(7, 2, 0)
+    assert fields["1"].text() == "4×7" and fields["1"].jump_text() == "1×2"
+
+
+def test_adaptive_pool_with_uneven_bins_is_an_upper_bound(tmp_path: Path) -> None:
+    model = _model(tmp_path, "model M { input [1, 10, 10] adaptiveavgpool(3) }")
+    field = receptive_fields(model)["0"]
+    # bins of 10 into 3: [0, 4), [3, 7), [6, 10): the widest is 4
+    assert field.rows.size == 4 and not field.exact and field.text() == "≤4×4"
+
+
+def test_model_without_image_input_has_no_fields(tmp_path: Path) -> None:
+    model = _model(tmp_path, "model M { input [784] linear(10) }")
+    assert receptive_fields(model) == {}
+
+
+PROBES = {
+    # gap-free stacks: every pixel inside the field reaches the output
+    "plain": "conv(2, kernel=[3, 5], stride=[2, 1], padding=[1, 2]) relu avgpool(2, stride=1) "
+    "conv(2, kernel=3, stride=2)",
+    "residual": "conv(2, kernel=3, padding=1) "
+    "residual(shortcut=project) { conv(3, kernel=3, stride=2, padding=1) conv(3, kernel=3, padding=1) }",
+    "concat": "conv(2, kernel=3) concat { branch { conv(2, kernel=1) } "
+    "branch { conv(2, kernel=5, padding=2) } branch { avgpool(3, stride=1, padding=1) } }",
+    # with holes (dilation): the field is the bounding box of what reaches the output
+    "dilated": "conv(2, kernel=3, dilation=3) conv(2, kernel=[1, 3], stride=2, padding=[0, 1])",
+}
+
+
+@pytest.mark.parametrize("probe", sorted(PROBES))
+def test_field_is_where_the_gradient_reaches(tmp_path: Path, probe: str) -> None:
+    torch = pytest.importorskip("torch")
+    from archdsl.builder import build_model
+
+    height, width = 23, 19
+    model = _model(tmp_path, f"model Probe {{ input [1, {height}, {width}] {PROBES[probe]} }}")
+    field = receptive_fields(model)[model.layers[-1].path]
+    module = build_model(model).eval()
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.copy_(torch.rand_like(parameter) + 0.1)  # positive: no cancellation
+    image = torch.ones(1, 1, height, width, requires_grad=True)
+    output = module(image)
+    rows, cols = output.shape[2], output.shape[3]
+    for i, k in {(0, 0), (rows // 2, cols // 2), (rows - 1, cols - 1), (rows - 1, 0)}:
+        image.grad = None
+        output[0, :, i, k].sum().backward(retain_graph=True)
+        reached = image.grad[0, 0] != 0
+        found_rows = reached.any(dim=1).nonzero().flatten()
+        found_cols = reached.any(dim=0).nonzero().flatten()
+        top, bottom = field.rows.span(i, height)
+        left, right = field.cols.span(k, width)
+        assert (int(found_rows.min()), int(found_rows.max()) + 1) == (top, bottom), (i, k)
+        assert (int(found_cols.min()), int(found_cols.max()) + 1) == (left, right), (i, k)
+        if probe != "dilated":
+            assert int(reached.sum()) == (bottom - top) * (right - left)

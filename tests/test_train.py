@@ -1,0 +1,266 @@
+"""`archdsl train`: real short runs on Fashion-MNIST, resume, the errors a user can cause, torchrun.
+
+Every run is tiny (a few thousand images, one or two epochs, small networks) so the file stays
+well under a minute and a half on two cores. Runs that need the data skip without Debian's
+dataset-fashion-mnist.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, run_cli
+
+PYTHON = sys.executable
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+needs_fashion = pytest.mark.skipif(
+    not (FASHION / "train-images-idx3-ubyte.gz").is_file(),
+    reason="Debian's dataset-fashion-mnist is not installed",
+)
+
+SMALL_CNN = """
+model Small {
+    input [1, 28, 28]
+    conv(8, kernel=3) relu maxpool(2)
+    flatten dropout(0.1) linear(10)
+    train { dataset = "fashion-mnist" epochs = 2 batch = 64 optimizer = sgd(lr=0.05, momentum=0.9) }
+}
+"""
+
+
+def write_spec(tmp_path: Path, text: str, name: str = "net.arch") -> str:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No downloads, and an empty default data root: only --data-root and Debian's files count."""
+    root = tmp_path / "data-root"
+    monkeypatch.setenv("ARCHDSL_NO_DOWNLOAD", "1")
+    monkeypatch.setenv("ARCHDSL_DATA", str(root))
+    return root
+
+
+@needs_fashion
+def test_short_fashion_mnist_run_learns_and_writes_metrics_curves_report(
+    tmp_path: Path, offline: Path
+) -> None:
+    out = tmp_path / "run"
+    code, text = run_cli("train", write_spec(tmp_path, SMALL_CNN), "--limit", "3000", "--out", str(out))
+    assert code == 0, text
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert rows[-1]["test_accuracy"] > 0.6  # chance is 0.1
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+    for key in ("train_loss", "train_accuracy", "train_time", "train_images_per_s", "test_images_per_s"):
+        assert rows[0][key] > 0
+    csv_lines = (out / "metrics.csv").read_text().splitlines()
+    assert csv_lines[0].startswith(
+        "epoch,lr,train_loss,train_accuracy,train_time,train_images_per_s,test_loss"
+    )
+    assert len(csv_lines) == 3
+    for name in ("curves.png", "confusion.png", "checkpoint.pt", "model.pt"):
+        assert (out / name).read_bytes()[:4] in (b"\x89PNG", b"PK\x03\x04"), name
+    report = (out / "report.md").read_text()
+    assert f"test accuracy: {100 * rows[-1]['test_accuracy']:.2f} %" in report
+    assert "| Ankle boot " in report and report in text
+    assert json.loads((out / "report.json").read_text())["recipe"]["limit"] == 3000
+    # The --limit test subset is proportional: 3,000 of 60,000 training images → 500 of 10,000.
+    assert sum(map(sum, json.loads((out / "report.json").read_text())["confusion"])) == 500
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")], "temporary files left behind"
+
+
+@needs_fashion
+def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(tmp_path: Path, offline: Path) -> None:
+    import torch
+
+    from archdsl.program import compile_file
+    from archdsl.train.loop import Options, train
+    from archdsl.train.settings import Overrides, resolve
+    from archdsl.trainspec import AugmentSpec, ScheduleSpec
+
+    shaped = compile_file(write_spec(tmp_path, SMALL_CNN)).model()
+    # Dropout, augmentation and a per-step schedule: every random and scheduled state must resume.
+    settings = dataclasses.replace(
+        resolve(shaped, Overrides(limit=1200, seed=3)),
+        augment=AugmentSpec(crop_padding=2, flip=0.5),
+        schedule=ScheduleSpec(name="cosine"),
+    )
+    whole = train(shaped, settings, Options(device="cpu", out=str(tmp_path / "whole")))
+    train(shaped, settings, Options(device="cpu", out=str(tmp_path / "parts"), stop_after=1))
+    resumed = train(shaped, settings, Options(device="cpu", out=str(tmp_path / "parts"), resume=True))
+    expected, actual = whole.model.state_dict(), resumed.model.state_dict()
+    assert expected.keys() == actual.keys()
+    assert all(torch.equal(expected[k], actual[k]) for k in expected)
+    assert [m.train_loss for m in resumed.history] == [m.train_loss for m in whole.history]
+
+
+@needs_fashion
+def test_killed_run_leaves_a_checkpoint_that_loads_and_resumes(tmp_path: Path, offline: Path) -> None:
+    from archdsl.train import checkpoint
+
+    spec, out = write_spec(tmp_path, SMALL_CNN), tmp_path / "run"
+    command = [PYTHON, "-m", "archdsl", "train", spec, "--limit", "600", "--epochs", "500", "--out", str(out)]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / "checkpoint.pt").exists():
+            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+            assert time.monotonic() < deadline, "no checkpoint after 60 s"
+            time.sleep(0.05)
+        time.sleep(0.3)  # let it get into a later epoch (and perhaps the middle of a write)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    state = checkpoint.load(out / "checkpoint.pt")
+    epoch = int(state["epoch"])
+    assert epoch >= 1 and len(state["history"]) == epoch
+    code, text = run_cli(
+        "train", spec, "--limit", "600", "--epochs", str(epoch + 1), "--out", str(out), "--resume"
+    )
+    assert code == 0, text
+    rows = (out / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["epoch"] for r in rows] == list(range(1, epoch + 2))
+
+
+def test_corrupt_checkpoint_on_resume_is_a_clear_error(
+    tmp_path: Path, offline: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes(b"PK\x03\x04 not really a zip")
+    code, _ = run_cli("train", write_spec(tmp_path, SMALL_CNN), "--out", str(out), "--resume")
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "checkpoint is unreadable" in err and "Traceback" not in err
+
+
+def test_resume_without_checkpoint_is_a_clear_error(
+    tmp_path: Path, offline: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = run_cli("train", write_spec(tmp_path, SMALL_CNN), "--out", str(tmp_path / "x"), "--resume")
+    assert code == 1
+    assert "no checkpoint to resume from" in capsys.readouterr().err
+
+
+@needs_fashion
+def test_nan_loss_stops_training_naming_epoch_and_step(
+    tmp_path: Path, offline: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = SMALL_CNN.replace("lr=0.05, momentum=0.9", "lr=1e37")
+    code, _ = run_cli("train", write_spec(tmp_path, spec), "--limit", "1000", "--out", str(tmp_path / "o"))
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "at epoch 1, step " in err and "lower learning rate" in err and "--lr 1e+36" in err
+    assert "Traceback" not in err
+
+
+@needs_fashion
+def test_loss_stuck_at_chance_for_a_whole_epoch_is_reported(tmp_path: Path, offline: Path) -> None:
+    # dropout(1) zeroes every feature in training: only the bias learns, and the classes are
+    # balanced, so the loss stays at ln(10).
+    spec = """
+    model Stuck {
+        input [1, 28, 28]
+        flatten dropout(1) linear(10)
+        train { dataset = "fashion-mnist" epochs = 1 optimizer = sgd(lr=0.01) }
+    }
+    """
+    code, text = run_cli("train", write_spec(tmp_path, spec), "--limit", "1200", "--out", str(tmp_path / "o"))
+    assert code == 0
+    assert "warning: epoch 1: the training loss sat at ln(10) = 2.303" in text
+
+
+def test_missing_data_says_where_to_put_the_files(
+    tmp_path: Path, offline: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if Path("/usr/share/datasets/mnist").exists():
+        pytest.skip("MNIST is installed here")
+    spec = SMALL_CNN.replace('"fashion-mnist"', '"mnist"')
+    root = tmp_path / "empty"
+    code, _ = run_cli(
+        "train", write_spec(tmp_path, spec), "--data-root", str(root), "--out", str(tmp_path / "o")
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "no mnist data found" in err
+    assert "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, " in err
+    assert f"in {root}" in err and "dataset-mnist" in err and "Traceback" not in err
+
+
+@needs_fashion
+def test_input_shape_that_does_not_match_the_dataset_is_reported_before_training(
+    tmp_path: Path, offline: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = SMALL_CNN.replace("input [1, 28, 28]", "input [1, 32, 32]")
+    out = tmp_path / "o"
+    code, _ = run_cli("train", write_spec(tmp_path, spec), "--out", str(out))
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "takes input [1, 32, 32] but fashion-mnist gives images of [1, 28, 28]" in err
+    assert "add resize = 32 to the train section" in err
+    assert not out.exists()
+
+
+@needs_fashion
+def test_spec_without_train_section_uses_defaults_and_says_so(tmp_path: Path, offline: Path) -> None:
+    spec = "model Bare { input [1, 28, 28] flatten linear(10) }"
+    code, text = run_cli(
+        "train", write_spec(tmp_path, spec), "--epochs", "1", "--limit", "600", "--out", str(tmp_path / "o")
+    )
+    assert code == 0, text
+    assert text.startswith("note: model Bare has no train section, so defaults are used; ")
+    assert "dataset fashion-mnist (guessed from the input shape [1, 28, 28])" in text
+    assert "default optimizer sgd(lr=0.01, momentum=0.9)" in text and "default epochs" not in text
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--lr", "0"), ("--epochs", "-1"), ("--batch", "x"), ("--seed", "-2"), ("--lr", "nan")],
+)
+def test_bad_flag_value_is_a_usage_error(
+    flag: str, value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = run_cli("train", write_spec(tmp_path, SMALL_CNN), flag, value)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"argument {flag}: expected" in err and "Traceback" not in err
+
+
+@needs_fashion
+def test_torchrun_two_cpu_processes_train_and_write_one_set_of_outputs(tmp_path: Path) -> None:
+    torchrun = shutil.which("torchrun", path=os.path.dirname(PYTHON))
+    if torchrun is None:
+        pytest.skip("torchrun is not installed beside this Python")
+    out = tmp_path / "run"
+    command = [torchrun, "--nproc_per_node=2", "-m", "archdsl", "train", write_spec(tmp_path, SMALL_CNN)]
+    command += ["--epochs", "1", "--limit", "2000", "--device", "cpu", "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ARCHDSL_NO_DOWNLOAD": "1"}
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("test accuracy:") == 1  # only rank 0 reports
+    assert "trained on cpu on 2 processes" in result.stdout
+    rows = (out / "metrics.jsonl").read_text().splitlines()
+    assert len(rows) == 1 and json.loads(rows[0])["test_accuracy"] > 0.5
+    assert sorted(p.name for p in out.iterdir()) == [
+        "checkpoint.pt",
+        "confusion.png",
+        "curves.png",
+        "metrics.csv",
+        "metrics.jsonl",
+        "model.pt",
+        "report.json",
+        "report.md",
+    ]
