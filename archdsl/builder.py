@@ -93,6 +93,33 @@ def _batchnorm(layer: Shaped) -> nn.Module:
     return kind(layer.input[0], eps=a["eps"], momentum=a["momentum"], affine=a["affine"])
 
 
+def _pretrained(layer: Shaped) -> nn.Module:
+    """torchvision's module; the weights are fetched here, the only place archdsl downloads them."""
+    from . import pretrained
+
+    a = layer.args
+    try:
+        module = pretrained.build(a["name"], a["part"], a["weights"], a["freeze"])
+    except pretrained.LoadFailed as failed:
+        raise ArchError([error(pretrained.PRETRAINED, str(failed), layer.span)]) from None
+    params = sum(p.numel() for p in module.parameters())
+    if params != layer.params:
+        # The check found the shape without weights; a few weights rebuild the model differently
+        # (vit_h_14's SWAG weights raise its image size to 518).
+        raise ArchError(
+            [
+                error(
+                    pretrained.PRETRAINED,
+                    f"pretrained {pretrained.title(a['name'], a['part'])} with weights {a['weights']} has "
+                    f"{params:,} parameters, not the {layer.params:,} checked without them: these "
+                    "weights change the architecture, so its shapes cannot be trusted",
+                    layer.span,
+                )
+            ]
+        )
+    return module
+
+
 CONSTRUCTORS: dict[str, Callable[[Shaped], nn.Module]] = {
     "conv": _conv,
     "maxpool": lambda s: nn.MaxPool2d(
@@ -127,6 +154,7 @@ CONSTRUCTORS: dict[str, Callable[[Shaped], nn.Module]] = {
     "flatten": lambda s: nn.Flatten(),
     "view": lambda s: View(s.output),
     "linear": lambda s: nn.Linear(s.input[0], s.output[0], bias=s.args["bias"]),
+    "pretrained": _pretrained,
 }
 
 

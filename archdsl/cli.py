@@ -78,6 +78,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     _param_option(render_)
 
+    docs = commands.add_parser("docs", help="write a Markdown page and SVG diagram per model, and an index")
+    docs.add_argument(
+        "paths", nargs="+", metavar="PATH", help="spec files, or directories searched for *.arch"
+    )
+    docs.add_argument("-o", "--output", required=True, metavar="DIR", help="directory for the pages")
+    docs.add_argument("--depth", type=int, metavar="N", help="draw blocks nested deeper than N as one node")
+
+    emit = commands.add_parser("emit", help="write a model as plain PyTorch source (needs only torch)")
+    emit.add_argument("file", metavar="FILE")
+    emit.add_argument("--model", metavar="NAME", help="the model to write (default: every model)")
+    emit.add_argument("-o", "--output", metavar="OUT", help="the .py file to write (default: stdout)")
+    _param_option(emit)
+
     train = commands.add_parser("train", help="train a model on its dataset (its train section's recipe)")
     train.add_argument("file", metavar="FILE")
     train.add_argument("--model", metavar="NAME", help="the model to train (default: the file's first)")
@@ -91,6 +104,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=_nonnegative_int, metavar="N", help="override the random seed")
     train.add_argument("--compile", action="store_true", help="compile the model with torch.compile")
     train.add_argument("--limit", type=_positive(int), metavar="N", help="train on the first N images only")
+    train.add_argument(
+        "--max-params",
+        type=_positive(int),
+        metavar="N",
+        help="refuse a model with more parameters (default: what this machine's memory holds)",
+    )
     _param_option(train)
     return parser
 
@@ -361,6 +380,7 @@ def cmd_train(args: argparse.Namespace, out: TextIO) -> int:
     # Only rank 0 of a torchrun group talks; the others train silently.
     talk: TextIO = out if rank == 0 else open(os.devnull, "w")  # noqa: SIM115
 
+    from .errors import ArchError
     from .train import TrainError
     from .train.settings import Overrides, resolve
 
@@ -380,10 +400,16 @@ def cmd_train(args: argparse.Namespace, out: TextIO) -> int:
             out=destination,
             resume=args.resume,
             compile=args.compile,
+            max_params=args.max_params,
         )
         result = train(shaped, settings, options, _TrainProgress(talk))
     except TrainError as exc:
         sys.stderr.write(f"archdsl: error: {exc}\n")
+        return EXIT_FAILED
+    except ArchError as exc:  # the builder's: too many parameters, pretrained weights that fail
+        cache = SourceCache(loader.sources)
+        for diagnostic in exc.diagnostics:
+            talk.write(render(diagnostic, cache, color=_color(talk)) + "\n\n")
         return EXIT_FAILED
     finally:
         if talk is not out:
@@ -452,7 +478,69 @@ def cmd_render(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"check": cmd_check, "summary": cmd_summary, "train": cmd_train, "render": cmd_render}
+def cmd_docs(args: argparse.Namespace, out: TextIO) -> int:
+    """Exit 1 and write nothing when any spec has errors; exit 2 when graphviz's `dot` is missing."""
+    from .docs import entries, pages, write_pages
+    from .render import RenderError
+    from .summary import model_line
+
+    if args.depth is not None and args.depth < 0:
+        raise UsageError(f"--depth takes an integer ≥ 0, got {args.depth}")
+    programs, diagnostics, loader = _compile_all(spec_files(args.paths), {})
+    cache = SourceCache(loader.sources)
+    for diagnostic in diagnostics:
+        out.write(render(diagnostic, cache, color=_color(out)) + "\n\n")
+    if any(d.is_error for d in diagnostics):
+        return EXIT_FAILED
+    found = entries(programs, cache)
+    if not found:
+        raise UsageError(f"{', '.join(args.paths)}: defines no model")
+    try:
+        write_pages(args.output, pages(found, depth=args.depth))
+    except RenderError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"{args.output}: {exc.strerror or exc}") from None
+    for entry in found:
+        out.write(f"{os.path.join(args.output, entry.stem + '.md')}: {model_line(entry.model)}\n")
+    out.write(f"wrote {_plural(len(found), 'page')} and {os.path.join(args.output, 'index.md')}\n")
+    return EXIT_OK
+
+
+def cmd_emit(args: argparse.Namespace, out: TextIO) -> int:
+    """Warnings go to stderr: without -o, stdout is the source and must stay valid Python."""
+    from .atomic import write_text
+    from .emit import emit_source
+
+    program, cache = _compile_one(args)
+    if program.errors:
+        for diagnostic in program.diagnostics:
+            out.write(render(diagnostic, cache, color=_color(out)) + "\n\n")
+        return EXIT_FAILED
+    if not program.models:
+        raise UsageError(f"{args.file}: defines no model")
+    source = emit_source(*program.models)
+    for diagnostic in program.warnings:
+        sys.stderr.write(render(diagnostic, cache, color=_color(sys.stderr)) + "\n\n")
+    if args.output is None:
+        out.write(source)
+        return EXIT_OK
+    try:
+        write_text(args.output, source)
+    except OSError as exc:
+        raise UsageError(f"{args.output}: {exc.strerror or exc}") from None
+    out.write(f"wrote {args.output} ({', '.join(m.name for m in program.models)})\n")
+    return EXIT_OK
+
+
+COMMANDS = {
+    "check": cmd_check,
+    "summary": cmd_summary,
+    "train": cmd_train,
+    "render": cmd_render,
+    "docs": cmd_docs,
+    "emit": cmd_emit,
+}
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:

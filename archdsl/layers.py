@@ -330,6 +330,32 @@ LAYERS: dict[str, LayerSpec] = {
             "nn.Linear",
             "fully connected layer",
         ),
+        LayerSpec(
+            "pretrained",
+            (
+                Arg(
+                    "name",
+                    string,
+                    "a torchvision classification model, as `list_models()` names it",
+                    required=True,
+                ),
+                Arg(
+                    "part",
+                    string,
+                    'a submodule of it, a dotted path ("features", "layer4")',
+                    default_text="none",
+                ),
+                Arg(
+                    "weights",
+                    string,
+                    'a weights enum member ("DEFAULT", "IMAGENET1K_V1")',
+                    default_text="none",
+                ),
+                Arg("freeze", boolean, "requires_grad false for all its parameters", False),
+            ),
+            "torchvision.models.get_model(name, weights=…), or its part",
+            "a torchvision model, or part of one, as a layer",
+        ),
     )
 }
 
@@ -361,4 +387,4 @@ CONCAT = LayerSpec("concat", (), "torch.cat(dim=1)", "parallel branches joined o
 KEYWORD_VALUES = ("same", "project", "identity")
 
 #: Layers that learn something; used by the no-gradient warning.
-PARAMETERISED = {"conv", "linear", "batchnorm"}
+PARAMETERISED = {"conv", "linear", "batchnorm", "pretrained"}

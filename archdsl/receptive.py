@@ -25,6 +25,8 @@ The choices this module makes, all conservative (the field never misses a pixel 
 - flatten, view, and softmax over a spatial axis: every output depends on every position of its
   input, so the field becomes the union over the whole map and is marked `whole`; later layers
   (linear, …) keep it. A model whose input is not an image ([C, H, W]) has no fields at all.
+- pretrained (a torchvision model or part): its inside is not known here, so conservatively every
+  output sees its whole input (`whole`), as after flatten.
 - layers that act on each position alone (activations, batchnorm, dropout, identity) keep it.
 """
 
@@ -185,6 +187,9 @@ def _layer(node: Shaped, field: Field) -> Field:
             return _whole(field, node.input)
         return field
     if node.op == "linear":
+        return _whole(field, node.input)
+    if node.op == "pretrained":
+        # Its architecture is torchvision's code, not arguments: assume it may see everything.
         return _whole(field, node.input)
     return field
 

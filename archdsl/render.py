@@ -78,6 +78,7 @@ KINDS = {
     "dropout2d": "dropout",
     "flatten": "reshape",
     "view": "reshape",
+    "pretrained": "block",
 }
 
 CLUSTER = {"style": "rounded,filled", "color": "#b8c2d0", "fontsize": "10", "labeljust": "l"}

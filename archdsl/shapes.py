@@ -464,6 +464,28 @@ def linear_rule(node: LayerNode, shape: Shape) -> Outcome:
     return Outcome((features_out,), weights + (features_out if node.args["bias"] else 0), weights)
 
 
+def pretrained_rule(node: LayerNode, shape: Shape) -> Outcome:
+    """A torchvision model's shape comes from PyTorch itself (a forward pass on the meta device):
+    its architecture is code, not a rule archdsl could restate. Imports torch, and only here."""
+    from . import pretrained
+
+    a = node.args
+    try:
+        pretrained.check(a["name"], a["part"], a["weights"])
+        probe = pretrained.probe(a["name"], a["part"], shape)
+    except pretrained.Refused as refused:
+        span = node.arg_spans.get(refused.arg, node.span) if refused.arg else node.span
+        raise fail(refused.code, refused.message, span) from None
+    if not all(d >= 1 for d in probe.output):
+        raise fail(
+            EMPTY_OUTPUT,
+            f"pretrained {pretrained.title(a['name'], a['part'])} output is empty: input {fmt(shape)} "
+            f"→ {fmt(probe.output)}",
+            node.span,
+        )
+    return Outcome(probe.output, probe.params, probe.macs)
+
+
 RULES: dict[str, Callable[[LayerNode, Shape], Outcome]] = {
     "conv": conv_rule,
     "maxpool": maxpool_rule,
@@ -486,6 +508,7 @@ RULES: dict[str, Callable[[LayerNode, Shape], Outcome]] = {
     "flatten": flatten_rule,
     "view": view_rule,
     "linear": linear_rule,
+    "pretrained": pretrained_rule,
 }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from .pretrained import title
 from .shapes import Shaped, ShapedModel, fmt
 
 
@@ -61,6 +62,13 @@ def describe(node: Shaped) -> str:
             return f"{node.op} dim={a['dim']}"
         if node.op == "view":
             return f"view {fmt(node.output)}"
+        if node.op == "pretrained":
+            parts = [f"pretrained {title(a['name'], a['part'])}"]
+            if a["weights"]:
+                parts.append(a["weights"])
+            if a["freeze"]:
+                parts.append("frozen")
+            return ", ".join(parts)
         return node.op
     if node.kind == "repeat":
         return f"repeat ×{a['count']}"

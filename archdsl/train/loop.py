@@ -8,7 +8,8 @@ pinned memory with non-blocking copies when the data does not fit on the GPU, an
 every rank takes its shard of each epoch's permutation and only rank 0 writes files or reports.
 
 Nothing here prints: progress and messages go to an `Observer`; problems a user can fix raise
-`TrainError`.
+`TrainError`, or the builder's `ArchError` (a model over `max_params`, pretrained weights that
+cannot be loaded), which points into the spec.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ class Options:
     channels_last: bool = True
     #: Stop after this epoch (benchmarks and tests); the schedule still spans `settings.epochs`.
     stop_after: int | None = None
+    #: Refuse a model with more parameters (None: as many as fit in this machine's memory).
+    max_params: int | None = None
 
 
 class Observer(Protocol):
@@ -200,9 +203,13 @@ def train(
     import torch
     import torch.distributed as torch_dist
 
-    from ..builder import build_model
+    from ..builder import build_model, size_error
 
     options = options or Options()
+    # Refused before the dataset loads, not after: the user learns it in a second.
+    too_big = size_error(shaped, options.max_params)
+    if too_big is not None:
+        raise too_big
     dist = _distributed_env()
     if dist.active and not torch_dist.is_initialized():
         backend = "nccl" if options.device != "cpu" and torch.cuda.is_available() else "gloo"
@@ -240,7 +247,7 @@ def _train(
         raise TrainError(f"{dataset.source}: the train or test split is empty")
 
     torch.manual_seed(settings.seed)
-    model = build_model(shaped)
+    model = build_model(shaped, max_params=options.max_params)
     image_input = len(settings.input) == 3
     channels_last = options.channels_last and image_input
     model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)

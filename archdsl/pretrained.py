@@ -1,0 +1,269 @@
+"""torchvision models as layers: the static facts about `pretrained(...)` and the real module.
+
+The shapes stage calls `check` and `probe` (lazily, so a spec without `pretrained` never imports
+torch): `check` validates the name against torchvision's registry of classification models, the
+part against the model's submodules and the weights against the model's weights enum; `probe`
+finds the output shape, parameter count and MACs by running the part on PyTorch's `meta` device,
+where tensors have shapes but no data, so nothing is allocated or computed. The builder calls
+`build` for the real module, which is where weights are downloaded, and only when asked for.
+
+Nothing here runs what the spec did not name: names, parts and weights are looked up in
+torchvision's own tables (`list_models`, `Module._modules`, the weights enum's members), never
+through `getattr` or an import of a user-given string.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .errors import did_you_mean
+from .resolve import BAD_VALUE
+from .shapes import fmt
+
+if TYPE_CHECKING:
+    from torch import nn
+
+#: The code of a pretrained model that fails on its input or whose weights cannot be loaded.
+PRETRAINED = "E111"
+
+#: googlenet and inception_v3 return (logits, aux logits) in training mode; a layer must give one
+#: tensor, so they are built without the auxiliary heads (torchvision drops them after loading
+#: weights too).
+CONSTRUCTOR_ARGS: dict[str, dict[str, Any]] = {
+    "googlenet": {"aux_logits": False},
+    "inception_v3": {"aux_logits": False},
+}
+
+#: PyTorch's messages can run to several lines of tensor sizes; the first line, cut here, says it.
+_MESSAGE_CHARS = 200
+
+
+class Refused(Exception):
+    """A `pretrained(...)` call that cannot work; `arg` names the argument at fault (for the span)."""
+
+    def __init__(self, message: str, arg: str | None = None, code: str = BAD_VALUE):
+        super().__init__(message)
+        self.message = message
+        self.arg = arg
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """What the meta-device forward pass found, per sample (batch axis dropped)."""
+
+    output: tuple[int, ...]
+    params: int
+    macs: int
+
+
+def _torchvision() -> Any:
+    try:
+        import torchvision.models
+    except ImportError as exc:
+        raise Refused(
+            f"pretrained(...) needs torchvision, which cannot be imported ({exc})", None, PRETRAINED
+        ) from None
+    return torchvision.models
+
+
+@functools.cache
+def model_names() -> tuple[str, ...]:
+    """torchvision's registered classification models (not detection, segmentation, video...)."""
+    models = _torchvision()
+    return tuple(models.list_models(module=models))
+
+
+def weights_names(name: str) -> tuple[str, ...]:
+    """The members of `name`'s weights enum, `DEFAULT` included (an alias, so not in iteration)."""
+    return tuple(_torchvision().get_model_weights(name).__members__)
+
+
+def check(name: str, part: str | None, weights: str | None) -> None:
+    """Raises `Refused` for an unregistered name, a missing part or unknown weights."""
+    names = model_names()
+    if name not in names:
+        hint = did_you_mean(name, names)
+        listed = "" if hint else " (see torchvision.models.list_models())"
+        raise Refused(f'"{name}" is not a torchvision classification model{listed}{hint}', "name")
+    if weights is not None:
+        known = weights_names(name)
+        if weights not in known:
+            listed = ", ".join(known)
+            raise Refused(
+                f'{name} has no weights "{weights}" (it has {listed}){did_you_mean(weights, known)}',
+                "weights",
+            )
+    if part is not None:
+        select(_meta_model(name), name, part)
+
+
+def select(model: nn.Module, name: str, part: str) -> nn.Module:
+    """The submodule at dotted `part` ("features", "layer4.1"), looked up among registered children."""
+    module, where = model, name
+    for component in part.split("."):
+        children = {key: child for key, child in module._modules.items() if child is not None}
+        child = children.get(component)
+        if child is None:
+            listed = ", ".join(children) if children else "none"
+            raise Refused(
+                f'{where} has no part "{component}" (its parts: {listed}){did_you_mean(component, children)}',
+                "part",
+            )
+        module, where = child, f"{where}.{component}"
+    return module
+
+
+@contextmanager
+def _on_meta() -> Iterator[None]:
+    """Every parameter and buffer a module registers goes to the meta device.
+
+    `with torch.device("meta")` would also put the constructors' own arithmetic on meta, and some
+    constructors read values back (regnet computes its widths with tensors), which meta cannot do.
+    Moving only what modules register keeps that arithmetic real, and initialisation then runs on
+    meta tensors, which costs nothing (vit_h_14's 632M parameters take no memory).
+    """
+    from torch import nn
+
+    register_parameter, register_buffer = nn.Module.register_parameter, nn.Module.register_buffer
+
+    def parameter_on_meta(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
+        if param is not None:
+            param = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+        register_parameter(module, name, param)
+
+    def buffer_on_meta(module: nn.Module, name: str, tensor: Any, persistent: bool = True) -> None:
+        register_buffer(module, name, None if tensor is None else tensor.to("meta"), persistent)
+
+    nn.Module.register_parameter = parameter_on_meta  # type: ignore[method-assign, assignment]
+    nn.Module.register_buffer = buffer_on_meta  # type: ignore[method-assign, assignment]
+    try:
+        yield
+    finally:
+        nn.Module.register_parameter = register_parameter  # type: ignore[method-assign]
+        nn.Module.register_buffer = register_buffer  # type: ignore[method-assign]
+
+
+def _construct(name: str, weights: Any = None) -> nn.Module:
+    with warnings.catch_warnings():
+        # googlenet and inception_v3 warn that their default initialisation will change one day.
+        warnings.simplefilter("ignore", FutureWarning)
+        model: nn.Module = _torchvision().get_model(name, weights=weights, **CONSTRUCTOR_ARGS.get(name, {}))
+    return model
+
+
+@functools.cache
+def _meta_model(name: str) -> nn.Module:
+    with _on_meta():
+        return _construct(name).eval()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return text if len(text) <= _MESSAGE_CHARS else text[: _MESSAGE_CHARS - 1] + "…"
+
+
+def title(name: str, part: str | None) -> str:
+    """`vgg11.features`: the model and part, as messages name them."""
+    return f"{name}.{part}" if part else name
+
+
+@functools.cache
+def probe(name: str, part: str | None, shape: tuple[int, ...]) -> Probe:
+    """Output shape, parameters and MACs of the (part of the) model on one `shape` sample.
+
+    Eval mode, as batch 1 in training mode would trip batchnorm on a 1×1 map. MACs are counted by
+    PyTorch's FlopCounterMode (half its FLOPs: convolutions and matrix products, as archdsl counts
+    its own layers). Call `check` first: this assumes the name and part exist.
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = _meta_model(name)
+    module = select(model, name, part) if part else model
+    sample = torch.empty((1, *shape), device="meta")
+    counter = FlopCounterMode(display=False)
+    running: list[tuple[str, nn.Module, tuple[int, ...]]] = []
+    try:
+        with counter, torch.no_grad(), _tracked(module, title(name, part), running):
+            output = module(sample)
+    except Exception as exc:  # PyTorch raises RuntimeError, ValueError, AssertionError... for bad input
+        where = ""
+        if running and running[-1][1] is not module:
+            # Meta kernels say less than CPU ones ("Invalid channel dimensions"): name the module.
+            path, inner, size = running[-1]
+            where = f" at {path} ({_module_text(inner)}) on {fmt(size)}"
+        raise Refused(
+            f"pretrained {title(name, part)} fails on a {fmt(shape)} input{where}: {_first_line(exc)}",
+            None,
+            PRETRAINED,
+        ) from None
+    if not isinstance(output, torch.Tensor):
+        raise Refused(
+            f"pretrained {title(name, part)} gives a {type(output).__name__}, not one tensor; "
+            "choose a part that does",
+            "part" if part else "name",
+            PRETRAINED,
+        )
+    params = sum(p.numel() for p in module.parameters())
+    return Probe(tuple(output.shape[1:]), params, counter.get_total_flops() // 2)
+
+
+@contextmanager
+def _tracked(
+    root: nn.Module, prefix: str, running: list[tuple[str, nn.Module, tuple[int, ...]]]
+) -> Iterator[None]:
+    """Keeps in `running` the modules whose forward has started and not finished, innermost last,
+    with their input's per-sample shape; after an exception the last one is where it happened."""
+    handles = []
+    for path, module in root.named_modules(prefix=prefix):
+
+        def enter(module: nn.Module, args: tuple[Any, ...], path: str = path) -> None:
+            size = tuple(args[0].shape[1:]) if args and hasattr(args[0], "shape") else ()
+            running.append((path, module, size))
+
+        def leave(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+            running.pop()
+
+        handles.append(module.register_forward_pre_hook(enter))
+        handles.append(module.register_forward_hook(leave))
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _module_text(module: nn.Module) -> str:
+    """`Conv2d(256, 512, kernel_size=(3, 3), ...)`: the module's own repr line, not its children."""
+    extra = module.extra_repr()
+    return f"{type(module).__name__}({extra})" if "\n" not in extra else type(module).__name__
+
+
+class LoadFailed(Exception):
+    """The weights could not be fetched or read; the message says which and why."""
+
+
+def build(name: str, part: str | None, weights: str | None, freeze: bool) -> nn.Module:
+    """The real module: torchvision's model (downloading `weights` if named and not cached), cut to
+    `part`, with `requires_grad` off when `freeze`."""
+    if weights is None:
+        model = _construct(name)
+    else:
+        enum = _torchvision().get_model_weights(name)[weights]
+        try:
+            model = _construct(name, enum)
+        except Exception as exc:  # urllib, hash and unpickling failures all end up here
+            raise LoadFailed(
+                f"cannot load the {weights} weights of {name} from {enum.url}: {_first_line(exc)} "
+                "(torchvision keeps downloaded weights under $TORCH_HOME/hub)"
+            ) from None
+    module = select(model, name, part) if part else model
+    if freeze:
+        module.requires_grad_(False)
+    return module

@@ -1,0 +1,276 @@
+"""`pretrained(...)`: torchvision models as layers, checked on the meta device and built for real;
+and `archdsl train --max-params`.
+
+Only weights=None models are built from torchvision here (nothing can be downloaded); weights are
+exercised through a checkpoint placed in torchvision's cache, and a download failure is simulated.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+import archdsl
+from archdsl.builder import build_model
+from archdsl.errors import ArchError, SourceCache, render
+from archdsl.loader import Loader
+from archdsl.program import Program, compile_file
+from archdsl.receptive import receptive_fields
+from archdsl.summary import describe
+
+from conftest import run_cli
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+def check_text(text: str, name: str = "net.arch") -> Program:
+    loader = Loader()
+    loader.add_text(text, name)
+    return compile_file(name, loader=loader)
+
+
+def rendered(program: Program) -> str:
+    cache = SourceCache(program.sources)
+    return "\n\n".join(render(d, cache) for d in program.diagnostics)
+
+
+def write_spec(tmp_path: Path, text: str, name: str = "net.arch") -> str:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def reference(name: str, part: str | None) -> nn.Module:
+    """The module as a user would write it in PyTorch."""
+    kwargs = {"aux_logits": False} if name in ("googlenet", "inception_v3") else {}
+    module = torchvision.models.get_model(name, weights=None, **kwargs)
+    for component in (part or "").split(".") if part else ():
+        module = getattr(module, component)
+    return module
+
+
+# --- shapes agree with PyTorch --------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore:The default weight initialization:FutureWarning")
+@pytest.mark.parametrize(
+    ("name", "part", "shape"),
+    [
+        ("vgg11", "features", (3, 64, 64)),
+        ("mobilenet_v3_small", "features", (3, 64, 64)),
+        ("resnet18", None, (3, 64, 64)),
+        ("resnet18", "layer4", (256, 8, 8)),
+        ("resnet18", "layer4.1", (512, 3, 5)),
+        ("googlenet", None, (3, 96, 96)),
+    ],
+)
+def test_static_shape_and_params_equal_the_built_module_and_pytorch(
+    name: str, part: str | None, shape: tuple[int, ...]
+) -> None:
+    part_arg = f', part="{part}"' if part else ""
+    program = check_text(f'model M {{\n    input {list(shape)}\n    pretrained("{name}"{part_arg})\n}}\n')
+    assert program.diagnostics == []
+    layer = program.model().layers[0]
+    theirs = reference(name, part).eval()
+    with torch.no_grad():
+        expected = tuple(theirs(torch.randn(2, *shape)).shape[1:])
+    assert layer.output == expected
+    assert layer.params == sum(p.numel() for p in theirs.parameters())
+    built = build_model(program.model()).eval()
+    with torch.no_grad():
+        assert tuple(built(torch.randn(2, *shape)).shape[1:]) == expected
+    assert sum(p.numel() for p in built.parameters()) == layer.params
+
+
+def test_macs_are_convolution_and_matmul_multiplies_as_archdsl_counts_them() -> None:
+    # vgg11's first conv block written out in archdsl, against the same part of torchvision's model.
+    ours = check_text("model M { input [3, 32, 32] conv(64, kernel=3, padding=1) relu maxpool(2) }\n")
+    theirs = check_text('model M { input [3, 32, 32] pretrained("vgg11", part="features.0") }\n')
+    assert theirs.model().macs == ours.model().macs == 64 * 3 * 9 * 32 * 32
+    assert theirs.model().params == ours.model().params
+
+
+def test_build_of_pretrained_features_then_classifier_runs_at_the_inferred_shape(tmp_path: Path) -> None:
+    spec = write_spec(
+        tmp_path,
+        'model T {\n    input [3, 64, 64]\n    pretrained("vgg11", part="features")\n'
+        "    flatten linear(10)\n}\n",
+    )
+    program = archdsl.load(spec)
+    assert program.model().layers[0].output == (512, 2, 2)
+    net = archdsl.build(spec)
+    assert net(torch.randn(2, 3, 64, 64)).shape == (2, 10)
+    assert sum(p.numel() for p in net.parameters()) == program.model().params == 9_220_480 + 20_490
+    assert isinstance(net[0], nn.Sequential) and isinstance(net[0][0], nn.Conv2d)
+
+
+def test_freeze_turns_off_gradients_of_the_pretrained_layer_only(tmp_path: Path) -> None:
+    spec = write_spec(
+        tmp_path,
+        "model T {\n    input [3, 32, 32]\n"
+        '    pretrained("mobilenet_v3_small", part="features", freeze=true)\n'
+        "    adaptiveavgpool(1) flatten linear(10)\n}\n",
+    )
+    net = archdsl.build(spec)
+    assert [p.requires_grad for p in net[0].parameters()] == [False] * len(list(net[0].parameters()))
+    assert all(p.requires_grad for p in net[3].parameters())
+    assert describe(archdsl.load(spec).model().layers[0]) == "pretrained mobilenet_v3_small.features, frozen"
+
+
+def test_receptive_field_of_a_pretrained_layer_is_its_whole_input() -> None:
+    program = check_text('model M { input [3, 32, 32] pretrained("vgg11", part="features") }\n')
+    assert receptive_fields(program.model())["0"].text() == "global"
+
+
+# --- weights ---------------------------------------------------------------------------------------
+
+
+def test_weights_are_loaded_from_torchvisions_cache_at_build_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
+    checkpoints = tmp_path / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    saved = torchvision.models.resnet18().state_dict()
+    torch.save(saved, checkpoints / os.path.basename(weights.url))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    spec = write_spec(
+        tmp_path,
+        'model T {\n    input [3, 32, 32]\n    pretrained("resnet18", weights="DEFAULT", freeze=true)\n}\n',
+    )
+    net = archdsl.build(spec)
+    assert torch.equal(net[0].conv1.weight, saved["conv1.weight"])
+    assert not any(p.requires_grad for p in net.parameters())
+
+
+def test_a_failed_download_is_a_positioned_error_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def offline(url: str, *args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    spec = write_spec(
+        tmp_path, 'model T {\n    input [3, 32, 32]\n    pretrained("resnet18", weights="IMAGENET1K_V1")\n}\n'
+    )
+    with pytest.raises(ArchError) as caught:
+        archdsl.build(spec)
+    (diagnostic,) = caught.value.diagnostics
+    assert (diagnostic.code, diagnostic.span.line, diagnostic.span.column) == ("E111", 3, 5)
+    assert diagnostic.message == (
+        "cannot load the IMAGENET1K_V1 weights of resnet18 from "
+        "https://download.pytorch.org/models/resnet18-f37072fd.pth: <urlopen error no network> "
+        "(torchvision keeps downloaded weights under $TORCH_HOME/hub)"
+    )
+
+
+# --- errors ----------------------------------------------------------------------------------------
+
+
+def test_unknown_weights_are_a_positioned_error_listing_the_models_weights() -> None:
+    program = check_text('model M {\n  input [3, 32, 32]\n  pretrained("resnet18", weights="NOPE")\n}\n')
+    assert rendered(program) == (
+        'net.arch:3:26: error[E005]: resnet18 has no weights "NOPE" (it has IMAGENET1K_V1, DEFAULT)\n'
+        '    3 |   pretrained("resnet18", weights="NOPE")\n'
+        "      |                          ^^^^^^^^^^^^^^\n"
+        "note: [3, 32, 32] is the model's input (line 2)"
+    )
+
+
+@pytest.mark.parametrize("name", ["os.system", "../x", "__import__", "torchvision.models.resnet18", ""])
+def test_only_registered_model_names_are_accepted(name: str) -> None:
+    program = check_text(f'model M {{\n  input [3, 32, 32]\n  pretrained("{name}")\n}}\n')
+    (diagnostic,) = program.diagnostics
+    assert (diagnostic.code, diagnostic.span.line, diagnostic.span.column) == ("E005", 3, 14)
+    assert diagnostic.message.startswith(f'"{name}" is not a torchvision classification model')
+
+
+def test_misspelt_model_name_suggests_the_registered_one() -> None:
+    program = check_text('model M {\n  input [3, 32, 32]\n  pretrained("resnet81")\n}\n')
+    assert program.diagnostics[0].message == (
+        "\"resnet81\" is not a torchvision classification model; did you mean 'resnet18'?"
+    )
+
+
+def test_missing_part_lists_the_models_children_with_did_you_mean() -> None:
+    program = check_text('model M {\n  input [3, 32, 32]\n  pretrained("resnet18", part="layer5")\n}\n')
+    assert rendered(program) == (
+        'net.arch:3:26: error[E005]: resnet18 has no part "layer5" (its parts: conv1, bn1, relu, '
+        "maxpool, layer1, layer2, layer3, layer4, avgpool, fc); did you mean 'layer4'?\n"
+        '    3 |   pretrained("resnet18", part="layer5")\n'
+        "      |                          ^^^^^^^^^^^^^\n"
+        "note: [3, 32, 32] is the model's input (line 2)"
+    )
+
+
+def test_a_part_path_goes_through_submodules_not_attributes() -> None:
+    # `forward` and `_modules` are attributes of every module, not parts.
+    for part, listed in (("forward", "conv1, bn1"), ("layer1._modules", "0, 1")):
+        program = check_text(f'model M {{ input [3, 32, 32] pretrained("resnet18", part="{part}") }}\n')
+        assert program.diagnostics[0].code == "E005"
+        assert f"(its parts: {listed}" in program.diagnostics[0].message
+
+
+def test_input_the_model_cannot_take_is_an_error_naming_the_failing_submodule() -> None:
+    program = check_text('model M {\n  input [3, 16, 16]\n  pretrained("vgg11")\n}\n')
+    assert rendered(program) == (
+        "net.arch:3:3: error[E111]: pretrained vgg11 fails on a [3, 16, 16] input at vgg11.features.20 "
+        "(MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)) on [512, 1, 1]: "
+        "Given input size: (512x1x1). Calculated output size: (512x0x0). Output size is too small\n"
+        '    3 |   pretrained("vgg11")\n'
+        "      |   ^^^^^^^^^^^^^^^^^^^\n"
+        "note: [3, 16, 16] is the model's input (line 2)"
+    )
+
+
+# --- archdsl train --max-params --------------------------------------------------------------------
+
+MLP = """model Mlp {
+    input [1, 28, 28]
+    flatten linear(100) relu linear(10)
+    train { dataset = "fashion-mnist" epochs = 1 batch = 64 }
+}
+"""
+
+
+def test_train_refuses_a_model_over_max_params_before_loading_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ARCHDSL_NO_DOWNLOAD", "1")
+    monkeypatch.setenv("ARCHDSL_DATA", str(tmp_path / "no-data"))
+    write_spec(tmp_path, MLP)
+    code, out = run_cli("train", "net.arch", "--max-params", "50000", "--out", "run")
+    assert code == 1
+    assert out == (
+        "note: default optimizer sgd(lr=0.01, momentum=0.9)\n"
+        "net.arch:1:1: error[E110]: model Mlp has 79,510 parameters (310.6 KiB as float32), more than "
+        "max_params=50,000; raise the limit (max_params=…, --max-params) to build it\n"
+        "    1 | model Mlp {\n"
+        "      | ^^^^^^^^^^^\n\n"
+    )
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(
+    not (FASHION / "train-images-idx3-ubyte.gz").is_file(), reason="needs Debian's dataset-fashion-mnist"
+)
+def test_train_max_params_above_the_model_lets_it_train(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ARCHDSL_NO_DOWNLOAD", "1")
+    monkeypatch.setenv("ARCHDSL_DATA", str(tmp_path / "data-root"))
+    spec = write_spec(tmp_path, MLP)
+    out = tmp_path / "run"
+    code, text = run_cli(
+        "train", spec, "--max-params", "79510", "--limit", "600", "--device", "cpu", "--out", str(out)
+    )
+    assert code == 0, text
+    assert (out / "model.pt").is_file()
