@@ -28,6 +28,7 @@ __all__ = [
     "ShapedModel",
     "Span",
     "build",
+    "emit",
     "load",
 ]
 
@@ -60,6 +61,15 @@ def build(path: str, model: str | None = None, max_params: int | None = None, **
 
     program = load(path, model=model, **params)
     return build_model(program.model(model), max_params=max_params)
+
+
+def emit(path: str, model: str | None = None, **params: Any) -> str:
+    """A spec's model (its first, or the one named `model`) as plain PyTorch source, the text
+    `archdsl emit` writes; its `state_dict` keys are those of `build`'s module. No torch import."""
+    from .emit import emit_source
+
+    program = load(path, model=model, **params)
+    return emit_source(program.model(model))
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,484 @@
+"""Stage 5b: shaped IR → PyTorch source a person would write (pure text; never imports torch).
+
+Consumes `ShapedModel`s; produces one Python module that needs only torch: a class per model and
+per distinct block instance (the same block called on different shapes builds different layers, so
+each signature gets its class: `Stage`, `Stage2`, …), each layer constructed with the arguments the
+builder (`builder.py`) gives it. The submodule tree mirrors the builder's exactly — a body numbered
+0, 1, … is an `nn.Sequential`, a body with named statements is an `nn.Module` with attributes and a
+`forward` — so `state_dict` keys are identical and weights load both ways.
+
+The output is laid out as `ruff format` (and black) would lay it out at their default line length,
+88: containers are written one item per line with a trailing comma (which keeps them exploded at
+any line length) and a call that does not fit on its line is exploded the same way.
+"""
+
+from __future__ import annotations
+
+import builtins
+import keyword
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .layers import describe
+from .shapes import Shaped, ShapedModel, fmt
+
+LINE_LENGTH = 88
+INDENT = " " * 4
+
+# --- expressions and their layout -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One argument, list element or dict entry: `prefix` is `""`, `"name="` or `'"key": '`."""
+
+    value: Expr | str
+    prefix: str = ""
+    comment: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Expr:
+    """A bracketed expression (a call, a dict). `exploded` ones are written one item per line."""
+
+    open: str
+    items: tuple[Item, ...]
+    close: str = ")"
+    exploded: bool = False
+
+
+def _inline(value: Expr | str) -> str | None:
+    """The expression on one line, or None if it must span several."""
+    if isinstance(value, str):
+        return value
+    if value.exploded and value.items:
+        return None
+    parts = []
+    for item in value.items:
+        text = _inline(item.value)
+        if text is None or item.comment:
+            return None
+        parts.append(item.prefix + text)
+    return value.open + ", ".join(parts) + value.close
+
+
+def lay_out(
+    value: Expr | str, indent: str, lead: str = "", trail: str = "", comment: str | None = None
+) -> list[str]:
+    """`lead`, the expression and `trail` as lines at `indent`, `# comment` after its last line."""
+    note = f"  # {comment}" if comment else ""
+    text = _inline(value)
+    if text is not None:
+        line = indent + lead + text + trail
+        if len(line + note) <= LINE_LENGTH or isinstance(value, str) or not value.items:
+            return [line + note]
+        if len(line) <= LINE_LENGTH:
+            # Fits without its comment: the comment goes above rather than the call over 4+ lines.
+            return ([indent + note.strip()] if note else []) + [line]
+    assert isinstance(value, Expr)
+    lines = [indent + lead + value.open]
+    for item in value.items:
+        lines.extend(lay_out(item.value, indent + INDENT, item.prefix, ",", item.comment))
+    lines.append(indent + value.close + trail + note)
+    return lines
+
+
+def call(func: str, *args: Any, exploded: bool = False, **kwargs: Any) -> Expr:
+    """`func(args…, key=value…)`; values that are not expressions are written as Python literals."""
+    items = [Item(a if isinstance(a, Expr) else py(a)) for a in args]
+    items += [Item(v if isinstance(v, Expr) else py(v), f"{k}=") for k, v in kwargs.items()]
+    return Expr(f"{func}(", tuple(items), exploded=exploded)
+
+
+def py(value: Any) -> str:
+    """A Python literal; an `(h, w)` pair with h == w is written as one number, as people write it."""
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else f'float("{value}")'
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, tuple):
+        if len(value) == 2 and value[0] == value[1]:
+            return py(value[0])
+        return "(" + ", ".join(py(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    return str(value)
+
+
+# --- layers: the builder's constructors, written out ------------------------------------------------
+
+
+def _options(**pairs: tuple[Any, Any]) -> dict[str, Any]:
+    """Keyword arguments whose value differs from torch's default: `name=(value, default)`."""
+    return {name: value for name, (value, default) in pairs.items() if value != default}
+
+
+def _conv(node: Shaped, names: Names) -> Expr:
+    a = node.args
+    padding = a["padding"]
+    return call(
+        "nn.Conv2d",
+        node.input[0],
+        node.output[0],
+        kernel_size=a["kernel"],
+        **_options(
+            stride=(a["stride"], (1, 1)),
+            padding=(padding, "valid" if padding == "valid" else (0, 0)),
+            dilation=(a["dilation"], (1, 1)),
+            groups=(a["groups"], 1),
+            bias=(a["bias"], True),
+        ),
+    )
+
+
+def _pool(torch_name: str) -> Callable[[Shaped, Names], Expr]:
+    def write(node: Shaped, names: Names) -> Expr:
+        a = node.args
+        kernel = a["kernel"]
+        return call(
+            f"nn.{torch_name}",
+            kernel,
+            **_options(
+                stride=(a["stride"] or kernel, kernel),
+                padding=(a["padding"], (0, 0)),
+                dilation=(a.get("dilation", (1, 1)), (1, 1)),
+                ceil_mode=(a["ceil"], False),
+                count_include_pad=(a.get("count_include_pad", True), True),
+            ),
+        )
+
+    return write
+
+
+def _batchnorm(node: Shaped, names: Names) -> Expr:
+    a = node.args
+    rank = {1: "1d", 2: "1d", 3: "2d", 4: "3d"}[len(node.input)]
+    return call(
+        f"nn.BatchNorm{rank}",
+        node.input[0],
+        **_options(eps=(a["eps"], 1e-5), momentum=(a["momentum"], 0.1), affine=(a["affine"], True)),
+    )
+
+
+def _plain(torch_name: str, **defaults: tuple[str, Any]) -> Callable[[Shaped, Names], Expr]:
+    """A layer whose arguments pass straight through: `defaults` maps torch's keyword to
+    (the spec's argument, torch's default)."""
+
+    def write(node: Shaped, names: Names) -> Expr:
+        pairs = {key: (node.args[arg], default) for key, (arg, default) in defaults.items()}
+        return call(f"nn.{torch_name}", **_options(**pairs))
+
+    return write
+
+
+def _linear(node: Shaped, names: Names) -> Expr:
+    return call("nn.Linear", node.input[0], node.output[0], **_options(bias=(node.args["bias"], True)))
+
+
+def _pretrained(node: Shaped, names: Names) -> Expr:
+    """torchvision's model as the builder makes it, through the emitted `pretrained` helper."""
+    from .pretrained import CONSTRUCTOR_ARGS
+
+    a = node.args
+    names.imports.add("torchvision")
+    options = _options(part=(a["part"], None), weights=(a["weights"], None), freeze=(a["freeze"], False))
+    return call(names.helper("pretrained"), a["name"], **options, **CONSTRUCTOR_ARGS.get(a["name"], {}))
+
+
+LAYERS: dict[str, Callable[[Shaped, Names], Expr]] = {
+    "conv": _conv,
+    "maxpool": _pool("MaxPool2d"),
+    "avgpool": _pool("AvgPool2d"),
+    "adaptiveavgpool": lambda s, n: call("nn.AdaptiveAvgPool2d", s.args["size"]),
+    "adaptivemaxpool": lambda s, n: call("nn.AdaptiveMaxPool2d", s.args["size"]),
+    "batchnorm": _batchnorm,
+    # The dropout probability is written even at its default: it is what a reader looks for.
+    "dropout": lambda s, n: call("nn.Dropout", p=s.args["p"]),
+    "dropout2d": lambda s, n: call("nn.Dropout2d", p=s.args["p"]),
+    "relu": _plain("ReLU"),
+    "leakyrelu": _plain("LeakyReLU", negative_slope=("slope", 0.01)),
+    "tanh": _plain("Tanh"),
+    "sigmoid": _plain("Sigmoid"),
+    "gelu": _plain("GELU"),
+    "silu": _plain("SiLU"),
+    "elu": _plain("ELU", alpha=("alpha", 1.0)),
+    "softmax": lambda s, n: call("nn.Softmax", dim=s.args["dim"]),
+    "logsoftmax": lambda s, n: call("nn.LogSoftmax", dim=s.args["dim"]),
+    "identity": _plain("Identity"),
+    "flatten": _plain("Flatten"),
+    # `view(-1)` is already concrete in the shaped IR: the output shape is the reshape target.
+    "view": lambda s, n: call(n.helper("View"), *s.output),
+    "linear": _linear,
+    "pretrained": _pretrained,
+}
+
+
+def _shortcut(node: Shaped) -> Expr:
+    a = node.args
+    if node.op == "linear":
+        projection = call("nn.Linear", node.input[0], node.output[0], **_options(bias=(a["bias"], True)))
+        norm = call("nn.BatchNorm1d", node.output[0])
+    else:
+        projection = call(
+            "nn.Conv2d",
+            node.input[0],
+            node.output[0],
+            kernel_size=1,
+            **_options(stride=(a["stride"], (1, 1)), bias=(a["bias"], True)),
+        )
+        norm = call("nn.BatchNorm2d", node.output[0])
+    if not a["batchnorm"]:
+        return projection
+    shape = fmt(node.output)
+    return Expr("nn.Sequential(", (Item(projection, comment=shape), Item(norm, comment=shape)), exploded=True)
+
+
+# --- helper modules: the builder's own composites, written out when a spec uses them ----------------
+
+HELPERS = {
+    "Concat": '''
+class {name}(nn.Module):
+    """Runs every branch on the same input and joins the results on the channel axis."""
+
+    def __init__(self, branches: dict[str, nn.Module]) -> None:
+        super().__init__()
+        for key, branch in branches.items():
+            self.add_module(key, branch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([branch(x) for branch in self.children()], dim=1)
+''',
+    "Residual": '''
+class {name}(nn.Module):
+    """body(x) + x, or body(x) + shortcut(x) where a projection maps x to the body's shape."""
+
+    def __init__(self, body: nn.Module, shortcut: nn.Module | None = None) -> None:
+        super().__init__()
+        self.body = body
+        self.shortcut = nn.Identity() if shortcut is None else shortcut
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) + self.shortcut(x)
+''',
+    "pretrained": '''
+def {name}(
+    name: str,
+    part: str = "",
+    freeze: bool = False,
+    **options: object,
+) -> nn.Module:
+    """torchvision's model `name` (`weights="DEFAULT"` downloads its weights), or its submodule
+    `part`; `freeze` turns off `requires_grad` for all its parameters."""
+    model = torchvision.models.get_model(name, **options)
+    module = model.get_submodule(part) if part else model
+    return module.requires_grad_(not freeze)
+''',
+    "View": '''
+class {name}(nn.Module):
+    """Reshapes each sample, keeping the batch axis."""
+
+    def __init__(self, *shape: int) -> None:
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], *self.shape)
+''',
+}
+
+#: Names a class may not take: they would shadow what the emitted code uses (or not parse).
+_TAKEN = frozenset(keyword.kwlist) | frozenset(dir(builtins)) | {"torch", "nn", "OrderedDict"}
+
+
+@dataclass
+class Names:
+    """Class names: the spec's models and blocks keep theirs; helpers and second signatures yield."""
+
+    blocks: frozenset[str] = frozenset()  # every block called: their first signature gets the name
+    taken: set[str] = field(default_factory=set)
+    helpers: dict[str, str] = field(default_factory=dict)
+    used_helpers: set[str] = field(default_factory=set)
+    imports: set[str] = field(default_factory=set)  # modules beyond torch the code needs
+
+    def claim(self, base: str, own: str | None = None) -> str:
+        """A free name from `base` (`Stage`, `Stage2`, …; `list_` for a builtin), avoiding other
+        blocks' names unless it is the block `own`'s."""
+        avoid = self.taken | (self.blocks - {own} if own else self.blocks)
+        base = base + "_" if base in _TAKEN else base
+        name, number = base, 1
+        while name in avoid:
+            number += 1
+            name = f"{base}{number}"
+        self.taken.add(name)
+        return name
+
+    def helper(self, kind: str) -> str:
+        self.used_helpers.add(kind)
+        return self.helpers[kind]
+
+
+def _is_attribute(key: str) -> bool:
+    """Whether `self.<key>` names the submodule `key`: not a number, a keyword, or a `__private`
+    name (which Python would mangle to `_Class__private`)."""
+    private = key.startswith("__") and not key.endswith("__")
+    return key.isidentifier() and not keyword.iskeyword(key) and not private
+
+
+def _numbered(nodes: list[Shaped]) -> bool:
+    return [n.key for n in nodes] == [str(i) for i in range(len(nodes))]
+
+
+# --- the walk -------------------------------------------------------------------------------------
+
+
+class Emitter:
+    def __init__(self, models: tuple[ShapedModel, ...]):
+        self.models = models
+        self.names = Names()
+        self.classes: list[str] = []  # block classes, dependencies first
+        self.block_classes: dict[str, str] = {}  # class body → class name
+        self.uses_ordered_dict = False
+        self.uses_torch = False
+
+    def source(self) -> str:
+        model_names = [self.names.claim(model.name) for model in self.models]
+        self.names.blocks = frozenset(b for m in self.models for b in _block_names(m.layers))
+        for kind in HELPERS:
+            # `ResidualModule` rather than `Residual2` beside a spec's own `Residual` block.
+            free = kind not in self.names.taken and kind not in self.names.blocks
+            self.names.helpers[kind] = self.names.claim(kind if free else kind + "Module")
+        model_classes = [self.model_class(m, name) for m, name in zip(self.models, model_names, strict=True)]
+        helpers = [
+            HELPERS[kind].strip("\n").format(name=self.names.helpers[kind])
+            for kind in HELPERS
+            if kind in self.names.used_helpers
+        ]
+        self.uses_torch = self.uses_torch or bool(helpers)
+        imports = []
+        if self.uses_ordered_dict:
+            imports += ["from collections import OrderedDict", ""]
+        if self.uses_torch:
+            imports.append("import torch")
+        if "torchvision" in self.names.imports:
+            imports.append("import torchvision")
+        imports.append("from torch import nn")
+        parts = ["\n".join([*self.header(), "", *imports]), *helpers, *self.classes, *model_classes]
+        return "\n\n\n".join(parts) + "\n"
+
+    def header(self) -> list[str]:
+        files = list(dict.fromkeys(m.file for m in self.models))
+        needs = "torch and torchvision" if "torchvision" in self.names.imports else "torch"
+        lines = [f"# Generated by `archdsl emit` from {', '.join(files)}; needs only {needs}."]
+        for model in self.models:
+            params = ", ".join(f"{k}={describe(v)}" for k, v in model.model_params.items())
+            signature = f"{model.name}({params})" if params else model.name
+            output = fmt(model.output) if model.output is not None else "?"
+            lines.append(f"# model {signature}: {fmt(model.input)} -> {output}")
+        return lines
+
+    def model_class(self, model: ShapedModel, name: str) -> str:
+        doc = f"{model.name}: {fmt(model.input)} -> {fmt(model.output or ())}, {model.params:,} parameters."
+        return self.sequence_class(name, doc, model.layers)
+
+    def sequence_class(self, name: str, doc: str, nodes: list[Shaped]) -> str:
+        """A model or block body as a class: an `nn.Sequential` when its statements are numbered
+        0, 1, … (as the builder's are), else an `nn.Module` with attributes and a `forward`."""
+        head = f'    """{doc}"""\n\n    def __init__(self) -> None:\n'
+        if _numbered(nodes):
+            body = "\n".join(lay_out(self.sequential_items(nodes), INDENT * 2, "super().__init__"))
+            return f"class {name}(nn.Sequential):\n{head}{body}"
+        self.uses_torch = True
+        init = [INDENT * 2 + "super().__init__()"]
+        forward = []
+        for node in nodes:
+            module = self.module(node)
+            if _is_attribute(node.key):
+                init += lay_out(module, INDENT * 2, f"self.{node.key} = ")
+                function = f"self.{node.key}"
+            else:
+                init += lay_out(Expr("self.add_module(", (Item(py(node.key)), Item(module))), INDENT * 2)
+                function = f"getattr(self, {py(node.key)})"
+            forward.append(f"{INDENT * 2}x = {function}(x)  # {fmt(node.output)}")
+        forward.append(f"{INDENT * 2}return x")
+        return (
+            f"class {name}(nn.Module):\n{head}"
+            + "\n".join(init)
+            + "\n\n    def forward(self, x: torch.Tensor) -> torch.Tensor:\n"
+            + "\n".join(forward)
+        )
+
+    def sequential_items(self, nodes: list[Shaped]) -> Expr:
+        """`(a, b, …)` for a numbered body, `(OrderedDict({"name": a, …}))` for a named one: the
+        arguments of `nn.Sequential` (or of `super().__init__` in an `nn.Sequential` subclass)."""
+        if _numbered(nodes):
+            items = tuple(Item(self.module(n), comment=fmt(n.output)) for n in nodes)
+            return Expr("(", items, exploded=True)
+        self.uses_ordered_dict = True
+        entries = tuple(Item(self.module(n), f"{py(n.key)}: ", fmt(n.output)) for n in nodes)
+        table = Expr("OrderedDict(", (Item(Expr("{", entries, "}", exploded=True)),), exploded=True)
+        return Expr("(", (Item(table),), exploded=True)
+
+    def sequential(self, nodes: list[Shaped]) -> Expr:
+        items = self.sequential_items(nodes)
+        return Expr("nn.Sequential(", items.items, exploded=True)
+
+    def module(self, node: Shaped) -> Expr | str:
+        """The expression that constructs `node`'s submodule."""
+        if node.kind == "layer":
+            return LAYERS[node.op](node, self.names)
+        if node.kind == "block":
+            return self.block(node) + "()"
+        if node.kind == "repeat":
+            return Expr(
+                "nn.Sequential(",
+                tuple(Item(self.sequential(it.children), comment=fmt(it.output)) for it in node.children),
+                exploded=True,
+            )
+        if node.kind == "concat":
+            branches = tuple(
+                Item(self.sequential(b.children), f"{py(b.key)}: ", fmt(b.output)) for b in node.children
+            )
+            return call(self.names.helper("Concat"), Expr("{", branches, "}", exploded=True), exploded=True)
+        if node.kind == "residual":
+            body = [c for c in node.children if c.kind != "shortcut"]
+            shortcuts = [c for c in node.children if c.kind == "shortcut"]
+            items = [Item(self.sequential(body))]
+            if shortcuts:
+                shortcut = shortcuts[0]
+                items.append(Item(_shortcut(shortcut), "shortcut=", fmt(shortcut.output)))
+            return Expr(f"{self.names.helper('Residual')}(", tuple(items), exploded=True)
+        raise AssertionError(f"cannot emit a {node.kind}")
+
+    def block(self, node: Shaped) -> str:
+        """The class of this block instance: one class per distinct body."""
+        doc = f"{node.op}: {fmt(node.input)} -> {fmt(node.output)}, {node.params:,} parameters."
+        body = self.sequence_class("{name}", doc, node.children)
+        name = self.block_classes.get(body)
+        if name is None:
+            name = self.names.claim(node.op, own=node.op)
+            self.block_classes[body] = name
+            self.classes.append(body.replace("class {name}(", f"class {name}(", 1))
+        return name
+
+
+def _block_names(nodes: list[Shaped]) -> list[str]:
+    """The blocks called anywhere in `nodes`, in order of first call."""
+    found: dict[str, None] = {}
+    for node in nodes:
+        if node.kind == "block":
+            found[node.op] = None
+        found.update(dict.fromkeys(_block_names(node.children)))
+    return list(found)
+
+
+def emit_source(*models: ShapedModel) -> str:
+    """Python source for `models` (checked, complete): classes whose `state_dict` keys and outputs
+    are those of `archdsl.build`'s modules. Deterministic: the same models give the same text."""
+    if not models:
+        raise ValueError("emit_source needs at least one model")
+    for model in models:
+        if not model.complete:
+            raise ValueError(f"model {model.name} has errors; check it first")
+    return Emitter(models).source()

@@ -1,0 +1,338 @@
+"""`archdsl emit`: the source as goldens, and the emitted classes against `archdsl.build` — the same
+state_dict keys, weights loading both ways, the same outputs — formatted, deterministic, torch-only."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+from torch import nn
+
+import archdsl
+from archdsl.emit import LAYERS as EMITTED_LAYERS
+from archdsl.emit import emit_source
+from archdsl.layers import LAYERS
+from archdsl.program import compile_file
+
+from conftest import ROOT, SPECS, run_cli
+
+PYTHON = sys.executable
+RUFF = str(Path(PYTHON).with_name("ruff"))
+
+#: Everything the emitter has a special case for: block parameters, repeat, concat with named,
+#: unnamed and empty branches, residuals with conv and linear projections, view with -1, every
+#: layer with non-default arguments, and names Python reserves (a keyword, `__private`, a block
+#: named like the module the code imports, one named like the emitted residual helper).
+ODD = """
+block torch(width: int) { conv(width, kernel=3, padding=1) relu }
+
+block Residual(width: int) {
+    residual(shortcut=project, bias=false, batchnorm=true) {
+        conv(width, kernel=3, stride=2, padding=1, bias=false) batchnorm relu
+    }
+}
+
+block Mixer(width: int, depth: int = 2) {
+    repeat depth { conv(width, kernel=[3, 5], padding=[1, 2], groups=2) leakyrelu(0.2) }
+    concat {
+        branch left { conv(8, kernel=1) }
+        branch { }
+        branch def { maxpool(3, stride=1, padding=1) conv(4, kernel=1, bias=false) }
+    }
+}
+
+model Odd(classes: int = 7) {
+    input [4, 16, 16]
+    class: conv(8, kernel=3, padding="same", dilation=2)
+    x: batchnorm(eps=0.001, momentum=0.2)
+    self: elu(alpha=0.5)
+    __private: gelu
+    torch(8)
+    Mixer(8)
+    Residual(16)
+    maxpool(2, ceil=true)
+    avgpool(3, stride=2, padding=1, count_include_pad=false, ceil=true)
+    adaptivemaxpool([2, 3])
+    dropout2d(0.1)
+    view(-1, 6)
+    batchnorm
+    silu sigmoid identity
+    flatten
+    residual(shortcut=project) { linear(12) tanh }
+    residual { linear(same) relu }
+    batchnorm(affine=false)
+    residual(shortcut=project, batchnorm=true) { linear(10) }
+    dropout(0.25)
+    out: linear(classes, bias=false)
+    logsoftmax
+}
+
+model Second {
+    input [8, 16, 16]
+    torch(8)
+    leaf: conv(4, kernel=1, padding="valid")
+    adaptiveavgpool(1)
+    flatten
+    softmax(dim=-1)
+}
+"""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def two_threads() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def odd_spec(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("odd") / "odd.arch"
+    path.write_text(ODD, encoding="utf-8")
+    return path
+
+
+def emitted(path: str | Path, **params: object) -> str:
+    program = compile_file(str(path), params=params or None)
+    assert not program.errors, program.errors
+    return emit_source(*program.models)
+
+
+def load_source(source: str, directory: Path) -> ModuleType:
+    """Imports the emitted source as a module of its own, as a user would."""
+    file = directory / "emitted_model.py"
+    file.write_text(source, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(f"emitted_{abs(hash(source))}", file)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def assert_same_network(path: Path, model: str, source: str, directory: Path) -> None:
+    built = archdsl.build(str(path), model=model)
+    ours: nn.Module = getattr(load_source(source, directory), model)()
+    assert list(ours.state_dict()) == list(built.state_dict())
+    assert [name for name, _ in ours.named_modules()] == [name for name, _ in built.named_modules()]
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in built.parameters())
+    with torch.no_grad():  # running statistics away from their initial 0 and 1
+        for buffer in built.buffers():
+            if buffer.is_floating_point():
+                buffer.uniform_(0.5, 1.5)
+    ours.load_state_dict(built.state_dict(), strict=True)
+    built.load_state_dict(ours.state_dict(), strict=True)
+    shape = archdsl.load(str(path), model=model).model(model).input
+    x = torch.randn(2, *shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(ours.eval()(x), built.eval()(x))
+
+
+def ruff_format_check(source: str, *options: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [RUFF, "format", "--check", "--diff", *options, "-"],
+        input=source,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_emitted_source_matches_golden(spec: str, in_root: Path, golden: Callable[[Path, str], None]) -> None:
+    code, source = run_cli("emit", spec)
+    assert code == 0
+    golden(ROOT / "tests" / "golden" / Path(spec).stem / "model.py", source)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_emitted_class_loads_the_built_weights_and_computes_the_same(spec: str, tmp_path: Path) -> None:
+    path = ROOT / spec
+    for model in archdsl.load(str(path)).models:
+        assert_same_network(path, model.name, emitted(path), tmp_path)
+
+
+@pytest.mark.parametrize("model", ["Odd", "Second"])
+def test_keywords_private_names_and_every_layer_kind_emit_what_the_builder_builds(
+    model: str, odd_spec: Path, tmp_path: Path
+) -> None:
+    assert_same_network(odd_spec, model, emitted(odd_spec), tmp_path)
+
+
+def test_names_python_reserves_are_reached_through_add_module_and_getattr(odd_spec: Path) -> None:
+    source = emitted(odd_spec)
+    assert 'self.add_module(\n            "class",' in source or 'self.add_module("class", ' in source
+    assert 'x = getattr(self, "class")(x)  # [8, 16, 16]' in source
+    assert 'x = getattr(self, "__private")(x)  # [8, 16, 16]' in source  # self.__private would mangle
+    assert "        x = self.x(x)  # [8, 16, 16]\n        x = self.self(x)  # [8, 16, 16]\n" in source
+    # the spec's blocks keep their names where Python allows; the helper gives way
+    assert "class torch_(nn.Sequential):" in source and 'self.add_module("4", torch_())' in source
+    assert "class Residual(nn.Sequential):" in source and "class ResidualModule(nn.Module):" in source
+    assert "class Mixer(nn.Sequential):" in source
+    # one class for the block called twice on the same shape, in two models
+    assert source.count("class torch_") == 1 and "class torch_2" not in source
+
+
+def test_pretrained_layers_are_torchvision_models_cut_and_frozen_as_built(tmp_path: Path) -> None:
+    path = tmp_path / "tuned.arch"
+    path.write_text(
+        "model Tuned {\n"
+        "    input [64, 16, 16]\n"
+        '    stem: pretrained("resnet18", part="layer1", freeze=true)\n'
+        "    adaptiveavgpool(1) flatten linear(10)\n"
+        "}\n",
+        encoding="utf-8",
+    )
+    source = emitted(path)
+    assert '        self.stem = pretrained("resnet18", part="layer1", freeze=True)\n' in source
+    assert source.startswith(
+        f"# Generated by `archdsl emit` from {path}; needs only torch and torchvision.\n"
+    )
+    assert ruff_format_check(source, "--isolated").returncode == 0
+    assert_same_network(path, "Tuned", source, tmp_path)
+    ours = load_source(source, tmp_path).Tuned()
+    assert [p.requires_grad for p in ours.parameters()] == [
+        p.requires_grad for p in archdsl.build(str(path)).parameters()
+    ]
+
+
+def test_every_layer_of_the_language_has_an_emitter() -> None:
+    assert set(EMITTED_LAYERS) == set(LAYERS)
+
+
+def test_one_class_per_distinct_block_instance(in_root: Path) -> None:
+    source = emitted("specs/vgg16.arch")
+    assert re.findall(r"^class (\w+)\(", source, flags=re.M) == [
+        "Stage",
+        "Stage2",
+        "Stage3",
+        "Stage4",
+        "Stage5",
+        "VGG16",
+    ]
+    assert '    """Stage: [256, 28, 28] -> [512, 14, 14], 5,899,776 parameters."""' in source
+    assert '    """VGG16: [3, 224, 224] -> [1000], 138,357,544 parameters."""' in source
+
+
+@pytest.mark.parametrize("spec", [*SPECS, "odd"])
+def test_emitted_source_is_formatted_as_ruff_formats_it(spec: str, odd_spec: Path) -> None:
+    source = emitted(odd_spec if spec == "odd" else ROOT / spec)
+    # Black's and ruff's default line length, as in a user's project, and this repository's own.
+    for options in (["--isolated"], ["--isolated", "--line-length", "110"]):
+        result = ruff_format_check(source, *options)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_source_imports_only_torch(odd_spec: Path) -> None:
+    for spec in [*SPECS, odd_spec]:
+        source = emitted(ROOT / spec)
+        assert set(re.findall(r"^(?:from|import) (\S+)", source, flags=re.M)) <= {"collections", "torch"}
+        assert "archdsl" not in source.split("\n", 1)[1]  # only the header names it
+
+
+def test_header_names_the_spec_and_the_models_parameters(in_root: Path) -> None:
+    code, source = run_cli("emit", "specs/lenet5.arch", "-p", "classes=100")
+    assert code == 0
+    assert source.startswith(
+        "# Generated by `archdsl emit` from specs/lenet5.arch; needs only torch.\n"
+        "# model LeNet5(classes=100): [1, 28, 28] -> [100]\n\nfrom torch import nn\n\n\n"
+    )
+    assert "            nn.Linear(84, 100),  # [100]\n" in source
+
+
+def test_same_spec_gives_the_same_bytes_in_fresh_processes(odd_spec: Path) -> None:
+    outputs = set()
+    for seed in ("1", "2"):
+        result = subprocess.run(
+            [PYTHON, "-m", "archdsl", "emit", str(odd_spec)],
+            capture_output=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        outputs.add(result.stdout)
+    assert len(outputs) == 1
+    assert emitted(odd_spec).encode() in outputs
+
+
+def test_emit_never_imports_torch(odd_spec: Path) -> None:
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from archdsl.cli import main\n"
+        f"code = main(['emit', {str(odd_spec)!r}])\n"
+        "loaded = [n for n, module in sys.modules.items() if module and n.split('.')[0] == 'torch']\n"
+        "assert not loaded, loaded\n"
+        "sys.exit(code)\n"
+    )
+    result = subprocess.run([PYTHON, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+def test_output_flag_writes_the_file_and_prints_what_it_wrote(in_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "sub" / "model.py"
+    code, text = run_cli("emit", "specs/resnet_mini.arch", "-o", str(out))
+    assert code == 0
+    assert text == f"wrote {out} (ResNetMini)\n"
+    assert out.read_text(encoding="utf-8") == emitted("specs/resnet_mini.arch")
+    assert sorted(p.name for p in out.parent.iterdir()) == ["model.py"]  # no temporary left
+
+
+def test_model_flag_picks_one_model(odd_spec: Path) -> None:
+    code, source = run_cli("emit", str(odd_spec), "--model", "Second")
+    assert code == 0
+    assert re.findall(r"^class (\w+)\(", source, flags=re.M) == ["torch_", "Second"]
+
+
+def test_warnings_go_to_stderr_so_stdout_stays_python(
+    in_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, source = run_cli("emit", "specs/alexnet.arch")
+    assert code == 0
+    assert source == emitted("specs/alexnet.arch")
+    assert "warning[W001]: conv size does not divide exactly" in capsys.readouterr().err
+
+
+def test_spec_error_is_rendered_and_exits_1(in_root: Path) -> None:
+    code, text = run_cli("emit", "tests/fixtures/errors/groups.arch")
+    assert code == 1
+    assert text == (
+        "tests/fixtures/errors/groups.arch:3:24: error[E104]: conv groups=4 must divide the 3 input "
+        "channels (3 = 4·0 + 3)\n"
+        "    3 |     conv(16, kernel=3, groups=4)\n"
+        "      |                        ^^^^^^^^\n"
+        "note: [3, 32, 32] is the model's input (line 2)\n\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["emit", "nope.arch"], "archdsl: error: nope.arch: no such file\n"),
+        (["emit", "specs/lenet5.arch", "-p", "3=4"], "archdsl: error: --param takes NAME=VALUE, got '3=4'\n"),
+        (["emit", "specs/lenet5.arch", "-o", "specs"], "archdsl: error: specs: Is a directory\n"),
+    ],
+)
+def test_usage_errors_exit_2_without_a_traceback(
+    args: list[str], message: str, in_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, text = run_cli(*args)
+    assert (code, text) == (2, "")
+    assert capsys.readouterr().err == message
+
+
+def test_unknown_flag_exits_2(in_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _ = run_cli("emit", "specs/lenet5.arch", "--frobnicate")
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("archdsl: error: unrecognized arguments: --frobnicate\nusage: archdsl ")
+    assert "Traceback" not in err
