@@ -50,7 +50,8 @@ class Verification:
         return not self.disagreements
 
 
-def _path(info: Any) -> str:
+def record_path(info: Any) -> str:
+    """A torchinfo record's module path in the built model, "" for the model itself."""
     names = []
     while info.parent_info is not None:
         names.append(info.var_name)
@@ -59,11 +60,14 @@ def _path(info: Any) -> str:
 
 
 def _internal(path: str, ours: dict[str, Shaped]) -> bool:
-    """A module the builder adds around statements (`path` is no statement's): a residual's body
-    container, its identity shortcut, or the conv and batchnorm inside a projection."""
+    """A module that is no statement of the spec: one the builder adds around statements (a
+    residual's body container, its identity shortcut, the conv and batchnorm inside a projection),
+    or one of torchvision's own inside a `pretrained(...)` layer."""
     parts = path.split(".")
     for i, part in enumerate(parts):
         parent = ".".join(parts[:i])
+        if parent in ours and ours[parent].op == "pretrained":
+            return True  # torchvision's own submodules inside a pretrained(...) layer
         if part in ("body", "shortcut") and parent in ours and ours[parent].kind == "residual":
             return True
     return False
@@ -95,7 +99,7 @@ def compare(model: ShapedModel, infos: list[Any]) -> Verification:
     ours = {node.path: node for _depth, node in walk(model.layers)}
     theirs: dict[str, Any] = {}
     for info in infos:
-        theirs.setdefault(_path(info), info)
+        theirs.setdefault(record_path(info), info)
     result = Verification(model.name, 0)
     problems = result.disagreements
     for path, node in ours.items():
