@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from archdsl.program import compile_file  # noqa: E402
+from archdsl.train import TrainError  # noqa: E402
 from archdsl.train.loop import Options, Quiet, train  # noqa: E402
 from archdsl.train.metrics import EpochMetrics  # noqa: E402
 from archdsl.train.settings import Overrides, Settings, resolve  # noqa: E402
@@ -118,12 +119,18 @@ def run(experiment: Experiment, recipe: str, seed: int, args: argparse.Namespace
     settings = seed_recipe(settings) if recipe == "seed" else better_recipe(settings, experiment.better_lr)
     label = f"{experiment.name} [{recipe}, seed {seed}]"
     began = time.perf_counter()
-    result = train(
-        shaped,
-        settings,
-        Options(device=args.device, data_root=args.data_root),
-        Lines(label) if args.verbose else Quiet(),
-    )
+    try:
+        result = train(
+            shaped,
+            settings,
+            Options(device=args.device, data_root=args.data_root),
+            Lines(label) if args.verbose else Quiet(),
+        )
+    except TrainError as exc:
+        # A recipe that diverges from some initialisations (GoogLeNet-mini at lr 0.1) is a result
+        # to report, not a reason to stop the other runs.
+        print(f"  {label}: diverged: {exc}", flush=True)
+        return {"network": experiment.name, "recipe": recipe, "seed": seed, "diverged": str(exc)}
     seconds = time.perf_counter() - began
     accuracy = 100 * result.test_accuracy
     best = max(100 * m.test_accuracy for m in result.history)
@@ -176,6 +183,7 @@ def main() -> int:
     print(f"torch {torch.__version__}, device {'cuda' if gpu else 'cpu'}, {torch.get_num_threads()} threads")
     results: dict[tuple[str, str], list[float]] = {}
     skipped: list[str] = []
+    diverged: dict[tuple[str, str], int] = {}
     for experiment in EXPERIMENTS:
         if chosen is not None and experiment.key not in chosen:
             continue
@@ -186,7 +194,10 @@ def main() -> int:
         for recipe in recipes:
             for seed in seeds:
                 row = run(experiment, recipe, seed, args)
-                results.setdefault((experiment.name, recipe), []).append(row["test_accuracy"])
+                if "diverged" in row:
+                    diverged[(experiment.name, recipe)] = diverged.get((experiment.name, recipe), 0) + 1
+                else:
+                    results.setdefault((experiment.name, recipe), []).append(row["test_accuracy"])
                 if args.json:
                     with open(args.json, "a", encoding="utf-8") as handle:
                         handle.write(json.dumps(row) + "\n")
@@ -196,10 +207,14 @@ def main() -> int:
     for experiment in EXPERIMENTS:
         seed_runs = results.get((experiment.name, "seed"), [])
         better_runs = results.get((experiment.name, "better"), [])
-        if not seed_runs and not better_runs:
+        if not seed_runs and not better_runs and not any(k[0] == experiment.name for k in diverged):
             continue
         published = f"{experiment.published:.2f} %" if experiment.published else "—"
-        line = f"{experiment.name:<16} {published:>15} {summary(seed_runs):>28} {summary(better_runs):>28}"
+        seed_text, better_text = (
+            summary(runs) + (f", {n} diverged" if (n := diverged.get((experiment.name, recipe), 0)) else "")
+            for runs, recipe in ((seed_runs, "seed"), (better_runs, "better"))
+        )
+        line = f"{experiment.name:<16} {published:>15} {seed_text:>28} {better_text:>28}"
         print(line + (f"   ({experiment.note})" if experiment.note else ""))
     for line in skipped:
         print(f"skipped: {line}")
