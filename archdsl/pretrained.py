@@ -197,7 +197,9 @@ def probe(name: str, part: str | None, shape: tuple[int, ...]) -> Probe:
         if running and running[-1][1] is not module:
             # Meta kernels say less than CPU ones ("Invalid channel dimensions"): name the module.
             path, inner, size = running[-1]
-            where = f" at {path} ({_module_text(inner)}) on {fmt(size)}"
+            # The failing submodule's own input, when the layers before it changed the shape.
+            given = f" on {fmt(size)}" if tuple(size) != tuple(shape) else ""
+            where = f" at {path} ({_module_text(inner)}){given}"
         raise Refused(
             f"pretrained {title(name, part)} fails on a {fmt(shape)} input{where}: {_first_line(exc)}",
             None,
