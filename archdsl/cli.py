@@ -258,9 +258,10 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_FAILED if errors else EXIT_OK
 
 
-def cmd_summary(args: argparse.Namespace, out: TextIO) -> int:
-    from .summary import table
-
+def _compile_one(args: argparse.Namespace, out: TextIO) -> tuple[Program, SourceCache] | None:
+    """Compiles FILE for a command that works on one spec (its --model and -p options). Prints
+    the diagnostics and returns None when the spec has errors; a file without a model is a usage
+    error."""
     params = dict(parse_param(p) for p in args.param)
     if not os.path.isfile(args.file):
         raise UsageError(
@@ -272,13 +273,22 @@ def cmd_summary(args: argparse.Namespace, out: TextIO) -> int:
     except OSError as exc:
         raise UsageError(f"{args.file}: {exc.strerror or exc}") from None
     cache = SourceCache(loader.sources)
-    errors = program.errors
-    if errors:
+    if program.errors:
         for diagnostic in program.diagnostics:
             out.write(render(diagnostic, cache, color=_color(out)) + "\n\n")
-        return EXIT_FAILED
+        return None
     if not program.models:
         raise UsageError(f"{args.file}: defines no model")
+    return program, cache
+
+
+def cmd_summary(args: argparse.Namespace, out: TextIO) -> int:
+    from .summary import table
+
+    compiled = _compile_one(args, out)
+    if compiled is None:
+        return EXIT_FAILED
+    program, cache = compiled
     out.write("\n\n".join(table(model) for model in program.models) + "\n")
     for diagnostic in program.warnings:
         out.write("\n" + render(diagnostic, cache, color=_color(out)) + "\n")
@@ -358,23 +368,10 @@ class _TrainProgress:
 
 
 def cmd_train(args: argparse.Namespace, out: TextIO) -> int:
-    params = dict(parse_param(p) for p in args.param)
-    if not os.path.isfile(args.file):
-        raise UsageError(
-            f"{args.file}: no such file" if not os.path.exists(args.file) else f"{args.file}: not a file"
-        )
-    loader = Loader()
-    try:
-        program = compile_file(args.file, loader=loader, model=args.model, params=params or None)
-    except OSError as exc:
-        raise UsageError(f"{args.file}: {exc.strerror or exc}") from None
-    if program.errors:
-        cache = SourceCache(loader.sources)
-        for diagnostic in program.diagnostics:
-            out.write(render(diagnostic, cache, color=_color(out)) + "\n\n")
+    compiled = _compile_one(args, out)
+    if compiled is None:
         return EXIT_FAILED
-    if not program.models:
-        raise UsageError(f"{args.file}: defines no model")
+    program, cache = compiled
     shaped = program.model(args.model)
     rank = int(os.environ.get("RANK", "0"))
     # Only rank 0 of a torchrun group talks; the others train silently.
@@ -407,7 +404,6 @@ def cmd_train(args: argparse.Namespace, out: TextIO) -> int:
         sys.stderr.write(f"archdsl: error: {exc}\n")
         return EXIT_FAILED
     except ArchError as exc:  # the builder's: too many parameters, pretrained weights that fail
-        cache = SourceCache(loader.sources)
         for diagnostic in exc.diagnostics:
             talk.write(render(diagnostic, cache, color=_color(talk)) + "\n\n")
         return EXIT_FAILED
@@ -424,21 +420,6 @@ def cmd_train(args: argparse.Namespace, out: TextIO) -> int:
 RENDER_SUFFIXES = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
 
 
-def _compile_one(args: argparse.Namespace) -> tuple[Program, SourceCache]:
-    """Compiles FILE for a command that works on one spec (its --model and -p options)."""
-    params = dict(parse_param(p) for p in args.param)
-    if not os.path.isfile(args.file):
-        raise UsageError(
-            f"{args.file}: no such file" if not os.path.exists(args.file) else f"{args.file}: not a file"
-        )
-    loader = Loader()
-    try:
-        program = compile_file(args.file, loader=loader, model=args.model, params=params or None)
-    except OSError as exc:
-        raise UsageError(f"{args.file}: {exc.strerror or exc}") from None
-    return program, SourceCache(loader.sources)
-
-
 def cmd_render(args: argparse.Namespace, out: TextIO) -> int:
     """Exit 2 (a usage error) when graphviz's `dot` is missing: the spec is fine, the machine
     lacks a program, and `--format dot` still works."""
@@ -452,13 +433,10 @@ def cmd_render(args: argparse.Namespace, out: TextIO) -> int:
         )
     if args.depth is not None and args.depth < 0:
         raise UsageError(f"--depth takes an integer ≥ 0, got {args.depth}")
-    program, cache = _compile_one(args)
-    if program.errors:
-        for diagnostic in program.diagnostics:
-            out.write(render(diagnostic, cache, color=_color(out)) + "\n\n")
+    compiled = _compile_one(args, out)
+    if compiled is None:
         return EXIT_FAILED
-    if not program.models:
-        raise UsageError(f"{args.file}: defines no model")
+    program, cache = compiled
     if len(program.models) > 1:
         names = ", ".join(m.name for m in program.models)
         raise UsageError(
@@ -512,13 +490,10 @@ def cmd_emit(args: argparse.Namespace, out: TextIO) -> int:
     from .atomic import write_text
     from .emit import emit_source
 
-    program, cache = _compile_one(args)
-    if program.errors:
-        for diagnostic in program.diagnostics:
-            out.write(render(diagnostic, cache, color=_color(out)) + "\n\n")
+    compiled = _compile_one(args, out)
+    if compiled is None:
         return EXIT_FAILED
-    if not program.models:
-        raise UsageError(f"{args.file}: defines no model")
+    program, cache = compiled
     source = emit_source(*program.models)
     for diagnostic in program.warnings:
         sys.stderr.write(render(diagnostic, cache, color=_color(sys.stderr)) + "\n\n")
