@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..atomic import atomic_path
 from ..shapes import ShapedModel
 from . import checkpoint, data, metrics
 from .errors import TrainError
@@ -442,7 +443,7 @@ def _train(
     report = metrics.report_text(title, accuracy, dataset.classes, matrix)
     if out is not None and dist.rank == 0:
         report = metrics.write_report(out, title, accuracy, dataset.classes, matrix, settings.recipe())
-        with _atomic(out / MODEL_FILE) as temporary:
+        with atomic_path(out / MODEL_FILE) as temporary:
             torch.save(model.state_dict(), temporary)
     return Result(
         model=model,
@@ -456,12 +457,6 @@ def _train(
         world_size=dist.world,
         stalled=stalled,
     )
-
-
-def _atomic(path: Path) -> Any:
-    from ..atomic import atomic_path
-
-    return atomic_path(path)
 
 
 def _check_finite(losses: torch.Tensor, checked: int, step: int, epoch: int, lr: float) -> None:
