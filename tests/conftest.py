@@ -6,8 +6,9 @@ output, and the diff is then reviewed like code.
 
 from __future__ import annotations
 
+import contextlib
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,20 @@ def in_root(monkeypatch: pytest.MonkeyPatch) -> Path:
     """Runs the test from the repository root, so paths in diagnostics are stable."""
     monkeypatch.chdir(ROOT)
     return ROOT
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Pins torch's intra-op threads for a block and restores them after. torch is imported here,
+    not at the top, so tests that never touch it do not pay for the import."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def run_cli(*args: str) -> tuple[int, str]:

@@ -29,6 +29,8 @@ from archdsl.loader import Loader
 from archdsl.program import Program, compile_file
 from archdsl.shapes import Shaped, ShapedModel
 
+from conftest import torch_threads
+
 BATCH = 2
 FILE = "differential.arch"
 
@@ -38,10 +40,8 @@ Shape = tuple[int, ...]
 @pytest.fixture(autouse=True, scope="module")
 def one_thread() -> Iterator[None]:
     # The tensors are tiny: threads cost more than they give, and CI has two cores.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 # --- stacks as data -------------------------------------------------------------------------------

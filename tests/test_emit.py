@@ -22,7 +22,7 @@ from archdsl.emit import emit_source
 from archdsl.layers import LAYERS
 from archdsl.program import compile_file
 
-from conftest import ROOT, SPECS, run_cli
+from conftest import ROOT, SPECS, run_cli, torch_threads
 
 PYTHON = sys.executable
 RUFF = str(Path(PYTHON).with_name("ruff"))
@@ -88,10 +88,8 @@ model Second {
 
 @pytest.fixture(scope="module", autouse=True)
 def two_threads() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(2):
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from archdsl.program import Program, compile_file
 from archdsl.resolve import INT_LIMIT, MAX_EXPANDED_LAYERS
 from archdsl.shapes import MAX_ELEMENTS, MAX_PARAMS
 
-from conftest import ROOT
+from conftest import ROOT, torch_threads
 
 
 def check_text(text: str, name: str = "spec.arch") -> Program:
@@ -40,16 +40,9 @@ def codes(program: Program) -> list[tuple[str, int]]:
 
 
 def test_archdsl_agrees_with_pytorch_on_300_generated_specs() -> None:
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # padding="same" with even kernels warns in PyTorch
-            verdicts = {seed: specgen.compare(specgen.generate(seed)) for seed in range(300)}
-    finally:
-        torch.set_num_threads(threads)
+    with torch_threads(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # padding="same" with even kernels warns in PyTorch
+        verdicts = {seed: specgen.compare(specgen.generate(seed)) for seed in range(300)}
     disagreements = {seed: v for seed, v in verdicts.items() if v.problem is not None}
     assert not disagreements, "\n".join(f"seed {s}: {v.problem}\n{v.text}" for s, v in disagreements.items())
     # The slice exercises both outcomes and every composite, not only trivial specs.

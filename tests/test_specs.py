@@ -15,7 +15,7 @@ import archdsl
 from archdsl.module_names import RESERVED_MODULE_NAMES
 from archdsl.shapes import Shaped
 
-from conftest import ROOT, SPECS
+from conftest import ROOT, SPECS, torch_threads
 
 
 def walk(nodes: list[Shaped]) -> Iterator[Shaped]:
@@ -43,10 +43,8 @@ def forward_shapes(net: nn.Module, input_shape: tuple[int, ...]) -> dict[str, tu
 
 @pytest.fixture(scope="module", autouse=True)
 def two_threads() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(2):
+        yield
 
 
 @pytest.mark.parametrize("spec", SPECS)
