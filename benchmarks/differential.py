@@ -4,7 +4,8 @@ Each spec is drawn from its seed by `tests/specgen.py` (blocks with parameters, 
 residual with both shortcuts, every layer of the catalog), written as `.arch` text, checked by
 archdsl, and run statement by statement through plain torch.nn layers. When PyTorch accepts,
 every statement's shape and parameter count must agree (and archdsl's built module must produce
-the same shapes); when PyTorch rejects, archdsl must report an error on the refused statement.
+the same shapes); when PyTorch rejects, archdsl must report an error on the refused statement
+and none on a statement PyTorch ran.
 
     .venv/bin/python benchmarks/differential.py 10000            # seeds 0..9999
     .venv/bin/python benchmarks/differential.py 500 --start 20000

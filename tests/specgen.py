@@ -1,20 +1,22 @@
 """Random `.arch` specs with an independent PyTorch reference, for differential testing.
 
-Shared by the differential campaign (`benchmarks/differential.py`) and its CI slice
-(`tests/test_reliability.py`). A spec is drawn from a seed as plain data — blocks with typed
-parameters used in expressions (defaults that use earlier parameters, calls to earlier blocks),
-`repeat`, `concat` with named and unnamed branches of different depths, `residual` with both
-shortcuts, labels, and every layer of the catalog — rendered to real `.arch` text (one statement
-per line, so a line names a statement), and run statement by statement through the torch.nn
-layers it stands for. The reference evaluates the block parameters and expressions itself and
-never calls archdsl's resolver, shape rules or builder.
+The one reference of every differential test: the campaign (`benchmarks/differential.py`), its
+CI slice (`tests/test_reliability.py`) and the hypothesis stacks of `tests/test_differential.py`,
+which builds these data classes itself and judges them with `compare`. A spec is drawn from a seed
+as plain data — blocks with typed parameters used in expressions (defaults that use earlier
+parameters, calls to earlier blocks), `repeat`, `concat` with named and unnamed branches of
+different depths, `residual` with both shortcuts, labels, and every layer of the catalog —
+rendered to real `.arch` text (one statement per line, so a line names a statement), and run
+statement by statement through the torch.nn layers it stands for. The reference evaluates the
+block parameters and expressions itself and never calls archdsl's resolver, shape rules or builder.
 
 Where archdsl is documented to be stricter than PyTorch, the reference applies the documented rule
 and says so (`Rejected` with an "archdsl rule" reason): a residual adds equal shapes only, conv and
 pooling take a [C, H, W] sample and linear a flat [F] one, channel counts are positive.
 
 Errors are expected on the line of the statement PyTorch refuses; inside a block that is the
-block's own statement (archdsl adds a note naming the call), not the call.
+block's own statement (archdsl adds a note naming the call), not the call. No error may fall on a
+statement of the model that PyTorch ran, nor on a line of the model before the refused statement.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 
 Shape = tuple[int, ...]
 FILE = "differential.arch"
+MODEL_HEADER = "model M {"
 BATCH = 2
 
 # --- specs as data --------------------------------------------------------------------------------
@@ -199,7 +202,7 @@ def render(spec: Spec) -> tuple[str, dict[Any, int]]:
         emit(f"block {block.name}({params}) {{", 0)
         body(block.body, 1)
         emit("}", 0)
-    emit("model M {", 0)
+    emit(MODEL_HEADER, 0)
     emit(f"input {expr_text(spec.input)}", 1)
     body(spec.body, 1)
     emit("}", 0)
@@ -217,6 +220,8 @@ class Rejected(Exception):
         self.statement = statement
         self.path = path
         self.reason = reason
+        #: The ids of the statements PyTorch ran before refusing this one.
+        self.ran: set[int] = set()
 
 
 @dataclass
@@ -227,6 +232,8 @@ class Reference:
     params: dict[str, int] = field(default_factory=dict)
     #: Statements PyTorch ran without complaint.
     ran: set[int] = field(default_factory=set)
+    #: The model's per-sample output shape.
+    output: Shape = ()
 
 
 def evaluate(value: Any, env: dict[str, int]) -> Any:
@@ -458,10 +465,11 @@ def run_reference(spec: Spec) -> Reference:
     runner = Runner(spec)
     try:
         with torch.no_grad():
-            runner.sequence(spec.body, torch.randn(BATCH, *spec.input), "", {})
+            y = runner.sequence(spec.body, torch.randn(BATCH, *spec.input), "", {})
     except Rejected as rejected:
-        rejected.ran = runner.ref.ran  # type: ignore[attr-defined]
+        rejected.ran = runner.ref.ran
         raise
+    runner.ref.output = tuple(y.shape[1:])
     return runner.ref
 
 
@@ -957,13 +965,20 @@ def compare(spec: Spec, build: bool = True) -> Verdict:
                 f"reports errors on lines {error_lines}: {[e.message for e in errors]}",
                 text,
             )
-        # Statements of the model body that PyTorch ran must not be blamed (a block's statements
-        # may be fine in one call and wrong in another, so only the model's own lines count).
-        model_lines = {lines[s] for s in spec.body}
-        ran = {lines[s] for s in _walk(spec.body) if id(s) in ref_ran(rejected)}
-        blamed = sorted(set(error_lines) & model_lines & ran - {line})
+        # Nothing PyTorch ran may be blamed: no statement of the model that ran, at any depth, and
+        # no line of the model before the refused one (the input, a composite around it). A block's
+        # statements may be fine in one call and wrong in another, so only the model's lines count.
+        model_start = text.split("\n").index(MODEL_HEADER) + 1
+        ran = {lines[s] for s in _walk(spec.body) if id(s) in rejected.ran}
+        blamed = [n for n in error_lines if n != line and (n in ran or model_start <= n < line)]
         if blamed:
-            return Verdict(False, op, f"archdsl blames lines {blamed}, which PyTorch ran", text)
+            return Verdict(
+                False,
+                op,
+                f"PyTorch rejects line {line} ({rejected.reason}); archdsl also blames lines {blamed}, "
+                f"which PyTorch ran or which come first: {[f'{e.span.line}: {e.message}' for e in errors]}",
+                text,
+            )
         return Verdict(False, op, None, text)
     if errors:
         return Verdict(
@@ -983,6 +998,8 @@ def compare(spec: Spec, build: bool = True) -> Verdict:
             if shapes.get(k) != ref.shapes.get(k)
         }
         return Verdict(True, "", f"shapes differ (archdsl, PyTorch): {diff}", text)
+    if model.output != ref.output:
+        return Verdict(True, "", f"the model's output is {model.output}, PyTorch's {ref.output}", text)
     if params != ref.params or model.params != sum(ref.params.values()):
         diff = {
             k: (params.get(k), ref.params.get(k))
@@ -995,10 +1012,6 @@ def compare(spec: Spec, build: bool = True) -> Verdict:
         if built != shapes:
             return Verdict(True, "", f"the built module gives other shapes: {built}", text)
     return Verdict(True, "", None, text)
-
-
-def ref_ran(rejected: Rejected) -> set[int]:
-    return getattr(rejected, "ran", set())
 
 
 def _walk(statements: list[Any]) -> list[Any]:

@@ -200,6 +200,23 @@ def test_missing_data_says_where_to_put_the_files(
     assert f"in {root}" in err and "dataset-mnist" in err and "Traceback" not in err
 
 
+def test_compile_on_the_cpu_without_a_cxx_compiler_says_what_to_install(
+    tmp_path: Path, offline: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CXX", "no-such-c++")
+    out = tmp_path / "o"
+    code, _ = run_cli(
+        "train", write_spec(tmp_path, SMALL_CNN), "--compile", "--device", "cpu", "--out", str(out)
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err == (
+        "archdsl: error: --compile on the CPU needs a C++ compiler and `no-such-c++` was not found: "
+        "install one (apt-get install g++), point CXX at yours, or train without --compile\n"
+    )
+    assert not out.exists()
+
+
 @needs_fashion
 def test_input_shape_that_does_not_match_the_dataset_is_reported_before_training(
     tmp_path: Path, offline: Path, capsys: pytest.CaptureFixture[str]

@@ -2,10 +2,11 @@
 
 The fast path: the dataset is decoded once into a uint8 tensor (moved to the GPU when training
 there), an epoch is a shuffled index from a seeded `torch.Generator`, and each batch is one gather
-followed by whole-batch preparation (`data.Pipeline`). On CUDA: bf16 autocast, channels_last,
-pinned memory with non-blocking copies when the data does not fit on the GPU, and optionally
-`torch.compile`. Under `torchrun` (WORLD_SIZE > 1) the model is wrapped in DistributedDataParallel;
-every rank takes its shard of each epoch's permutation and only rank 0 writes files or reports.
+followed by whole-batch preparation (`data.Pipeline`). channels_last activations on CPU and GPU;
+on CUDA also bf16 autocast, and pinned memory with non-blocking copies when the data does not fit
+on the GPU. Optionally `torch.compile` (on the CPU it needs a C++ compiler). Under `torchrun`
+(WORLD_SIZE > 1) the model is wrapped in DistributedDataParallel; every rank takes its shard of
+each epoch's permutation and only rank 0 writes files or reports.
 
 Nothing here prints: progress and messages go to an `Observer`; problems a user can fix raise
 `TrainError`, or the builder's `ArchError` (a model over `max_params`, pretrained weights that
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -236,6 +238,8 @@ def _train(
 
     device = pick_device(options.device, dist)
     cuda = device.type == "cuda"
+    if options.compile and not cuda:
+        _require_cxx()
     if cuda:
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -322,7 +326,9 @@ def _train(
 
     network: nn.Module = model
     if options.compile:
-        network = torch.compile(model)  # type: ignore[assignment]
+        # One graph per batch size (the full batches and the last one) rather than a dynamic-shape
+        # graph after the first size change: static kernels are the fast ones.
+        network = torch.compile(model, dynamic=False)  # type: ignore[assignment]
     if dist.active:
         from torch.nn.parallel import DistributedDataParallel
 
@@ -457,6 +463,16 @@ def _train(
         world_size=dist.world,
         stalled=stalled,
     )
+
+
+def _require_cxx() -> None:
+    """torch.compile's CPU backend compiles C++ at run time; without a compiler it fails mid-epoch."""
+    compiler = os.environ.get("CXX", "g++")
+    if shutil.which(compiler) is None:
+        raise TrainError(
+            f"--compile on the CPU needs a C++ compiler and `{compiler}` was not found: install one "
+            "(apt-get install g++), point CXX at yours, or train without --compile"
+        )
 
 
 def _check_finite(losses: torch.Tensor, checked: int, step: int, epoch: int, lr: float) -> None:
