@@ -69,7 +69,7 @@ def emit(path: str, model: str | None = None, **params: Any) -> str:
     from .emit import emit_source
 
     program = load(path, model=model, **params)
-    return emit_source(program.model(model))
+    return emit_source(program.model(model), program=program)
 
 
 def __getattr__(name: str) -> Any:

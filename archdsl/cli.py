@@ -494,7 +494,7 @@ def cmd_emit(args: argparse.Namespace, out: TextIO) -> int:
     if compiled is None:
         return EXIT_FAILED
     program, cache = compiled
-    source = emit_source(*program.models)
+    source = emit_source(*program.models, program=program)
     for diagnostic in program.warnings:
         sys.stderr.write(render(diagnostic, cache, color=_color(sys.stderr)) + "\n\n")
     if args.output is None:

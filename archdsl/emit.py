@@ -1,11 +1,20 @@
 """Stage 5b: shaped IR → PyTorch source a person would write (pure text; never imports torch).
 
-Consumes `ShapedModel`s; produces one Python module that needs only torch: a class per model and
-per distinct block instance (the same block called on different shapes builds different layers, so
-each signature gets its class: `Stage`, `Stage2`, …), each layer constructed with the arguments the
-builder (`builder.py`) gives it. The submodule tree mirrors the builder's exactly — a body numbered
-0, 1, … is an `nn.Sequential`, a body with named statements is an `nn.Module` with attributes and a
-`forward` — so `state_dict` keys are identical and weights load both ways.
+Consumes `ShapedModel`s (and the `Program` they come from, for its block definitions); produces one
+Python module that needs only torch: a class per model and one per block, whose `__init__` takes
+the incoming channel count (`in_channels`, or `in_features` for a flat input) and the block's
+parameters, so `Stage(64, width=128)` in the model builds what the spec's `Stage(128)` builds there.
+`generic.py` proves each block's class from its definition: its layers built from expressions in
+its parameters (`nn.Conv2d(in_channels, width * 2, …)`), its shape comments in them and the input's
+`H` and `W`. A block it cannot write as one class (a `linear` after `flatten` needs H·W, a projection
+whose stride depends on the size, …) gets a class per distinct instance instead, with concrete
+numbers (`Down`, `Down2`, …); so does every block when no `Program` is given.
+
+Each layer is constructed with the arguments the builder (`builder.py`) gives it. The submodule tree
+mirrors the builder's exactly — a body numbered 0, 1, … is an `nn.Sequential`, a body with named
+statements is an `nn.Module` with attributes and a `forward`, `repeat n` with a parameter `n` is
+`nn.Sequential(*(pass for i in range(n)))` — so `state_dict` keys are identical and weights load
+both ways.
 
 The output is laid out as `ruff format` (and black) would lay it out at their default line length,
 88: containers are written one item per line with a trailing comma (which keeps them exploded at
@@ -19,10 +28,15 @@ import keyword
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .generic import Analysis, Generic, Param
 from .layers import describe
 from .shapes import Shaped, ShapedModel, fmt
+from .symbolic import Sym, Value
+
+if TYPE_CHECKING:
+    from .program import Program
 
 LINE_LENGTH = 88
 INDENT = " " * 4
@@ -34,7 +48,7 @@ INDENT = " " * 4
 class Item:
     """One argument, list element or dict entry: `prefix` is `""`, `"name="` or `'"key": '`."""
 
-    value: Expr | str
+    value: Expr | Generator | str
     prefix: str = ""
     comment: str | None = None
 
@@ -49,10 +63,26 @@ class Expr:
     exploded: bool = False
 
 
-def _inline(value: Expr | str) -> str | None:
+@dataclass(frozen=True, slots=True)
+class Generator:
+    """`*(element for loop in range(count))`, an argument that unpacks `count` modules."""
+
+    element: Expr
+    loop: str
+    count: Sym
+
+    @property
+    def clause(self) -> str:
+        return f"for {self.loop} in range({self.count})"
+
+
+def _inline(value: Expr | Generator | str) -> str | None:
     """The expression on one line, or None if it must span several."""
     if isinstance(value, str):
         return value
+    if isinstance(value, Generator):
+        element = _inline(value.element)
+        return None if element is None else f"*({element} {value.clause})"
     if value.exploded and value.items:
         return None
     parts = []
@@ -65,18 +95,29 @@ def _inline(value: Expr | str) -> str | None:
 
 
 def lay_out(
-    value: Expr | str, indent: str, lead: str = "", trail: str = "", comment: str | None = None
+    value: Expr | Generator | str, indent: str, lead: str = "", trail: str = "", comment: str | None = None
 ) -> list[str]:
     """`lead`, the expression and `trail` as lines at `indent`, `# comment` after its last line."""
     note = f"  # {comment}" if comment else ""
     text = _inline(value)
     if text is not None:
         line = indent + lead + text + trail
-        if len(line + note) <= LINE_LENGTH or isinstance(value, str) or not value.items:
+        if (
+            len(line + note) <= LINE_LENGTH
+            or isinstance(value, str)
+            or (isinstance(value, Expr) and not value.items)
+        ):
             return [line + note]
         if len(line) <= LINE_LENGTH:
             # Fits without its comment: the comment goes above rather than the call over 4+ lines.
             return ([indent + note.strip()] if note else []) + [line]
+    if isinstance(value, Generator):
+        return [
+            indent + lead + "*(",
+            *lay_out(value.element, indent + INDENT),
+            indent + INDENT + value.clause,
+            indent + ")" + trail + note,
+        ]
     assert isinstance(value, Expr)
     lines = [indent + lead + value.open]
     for item in value.items:
@@ -99,15 +140,26 @@ def py(value: Any) -> str:
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else f'float("{value}")'
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return _string(value, docstring=False)
     if isinstance(value, tuple):
         if len(value) == 2 and value[0] == value[1]:
             return py(value[0])
         return "(" + ", ".join(py(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    if isinstance(value, list):
+        return "[" + ", ".join(py(v) for v in value) + "]"
     return str(value)
 
 
 # --- layers: the builder's constructors, written out ------------------------------------------------
+
+
+def _string(value: str, docstring: bool) -> str:
+    """A string literal as ruff writes it: double quotes, unless the text has double quotes and no
+    single ones; always double quotes, escaped, inside a docstring, which `\"\"\"` would end."""
+    text = value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    if '"' in value and "'" not in value and not docstring:
+        return "'" + text + "'"
+    return '"' + text.replace('"', '\\"') + '"'
 
 
 def _options(**pairs: tuple[Any, Any]) -> dict[str, Any]:
@@ -334,11 +386,14 @@ def _numbered(nodes: list[Shaped]) -> bool:
 
 
 class Emitter:
-    def __init__(self, models: tuple[ShapedModel, ...]):
+    def __init__(self, models: tuple[ShapedModel, ...], program: Program | None = None):
         self.models = models
+        self.program = program
+        self.analysis: Analysis | None = None
         self.names = Names()
         self.classes: list[str] = []  # block classes, dependencies first
         self.block_classes: dict[str, str] = {}  # class body → class name
+        self.generic_classes: dict[str, str] = {}  # block → its one class's name
         self.uses_ordered_dict = False
         self.uses_torch = False
 
@@ -349,6 +404,9 @@ class Emitter:
             # `ResidualModule` rather than `Residual2` beside a spec's own `Residual` block.
             free = kind not in self.names.taken and kind not in self.names.blocks
             self.names.helpers[kind] = self.names.claim(kind if free else kind + "Module")
+        if self.program is not None:
+            reserved = {*self.names.taken, *self.names.blocks, *self.names.helpers.values()}
+            self.analysis = Analysis(self.models, self.program.model_defs, self.program.blocks, reserved)
         model_classes = [self.model_class(m, name) for m, name in zip(self.models, model_names, strict=True)]
         helpers = [
             HELPERS[kind].strip("\n").format(name=self.names.helpers[kind])
@@ -382,10 +440,21 @@ class Emitter:
         doc = f"{model.name}: {fmt(model.input)} -> {fmt(model.output or ())}, {model.params:,} parameters."
         return self.sequence_class(name, doc, model.layers)
 
-    def sequence_class(self, name: str, doc: str, nodes: list[Shaped]) -> str:
+    def sequence_class(
+        self,
+        name: str,
+        doc: str,
+        nodes: list[Shaped],
+        params: tuple[str, ...] = (),
+        prelude: tuple[str, ...] = (),
+    ) -> str:
         """A model or block body as a class: an `nn.Sequential` when its statements are numbered
-        0, 1, … (as the builder's are), else an `nn.Module` with attributes and a `forward`."""
-        head = f'    """{doc}"""\n\n    def __init__(self) -> None:\n'
+        0, 1, … (as the builder's are), else an `nn.Module` with attributes and a `forward`.
+        `params` are `__init__`'s, after `self`."""
+        signature = lay_out(
+            Expr("def __init__(", (Item("self"), *map(Item, params))), INDENT, trail=" -> None:"
+        )
+        head = f'    """{doc}"""\n\n' + "\n".join([*signature, *prelude]) + "\n"
         if _numbered(nodes):
             body = "\n".join(lay_out(self.sequential_items(nodes), INDENT * 2, "super().__init__"))
             return f"class {name}(nn.Sequential):\n{head}{body}"
@@ -400,7 +469,11 @@ class Emitter:
             else:
                 init += lay_out(Expr("self.add_module(", (Item(py(node.key)), Item(module))), INDENT * 2)
                 function = f"getattr(self, {py(node.key)})"
-            forward.append(f"{INDENT * 2}x = {function}(x)  # {fmt(node.output)}")
+            line, comment = f"{INDENT * 2}x = {function}(x)", f"# {fmt(node.output)}"
+            if len(f"{line}  {comment}") <= LINE_LENGTH:
+                forward.append(f"{line}  {comment}")
+            else:  # ruff would split the call to fit its comment: the comment goes above
+                forward += [INDENT * 2 + comment, line]
         forward.append(f"{INDENT * 2}return x")
         return (
             f"class {name}(nn.Module):\n{head}"
@@ -429,7 +502,16 @@ class Emitter:
         if node.kind == "layer":
             return LAYERS[node.op](node, self.names)
         if node.kind == "block":
+            generic = self.analysis.generic(node.op) if self.analysis else None
+            if generic is not None:
+                return self.generic_call(node, generic)
             return self.block(node) + "()"
+        if node.kind == "repeat" and isinstance(node.args["count"], Sym):
+            # One pass, built `count` times: the count is a parameter of the class.
+            passes = Generator(
+                self.sequential(node.children[0].children), node.args["loop"], node.args["count"]
+            )
+            return Expr("nn.Sequential(", (Item(passes),), exploded=True)
         if node.kind == "repeat":
             return Expr(
                 "nn.Sequential(",
@@ -462,6 +544,72 @@ class Emitter:
             self.classes.append(body.replace("class {name}(", f"class {name}(", 1))
         return name
 
+    def generic_call(self, node: Shaped, generic: Generic) -> Expr:
+        """`Basic(64, width=64)`: the call of a block's one class."""
+        assert self.analysis is not None
+        name = self.generic_class(generic)
+        args = self.analysis.call_args(node, generic)
+        return call(name, *([] if args.channels is None else [args.channels]), **args.kwargs)
+
+    def generic_class(self, generic: Generic) -> str:
+        """The one class of a block whose calls all build the same code from its parameters."""
+        name = self.generic_classes.get(generic.name)
+        if name is not None:
+            return name
+        assert self.analysis is not None
+        params = [f"{generic.input_name}: int"] if generic.uses_input else []
+        defaulted = False
+        prelude: list[str] = []  # defaults computed from earlier parameters
+        for param in generic.params:
+            annotation = f"{param.name}: {param.type_name}"
+            if param.computed is not None:
+                defaulted = True
+                params.append(f"{annotation} | None = None")
+                prelude.append(f"{INDENT * 2}if {param.name} is None:")
+                prelude.append(f"{INDENT * 3}{param.name} = {param.computed}")
+            elif param.has_default:
+                defaulted = True
+                params.append(f"{annotation} = {py(param.default)}")
+            else:
+                if defaulted and "*" not in params:
+                    params.append("*")  # a required parameter after a defaulted one: keyword-only
+                params.append(annotation)
+        # The body first: the classes it calls come before this one.
+        body = self.sequence_class("{name}", "{doc}", generic.body, tuple(params), tuple(prelude))
+        name = self.names.claim(generic.name, own=generic.name)
+        self.generic_classes[generic.name] = name
+        calls: dict[str, None] = {}  # each distinct call once, in order
+        for instance in generic.instances:
+            written = str(_inline(self.generic_call(instance.node, generic))).replace('"""', '\\"\\"\\"')
+            shapes = f"{fmt(instance.node.input)} -> {fmt(instance.node.output)}"
+            calls[f"{written}: {shapes}, {instance.node.params:,} parameters"] = None
+        declared = ", ".join(_declaration(p) for p in generic.params)
+        where = ", on an input of height H and width W" if len(generic.input) == 3 else ""
+        doc = (
+            f"block {generic.name}{f'({declared})' if generic.params else ''}{where}:\n"
+            f"    {_shape(generic.input)} -> {_shape(generic.output)}.\n\n"
+            "    Built here as\n" + "".join(f"        {c}\n" for c in calls) + "    "
+        )
+        text = body.replace("class {name}(", f"class {name}(", 1).replace('"""{doc}"""', f'"""{doc}"""', 1)
+        self.classes.append(text)
+        return name
+
+
+def _shape(shape: tuple[Value, ...]) -> str:
+    """A shape whose sizes may be expressions: `[width, H // 2, W // 2]`."""
+    return "[" + ", ".join(str(size) for size in shape) + "]"
+
+
+def _declaration(param: Param) -> str:
+    """A block parameter as the spec declares it: `width: int`, `depth: int = 2`."""
+    text = f"{param.name}: {param.type_name}"
+    if param.computed is not None:
+        return f"{text} = {param.computed}"
+    if not param.has_default:
+        return text
+    default = param.default
+    return f"{text} = {_string(default, docstring=True) if isinstance(default, str) else describe(default)}"
+
 
 def _block_names(nodes: list[Shaped]) -> list[str]:
     """The blocks called anywhere in `nodes`, in order of first call."""
@@ -473,12 +621,14 @@ def _block_names(nodes: list[Shaped]) -> list[str]:
     return list(found)
 
 
-def emit_source(*models: ShapedModel) -> str:
+def emit_source(*models: ShapedModel, program: Program | None = None) -> str:
     """Python source for `models` (checked, complete): classes whose `state_dict` keys and outputs
-    are those of `archdsl.build`'s modules. Deterministic: the same models give the same text."""
+    are those of `archdsl.build`'s modules. Deterministic: the same models give the same text.
+    With the `program` they come from, blocks that can be are written as one class each, taking
+    their parameters; without it, every block is written per distinct instance."""
     if not models:
         raise ValueError("emit_source needs at least one model")
     for model in models:
         if not model.complete:
             raise ValueError(f"model {model.name} has errors; check it first")
-    return Emitter(models).source()
+    return Emitter(models, program).source()

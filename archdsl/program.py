@@ -13,9 +13,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import ir
 from .errors import Diagnostic, Span, did_you_mean, error, sort_key
 from .loader import Loader
-from .resolve import block_scopes, check_definitions, resolve_model
+from .resolve import BlockEntry, block_scopes, check_definitions, resolve_model
 from .shapes import ShapedModel, infer
 
 UNKNOWN_MODEL = "E013"
@@ -30,6 +31,10 @@ class Program:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     model_names: list[str] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)
+    #: The definitions behind `models`, arguments still expressions (for `emit`'s generic classes):
+    #: each model's, and the blocks visible in the file.
+    model_defs: dict[str, ir.ModelDef] = field(default_factory=dict)
+    blocks: dict[str, BlockEntry] = field(default_factory=dict)
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -100,7 +105,13 @@ def _compile(path: str, loader: Loader, model: str | None, params: dict[str, Any
                 )
             )
 
-    program = Program(path=closure.root, model_names=[m.name for m in root.models], sources=loader.sources)
+    program = Program(
+        path=closure.root,
+        model_names=[m.name for m in root.models],
+        sources=loader.sources,
+        model_defs={m.name: m for m in definitions},
+        blocks=scopes.get(closure.root, {}),
+    )
     for definition in definitions:
         try:
             resolved, problems = resolve_model(definition, scopes.get(closure.root, {}), params)

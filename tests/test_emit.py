@@ -13,6 +13,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import specgen
 import torch
 from torch import nn
 
@@ -102,7 +103,7 @@ def odd_spec(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def emitted(path: str | Path, **params: object) -> str:
     program = compile_file(str(path), params=params or None)
     assert not program.errors, program.errors
-    return emit_source(*program.models)
+    return emit_source(*program.models, program=program)
 
 
 def load_source(source: str, directory: Path) -> ModuleType:
@@ -173,7 +174,7 @@ def test_names_python_reserves_are_reached_through_add_module_and_getattr(odd_sp
     assert 'x = getattr(self, "__private")(x)  # [8, 16, 16]' in source  # self.__private would mangle
     assert "        x = self.x(x)  # [8, 16, 16]\n        x = self.self(x)  # [8, 16, 16]\n" in source
     # the spec's blocks keep their names where Python allows; the helper gives way
-    assert "class torch_(nn.Sequential):" in source and 'self.add_module("4", torch_())' in source
+    assert "class torch_(nn.Sequential):" in source and 'self.add_module("4", torch_(8, width=8))' in source
     assert "class Residual(nn.Sequential):" in source and "class ResidualModule(nn.Module):" in source
     assert "class Mixer(nn.Sequential):" in source
     # one class for the block called twice on the same shape, in two models
@@ -207,18 +208,98 @@ def test_every_layer_of_the_language_has_an_emitter() -> None:
     assert set(EMITTED_LAYERS) == set(LAYERS)
 
 
-def test_one_class_per_distinct_block_instance(in_root: Path) -> None:
-    source = emitted("specs/vgg16.arch")
-    assert re.findall(r"^class (\w+)\(", source, flags=re.M) == [
-        "Stage",
-        "Stage2",
-        "Stage3",
-        "Stage4",
-        "Stage5",
-        "VGG16",
+def test_a_block_is_one_class_taking_its_input_channels_and_parameters(tmp_path: Path) -> None:
+    path = tmp_path / "basic.arch"
+    path.write_text(
+        "block Basic(width: int, depth: int = 2) {\n"
+        "    repeat depth { conv(width, kernel=3, padding=1, bias=false) batchnorm relu }\n"
+        "}\n"
+        "block Pair(width: int) { Basic(width) Basic(width * 2, depth=1) }\n"
+        "model M {\n"
+        "    input [64, 16, 16]\n"
+        "    Basic(64)\n"
+        "    conv(128, kernel=1)\n"
+        "    Basic(128)\n"
+        "    Pair(32)\n"
+        "}\n",
+        encoding="utf-8",
+    )
+    source = emitted(path)
+    assert re.findall(r"^class (\w+)\(", source, flags=re.M) == ["Basic", "Pair", "M"]
+    assert "    def __init__(self, in_channels: int, width: int, depth: int = 2) -> None:\n" in source
+    assert "                            in_channels if i == 0 else width,\n" in source
+    assert "                    for i in range(depth)\n" in source
+    assert "            Basic(64, width=64),  # [64, 16, 16]\n" in source
+    assert "            Basic(128, width=128),  # [128, 16, 16]\n" in source
+    assert "            Basic(in_channels, width=width),  # [width, H, W]\n" in source
+    assert "            Basic(width, width=width * 2, depth=1),  # [width * 2, H, W]\n" in source
+    assert "        Basic(64, width=64): [64, 16, 16] -> [64, 16, 16], 73,984 parameters\n" in source
+    assert_same_network(path, "M", source, tmp_path)
+
+
+def test_block_classes_build_what_the_spec_builds_at_values_the_spec_never_used(tmp_path: Path) -> None:
+    """The classes are general, not fitted to the calls they were emitted from: resnet18's `Stage`
+    on an odd size and widths no call uses, vgg16's `Stage` with a repeat count of 1."""
+    cases = [
+        ("resnet18", "ResNet18", "[24, 9, 9]", "Stage(40)", lambda m: m.Stage(24, width=40)),
+        ("vgg16", "VGG16", "[5, 11, 10]", "Stage(6, 1)", lambda m: m.Stage(5, width=6, convs=1)),
     ]
-    assert '    """Stage: [256, 28, 28] -> [512, 14, 14], 5,899,776 parameters."""' in source
+    for stem, model, shape, statement, construct in cases:
+        blocks = (ROOT / "specs" / f"{stem}.arch").read_text(encoding="utf-8").split(f"model {model}")[0]
+        path = tmp_path / f"{stem}_probe.arch"
+        path.write_text(f"{blocks}model Probe {{\n    input {shape}\n    {statement}\n}}\n", encoding="utf-8")
+        built = archdsl.build(str(path))
+        ours = nn.Sequential(construct(load_source(emitted(ROOT / "specs" / f"{stem}.arch"), tmp_path)))
+        assert list(ours.state_dict()) == list(built.state_dict())
+        ours.load_state_dict(built.state_dict(), strict=True)
+        x = torch.randn(2, *archdsl.load(str(path)).model().input, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            assert torch.equal(ours.eval()(x), built.eval()(x))
+
+
+def test_vgg_stages_are_one_class_whose_repeat_count_is_a_parameter(in_root: Path) -> None:
+    source = emitted("specs/vgg16.arch")
+    assert re.findall(r"^class (\w+)\(", source, flags=re.M) == ["Stage", "VGG16"]
+    assert "                    for i in range(convs)\n" in source
+    assert (
+        "        Stage(256, width=512, convs=3): [256, 28, 28] -> [512, 14, 14], 5,899,776 parameters\n"
+        in source
+    )
     assert '    """VGG16: [3, 224, 224] -> [1000], 138,357,544 parameters."""' in source
+
+
+@pytest.mark.parametrize(
+    ("spec", "classes"),
+    [
+        # linear after flatten needs H·W, which no parameter gives
+        (
+            "block Head(n: int) { flatten linear(n) }\n"
+            "model M { input [2, 4, 4] concat { branch { Head(3) } branch { maxpool(2) Head(5) } } }\n",
+            ["Concat", "Head", "Head2", "M"],
+        ),
+        # called on an image and on features
+        ("block Act { relu }\nmodel M { input [2, 4, 4] Act() flatten Act() }\n", ["Act", "Act2", "M"]),
+        # an `in=` assertion
+        (
+            "block C(w: int) { conv(w, kernel=1, in=2) }\nmodel M { input [2, 4, 4] C(2) C(4) }\n",
+            ["C", "C2", "M"],
+        ),
+        # a repeat whose count is a parameter and that runs no pass at one call
+        (
+            "block R(n: int) { repeat n { conv(4, kernel=1) } }\nmodel M { input [2, 4, 4] R(0) R(2) }\n",
+            ["R", "R2", "M"],
+        ),
+    ],
+)
+def test_a_block_no_one_class_can_express_is_written_per_instance(
+    spec: str, classes: list[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "fallback.arch"
+    path.write_text(spec, encoding="utf-8")
+    source = emitted(path)
+    assert re.findall(r"^class (\w+)\(", source, flags=re.M) == classes
+    assert "    def __init__(self) -> None:\n" in source
+    assert_same_network(path, "M", source, tmp_path)
 
 
 @pytest.mark.parametrize("spec", [*SPECS, "odd"])
@@ -334,3 +415,27 @@ def test_unknown_flag_exits_2(in_root: Path, capsys: pytest.CaptureFixture[str])
     err = capsys.readouterr().err
     assert err.startswith("archdsl: error: unrecognized arguments: --frobnicate\nusage: archdsl ")
     assert "Traceback" not in err
+
+
+def test_random_specs_emit_classes_that_load_the_built_weights_and_compute_the_same(tmp_path: Path) -> None:
+    """specgen's blocks use their parameters in expressions, defaults, kernels and repeat counts;
+    whether each becomes one class or falls back, the source must be the built network, formatted."""
+    sources: dict[str, str] = {}
+    generic = 0
+    for seed in range(300):
+        path = tmp_path / f"spec{seed}.arch"
+        path.write_text(specgen.render(specgen.generate(seed))[0], encoding="utf-8")
+        program = compile_file(str(path))
+        if program.errors:
+            continue
+        source = emit_source(*program.models, program=program)
+        assert_same_network(path, "M", source, tmp_path)
+        sources[f"spec{seed}.py"] = source
+        generic += "in_channels: int" in source
+    assert len(sources) >= 100 and generic >= 15, (len(sources), generic)
+    for name, source in sources.items():
+        (tmp_path / name).write_text(source, encoding="utf-8")
+    result = subprocess.run(
+        [RUFF, "format", "--check", "--isolated", *sources], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -18,56 +18,35 @@ class Concat(nn.Module):
 
 
 class Inception(nn.Sequential):
-    """Inception: [10, 12, 12] -> [88, 12, 12], 19,104 parameters."""
+    """block Inception, on an input of height H and width W:
+    [in_channels, H, W] -> [88, H, W].
 
-    def __init__(self) -> None:
+    Built here as
+        Inception(10): [10, 12, 12] -> [88, 12, 12], 19,104 parameters
+        Inception(20): [20, 4, 4] -> [88, 4, 4], 19,824 parameters
+    """
+
+    def __init__(self, in_channels: int) -> None:
         super().__init__(
             Concat(
                 {
                     "0": nn.Sequential(
-                        nn.Conv2d(10, 16, kernel_size=1),  # [16, 12, 12]
-                    ),  # [16, 12, 12]
+                        nn.Conv2d(in_channels, 16, kernel_size=1),  # [16, H, W]
+                    ),  # [16, H, W]
                     "1": nn.Sequential(
-                        nn.Conv2d(10, 16, kernel_size=1),  # [16, 12, 12]
-                        nn.Conv2d(16, 24, kernel_size=3, padding=1),  # [24, 12, 12]
-                        nn.Conv2d(24, 24, kernel_size=3, padding=1),  # [24, 12, 12]
-                    ),  # [24, 12, 12]
+                        nn.Conv2d(in_channels, 16, kernel_size=1),  # [16, H, W]
+                        nn.Conv2d(16, 24, kernel_size=3, padding=1),  # [24, H, W]
+                        nn.Conv2d(24, 24, kernel_size=3, padding=1),  # [24, H, W]
+                    ),  # [24, H, W]
                     "2": nn.Sequential(
-                        nn.Conv2d(10, 16, kernel_size=1),  # [16, 12, 12]
-                        nn.Conv2d(16, 24, kernel_size=5, padding=2),  # [24, 12, 12]
-                    ),  # [24, 12, 12]
+                        nn.Conv2d(in_channels, 16, kernel_size=1),  # [16, H, W]
+                        nn.Conv2d(16, 24, kernel_size=5, padding=2),  # [24, H, W]
+                    ),  # [24, H, W]
                     "3": nn.Sequential(
-                        nn.Conv2d(10, 24, kernel_size=1),  # [24, 12, 12]
-                    ),  # [24, 12, 12]
+                        nn.Conv2d(in_channels, 24, kernel_size=1),  # [24, H, W]
+                    ),  # [24, H, W]
                 },
-            ),  # [88, 12, 12]
-        )
-
-
-class Inception2(nn.Sequential):
-    """Inception: [20, 4, 4] -> [88, 4, 4], 19,824 parameters."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            Concat(
-                {
-                    "0": nn.Sequential(
-                        nn.Conv2d(20, 16, kernel_size=1),  # [16, 4, 4]
-                    ),  # [16, 4, 4]
-                    "1": nn.Sequential(
-                        nn.Conv2d(20, 16, kernel_size=1),  # [16, 4, 4]
-                        nn.Conv2d(16, 24, kernel_size=3, padding=1),  # [24, 4, 4]
-                        nn.Conv2d(24, 24, kernel_size=3, padding=1),  # [24, 4, 4]
-                    ),  # [24, 4, 4]
-                    "2": nn.Sequential(
-                        nn.Conv2d(20, 16, kernel_size=1),  # [16, 4, 4]
-                        nn.Conv2d(16, 24, kernel_size=5, padding=2),  # [24, 4, 4]
-                    ),  # [24, 4, 4]
-                    "3": nn.Sequential(
-                        nn.Conv2d(20, 24, kernel_size=1),  # [24, 4, 4]
-                    ),  # [24, 4, 4]
-                },
-            ),  # [88, 4, 4]
+            ),  # [88, H, W]
         )
 
 
@@ -79,11 +58,11 @@ class GoogLeNetMini(nn.Sequential):
             nn.Conv2d(1, 10, kernel_size=5),  # [10, 24, 24]
             nn.ReLU(),  # [10, 24, 24]
             nn.MaxPool2d(2),  # [10, 12, 12]
-            Inception(),  # [88, 12, 12]
+            Inception(10),  # [88, 12, 12]
             nn.Conv2d(88, 20, kernel_size=5),  # [20, 8, 8]
             nn.ReLU(),  # [20, 8, 8]
             nn.MaxPool2d(2),  # [20, 4, 4]
-            Inception2(),  # [88, 4, 4]
+            Inception(20),  # [88, 4, 4]
             nn.Flatten(),  # [1408]
             nn.Linear(1408, 10),  # [10]
         )

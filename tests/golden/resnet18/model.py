@@ -18,187 +18,85 @@ class Residual(nn.Module):
 
 
 class Basic(nn.Sequential):
-    """Basic: [64, 56, 56] -> [64, 56, 56], 73,984 parameters."""
+    """block Basic(width: int), on an input of height H and width W:
+    [in_channels, H, W] -> [width, H, W].
 
-    def __init__(self) -> None:
+    Built here as
+        Basic(64, width=64): [64, 56, 56] -> [64, 56, 56], 73,984 parameters
+        Basic(128, width=128): [128, 28, 28] -> [128, 28, 28], 295,424 parameters
+        Basic(256, width=256): [256, 14, 14] -> [256, 14, 14], 1,180,672 parameters
+        Basic(512, width=512): [512, 7, 7] -> [512, 7, 7], 4,720,640 parameters
+    """
+
+    def __init__(self, in_channels: int, width: int) -> None:
         super().__init__(
             Residual(
                 nn.Sequential(
-                    # [64, 56, 56]
-                    nn.Conv2d(64, 64, kernel_size=3, padding=1, bias=False),
-                    nn.BatchNorm2d(64),  # [64, 56, 56]
-                    nn.ReLU(),  # [64, 56, 56]
-                    # [64, 56, 56]
-                    nn.Conv2d(64, 64, kernel_size=3, padding=1, bias=False),
-                    nn.BatchNorm2d(64),  # [64, 56, 56]
+                    # [width, H, W]
+                    nn.Conv2d(in_channels, width, kernel_size=3, padding=1, bias=False),
+                    nn.BatchNorm2d(width),  # [width, H, W]
+                    nn.ReLU(),  # [width, H, W]
+                    # [width, H, W]
+                    nn.Conv2d(width, width, kernel_size=3, padding=1, bias=False),
+                    nn.BatchNorm2d(width),  # [width, H, W]
                 ),
-            ),  # [64, 56, 56]
-            nn.ReLU(),  # [64, 56, 56]
+            ),  # [width, H, W]
+            nn.ReLU(),  # [width, H, W]
         )
 
 
 class Down(nn.Sequential):
-    """Down: [64, 56, 56] -> [128, 28, 28], 230,144 parameters."""
+    """block Down(width: int), on an input of height H and width W:
+    [in_channels, H, W] -> [width, (H + 1) // 2, (W + 1) // 2].
 
-    def __init__(self) -> None:
+    Built here as
+        Down(64, width=128): [64, 56, 56] -> [128, 28, 28], 230,144 parameters
+        Down(128, width=256): [128, 28, 28] -> [256, 14, 14], 919,040 parameters
+        Down(256, width=512): [256, 14, 14] -> [512, 7, 7], 3,673,088 parameters
+    """
+
+    def __init__(self, in_channels: int, width: int) -> None:
         super().__init__(
             Residual(
                 nn.Sequential(
-                    # [128, 28, 28]
-                    nn.Conv2d(64, 128, kernel_size=3, stride=2, padding=1, bias=False),
-                    nn.BatchNorm2d(128),  # [128, 28, 28]
-                    nn.ReLU(),  # [128, 28, 28]
-                    # [128, 28, 28]
-                    nn.Conv2d(128, 128, kernel_size=3, padding=1, bias=False),
-                    nn.BatchNorm2d(128),  # [128, 28, 28]
+                    nn.Conv2d(
+                        in_channels,
+                        width,
+                        kernel_size=3,
+                        stride=2,
+                        padding=1,
+                        bias=False,
+                    ),  # [width, (H + 1) // 2, (W + 1) // 2]
+                    nn.BatchNorm2d(width),  # [width, (H + 1) // 2, (W + 1) // 2]
+                    nn.ReLU(),  # [width, (H + 1) // 2, (W + 1) // 2]
+                    # [width, (H + 1) // 2, (W + 1) // 2]
+                    nn.Conv2d(width, width, kernel_size=3, padding=1, bias=False),
+                    nn.BatchNorm2d(width),  # [width, (H + 1) // 2, (W + 1) // 2]
                 ),
                 shortcut=nn.Sequential(
-                    # [128, 28, 28]
-                    nn.Conv2d(64, 128, kernel_size=1, stride=2, bias=False),
-                    nn.BatchNorm2d(128),  # [128, 28, 28]
-                ),  # [128, 28, 28]
-            ),  # [128, 28, 28]
-            nn.ReLU(),  # [128, 28, 28]
-        )
-
-
-class Basic2(nn.Sequential):
-    """Basic: [128, 28, 28] -> [128, 28, 28], 295,424 parameters."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            Residual(
-                nn.Sequential(
-                    # [128, 28, 28]
-                    nn.Conv2d(128, 128, kernel_size=3, padding=1, bias=False),
-                    nn.BatchNorm2d(128),  # [128, 28, 28]
-                    nn.ReLU(),  # [128, 28, 28]
-                    # [128, 28, 28]
-                    nn.Conv2d(128, 128, kernel_size=3, padding=1, bias=False),
-                    nn.BatchNorm2d(128),  # [128, 28, 28]
-                ),
-            ),  # [128, 28, 28]
-            nn.ReLU(),  # [128, 28, 28]
+                    # [width, (H + 1) // 2, (W + 1) // 2]
+                    nn.Conv2d(in_channels, width, kernel_size=1, stride=2, bias=False),
+                    nn.BatchNorm2d(width),  # [width, (H + 1) // 2, (W + 1) // 2]
+                ),  # [width, (H + 1) // 2, (W + 1) // 2]
+            ),  # [width, (H + 1) // 2, (W + 1) // 2]
+            nn.ReLU(),  # [width, (H + 1) // 2, (W + 1) // 2]
         )
 
 
 class Stage(nn.Sequential):
-    """Stage: [64, 56, 56] -> [128, 28, 28], 525,568 parameters."""
+    """block Stage(width: int), on an input of height H and width W:
+    [in_channels, H, W] -> [width, (H + 1) // 2, (W + 1) // 2].
 
-    def __init__(self) -> None:
+    Built here as
+        Stage(64, width=128): [64, 56, 56] -> [128, 28, 28], 525,568 parameters
+        Stage(128, width=256): [128, 28, 28] -> [256, 14, 14], 2,099,712 parameters
+        Stage(256, width=512): [256, 14, 14] -> [512, 7, 7], 8,393,728 parameters
+    """
+
+    def __init__(self, in_channels: int, width: int) -> None:
         super().__init__(
-            Down(),  # [128, 28, 28]
-            Basic2(),  # [128, 28, 28]
-        )
-
-
-class Down2(nn.Sequential):
-    """Down: [128, 28, 28] -> [256, 14, 14], 919,040 parameters."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            Residual(
-                nn.Sequential(
-                    # [256, 14, 14]
-                    nn.Conv2d(128, 256, kernel_size=3, stride=2, padding=1, bias=False),
-                    nn.BatchNorm2d(256),  # [256, 14, 14]
-                    nn.ReLU(),  # [256, 14, 14]
-                    # [256, 14, 14]
-                    nn.Conv2d(256, 256, kernel_size=3, padding=1, bias=False),
-                    nn.BatchNorm2d(256),  # [256, 14, 14]
-                ),
-                shortcut=nn.Sequential(
-                    # [256, 14, 14]
-                    nn.Conv2d(128, 256, kernel_size=1, stride=2, bias=False),
-                    nn.BatchNorm2d(256),  # [256, 14, 14]
-                ),  # [256, 14, 14]
-            ),  # [256, 14, 14]
-            nn.ReLU(),  # [256, 14, 14]
-        )
-
-
-class Basic3(nn.Sequential):
-    """Basic: [256, 14, 14] -> [256, 14, 14], 1,180,672 parameters."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            Residual(
-                nn.Sequential(
-                    # [256, 14, 14]
-                    nn.Conv2d(256, 256, kernel_size=3, padding=1, bias=False),
-                    nn.BatchNorm2d(256),  # [256, 14, 14]
-                    nn.ReLU(),  # [256, 14, 14]
-                    # [256, 14, 14]
-                    nn.Conv2d(256, 256, kernel_size=3, padding=1, bias=False),
-                    nn.BatchNorm2d(256),  # [256, 14, 14]
-                ),
-            ),  # [256, 14, 14]
-            nn.ReLU(),  # [256, 14, 14]
-        )
-
-
-class Stage2(nn.Sequential):
-    """Stage: [128, 28, 28] -> [256, 14, 14], 2,099,712 parameters."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            Down2(),  # [256, 14, 14]
-            Basic3(),  # [256, 14, 14]
-        )
-
-
-class Down3(nn.Sequential):
-    """Down: [256, 14, 14] -> [512, 7, 7], 3,673,088 parameters."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            Residual(
-                nn.Sequential(
-                    # [512, 7, 7]
-                    nn.Conv2d(256, 512, kernel_size=3, stride=2, padding=1, bias=False),
-                    nn.BatchNorm2d(512),  # [512, 7, 7]
-                    nn.ReLU(),  # [512, 7, 7]
-                    # [512, 7, 7]
-                    nn.Conv2d(512, 512, kernel_size=3, padding=1, bias=False),
-                    nn.BatchNorm2d(512),  # [512, 7, 7]
-                ),
-                shortcut=nn.Sequential(
-                    # [512, 7, 7]
-                    nn.Conv2d(256, 512, kernel_size=1, stride=2, bias=False),
-                    nn.BatchNorm2d(512),  # [512, 7, 7]
-                ),  # [512, 7, 7]
-            ),  # [512, 7, 7]
-            nn.ReLU(),  # [512, 7, 7]
-        )
-
-
-class Basic4(nn.Sequential):
-    """Basic: [512, 7, 7] -> [512, 7, 7], 4,720,640 parameters."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            Residual(
-                nn.Sequential(
-                    # [512, 7, 7]
-                    nn.Conv2d(512, 512, kernel_size=3, padding=1, bias=False),
-                    nn.BatchNorm2d(512),  # [512, 7, 7]
-                    nn.ReLU(),  # [512, 7, 7]
-                    # [512, 7, 7]
-                    nn.Conv2d(512, 512, kernel_size=3, padding=1, bias=False),
-                    nn.BatchNorm2d(512),  # [512, 7, 7]
-                ),
-            ),  # [512, 7, 7]
-            nn.ReLU(),  # [512, 7, 7]
-        )
-
-
-class Stage3(nn.Sequential):
-    """Stage: [256, 14, 14] -> [512, 7, 7], 8,393,728 parameters."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            Down3(),  # [512, 7, 7]
-            Basic4(),  # [512, 7, 7]
+            Down(in_channels, width=width),  # [width, (H + 1) // 2, (W + 1) // 2]
+            Basic(width, width=width),  # [width, (H + 1) // 2, (W + 1) // 2]
         )
 
 
@@ -213,15 +111,15 @@ class ResNet18(nn.Module):
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         self.layer1 = nn.Sequential(
             nn.Sequential(
-                Basic(),  # [64, 56, 56]
+                Basic(64, width=64),  # [64, 56, 56]
             ),  # [64, 56, 56]
             nn.Sequential(
-                Basic(),  # [64, 56, 56]
+                Basic(64, width=64),  # [64, 56, 56]
             ),  # [64, 56, 56]
         )
-        self.layer2 = Stage()
-        self.layer3 = Stage2()
-        self.layer4 = Stage3()
+        self.layer2 = Stage(64, width=128)
+        self.layer3 = Stage(128, width=256)
+        self.layer4 = Stage(256, width=512)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.add_module("9", nn.Flatten())
         self.fc = nn.Linear(512, 1000)

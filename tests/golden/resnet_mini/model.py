@@ -18,34 +18,26 @@ class ResidualModule(nn.Module):
 
 
 class Residual(nn.Sequential):
-    """Residual: [16, 12, 12] -> [16, 12, 12], 4,640 parameters."""
+    """block Residual, on an input of height H and width W:
+    [in_channels, H, W] -> [in_channels, H, W].
 
-    def __init__(self) -> None:
+    Built here as
+        Residual(16): [16, 12, 12] -> [16, 12, 12], 4,640 parameters
+        Residual(32): [32, 4, 4] -> [32, 4, 4], 18,496 parameters
+    """
+
+    def __init__(self, in_channels: int) -> None:
         super().__init__(
             ResidualModule(
                 nn.Sequential(
-                    nn.Conv2d(16, 16, kernel_size=3, padding=1),  # [16, 12, 12]
-                    nn.ReLU(),  # [16, 12, 12]
-                    nn.Conv2d(16, 16, kernel_size=3, padding=1),  # [16, 12, 12]
+                    # [in_channels, H, W]
+                    nn.Conv2d(in_channels, in_channels, kernel_size=3, padding=1),
+                    nn.ReLU(),  # [in_channels, H, W]
+                    # [in_channels, H, W]
+                    nn.Conv2d(in_channels, in_channels, kernel_size=3, padding=1),
                 ),
-            ),  # [16, 12, 12]
-            nn.ReLU(),  # [16, 12, 12]
-        )
-
-
-class Residual2(nn.Sequential):
-    """Residual: [32, 4, 4] -> [32, 4, 4], 18,496 parameters."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            ResidualModule(
-                nn.Sequential(
-                    nn.Conv2d(32, 32, kernel_size=3, padding=1),  # [32, 4, 4]
-                    nn.ReLU(),  # [32, 4, 4]
-                    nn.Conv2d(32, 32, kernel_size=3, padding=1),  # [32, 4, 4]
-                ),
-            ),  # [32, 4, 4]
-            nn.ReLU(),  # [32, 4, 4]
+            ),  # [in_channels, H, W]
+            nn.ReLU(),  # [in_channels, H, W]
         )
 
 
@@ -57,11 +49,11 @@ class ResNetMini(nn.Sequential):
             nn.Conv2d(1, 16, kernel_size=5),  # [16, 24, 24]
             nn.ReLU(),  # [16, 24, 24]
             nn.MaxPool2d(2),  # [16, 12, 12]
-            Residual(),  # [16, 12, 12]
+            Residual(16),  # [16, 12, 12]
             nn.Conv2d(16, 32, kernel_size=5),  # [32, 8, 8]
             nn.ReLU(),  # [32, 8, 8]
             nn.MaxPool2d(2),  # [32, 4, 4]
-            Residual2(),  # [32, 4, 4]
+            Residual(32),  # [32, 4, 4]
             nn.Flatten(),  # [512]
             nn.Linear(512, 10),  # [10]
         )

@@ -5,109 +5,34 @@ from torch import nn
 
 
 class Stage(nn.Sequential):
-    """Stage: [3, 224, 224] -> [64, 112, 112], 38,720 parameters."""
+    """block Stage(width: int, convs: int), on an input of height H and width W:
+    [in_channels, H, W] -> [in_channels if convs == 0 else width, H // 2, W // 2].
 
-    def __init__(self) -> None:
+    Built here as
+        Stage(3, width=64, convs=2): [3, 224, 224] -> [64, 112, 112], 38,720 parameters
+        Stage(64, width=128, convs=2): [64, 112, 112] -> [128, 56, 56], 221,440 parameters
+        Stage(128, width=256, convs=3): [128, 56, 56] -> [256, 28, 28], 1,475,328 parameters
+        Stage(256, width=512, convs=3): [256, 28, 28] -> [512, 14, 14], 5,899,776 parameters
+        Stage(512, width=512, convs=3): [512, 14, 14] -> [512, 7, 7], 7,079,424 parameters
+    """
+
+    def __init__(self, in_channels: int, width: int, convs: int) -> None:
         super().__init__(
             nn.Sequential(
-                nn.Sequential(
-                    nn.Conv2d(3, 64, kernel_size=3, padding=1),  # [64, 224, 224]
-                    nn.ReLU(),  # [64, 224, 224]
-                ),  # [64, 224, 224]
-                nn.Sequential(
-                    nn.Conv2d(64, 64, kernel_size=3, padding=1),  # [64, 224, 224]
-                    nn.ReLU(),  # [64, 224, 224]
-                ),  # [64, 224, 224]
-            ),  # [64, 224, 224]
-            nn.MaxPool2d(2),  # [64, 112, 112]
-        )
-
-
-class Stage2(nn.Sequential):
-    """Stage: [64, 112, 112] -> [128, 56, 56], 221,440 parameters."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            nn.Sequential(
-                nn.Sequential(
-                    nn.Conv2d(64, 128, kernel_size=3, padding=1),  # [128, 112, 112]
-                    nn.ReLU(),  # [128, 112, 112]
-                ),  # [128, 112, 112]
-                nn.Sequential(
-                    nn.Conv2d(128, 128, kernel_size=3, padding=1),  # [128, 112, 112]
-                    nn.ReLU(),  # [128, 112, 112]
-                ),  # [128, 112, 112]
-            ),  # [128, 112, 112]
-            nn.MaxPool2d(2),  # [128, 56, 56]
-        )
-
-
-class Stage3(nn.Sequential):
-    """Stage: [128, 56, 56] -> [256, 28, 28], 1,475,328 parameters."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            nn.Sequential(
-                nn.Sequential(
-                    nn.Conv2d(128, 256, kernel_size=3, padding=1),  # [256, 56, 56]
-                    nn.ReLU(),  # [256, 56, 56]
-                ),  # [256, 56, 56]
-                nn.Sequential(
-                    nn.Conv2d(256, 256, kernel_size=3, padding=1),  # [256, 56, 56]
-                    nn.ReLU(),  # [256, 56, 56]
-                ),  # [256, 56, 56]
-                nn.Sequential(
-                    nn.Conv2d(256, 256, kernel_size=3, padding=1),  # [256, 56, 56]
-                    nn.ReLU(),  # [256, 56, 56]
-                ),  # [256, 56, 56]
-            ),  # [256, 56, 56]
-            nn.MaxPool2d(2),  # [256, 28, 28]
-        )
-
-
-class Stage4(nn.Sequential):
-    """Stage: [256, 28, 28] -> [512, 14, 14], 5,899,776 parameters."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            nn.Sequential(
-                nn.Sequential(
-                    nn.Conv2d(256, 512, kernel_size=3, padding=1),  # [512, 28, 28]
-                    nn.ReLU(),  # [512, 28, 28]
-                ),  # [512, 28, 28]
-                nn.Sequential(
-                    nn.Conv2d(512, 512, kernel_size=3, padding=1),  # [512, 28, 28]
-                    nn.ReLU(),  # [512, 28, 28]
-                ),  # [512, 28, 28]
-                nn.Sequential(
-                    nn.Conv2d(512, 512, kernel_size=3, padding=1),  # [512, 28, 28]
-                    nn.ReLU(),  # [512, 28, 28]
-                ),  # [512, 28, 28]
-            ),  # [512, 28, 28]
-            nn.MaxPool2d(2),  # [512, 14, 14]
-        )
-
-
-class Stage5(nn.Sequential):
-    """Stage: [512, 14, 14] -> [512, 7, 7], 7,079,424 parameters."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            nn.Sequential(
-                nn.Sequential(
-                    nn.Conv2d(512, 512, kernel_size=3, padding=1),  # [512, 14, 14]
-                    nn.ReLU(),  # [512, 14, 14]
-                ),  # [512, 14, 14]
-                nn.Sequential(
-                    nn.Conv2d(512, 512, kernel_size=3, padding=1),  # [512, 14, 14]
-                    nn.ReLU(),  # [512, 14, 14]
-                ),  # [512, 14, 14]
-                nn.Sequential(
-                    nn.Conv2d(512, 512, kernel_size=3, padding=1),  # [512, 14, 14]
-                    nn.ReLU(),  # [512, 14, 14]
-                ),  # [512, 14, 14]
-            ),  # [512, 14, 14]
-            nn.MaxPool2d(2),  # [512, 7, 7]
+                *(
+                    nn.Sequential(
+                        nn.Conv2d(
+                            in_channels if i == 0 else width,
+                            width,
+                            kernel_size=3,
+                            padding=1,
+                        ),  # [width, H, W]
+                        nn.ReLU(),  # [width, H, W]
+                    )
+                    for i in range(convs)
+                ),
+            ),  # [in_channels if convs == 0 else width, H, W]
+            nn.MaxPool2d(2),  # [in_channels if convs == 0 else width, H // 2, W // 2]
         )
 
 
@@ -116,11 +41,11 @@ class VGG16(nn.Sequential):
 
     def __init__(self) -> None:
         super().__init__(
-            Stage(),  # [64, 112, 112]
-            Stage2(),  # [128, 56, 56]
-            Stage3(),  # [256, 28, 28]
-            Stage4(),  # [512, 14, 14]
-            Stage5(),  # [512, 7, 7]
+            Stage(3, width=64, convs=2),  # [64, 112, 112]
+            Stage(64, width=128, convs=2),  # [128, 56, 56]
+            Stage(128, width=256, convs=3),  # [256, 28, 28]
+            Stage(256, width=512, convs=3),  # [512, 14, 14]
+            Stage(512, width=512, convs=3),  # [512, 7, 7]
             nn.AdaptiveAvgPool2d(7),  # [512, 7, 7]
             nn.Flatten(),  # [25088]
             nn.Linear(25088, 4096),  # [4096]

@@ -5,134 +5,45 @@ from torch import nn
 
 
 class ConvBN(nn.Sequential):
-    """ConvBN: [3, 32, 32] -> [64, 32, 32], 1,856 parameters."""
+    """block ConvBN(width: int), on an input of height H and width W:
+    [in_channels, H, W] -> [width, H, W].
 
-    def __init__(self) -> None:
+    Built here as
+        ConvBN(3, width=64): [3, 32, 32] -> [64, 32, 32], 1,856 parameters
+        ConvBN(64, width=64): [64, 32, 32] -> [64, 32, 32], 36,992 parameters
+        ConvBN(64, width=128): [64, 16, 16] -> [128, 16, 16], 73,984 parameters
+        ConvBN(128, width=128): [128, 16, 16] -> [128, 16, 16], 147,712 parameters
+        ConvBN(128, width=256): [128, 8, 8] -> [256, 8, 8], 295,424 parameters
+        ConvBN(256, width=256): [256, 8, 8] -> [256, 8, 8], 590,336 parameters
+        ConvBN(256, width=512): [256, 4, 4] -> [512, 4, 4], 1,180,672 parameters
+        ConvBN(512, width=512): [512, 4, 4] -> [512, 4, 4], 2,360,320 parameters
+    """
+
+    def __init__(self, in_channels: int, width: int) -> None:
         super().__init__(
-            nn.Conv2d(3, 64, kernel_size=3, padding=1, bias=False),  # [64, 32, 32]
-            nn.BatchNorm2d(64),  # [64, 32, 32]
-            nn.ReLU(),  # [64, 32, 32]
-        )
-
-
-class ConvBN2(nn.Sequential):
-    """ConvBN: [64, 32, 32] -> [64, 32, 32], 36,992 parameters."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            nn.Conv2d(64, 64, kernel_size=3, padding=1, bias=False),  # [64, 32, 32]
-            nn.BatchNorm2d(64),  # [64, 32, 32]
-            nn.ReLU(),  # [64, 32, 32]
+            # [width, H, W]
+            nn.Conv2d(in_channels, width, kernel_size=3, padding=1, bias=False),
+            nn.BatchNorm2d(width),  # [width, H, W]
+            nn.ReLU(),  # [width, H, W]
         )
 
 
 class Stage(nn.Sequential):
-    """Stage: [3, 32, 32] -> [64, 16, 16], 38,848 parameters."""
+    """block Stage(width: int), on an input of height H and width W:
+    [in_channels, H, W] -> [width, H // 2, W // 2].
 
-    def __init__(self) -> None:
+    Built here as
+        Stage(3, width=64): [3, 32, 32] -> [64, 16, 16], 38,848 parameters
+        Stage(64, width=128): [64, 16, 16] -> [128, 8, 8], 221,696 parameters
+        Stage(128, width=256): [128, 8, 8] -> [256, 4, 4], 885,760 parameters
+        Stage(256, width=512): [256, 4, 4] -> [512, 2, 2], 3,540,992 parameters
+    """
+
+    def __init__(self, in_channels: int, width: int) -> None:
         super().__init__(
-            ConvBN(),  # [64, 32, 32]
-            ConvBN2(),  # [64, 32, 32]
-            nn.MaxPool2d(2),  # [64, 16, 16]
-        )
-
-
-class ConvBN3(nn.Sequential):
-    """ConvBN: [64, 16, 16] -> [128, 16, 16], 73,984 parameters."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            nn.Conv2d(64, 128, kernel_size=3, padding=1, bias=False),  # [128, 16, 16]
-            nn.BatchNorm2d(128),  # [128, 16, 16]
-            nn.ReLU(),  # [128, 16, 16]
-        )
-
-
-class ConvBN4(nn.Sequential):
-    """ConvBN: [128, 16, 16] -> [128, 16, 16], 147,712 parameters."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            nn.Conv2d(128, 128, kernel_size=3, padding=1, bias=False),  # [128, 16, 16]
-            nn.BatchNorm2d(128),  # [128, 16, 16]
-            nn.ReLU(),  # [128, 16, 16]
-        )
-
-
-class Stage2(nn.Sequential):
-    """Stage: [64, 16, 16] -> [128, 8, 8], 221,696 parameters."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            ConvBN3(),  # [128, 16, 16]
-            ConvBN4(),  # [128, 16, 16]
-            nn.MaxPool2d(2),  # [128, 8, 8]
-        )
-
-
-class ConvBN5(nn.Sequential):
-    """ConvBN: [128, 8, 8] -> [256, 8, 8], 295,424 parameters."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            nn.Conv2d(128, 256, kernel_size=3, padding=1, bias=False),  # [256, 8, 8]
-            nn.BatchNorm2d(256),  # [256, 8, 8]
-            nn.ReLU(),  # [256, 8, 8]
-        )
-
-
-class ConvBN6(nn.Sequential):
-    """ConvBN: [256, 8, 8] -> [256, 8, 8], 590,336 parameters."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            nn.Conv2d(256, 256, kernel_size=3, padding=1, bias=False),  # [256, 8, 8]
-            nn.BatchNorm2d(256),  # [256, 8, 8]
-            nn.ReLU(),  # [256, 8, 8]
-        )
-
-
-class Stage3(nn.Sequential):
-    """Stage: [128, 8, 8] -> [256, 4, 4], 885,760 parameters."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            ConvBN5(),  # [256, 8, 8]
-            ConvBN6(),  # [256, 8, 8]
-            nn.MaxPool2d(2),  # [256, 4, 4]
-        )
-
-
-class ConvBN7(nn.Sequential):
-    """ConvBN: [256, 4, 4] -> [512, 4, 4], 1,180,672 parameters."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            nn.Conv2d(256, 512, kernel_size=3, padding=1, bias=False),  # [512, 4, 4]
-            nn.BatchNorm2d(512),  # [512, 4, 4]
-            nn.ReLU(),  # [512, 4, 4]
-        )
-
-
-class ConvBN8(nn.Sequential):
-    """ConvBN: [512, 4, 4] -> [512, 4, 4], 2,360,320 parameters."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            nn.Conv2d(512, 512, kernel_size=3, padding=1, bias=False),  # [512, 4, 4]
-            nn.BatchNorm2d(512),  # [512, 4, 4]
-            nn.ReLU(),  # [512, 4, 4]
-        )
-
-
-class Stage4(nn.Sequential):
-    """Stage: [256, 4, 4] -> [512, 2, 2], 3,540,992 parameters."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            ConvBN7(),  # [512, 4, 4]
-            ConvBN8(),  # [512, 4, 4]
-            nn.MaxPool2d(2),  # [512, 2, 2]
+            ConvBN(in_channels, width=width),  # [width, H, W]
+            ConvBN(width, width=width),  # [width, H, W]
+            nn.MaxPool2d(2),  # [width, H // 2, W // 2]
         )
 
 
@@ -141,10 +52,10 @@ class VGGCifarBN(nn.Sequential):
 
     def __init__(self) -> None:
         super().__init__(
-            Stage(),  # [64, 16, 16]
-            Stage2(),  # [128, 8, 8]
-            Stage3(),  # [256, 4, 4]
-            Stage4(),  # [512, 2, 2]
+            Stage(3, width=64),  # [64, 16, 16]
+            Stage(64, width=128),  # [128, 8, 8]
+            Stage(128, width=256),  # [256, 4, 4]
+            Stage(256, width=512),  # [512, 2, 2]
             nn.Flatten(),  # [2048]
             nn.Dropout(p=0.5),  # [2048]
             nn.Linear(2048, 512),  # [512]

@@ -1,0 +1,690 @@
+"""The symbolic pass over block definitions that lets `emit` write one class per block.
+
+Consumes the shaped models with the IR of their blocks (the definitions, arguments still
+expressions); produces, for each block that can be written generically, a `Generic`: its body as
+`Shaped` nodes whose channel counts and sizes are `symbolic` expressions in `in_channels` (or
+`in_features`), the block's parameters and the input's `H` and `W`.
+
+Generality is proved, never guessed. A block is generic only when everything its construction needs
+is an expression in its input channels and integer parameters, every call gives its input the same
+rank, and, for every call in the spec, the expressions evaluated at that call's values equal the
+shapes that shape inference found. Otherwise `NotGeneric` says why and emit writes a class per
+distinct instance instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import keyword
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from . import ir
+from .layers import LAYERS, BadValue, Symbol
+from .resolve import PARAM_TYPES, BlockEntry
+from .shapes import Shaped, ShapedModel
+from .symbolic import UNKNOWN, Sym, Value, Var, add, choice, known, mul, names, sub, window
+from .symbolic import evaluate as evaluate_value
+from .symbolic import floordiv as symbolic_floordiv
+
+
+class NotGeneric(Exception):
+    """Why a block cannot be one class for all its calls."""
+
+
+#: Arguments that may be expressions in the block's parameters: they are written into the class as
+#: such. Any other argument must be a constant, the same at every call.
+SYMBOLIC_ARGS: dict[str, frozenset[str]] = {
+    "conv": frozenset({"out", "kernel", "stride", "padding", "dilation", "groups"}),
+    "maxpool": frozenset({"kernel", "stride", "padding", "dilation"}),
+    "avgpool": frozenset({"kernel", "stride", "padding"}),
+    "linear": frozenset({"out"}),
+}
+#: Arguments that may be a parameter of any type passed straight through (`dropout(p)`): the
+#: layer takes the value as the spec gives it, and nothing else is computed from it.
+PASSED: dict[str, frozenset[str]] = {
+    "conv": frozenset({"bias"}),
+    "linear": frozenset({"bias"}),
+    "batchnorm": frozenset({"eps", "momentum", "affine"}),
+    "dropout": frozenset({"p"}),
+    "dropout2d": frozenset({"p"}),
+    "leakyrelu": frozenset({"slope"}),
+    "elu": frozenset({"alpha"}),
+}
+_PAIRS = frozenset({"kernel", "stride", "padding", "dilation"})
+#: The `args` key of a block call in a generic class's body: how it calls the block's class.
+CALL = "call"
+_SPATIAL_NAMES = ("H", "W")
+#: Names a parameter may not have in a generated signature: what the generated `__init__` itself
+#: reads (the classes it calls are added by `emit`), and the names of the shape comments.
+_RESERVED = frozenset(keyword.kwlist) | {
+    "self",
+    "super",
+    "range",
+    "int",
+    "float",
+    "bool",
+    "str",
+    "list",
+    "nn",
+    "torch",
+    "OrderedDict",
+    "in_channels",
+    "in_features",
+    *_SPATIAL_NAMES,
+}
+
+Shape = tuple[Value, ...]
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One call of a block in a model: the shaped node and its bound parameters."""
+
+    node: Shaped
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CallArgs:
+    """How a class is called: the incoming channel count (None if the class takes none) and the
+    keyword arguments."""
+
+    channels: Value | None
+    kwargs: dict[str, Any]
+
+    def __repr__(self) -> str:
+        return f"CallArgs({self.channels!r}, {self.kwargs!r})"
+
+
+@dataclass
+class Param:
+    name: str
+    type_name: str
+    default: Any = None
+    has_default: bool = False
+    #: A default that uses earlier parameters, as an expression in them.
+    computed: Value | None = None
+
+    def is_default(self, value: Any, params: Mapping[str, Any]) -> bool:
+        """Whether `value`, in a call binding `params`, is what the default would give."""
+        if not self.has_default:
+            return False
+        default = self.default if self.computed is None else evaluate_value(self.computed, params)
+        return type(default) is type(value) and default == value
+
+
+@dataclass
+class Generic:
+    """A block written once: its body over symbolic shapes, and what its signature needs."""
+
+    name: str
+    input_name: str
+    params: list[Param]
+    input: Shape
+    output: Shape
+    body: list[Shaped]
+    uses_input: bool
+    instances: list[Instance] = field(default_factory=list)
+
+
+def _symbolic(node: Shaped, **changes: Any) -> Shaped:
+    """A copy of `node` whose sizes (`input`, `output`) and arguments may be expressions: a
+    `Shaped` in all but the type of its sizes, which only `emit` reads."""
+    return replace(node, **changes)
+
+
+def _mentions(expr: ir.Expr, scope: Iterable[str]) -> bool:
+    """Whether `expr` reads a name in `scope`."""
+    wanted = set(scope)
+    pending: list[Any] = [expr]
+    while pending:
+        node = pending.pop()
+        kind = node.kind
+        if kind == "name" and node.name in wanted:
+            return True
+        if kind == "list":
+            pending.extend(node.items)
+        elif kind == "binop":
+            pending.extend((node.left, node.right))
+        elif kind == "neg":
+            pending.append(node.operand)
+        elif kind == "call":
+            pending.extend(a.value for a in node.args)
+    return False
+
+
+def _integer(value: Any) -> Value:
+    if isinstance(value, Sym) or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    raise NotGeneric(f"{value!r} is not an integer")
+
+
+def evaluate(expr: ir.Expr, env: Mapping[str, Any]) -> Any:
+    """The value of `expr` with `env`'s names bound: constants as the resolver makes them,
+    integer arithmetic on expressions as `symbolic` expressions."""
+    kind = expr.kind
+    if kind in ("int", "float", "str", "bool"):
+        return expr.value  # type: ignore[union-attr]
+    if kind == "name":
+        name = expr.name  # type: ignore[union-attr]
+        return env[name] if name in env else Symbol(name)
+    if kind == "list":
+        return [evaluate(item, env) for item in expr.items]  # type: ignore[union-attr]
+    if kind == "neg":
+        return mul(_integer(evaluate(expr.operand, env)), -1)  # type: ignore[union-attr]
+    if kind == "binop":
+        assert isinstance(expr, ir.BinOp)
+        left, right = _integer(evaluate(expr.left, env)), _integer(evaluate(expr.right, env))
+        if expr.op == "+":
+            return add(left, right)
+        if expr.op == "-":
+            return sub(left, right)
+        if expr.op == "*":
+            return mul(left, right)
+        try:
+            return symbolic_floordiv(left, right)
+        except ZeroDivisionError:
+            raise NotGeneric("division by zero") from None
+    raise NotGeneric("a call written as a value")
+
+
+def _convert(type_name: str, value: Any) -> Any:
+    if isinstance(value, Sym):
+        if type_name != "int":
+            raise NotGeneric(f"an expression passed to a {type_name} parameter")
+        return value
+    try:
+        return PARAM_TYPES[type_name](value) if type_name in PARAM_TYPES else value
+    except BadValue:
+        raise NotGeneric(f"{value!r} is not a {type_name}") from None
+
+
+def bind(
+    definition: ir.BlockDef, args: Sequence[ir.Arg], env: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A call's parameters, as the resolver binds them (defaults may use earlier parameters), and
+    the arguments it writes, by name."""
+    order = [p.name for p in definition.params]
+    given: dict[str, Any] = {}
+    for index, arg in enumerate(args):
+        name = arg.name if arg.name is not None else order[index]
+        given[name] = evaluate(arg.value, env)
+    bound: dict[str, Any] = {}
+    for param in definition.params:
+        if param.name in given:
+            given[param.name] = bound[param.name] = _convert(param.type_name, given[param.name])
+        elif param.default is not None:
+            bound[param.name] = _convert(param.type_name, evaluate(param.default, bound))
+        else:
+            raise NotGeneric(f"no value for '{param.name}'")
+    return bound, given
+
+
+def _statements(body: Sequence[ir.Stmt]) -> list[ir.Stmt]:
+    return [s for s in body if not isinstance(s, ir.Input | ir.Train)]
+
+
+def _representable(value: Any) -> bool:
+    """Whether `value` can be written as a Python literal in a call."""
+    if isinstance(value, bool | int | float | str):
+        return True
+    if isinstance(value, list | tuple):
+        return all(_representable(v) for v in value)
+    return False
+
+
+class Analysis:
+    """Every block call of the models with its parameters, and which blocks are generic."""
+
+    def __init__(
+        self,
+        models: Sequence[ShapedModel],
+        model_defs: Mapping[str, ir.ModelDef],
+        blocks: Mapping[str, BlockEntry],
+        reserved: Iterable[str] = (),
+    ):
+        self.reserved = _RESERVED | frozenset(reserved)
+        self.instances: dict[str, list[Instance]] = {}
+        self.params: dict[int, dict[str, Any]] = {}  # id(shaped block node) → its parameters
+        self.entries: dict[str, BlockEntry] = {}
+        self.reasons: dict[str, str] = {}  # block → why it is not generic
+        self._generic: dict[str, Generic | None] = {}
+        self.enabled = True
+        try:
+            for model in models:
+                definition = model_defs[model.name]
+                self._collect(definition.body, model.layers, dict(model.model_params), blocks)
+        except (NotGeneric, KeyError, IndexError, ValueError) as problem:  # never expected
+            self.enabled = False
+            self.reasons["*"] = str(problem)
+
+    def _collect(
+        self,
+        statements: Sequence[ir.Stmt],
+        nodes: Sequence[Shaped],
+        env: dict[str, Any],
+        scope: Mapping[str, BlockEntry],
+    ) -> None:
+        statements = _statements(statements)
+        if len(statements) != len(nodes):
+            raise NotGeneric("the shaped model does not follow its definition")
+        for statement, node in zip(statements, nodes, strict=True):
+            if isinstance(statement, ir.Call) and statement.op not in LAYERS:
+                entry = scope[statement.op]
+                definition = entry.definition
+                assert definition is not None
+                params, _ = bind(definition, statement.args, env)
+                self.params[id(node)] = params
+                self.instances.setdefault(definition.name, []).append(Instance(node, params))
+                self.entries[definition.name] = entry
+                self._collect(definition.body, node.children, params, entry.scope)
+            elif isinstance(statement, ir.Repeat):
+                for iteration in node.children:
+                    self._collect(statement.body, iteration.children, env, scope)
+            elif isinstance(statement, ir.Concat):
+                for branch, shaped in zip(statement.branches, node.children, strict=True):
+                    self._collect(branch.body, shaped.children, env, scope)
+            elif isinstance(statement, ir.Residual):
+                body = [c for c in node.children if c.kind != "shortcut"]
+                self._collect(statement.body, body, env, scope)
+
+    # --- queries ----------------------------------------------------------------------------------
+
+    def generic(self, block: str) -> Generic | None:
+        """The block as one class, or None (see `reasons`)."""
+        if not self.enabled or block not in self.instances:
+            return None
+        if block not in self._generic:
+            self._generic[block] = None
+            try:
+                self._generic[block] = self._analyse(block)
+            except NotGeneric as reason:
+                self.reasons[block] = str(reason)
+        return self._generic[block]
+
+    def call_args(self, node: Shaped, generic: Generic) -> CallArgs:
+        """The arguments of a block call: symbolic where `node` is in a generic class's body,
+        else the concrete values (those equal to their default left out)."""
+        written = node.args.get(CALL)
+        if isinstance(written, CallArgs):
+            return written
+        params = self.params[id(node)]
+        kwargs = {p.name: params[p.name] for p in generic.params if not p.is_default(params[p.name], params)}
+        return CallArgs(node.input[0] if generic.uses_input else None, kwargs)
+
+    # --- the analysis -----------------------------------------------------------------------------
+
+    def _analyse(self, block: str) -> Generic:
+        entry = self.entries[block]
+        definition = entry.definition
+        assert definition is not None
+        instances = self.instances[block]
+        ranks = {len(i.node.input) for i in instances}
+        if len(ranks) != 1:
+            raise NotGeneric("it is called on inputs of different ranks")
+        rank = ranks.pop()
+        if rank not in (1, 3):
+            raise NotGeneric(f"its input has rank {rank}")
+        input_name = "in_channels" if rank == 3 else "in_features"
+        params = []
+        declared = [p.name for p in definition.params]
+        for param in definition.params:
+            if param.name in self.reserved:
+                raise NotGeneric(f"its parameter '{param.name}' is a name the generated code needs")
+            if param.default is None:
+                params.append(Param(param.name, param.type_name))
+                continue
+            if _mentions(param.default, declared):
+                # `p: int = k // 2`: None in the signature, computed first thing in `__init__`.
+                earlier = {p.name: Var(p.name) for p in params}
+                computed = _integer(evaluate(param.default, earlier))
+                if param.type_name != "int" or not isinstance(computed, Sym) or not known(computed):
+                    raise NotGeneric(f"the default of '{param.name}' is not an integer expression")
+                params.append(Param(param.name, param.type_name, None, True, computed))
+                continue
+            default = _convert(param.type_name, evaluate(param.default, {}))
+            if not _representable(default):
+                raise NotGeneric(f"the default of '{param.name}' is not a Python literal")
+            params.append(Param(param.name, param.type_name, default, True))
+        for instance in instances:
+            if not all(_representable(v) for v in instance.params.values()):
+                raise NotGeneric("a call passes a value that is not a Python literal")
+        integers = {p.name for p in definition.params if p.type_name == "int"}
+        env: dict[str, Any] = {name: Var(name) for name in declared}
+        shape: Shape = (Var(input_name), Var("H"), Var("W")) if rank == 3 else (Var(input_name),)
+        first: tuple[list[Shaped], Shape, set[str]] | None = None
+        signature: str | None = None
+        seen: set[str] = set()
+        for instance in instances:
+            key = repr((instance.node.input, instance.params))
+            if key in seen:
+                continue
+            seen.add(key)
+            concrete = {input_name: instance.node.input[0]}
+            if rank == 3:
+                concrete.update(H=instance.node.input[1], W=instance.node.input[2])
+            concrete.update({k: v for k, v in instance.params.items() if k in integers})
+            walk = _Walk(self, concrete, {input_name} | integers, instance.params)
+            body, output = walk.body(definition.body, instance.node.children, env, entry.scope, shape)
+            text = _signature(body) + repr(output)
+            if signature is None:
+                signature, first = text, (body, output, walk.used)
+            elif text != signature:
+                raise NotGeneric("its calls build different layers")
+        assert first is not None
+        body, output, used = first
+        return Generic(block, input_name, params, shape, output, body, input_name in used, instances)
+
+
+def _signature(nodes: Sequence[Shaped]) -> str:
+    """What the code written for `nodes` depends on: equal signatures, equal code."""
+    parts = []
+    for node in nodes:
+        parts.append(
+            repr(
+                (node.kind, node.op, node.key, node.label, sorted(node.args.items()), node.input, node.output)
+            )
+            + "{"
+            + _signature(node.children)
+            + "}"
+        )
+    return ";".join(parts)
+
+
+class _Walk:
+    """One call of a block walked over its definition: symbolic shapes beside the shaped ones."""
+
+    def __init__(
+        self, analysis: Analysis, concrete: dict[str, int], allowed: set[str], params: Mapping[str, Any]
+    ):
+        self.analysis = analysis
+        self.concrete = concrete
+        self.allowed = allowed
+        self.params = params  # this call's parameters, of every type
+        self.used: set[str] = set()
+
+    def passed(self, value: Any, actual: Any, what: str) -> Any:
+        """A parameter passed straight to a layer: the block's own, or a constant."""
+        if isinstance(value, Sym):
+            if not isinstance(value, Var) or value.name not in self.params:
+                raise NotGeneric(f"{what} is an expression")
+            found = self.params[value.name]
+        else:
+            found = value
+        if type(found) is not type(actual) and not {type(found), type(actual)} <= {int, float}:
+            raise NotGeneric(f"{what} changes type")
+        if found != actual:
+            raise NotGeneric(f"{what} evaluates differently")
+        return value
+
+    def need(self, *values: Value) -> None:
+        """Values the constructors take: they must be expressions in what `__init__` receives."""
+        for value in values:
+            if not known(value) or not names(value) <= self.allowed:
+                raise NotGeneric(f"a layer's construction needs {value}")
+            self.used |= names(value)
+
+    def check(self, shape: Shape, actual: tuple[int, ...], what: str) -> None:
+        if len(shape) != len(actual):
+            raise NotGeneric(f"{what}: rank {len(shape)}, but a call gives rank {len(actual)}")
+        for symbolic, value in zip(shape, actual, strict=True):
+            found = evaluate_value(symbolic, self.concrete)
+            if found is not None and found != value:
+                raise NotGeneric(f"{what}: {symbolic} is {found} at a call that gives {value}")
+
+    def body(
+        self,
+        statements: Sequence[ir.Stmt],
+        nodes: Sequence[Shaped],
+        env: Mapping[str, Any],
+        scope: Mapping[str, BlockEntry],
+        shape: Shape,
+    ) -> tuple[list[Shaped], Shape]:
+        statements = _statements(statements)
+        if len(statements) != len(nodes):
+            raise NotGeneric("the shaped block does not follow its definition")
+        result = []
+        for statement, node in zip(statements, nodes, strict=True):
+            symbolic = self.statement(statement, node, env, scope, shape)
+            self.check(symbolic.output, node.output, node.op)
+            result.append(symbolic)
+            shape = symbolic.output
+        return result, shape
+
+    def statement(
+        self,
+        statement: ir.Stmt,
+        node: Shaped,
+        env: Mapping[str, Any],
+        scope: Mapping[str, BlockEntry],
+        shape: Shape,
+    ) -> Shaped:
+        if isinstance(statement, ir.Call):
+            if statement.op in LAYERS:
+                return self.layer(statement, node, env, shape)
+            return self.block_call(statement, node, env, scope, shape)
+        if isinstance(statement, ir.Repeat):
+            return self.repeat(statement, node, env, scope, shape)
+        if isinstance(statement, ir.Concat):
+            branches, outputs = [], []
+            for branch, shaped in zip(statement.branches, node.children, strict=True):
+                children, output = self.body(branch.body, shaped.children, env, scope, shape)
+                branches.append(_symbolic(shaped, input=shape, output=output, children=children))
+                outputs.append(output)
+            channels: Value = functools.reduce(add, (output[0] for output in outputs))
+            return _symbolic(node, input=shape, output=(channels, *outputs[0][1:]), children=branches)
+        if isinstance(statement, ir.Residual):
+            return self.residual(statement, node, env, scope, shape)
+        raise NotGeneric(f"a {statement.kind} statement")
+
+    def layer(self, statement: ir.Call, node: Shaped, env: Mapping[str, Any], shape: Shape) -> Shaped:
+        op = statement.op
+        if op == "pretrained":
+            raise NotGeneric("a pretrained layer")
+        spec = LAYERS[op]
+        order = [a.name for a in spec.args]
+        args = dict(node.args)
+        for index, arg in enumerate(statement.args):
+            name = arg.name if arg.name is not None else (spec.variadic or order[index])
+            if name == "in":
+                raise NotGeneric(f"{op} asserts its input size (in=)")
+            if not _mentions(arg.value, env):
+                continue  # a constant: the same at every call, as shape inference normalised it
+            if name in PASSED.get(op, ()) and arg.value.kind == "name":
+                args[name] = self.passed(env[arg.value.name], node.args[name], f"{op} {name}")
+                continue
+            if name not in SYMBOLIC_ARGS.get(op, ()):
+                raise NotGeneric(f"{op} {name} depends on a parameter")
+            value = evaluate(arg.value, env)
+            if name in _PAIRS:
+                items = value if isinstance(value, list) else [value, value]
+                if len(items) != 2:
+                    raise NotGeneric(f"{op} {name} is not a pair")
+                value = (_integer(items[0]), _integer(items[1]))
+                if evaluate_value(value[0], self.concrete) != node.args[name][0]:
+                    raise NotGeneric(f"{op} {name} evaluates differently")
+                if evaluate_value(value[1], self.concrete) != node.args[name][1]:
+                    raise NotGeneric(f"{op} {name} evaluates differently")
+            else:
+                value = _integer(value)
+                expected = node.output[0] if name == "out" else node.args[name]
+                if evaluate_value(value, self.concrete) != expected:
+                    raise NotGeneric(f"{op} {name} evaluates differently")
+            args[name] = value
+        output = self.layer_output(op, args, shape)
+        if op in ("conv", "linear"):
+            self.need(shape[0], output[0])
+        elif op == "batchnorm":
+            self.need(shape[0])
+        for name in SYMBOLIC_ARGS.get(op, ()):
+            value = args.get(name)
+            if name in _PAIRS and isinstance(value, tuple):
+                self.need(*value)
+            elif name == "groups" and value is not None:
+                self.need(value)
+        return _symbolic(node, input=shape, output=output, args=args)
+
+    @staticmethod
+    def layer_output(op: str, a: dict[str, Any], shape: Shape) -> Shape:
+        if op == "conv":
+            channels = shape[0] if a["out"] == "same" else a["out"]
+            if a["padding"] == "same":
+                return (channels, shape[1], shape[2])
+            padding = (0, 0) if a["padding"] == "valid" else a["padding"]
+            sizes = (
+                window(
+                    shape[1 + axis], a["kernel"][axis], a["stride"][axis], padding[axis], a["dilation"][axis]
+                )
+                for axis in (0, 1)
+            )
+            return (channels, *sizes)
+        if op in ("maxpool", "avgpool"):
+            if a["ceil"]:
+                return (shape[0], UNKNOWN, UNKNOWN)
+            stride = a["stride"] or a["kernel"]
+            dilation = a.get("dilation", (1, 1))
+            return (
+                shape[0],
+                *(
+                    window(
+                        shape[1 + axis], a["kernel"][axis], stride[axis], a["padding"][axis], dilation[axis]
+                    )
+                    for axis in (0, 1)
+                ),
+            )
+        if op in ("adaptiveavgpool", "adaptivemaxpool"):
+            return (shape[0], *a["size"])
+        if op == "flatten":
+            return (functools.reduce(mul, shape),)
+        if op == "view":
+            if -1 in a["dims"]:
+                raise NotGeneric("view infers a dimension from the input's size")
+            return tuple(a["dims"])
+        if op == "linear":
+            return (shape[0] if a["out"] == "same" else a["out"],)
+        return shape
+
+    def block_call(
+        self,
+        statement: ir.Call,
+        node: Shaped,
+        env: Mapping[str, Any],
+        scope: Mapping[str, BlockEntry],
+        shape: Shape,
+    ) -> Shaped:
+        entry = scope[statement.op]
+        definition = entry.definition
+        assert definition is not None
+        callee = self.analysis.generic(definition.name)
+        if callee is None:
+            raise NotGeneric(f"it calls {definition.name}, which is not generic")
+        bound, given = bind(definition, statement.args, env)
+        # The callee's body, walked here with its parameters bound to this block's expressions,
+        # gives the call's output in this block's terms (and checks it at this call's values).
+        _, output = self.body(definition.body, node.children, bound, entry.scope, shape)
+        channels = shape[0] if callee.uses_input else None
+        if channels is not None:
+            self.need(channels)
+        for value in given.values():
+            if isinstance(value, Sym):
+                self.need(value)
+        return _symbolic(
+            node, input=shape, output=output, args={CALL: CallArgs(channels, given)}, children=[]
+        )
+
+    def repeat(
+        self,
+        statement: ir.Repeat,
+        node: Shaped,
+        env: Mapping[str, Any],
+        scope: Mapping[str, BlockEntry],
+        shape: Shape,
+    ) -> Shaped:
+        count = evaluate(statement.count, env)
+        if not isinstance(count, int):
+            return self.repeat_parameter(statement, node, env, scope, shape, _integer(count))
+        passes = []
+        current = shape
+        for iteration in node.children:
+            children, output = self.body(statement.body, iteration.children, env, scope, current)
+            passes.append(_symbolic(iteration, input=current, output=output, children=children))
+            current = output
+        return _symbolic(node, input=shape, output=current, children=passes)
+
+    def repeat_parameter(
+        self,
+        statement: ir.Repeat,
+        node: Shaped,
+        env: Mapping[str, Any],
+        scope: Mapping[str, BlockEntry],
+        shape: Shape,
+        count: Value,
+    ) -> Shaped:
+        """`repeat n { … }` as `nn.Sequential(*(pass for i in range(n)))`: one pass written once,
+        its input `in_channels if i == 0 else width` when the first pass changes the channels and
+        every later one keeps them. Its sizes after the first pass are `?` unless the pass keeps
+        them, so nothing may be built from them."""
+        self.need(count)
+        if not node.children:
+            raise NotGeneric("a repeat whose count is a parameter runs no pass at some call")
+        _, after = self.body(statement.body, node.children[0].children, env, scope, shape)
+        if len(after) != len(shape):
+            raise NotGeneric("a repeated pass changes the rank")
+        loop = next(n for n in ("i", "j", "index", "step", "pass_") if n not in env and n not in self.allowed)
+        channels = shape[0] if after[0] == shape[0] else choice(Var(loop), shape[0], after[0])
+        keeps_sizes = after[1:] == shape[1:]
+        incoming: Shape = (channels, *(shape[1:] if keeps_sizes else (UNKNOWN,) * (len(shape) - 1)))
+        used, self.used = self.used, set()
+        self.allowed.add(loop)
+        template: list[Shaped] = []
+        signature = None
+        try:
+            for index, iteration in enumerate(node.children):
+                self.concrete[loop] = index
+                children, output = self.body(statement.body, iteration.children, env, scope, incoming)
+                if output[0] != after[0] or (keeps_sizes and output[1:] != after[1:]):
+                    raise NotGeneric("a repeated pass does not keep what it makes")
+                text = _signature(children)
+                if signature is None:
+                    template, signature = children, text
+                elif text != signature:
+                    raise NotGeneric("the passes of a repeat build different layers")
+        finally:
+            self.concrete.pop(loop, None)
+            self.allowed.discard(loop)
+            inner, self.used = self.used, used
+        self.used |= inner - {loop}
+        output = (
+            choice(count, shape[0], after[0]),
+            *(shape[1:] if keeps_sizes else (UNKNOWN,) * (len(shape) - 1)),
+        )
+        one = _symbolic(node.children[0], input=incoming, output=after, children=template)
+        args = {"count": count, "loop": loop if loop in inner else "_"}
+        return _symbolic(node, input=shape, output=output, args=args, children=[one])
+
+    def residual(
+        self,
+        statement: ir.Residual,
+        node: Shaped,
+        env: Mapping[str, Any],
+        scope: Mapping[str, BlockEntry],
+        shape: Shape,
+    ) -> Shaped:
+        if any(_mentions(arg.value, env) for arg in statement.args):
+            raise NotGeneric("a residual's arguments depend on a parameter")
+        body_nodes = [c for c in node.children if c.kind != "shortcut"]
+        children, output = self.body(statement.body, body_nodes, env, scope, shape)
+        for shortcut in (c for c in node.children if c.kind == "shortcut"):
+            if shortcut.op == "conv" and not any(a.name == "stride" for a in statement.args):
+                # The builder takes the smallest stride that maps the input's size to the body's:
+                # the same for every size only when the body's map is a stride-1 or -2 one's.
+                for axis in (1, 2):
+                    stride = shortcut.args["stride"][axis - 1]
+                    mapped = window(shape[axis], 1, stride, 0)
+                    if stride > 2 or not known(output[axis]) or mapped != output[axis]:
+                        raise NotGeneric("the shortcut's stride depends on the input's size")
+            self.need(shape[0], output[0])
+            children.append(_symbolic(shortcut, input=shape, output=output))
+        return _symbolic(node, input=shape, output=output, children=children)
