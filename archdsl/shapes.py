@@ -596,7 +596,18 @@ class Inference:
             self.calls.pop()
             if output is None:
                 return None
-            return self._composite("block", node, path, source.shape, output.shape, children, op=node.block)
+            # The call's parameter values travel with it, so a diagram can title the block
+            # `Stage(width=128)` and emit can tell the calls apart.
+            return self._composite(
+                "block",
+                node,
+                path,
+                source.shape,
+                output.shape,
+                children,
+                op=node.block,
+                args=dict(node.params),
+            )
         if isinstance(node, RepeatNode):
             return self.repeat(node, source, path)
         if isinstance(node, ConcatNode):

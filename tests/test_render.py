@@ -122,9 +122,6 @@ def test_blocks_are_labelled_clusters(in_root: Path) -> None:
 
 def test_block_titles_show_the_arguments_of_the_call(in_root: Path) -> None:
     model = shaped("specs/vgg16.arch")
-    stage = model.layers[0]
-    # the values shapes records for a block call (set here in case this version records none)
-    stage.args = {"width": 64, "convs": 2}
     assert "graph [label=<<B>Stage(width=64, convs=2)</B>>" in dot_source(model)
     assert "<B>0</B>" not in dot_source(model, depth=0)  # an unnamed call shows no position
     assert "Stage(width=64, convs=2)<BR/>" in dot_source(model, depth=0)
@@ -203,7 +200,7 @@ def test_hostile_strings_cannot_inject_dot(tmp_path: Path) -> None:
         name='we"ird\\ <b>&\n.arch',
     )
     model = shaped(path)
-    model.layers[0].args = {"mode": HOSTILE}  # a block's arguments, whether or not shapes records them
+    model.layers[0].args = {"mode": HOSTILE}  # worse than a spec string can be: it holds a newline
     dot = dot_source(model)
     # the text survives escaped: quotes, markup and the newline cannot end a label
     assert "we&quot;ird\\ &lt;b&gt;&amp;\\n.arch" in dot

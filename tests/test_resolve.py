@@ -100,7 +100,9 @@ def test_block_parameters_bind_by_position_keyword_and_default() -> None:
     """)
     assert program.diagnostics == []
     first, second = program.model().layers
-    assert first.args == {} and len(first.children[0].children) == 2 and first.output == (8, 8, 8)
+    assert first.args == {"width": 4, "depth": 2, "grow": 8}
+    assert len(first.children[0].children) == 2 and first.output == (8, 8, 8)
+    assert second.args == {"width": 6, "depth": 1, "grow": 12}
     assert len(second.children[0].children) == 1 and second.output == (12, 8, 8)
 
 
