@@ -256,6 +256,62 @@ def test_bad_flag_value_is_a_usage_error(
     assert f"argument {flag}: expected" in err and "Traceback" not in err
 
 
+def image_folder(root: Path, per_class: int = 40) -> Path:
+    """Two classes a small network can tell apart (a bright left or right half), drawn at several
+    sizes and in colour, as photos in a folder come: the runner must bring them to the model's input."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label, name in enumerate(("left", "right")):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            h, w = (12, 16) if i % 2 else (20, 14)
+            pixels = rng.integers(0, 60, size=(h, w, 3), dtype=np.uint8)
+            half = slice(0, w // 2) if label == 0 else slice(w // 2, w)
+            pixels[:, half] += 150
+            Image.fromarray(pixels, "RGB").save(root / name / f"{i:03}.png")
+    return root
+
+
+FOLDER_NET = """
+model Halves {
+    input [1, 8, 8]
+    conv(4, kernel=3, padding=1) relu maxpool(2) flatten linear(2) LAST
+    train { dataset = imagefolder("FOLDER") resize = 8 epochs = 4 batch = 16 optimizer = adam(lr=0.01) LOSS }
+}
+"""
+
+
+@pytest.mark.parametrize(("last", "loss"), [("", ""), ("logsoftmax", "loss = nll")])
+def test_imagefolder_of_mixed_sizes_is_resized_and_learns(
+    last: str, loss: str, tmp_path: Path, offline: Path
+) -> None:
+    folder = image_folder(tmp_path / "photos")
+    spec = FOLDER_NET.replace("FOLDER", str(folder)).replace("LAST", last).replace("LOSS", loss)
+    out = tmp_path / "o"
+    code, text = run_cli("train", write_spec(tmp_path, spec), "--out", str(out), "--seed", "1")
+    assert code == 0, text
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    # every 10th image of each class (in name order) is held out: 4 + 4 test images
+    assert report["classes"] == ["left", "right"]
+    assert sum(map(sum, report["confusion"])) == 8
+    assert report["test_accuracy"] >= 0.875, report["confusion"]
+
+
+def test_imagefolder_of_mixed_sizes_without_resize_says_to_add_it(
+    tmp_path: Path, offline: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = image_folder(tmp_path / "photos", per_class=4)
+    spec = FOLDER_NET.replace("FOLDER", str(folder)).replace("resize = 8 ", "").replace("LAST", "")
+    code, _ = run_cli("train", write_spec(tmp_path, spec.replace("LOSS", "")), "--out", str(tmp_path / "o"))
+    assert code == 1
+    assert capsys.readouterr().err == (
+        f"archdsl: error: imagefolder('{folder}'): images of 2 different sizes (12×16, 20×14); "
+        "add resize = [h, w] to the train section to bring them to one size\n"
+    )
+
+
 @needs_fashion
 def test_torchrun_two_cpu_processes_train_and_write_one_set_of_outputs(tmp_path: Path) -> None:
     torchrun = shutil.which("torchrun", path=os.path.dirname(PYTHON))

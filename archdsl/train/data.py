@@ -111,14 +111,21 @@ def default_root() -> Path:
     return Path(os.environ.get("ARCHDSL_DATA") or Path.home() / ".cache" / "archdsl" / "data")
 
 
-def load(spec: DatasetSpec, root: str | os.PathLike[str] | None, channels: int) -> Dataset:
-    """Decodes `spec`'s train and test splits; `channels` is what the model takes (imagefolder)."""
+def load(
+    spec: DatasetSpec,
+    root: str | os.PathLike[str] | None,
+    channels: int,
+    resize: tuple[int, int] | None = None,
+) -> Dataset:
+    """Decodes `spec`'s train and test splits. For an imagefolder, `channels` (what the model takes)
+    picks grey or RGB, and `resize` ([h, w]) is applied while decoding: photos come in many sizes,
+    and holding them at full size would take far more memory than the model's input."""
     if spec.name in TORCHVISION_FOLDERS:
         return _load_idx(spec.name, root)
     if spec.name == "cifar10":
         return _load_cifar(root)
     assert spec.path is not None
-    return _load_imagefolder(Path(spec.path), channels)
+    return _load_imagefolder(Path(spec.path), channels, resize)
 
 
 # --- MNIST and Fashion-MNIST: IDX files ------------------------------------------------------------
@@ -283,7 +290,7 @@ def _class_images(folder: Path) -> dict[str, list[Path]]:
     }
 
 
-def _load_imagefolder(path: Path, channels: int) -> Dataset:
+def _load_imagefolder(path: Path, channels: int, resize: tuple[int, int] | None) -> Dataset:
     """`path/train` and `path/test` (or `path/val`) when both exist; otherwise every 10th image of
     each class (in name order) is held out for testing."""
     if not path.is_dir():
@@ -300,13 +307,19 @@ def _load_imagefolder(path: Path, channels: int) -> Dataset:
         raise TrainError(
             f'imagefolder("{path}"): expected one folder of images per class (e.g. {path}/cat/1.png)'
         )
-    train = _decode(train_files, classes, channels, path)
-    test = _decode(test_files, classes, channels, path)
+    train = _decode(train_files, classes, channels, path, resize)
+    test = _decode(test_files, classes, channels, path, resize)
     mean, std = statistics(train.images)
     return Dataset("imagefolder", train, test, classes, str(path), mean, std)
 
 
-def _decode(files: dict[str, list[Path]], classes: list[str], channels: int, root: Path) -> Split:
+def _decode(
+    files: dict[str, list[Path]],
+    classes: list[str],
+    channels: int,
+    root: Path,
+    resize: tuple[int, int] | None,
+) -> Split:
     import numpy as np
     import torch
     from PIL import Image
@@ -319,7 +332,10 @@ def _decode(files: dict[str, list[Path]], classes: list[str], channels: int, roo
         for file in files.get(name, []):
             try:
                 with Image.open(file) as image:
-                    array = np.asarray(image.convert(mode), dtype=np.uint8)
+                    converted = image.convert(mode)
+                    if resize is not None and converted.size != (resize[1], resize[0]):
+                        converted = converted.resize((resize[1], resize[0]), Image.Resampling.BILINEAR)
+                    array = np.asarray(converted, dtype=np.uint8)
             except Exception as exc:
                 raise TrainError(f"{file}: not a readable image ({exc})") from None
             arrays.append(array.reshape(array.shape[0], array.shape[1], channels))
@@ -329,8 +345,9 @@ def _decode(files: dict[str, list[Path]], classes: list[str], channels: int, roo
     sizes = {a.shape for a in arrays}
     if len(sizes) > 1:
         raise TrainError(
-            f"imagefolder({str(root)!r}): images of {len(sizes)} different sizes; "
-            "resize them to one size first"
+            f"imagefolder({str(root)!r}): images of {len(sizes)} different sizes "
+            f"({', '.join(f'{h}×{w}' for h, w, _ in sorted(sizes)[:3])}{', …' if len(sizes) > 3 else ''}); "
+            "add resize = [h, w] to the train section to bring them to one size"
         )
     stacked = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
     return Split(stacked, torch.tensor(labels, dtype=torch.int64))

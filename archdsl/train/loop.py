@@ -245,7 +245,8 @@ def _train(
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 
-    dataset = data.load(settings.dataset, options.data_root, settings.input[0]).limited(settings.limit)
+    dataset = data.load(settings.dataset, options.data_root, settings.input[0], settings.resize)
+    dataset = dataset.limited(settings.limit)
     check_shapes(dataset, settings, shaped)
     classes = len(dataset.classes)
     if len(dataset.train) == 0 or len(dataset.test) == 0:
