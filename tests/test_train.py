@@ -312,6 +312,84 @@ def test_imagefolder_of_mixed_sizes_without_resize_says_to_add_it(
     )
 
 
+def cifar_folder(root: Path, per_batch: int = 24) -> Path:
+    """CIFAR-10's python layout (cifar-10-batches-py/data_batch_1..5, test_batch) with a few images
+    per batch whose class shows in their mean colour, pickled the way the published files are."""
+    import pickle
+
+    import numpy as np
+
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        labels = [i % 10 for i in range(per_batch)]
+        images = rng.integers(0, 50, size=(per_batch, 3 * 32 * 32), dtype=np.uint8)
+        images += np.array(labels, dtype=np.uint8)[:, None] * 20
+        batch = {
+            "batch_label": name,
+            "labels": labels,
+            "data": images,
+            "filenames": [f"{i}.png" for i in labels],
+        }
+        with open(folder / name, "wb") as handle:
+            pickle.dump(batch, handle, protocol=2)
+    return root
+
+
+CIFAR_NET = """
+model Tiny {
+    input [3, 32, 32]
+    conv(8, kernel=3, padding=1) relu adaptiveavgpool(1) flatten linear(10)
+    train {
+        dataset = "cifar10" augment = [crop(padding=4), flip] epochs = 2 batch = 32
+        optimizer = sgd(lr=0.05, momentum=0.9)
+    }
+}
+"""
+
+
+def test_cifar10_batches_in_the_data_root_train_with_augmentation(tmp_path: Path, offline: Path) -> None:
+    root = cifar_folder(tmp_path / "cifar")
+    out = tmp_path / "o"
+    code, text = run_cli(
+        "train", write_spec(tmp_path, CIFAR_NET), "--data-root", str(root), "--out", str(out)
+    )
+    assert code == 0, text
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["classes"][:3] == ["airplane", "automobile", "bird"]
+    assert sum(map(sum, report["confusion"])) == 24  # the whole test batch
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [row["epoch"] for row in rows] == [1, 2]
+
+
+def test_a_cifar_batch_that_names_other_code_is_refused_not_run(
+    tmp_path: Path, offline: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pickle
+
+    root = cifar_folder(tmp_path / "cifar", per_batch=2)
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (os.system, (f"touch {marker}",))
+
+    with open(root / "cifar-10-batches-py" / "data_batch_3", "wb") as handle:
+        pickle.dump(Payload(), handle, protocol=2)
+    code, _ = run_cli(
+        "train", write_spec(tmp_path, CIFAR_NET), "--data-root", str(root), "--out", str(tmp_path / "o")
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert (
+        f"{root / 'cifar-10-batches-py' / 'data_batch_3'}: not a CIFAR-10 batch (UnpicklingError: it names "
+        in err
+    )
+    assert "which a CIFAR-10 batch does not hold)" in err and "Traceback" not in err
+    assert not marker.exists()
+
+
 @needs_fashion
 def test_torchrun_two_cpu_processes_train_and_write_one_set_of_outputs(tmp_path: Path) -> None:
     torchrun = shutil.which("torchrun", path=os.path.dirname(PYTHON))

@@ -263,6 +263,27 @@ def _load_cifar(root: str | os.PathLike[str] | None) -> Dataset:
     return Dataset("cifar10", train, test, CLASSES["cifar10"], str(directory), mean, std)
 
 
+class _CifarUnpickler(pickle.Unpickler):
+    """The CIFAR batches are pickles (the format the dataset is published in), and a pickle can run
+    any code it names: a file dropped into the data directory must not. This one builds only what a
+    CIFAR batch holds, dicts of lists, strings and numpy arrays."""
+
+    ALLOWED = frozenset(
+        {
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("_codecs", "encode"),  # how protocol 2 spells bytes
+        }
+    )
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"it names {module}.{name}, which a CIFAR-10 batch does not hold")
+        return super().find_class(module, name)
+
+
 def _cifar_split(paths: Sequence[Path]) -> Split:
     import torch
 
@@ -270,12 +291,15 @@ def _cifar_split(paths: Sequence[Path]) -> Split:
     for path in paths:
         try:
             with open(path, "rb") as handle:
-                # The CIFAR batches are pickles (the format the dataset is published in).
-                batch = pickle.load(handle, encoding="latin1")
+                batch = _CifarUnpickler(handle, encoding="latin1").load()
+            data = torch.as_tensor(batch["data"], dtype=torch.uint8).reshape(-1, 3, 32, 32)
+            targets = torch.as_tensor(batch["labels"], dtype=torch.int64).reshape(-1)
+            if len(targets) != len(data) or bool(((targets < 0) | (targets > 9)).any()):
+                raise ValueError(f"{len(data)} images but {len(targets)} labels, or a label outside 0..9")
         except Exception as exc:
             raise TrainError(f"{path}: not a CIFAR-10 batch ({type(exc).__name__}: {exc})") from None
-        images.append(torch.as_tensor(batch["data"], dtype=torch.uint8).reshape(-1, 3, 32, 32))
-        labels.append(torch.as_tensor(batch["labels"], dtype=torch.int64))
+        images.append(data)
+        labels.append(targets)
     return Split(torch.cat(images), torch.cat(labels))
 
 
