@@ -1,0 +1,100 @@
+"""Emit campaign: `archdsl emit`'s source against `archdsl.build`'s module on N random specs.
+
+Each spec is drawn from its seed by `tests/specgen.py` (blocks whose parameters feed expressions,
+defaults, kernels and repeat counts; concat; residual; every layer of the catalog). For each spec
+archdsl accepts, the emitted source is imported as a user would import it. Its model class and
+the built module must have the same `state_dict` keys, module names and parameter count, load each
+other's weights strictly, and give `torch.equal` outputs on a random input. Every
+source must also be as `ruff format` writes it. The CI slice is
+`tests/test_emit.py::test_random_specs_emit_classes_that_load_the_built_weights_and_compute_the_same`.
+
+    .venv/bin/python benchmarks/emit_campaign.py 20000 --start 300   # seeds 300..20299, ~80 s
+
+Prints the failing seeds, then one summary line. Exits with status 1 if any fail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+
+import specgen  # noqa: E402
+import torch  # noqa: E402
+from test_emit import RUFF, assert_same_network  # noqa: E402
+
+from archdsl.emit import emit_source  # noqa: E402
+from archdsl.program import compile_file  # noqa: E402
+
+#: Sources formatted per ruff call: one process for many files.
+RUFF_BATCH = 500
+
+
+def ruff_formatted(directory: Path, sources: dict[str, str]) -> str | None:
+    """None when ruff would leave every source as it is, else its report."""
+    for name, source in sources.items():
+        (directory / name).write_text(source, encoding="utf-8")
+    result = subprocess.run(
+        [RUFF, "format", "--check", "--isolated", *sources], capture_output=True, text=True, cwd=directory
+    )
+    for name in sources:
+        (directory / name).unlink()
+    return None if result.returncode == 0 else result.stdout + result.stderr
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("count", type=int, help="how many specs")
+    parser.add_argument("--start", type=int, default=0, help="first seed")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)  # tiny networks: threads cost more than they give
+    warnings.simplefilter("ignore")  # PyTorch's padding="same" notices, not findings
+    accepted = generic = 0
+    failed: list[int] = []
+    began = time.perf_counter()
+    stop = args.start + args.count
+    with tempfile.TemporaryDirectory() as temporary:
+        directory = Path(temporary)
+        batch: dict[str, str] = {}
+        for seed in range(args.start, stop):
+            path = directory / f"spec{seed}.arch"
+            path.write_text(specgen.render(specgen.generate(seed))[0], encoding="utf-8")
+            program = compile_file(str(path))
+            if program.errors:
+                continue
+            accepted += 1
+            try:
+                source = emit_source(*program.models, program=program)
+                generic += "in_channels: int" in source
+                assert_same_network(path, "M", source, directory)
+            except Exception as exc:  # a finding to report with its seed, not a crash of the campaign
+                failed.append(seed)
+                print(f"seed {seed}: {type(exc).__name__}: {str(exc)[:500]}", flush=True)
+                continue
+            batch[f"spec{seed}.py"] = source
+            if len(batch) == RUFF_BATCH or seed == stop - 1:
+                report = ruff_formatted(directory, batch)
+                if report is not None:
+                    failed.append(seed)
+                    print(f"ruff would reformat sources up to seed {seed}:\n{report}", flush=True)
+                batch = {}
+        if batch and (report := ruff_formatted(directory, batch)) is not None:
+            failed.append(stop - 1)
+            print(f"ruff would reformat sources up to seed {stop - 1}:\n{report}", flush=True)
+    print(
+        f"emit: {args.count} specs (seeds {args.start}..{stop - 1}): {accepted} accepted, "
+        f"{generic} with a class per block, {len(failed)} failing; {time.perf_counter() - began:.0f} s"
+    )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
