@@ -74,7 +74,7 @@ class Experiment:
 
 
 EXPERIMENTS = (
-    Experiment("lenet5", "LeNet-5", "specs/lenet5.arch", None, "98.52 % is MNIST", (0,), 0.1),
+    Experiment("lenet5", "LeNet-5", "specs/lenet5.arch", None, "98.52 % is MNIST", (0, 1, 2), 0.1),
     Experiment("resnet-mini", "ResNet-mini", "specs/resnet_mini.arch", 90.04, "", (0,), 0.05),
     Experiment(
         "googlenet-mini", "GoogLeNet-mini", "specs/googlenet_mini.arch", 89.59, "", (0, 1, 2, 3, 4), 0.05
