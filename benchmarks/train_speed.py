@@ -1,15 +1,15 @@
 """Training speed: archdsl's fast path against the classic tutorials' DataLoader loop, side by side.
 
-For each network (LeNet-5 at batch 256, ResNet-mini at batch 128, both from specs/, on the CPU),
-the same model, data, batch size and optimiser (SGD, the spec's learning rate) train on the first
-`--images` Fashion-MNIST training images, timed three ways:
+For each network (LeNet-5 at batch 256, ResNet-mini at batch 128, both from specs/; on the CPU,
+or on a GPU with --device cuda), the same model, data, batch size and optimiser (SGD, the spec's
+learning rate) train on the first `--images` Fashion-MNIST training images, timed four ways:
 
 - seed: torchvision's FashionMNIST dataset with per-sample `ToTensor()` + `Normalize()`, batched by a
   shuffling `DataLoader` (num_workers=0, as in the tutorials), one SGD step per batch;
 - archdsl (contiguous): `archdsl.train.loop.train` with the data decoded once into a uint8 tensor
   and batched by shuffled index, channels_last off;
 - archdsl: the same with channels_last on (the runner's default);
-- archdsl --compile: the same under `torch.compile` (inductor generates C++ for the CPU).
+- archdsl --compile: the same under `torch.compile` (inductor: C++ on the CPU, Triton on a GPU).
 
 Every figure is steady state: archdsl trains two epochs and its second epoch counts (the first pays
 for oneDNN's kernel set-up and, with --compile, for compiling, which is reported separately); the
@@ -18,6 +18,7 @@ runs; the target is archdsl ≥ 3× the seed loop.
 
     .venv/bin/python benchmarks/train_speed.py                 # ~4 minutes on 2 cores
     .venv/bin/python benchmarks/train_speed.py --images 6000 --runs 1   # a smoke run
+    .venv/bin/python benchmarks/train_speed.py --device cuda            # the same on a GPU
 
 It reads /usr/share/datasets/fashion-mnist (Debian's dataset-fashion-mnist) or --data-root, and
 writes only to a temporary directory (torchvision wants uncompressed files in its own layout).
@@ -69,7 +70,7 @@ def torchvision_root(source: Path, target: Path) -> Path:
     return target
 
 
-def seed_loop(spec: str, batch: int, lr: float, images: int, root: Path) -> float:
+def seed_loop(spec: str, batch: int, lr: float, images: int, root: Path, device: str) -> float:
     """The tutorials' loop; returns images/s after the first 3 batches."""
     from torch import nn
     from torchvision import datasets, transforms
@@ -79,7 +80,7 @@ def seed_loop(spec: str, batch: int, lr: float, images: int, root: Path) -> floa
     subset = torch.utils.data.Subset(dataset, range(images))
     loader = torch.utils.data.DataLoader(subset, batch_size=batch, shuffle=True, num_workers=0)
     torch.manual_seed(0)
-    model = build_model(compile_file(spec).model())
+    model = build_model(compile_file(spec).model()).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     criterion = nn.CrossEntropyLoss()
     model.train()
@@ -87,23 +88,26 @@ def seed_loop(spec: str, batch: int, lr: float, images: int, root: Path) -> floa
     for step, (x, y) in enumerate(loader):
         if step == 3:
             seen, began = 0, time.perf_counter()
+        x, y = x.to(device), y.to(device)
         optimizer.zero_grad()
         loss = criterion(model(x), y)
         loss.backward()
         optimizer.step()
         seen += len(y)
+    if device == "cuda":
+        torch.cuda.synchronize()
     return seen / (time.perf_counter() - began)
 
 
 def archdsl_loop(
-    spec: str, images: int, channels_last: bool, compile: bool, data_root: str | None
+    spec: str, images: int, channels_last: bool, compile: bool, data_root: str | None, device: str
 ) -> tuple[float, float]:
     """Returns the second epoch's images/s and how much longer the first epoch took (set-up, compile)."""
     shaped = compile_file(spec).model()
     settings = resolve(shaped, Overrides(limit=images, epochs=2))
     # The seed recipe's normalisation, so both loops do the same work.
     settings = dataclasses.replace(settings, normalize=SEED_NORMALIZE)
-    options = Options(device="cpu", data_root=data_root, channels_last=channels_last, compile=compile)
+    options = Options(device=device, data_root=data_root, channels_last=channels_last, compile=compile)
     first, second = train(shaped, settings, options).history
     return second.train_images_per_s, first.train_time - second.train_time
 
@@ -114,11 +118,17 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="alternating runs per figure (median)")
     parser.add_argument("--data-root", help="Fashion-MNIST IDX .gz files (default: Debian's)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument(
+        "--device", choices=("cpu", "cuda"), default="cpu", help="the issue's target is for the CPU (default)"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     source = Path(args.data_root or data.DEBIAN_DATASETS / "fashion-mnist")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU, {args.images} images/run")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is available")
+    where = torch.cuda.get_device_name() if args.device == "cuda" else "CPU"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {where}, {args.images} images/run")
     rows = []
     with tempfile.TemporaryDirectory() as temporary:
         root = torchvision_root(source, Path(temporary))
@@ -127,11 +137,11 @@ def main() -> int:
             figures: dict[str, list[float]] = {v: [] for v in VARIANTS}
             set_up: list[float] = []
             for _ in range(args.runs):
-                figures["seed"].append(seed_loop(str(ROOT / spec), batch, lr, args.images, root))
+                figures["seed"].append(seed_loop(str(ROOT / spec), batch, lr, args.images, root, args.device))
                 for variant, (channels_last, compile) in VARIANTS.items():
                     if variant != "seed":
                         rate, extra = archdsl_loop(
-                            str(ROOT / spec), args.images, channels_last, compile, args.data_root
+                            str(ROOT / spec), args.images, channels_last, compile, args.data_root, args.device
                         )
                         figures[variant].append(rate)
                         if compile:
