@@ -247,7 +247,6 @@ class Analysis:
     ):
         self.reserved = _RESERVED | frozenset(reserved)
         self.instances: dict[str, list[Instance]] = {}
-        self.params: dict[int, dict[str, Any]] = {}  # id(shaped block node) → its parameters
         self.entries: dict[str, BlockEntry] = {}
         self.reasons: dict[str, str] = {}  # block → why it is not generic
         self._generic: dict[str, Generic | None] = {}
@@ -255,7 +254,7 @@ class Analysis:
         try:
             for model in models:
                 definition = model_defs[model.name]
-                self._collect(definition.body, model.layers, dict(model.model_params), blocks)
+                self._collect(definition.body, model.layers, blocks)
         except (NotGeneric, KeyError, IndexError, ValueError) as problem:  # never expected
             self.enabled = False
             self.reasons["*"] = str(problem)
@@ -264,9 +263,10 @@ class Analysis:
         self,
         statements: Sequence[ir.Stmt],
         nodes: Sequence[Shaped],
-        env: dict[str, Any],
         scope: Mapping[str, BlockEntry],
     ) -> None:
+        """Pairs each block call with its definition (the scope it was resolved in); the values the
+        resolver bound for the call come with the shaped node."""
         statements = _statements(statements)
         if len(statements) != len(nodes):
             raise NotGeneric("the shaped model does not follow its definition")
@@ -275,20 +275,18 @@ class Analysis:
                 entry = scope[statement.op]
                 definition = entry.definition
                 assert definition is not None
-                params, _ = bind(definition, statement.args, env)
-                self.params[id(node)] = params
-                self.instances.setdefault(definition.name, []).append(Instance(node, params))
+                self.instances.setdefault(definition.name, []).append(Instance(node, dict(node.args)))
                 self.entries[definition.name] = entry
-                self._collect(definition.body, node.children, params, entry.scope)
+                self._collect(definition.body, node.children, entry.scope)
             elif isinstance(statement, ir.Repeat):
                 for iteration in node.children:
-                    self._collect(statement.body, iteration.children, env, scope)
+                    self._collect(statement.body, iteration.children, scope)
             elif isinstance(statement, ir.Concat):
                 for branch, shaped in zip(statement.branches, node.children, strict=True):
-                    self._collect(branch.body, shaped.children, env, scope)
+                    self._collect(branch.body, shaped.children, scope)
             elif isinstance(statement, ir.Residual):
                 body = [c for c in node.children if c.kind != "shortcut"]
-                self._collect(statement.body, body, env, scope)
+                self._collect(statement.body, body, scope)
 
     # --- queries ----------------------------------------------------------------------------------
 
@@ -310,7 +308,7 @@ class Analysis:
         written = node.args.get(CALL)
         if isinstance(written, CallArgs):
             return written
-        params = self.params[id(node)]
+        params = node.args
         kwargs = {p.name: params[p.name] for p in generic.params if not p.is_default(params[p.name], params)}
         return CallArgs(node.input[0] if generic.uses_input else None, kwargs)
 
