@@ -578,17 +578,17 @@ class Emitter:
         body = self.sequence_class("{name}", "{doc}", generic.body, tuple(params), tuple(prelude))
         name = self.names.claim(generic.name, own=generic.name)
         self.generic_classes[generic.name] = name
-        calls: dict[str, None] = {}  # each distinct call once, in order
-        for instance in generic.instances:
-            written = str(_inline(self.generic_call(instance.node, generic))).replace('"""', '\\"\\"\\"')
-            shapes = f"{fmt(instance.node.input)} -> {fmt(instance.node.output)}"
-            calls[f"{written}: {shapes}, {instance.node.params:,} parameters"] = None
+        built_as: dict[str, None] = {}  # each distinct call once, in order
+        for call in generic.calls:
+            written = str(_inline(self.generic_call(call, generic))).replace('"""', '\\"\\"\\"')
+            shapes = f"{fmt(call.input)} -> {fmt(call.output)}"
+            built_as[f"{written}: {shapes}, {call.params:,} parameters"] = None
         declared = ", ".join(_declaration(p) for p in generic.params)
         where = ", on an input of height H and width W" if len(generic.input) == 3 else ""
         doc = (
             f"block {generic.name}{f'({declared})' if generic.params else ''}{where}:\n"
             f"    {_shape(generic.input)} -> {_shape(generic.output)}.\n\n"
-            "    Built here as\n" + "".join(f"        {c}\n" for c in calls) + "    "
+            "    Built here as\n" + "".join(f"        {c}\n" for c in built_as) + "    "
         )
         text = body.replace("class {name}(", f"class {name}(", 1).replace('"""{doc}"""', f'"""{doc}"""', 1)
         self.classes.append(text)

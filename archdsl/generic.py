@@ -79,14 +79,6 @@ Shape = tuple[Value, ...]
 
 
 @dataclass(frozen=True)
-class Instance:
-    """One call of a block in a model: the shaped node and its bound parameters."""
-
-    node: Shaped
-    params: dict[str, Any]
-
-
-@dataclass(frozen=True)
 class CallArgs:
     """How a class is called: the incoming channel count (None if the class takes none) and the
     keyword arguments."""
@@ -126,7 +118,8 @@ class Generic:
     output: Shape
     body: list[Shaped]
     uses_input: bool
-    instances: list[Instance] = field(default_factory=list)
+    #: The block's calls in the models, as shaped (their `args` are the bound parameters).
+    calls: list[Shaped] = field(default_factory=list)
 
 
 def _symbolic(node: Shaped, **changes: Any) -> Shaped:
@@ -246,7 +239,7 @@ class Analysis:
         reserved: Iterable[str] = (),
     ):
         self.reserved = _RESERVED | frozenset(reserved)
-        self.instances: dict[str, list[Instance]] = {}
+        self.calls: dict[str, list[Shaped]] = {}  # block → its calls, as shaped
         self.entries: dict[str, BlockEntry] = {}
         self.reasons: dict[str, str] = {}  # block → why it is not generic
         self._generic: dict[str, Generic | None] = {}
@@ -275,7 +268,7 @@ class Analysis:
                 entry = scope[statement.op]
                 definition = entry.definition
                 assert definition is not None
-                self.instances.setdefault(definition.name, []).append(Instance(node, dict(node.args)))
+                self.calls.setdefault(definition.name, []).append(node)
                 self.entries[definition.name] = entry
                 self._collect(definition.body, node.children, entry.scope)
             elif isinstance(statement, ir.Repeat):
@@ -292,7 +285,7 @@ class Analysis:
 
     def generic(self, block: str) -> Generic | None:
         """The block as one class, or None (see `reasons`)."""
-        if not self.enabled or block not in self.instances:
+        if not self.enabled or block not in self.calls:
             return None
         if block not in self._generic:
             self._generic[block] = None
@@ -318,8 +311,8 @@ class Analysis:
         entry = self.entries[block]
         definition = entry.definition
         assert definition is not None
-        instances = self.instances[block]
-        ranks = {len(i.node.input) for i in instances}
+        calls = self.calls[block]
+        ranks = {len(call.input) for call in calls}
         if len(ranks) != 1:
             raise NotGeneric("it is called on inputs of different ranks")
         rank = ranks.pop()
@@ -346,8 +339,8 @@ class Analysis:
             if not _representable(default):
                 raise NotGeneric(f"the default of '{param.name}' is not a Python literal")
             params.append(Param(param.name, param.type_name, default, True))
-        for instance in instances:
-            if not all(_representable(v) for v in instance.params.values()):
+        for call in calls:
+            if not all(_representable(v) for v in call.args.values()):
                 raise NotGeneric("a call passes a value that is not a Python literal")
         integers = {p.name for p in definition.params if p.type_name == "int"}
         env: dict[str, Any] = {name: Var(name) for name in declared}
@@ -355,17 +348,17 @@ class Analysis:
         first: tuple[list[Shaped], Shape, set[str]] | None = None
         signature: str | None = None
         seen: set[str] = set()
-        for instance in instances:
-            key = repr((instance.node.input, instance.params))
+        for call in calls:
+            key = repr((call.input, call.args))
             if key in seen:
                 continue
             seen.add(key)
-            concrete = {input_name: instance.node.input[0]}
+            concrete = {input_name: call.input[0]}
             if rank == 3:
-                concrete.update(H=instance.node.input[1], W=instance.node.input[2])
-            concrete.update({k: v for k, v in instance.params.items() if k in integers})
-            walk = _Walk(self, concrete, {input_name} | integers, instance.params)
-            body, output = walk.body(definition.body, instance.node.children, env, entry.scope, shape)
+                concrete.update(H=call.input[1], W=call.input[2])
+            concrete.update({k: v for k, v in call.args.items() if k in integers})
+            walk = _Walk(self, concrete, {input_name} | integers, call.args)
+            body, output = walk.body(definition.body, call.children, env, entry.scope, shape)
             text = _signature(body) + repr(output)
             if signature is None:
                 signature, first = text, (body, output, walk.used)
@@ -373,7 +366,7 @@ class Analysis:
                 raise NotGeneric("its calls build different layers")
         assert first is not None
         body, output, used = first
-        return Generic(block, input_name, params, shape, output, body, input_name in used, instances)
+        return Generic(block, input_name, params, shape, output, body, input_name in used, calls)
 
 
 def _signature(nodes: Sequence[Shaped]) -> str:
