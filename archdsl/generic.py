@@ -494,9 +494,7 @@ class _Walk:
                 if len(items) != 2:
                     raise NotGeneric(f"{op} {name} is not a pair")
                 value = (_integer(items[0]), _integer(items[1]))
-                if evaluate_value(value[0], self.concrete) != node.args[name][0]:
-                    raise NotGeneric(f"{op} {name} evaluates differently")
-                if evaluate_value(value[1], self.concrete) != node.args[name][1]:
+                if tuple(evaluate_value(v, self.concrete) for v in value) != tuple(node.args[name]):
                     raise NotGeneric(f"{op} {name} evaluates differently")
             else:
                 value = _integer(value)
