@@ -8,6 +8,7 @@ concrete). Named statements become submodules of that name, unnamed ones are num
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections import OrderedDict
 from collections.abc import Callable
@@ -15,15 +16,17 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from . import layers
 from .errors import ArchError, error
+from .layers import Module, PluginError
 from .shapes import TOO_LARGE, Shaped, ShapedModel, float32_size
 
 
 class Model(nn.Sequential):
     """The network of one `model` definition; prints under the spec's model name."""
 
-    def __init__(self, arch_name: str, layers: OrderedDict[str, nn.Module]):
-        super().__init__(layers)
+    def __init__(self, arch_name: str, members: OrderedDict[str, nn.Module]):
+        super().__init__(members)
         self.arch_name = arch_name
 
     def _get_name(self) -> str:
@@ -61,9 +64,9 @@ class Residual(nn.Module):
 class View(nn.Module):
     """Reshapes each sample, keeping the batch axis (`reshape`, so non-contiguous input works)."""
 
-    def __init__(self, shape: tuple[int, ...]):
+    def __init__(self, *shape: int):
         super().__init__()
-        self.shape = tuple(shape)
+        self.shape = shape
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.reshape(x.shape[0], *self.shape)
@@ -72,90 +75,23 @@ class View(nn.Module):
         return ", ".join(str(d) for d in self.shape)
 
 
-def _conv(layer: Shaped) -> nn.Module:
-    a = layer.args
-    padding = a["padding"]
-    return nn.Conv2d(
-        layer.input[0],
-        layer.output[0],
-        kernel_size=a["kernel"],
-        stride=a["stride"],
-        padding=0 if padding == "valid" else padding,
-        dilation=a["dilation"],
-        groups=a["groups"],
-        bias=a["bias"],
-    )
+def construct(module: Module) -> nn.Module:
+    """The `nn.Module` a layer's `Module` describes."""
+    target = module.target
+    if target.startswith("nn."):
+        factory = getattr(nn, target[3:])
+    elif target.startswith("archdsl."):
+        factory = HELPERS[target[len("archdsl.") :]]
+    else:
+        package, _, name = target.partition(":")
+        try:
+            factory = getattr(importlib.import_module(package), name)
+        except (ImportError, AttributeError) as exc:
+            raise PluginError(f"a layer plugin's module {target} cannot be imported: {exc}") from None
+    return factory(*module.args, **module.kwargs)
 
 
-def _batchnorm(layer: Shaped) -> nn.Module:
-    a = layer.args
-    kind = {1: nn.BatchNorm1d, 2: nn.BatchNorm1d, 3: nn.BatchNorm2d, 4: nn.BatchNorm3d}[len(layer.input)]
-    return kind(layer.input[0], eps=a["eps"], momentum=a["momentum"], affine=a["affine"])
-
-
-def _pretrained(layer: Shaped) -> nn.Module:
-    """torchvision's module; the weights are fetched here, the only place archdsl downloads them."""
-    from . import pretrained
-
-    a = layer.args
-    try:
-        module = pretrained.build(a["name"], a["part"], a["weights"], a["freeze"])
-    except pretrained.LoadFailed as failed:
-        raise ArchError([error(pretrained.PRETRAINED, str(failed), layer.span)]) from None
-    params = sum(p.numel() for p in module.parameters())
-    if params != layer.params:
-        # The check found the shape without weights; a few weights rebuild the model differently
-        # (vit_h_14's SWAG weights raise its image size to 518).
-        raise ArchError(
-            [
-                error(
-                    pretrained.PRETRAINED,
-                    f"pretrained {pretrained.title(a['name'], a['part'])} with weights {a['weights']} has "
-                    f"{params:,} parameters, not the {layer.params:,} checked without them: these "
-                    "weights change the architecture, so its shapes cannot be trusted",
-                    layer.span,
-                )
-            ]
-        )
-    return module
-
-
-CONSTRUCTORS: dict[str, Callable[[Shaped], nn.Module]] = {
-    "conv": _conv,
-    "maxpool": lambda s: nn.MaxPool2d(
-        s.args["kernel"],
-        s.args["stride"] or s.args["kernel"],
-        s.args["padding"],
-        s.args["dilation"],
-        ceil_mode=s.args["ceil"],
-    ),
-    "avgpool": lambda s: nn.AvgPool2d(
-        s.args["kernel"],
-        s.args["stride"] or s.args["kernel"],
-        s.args["padding"],
-        ceil_mode=s.args["ceil"],
-        count_include_pad=s.args["count_include_pad"],
-    ),
-    "adaptiveavgpool": lambda s: nn.AdaptiveAvgPool2d(s.args["size"]),
-    "adaptivemaxpool": lambda s: nn.AdaptiveMaxPool2d(s.args["size"]),
-    "batchnorm": _batchnorm,
-    "dropout": lambda s: nn.Dropout(s.args["p"]),
-    "dropout2d": lambda s: nn.Dropout2d(s.args["p"]),
-    "relu": lambda s: nn.ReLU(),
-    "leakyrelu": lambda s: nn.LeakyReLU(s.args["slope"]),
-    "tanh": lambda s: nn.Tanh(),
-    "sigmoid": lambda s: nn.Sigmoid(),
-    "gelu": lambda s: nn.GELU(),
-    "silu": lambda s: nn.SiLU(),
-    "elu": lambda s: nn.ELU(s.args["alpha"]),
-    "softmax": lambda s: nn.Softmax(dim=s.args["dim"]),
-    "logsoftmax": lambda s: nn.LogSoftmax(dim=s.args["dim"]),
-    "identity": lambda s: nn.Identity(),
-    "flatten": lambda s: nn.Flatten(),
-    "view": lambda s: View(s.output),
-    "linear": lambda s: nn.Linear(s.input[0], s.output[0], bias=s.args["bias"]),
-    "pretrained": _pretrained,
-}
+HELPERS: dict[str, Callable[..., nn.Module]] = {"View": View}
 
 
 def _shortcut(node: Shaped) -> nn.Module:
@@ -177,7 +113,7 @@ def _sequence(nodes: list[Shaped]) -> OrderedDict[str, nn.Module]:
 
 def build_node(node: Shaped) -> nn.Module:
     if node.kind == "layer":
-        return CONSTRUCTORS[node.op](node)
+        return layers.LAYERS[node.op].build(node)
     if node.kind == "block":
         return Block(node.op, _sequence(node.children))
     if node.kind in ("repeat", "iteration", "branch"):

@@ -17,6 +17,7 @@ from typing import Any, NoReturn, TextIO
 
 from . import __version__
 from .errors import Diagnostic, SourceCache, render, sort_key
+from .layers import PluginError
 from .loader import Loader
 from .program import Program, compile_file
 
@@ -526,7 +527,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         return COMMANDS[args.command](args, out)
-    except UsageError as exc:
+    except (UsageError, PluginError) as exc:
         sys.stderr.write(f"archdsl: error: {exc}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:

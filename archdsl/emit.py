@@ -26,14 +26,14 @@ from __future__ import annotations
 import builtins
 import keyword
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from . import layers
 from .generic import Analysis, Generic, Param
-from .layers import describe
 from .shapes import Shaped, ShapedModel, fmt
 from .symbolic import Sym, Value
+from .values import describe
 
 if TYPE_CHECKING:
     from .program import Program
@@ -167,104 +167,27 @@ def _options(**pairs: tuple[Any, Any]) -> dict[str, Any]:
     return {name: value for name, (value, default) in pairs.items() if value != default}
 
 
-def _conv(node: Shaped, names: Names) -> Expr:
-    a = node.args
-    padding = a["padding"]
-    return call(
-        "nn.Conv2d",
-        node.input[0],
-        node.output[0],
-        kernel_size=a["kernel"],
-        **_options(
-            stride=(a["stride"], (1, 1)),
-            padding=(padding, "valid" if padding == "valid" else (0, 0)),
-            dilation=(a["dilation"], (1, 1)),
-            groups=(a["groups"], 1),
-            bias=(a["bias"], True),
-        ),
-    )
+#: What an emitted helper needs imported beyond torch.
+_HELPER_IMPORTS = {"pretrained": "torchvision"}
 
 
-def _pool(torch_name: str) -> Callable[[Shaped, Names], Expr]:
-    def write(node: Shaped, names: Names) -> Expr:
-        a = node.args
-        kernel = a["kernel"]
-        return call(
-            f"nn.{torch_name}",
-            kernel,
-            **_options(
-                stride=(a["stride"] or kernel, kernel),
-                padding=(a["padding"], (0, 0)),
-                dilation=(a.get("dilation", (1, 1)), (1, 1)),
-                ceil_mode=(a["ceil"], False),
-                count_include_pad=(a.get("count_include_pad", True), True),
-            ),
-        )
-
-    return write
-
-
-def _batchnorm(node: Shaped, names: Names) -> Expr:
-    a = node.args
-    rank = {1: "1d", 2: "1d", 3: "2d", 4: "3d"}[len(node.input)]
-    return call(
-        f"nn.BatchNorm{rank}",
-        node.input[0],
-        **_options(eps=(a["eps"], 1e-5), momentum=(a["momentum"], 0.1), affine=(a["affine"], True)),
-    )
-
-
-def _plain(torch_name: str, **defaults: tuple[str, Any]) -> Callable[[Shaped, Names], Expr]:
-    """A layer whose arguments pass straight through: `defaults` maps torch's keyword to
-    (the spec's argument, torch's default)."""
-
-    def write(node: Shaped, names: Names) -> Expr:
-        pairs = {key: (node.args[arg], default) for key, (arg, default) in defaults.items()}
-        return call(f"nn.{torch_name}", **_options(**pairs))
-
-    return write
-
-
-def _linear(node: Shaped, names: Names) -> Expr:
-    return call("nn.Linear", node.input[0], node.output[0], **_options(bias=(node.args["bias"], True)))
-
-
-def _pretrained(node: Shaped, names: Names) -> Expr:
-    """torchvision's model as the builder makes it, through the emitted `pretrained` helper."""
-    from .pretrained import CONSTRUCTOR_ARGS
-
-    a = node.args
-    names.imports.add("torchvision")
-    options = _options(part=(a["part"], None), weights=(a["weights"], None), freeze=(a["freeze"], False))
-    return call(names.helper("pretrained"), a["name"], **options, **CONSTRUCTOR_ARGS.get(a["name"], {}))
-
-
-LAYERS: dict[str, Callable[[Shaped, Names], Expr]] = {
-    "conv": _conv,
-    "maxpool": _pool("MaxPool2d"),
-    "avgpool": _pool("AvgPool2d"),
-    "adaptiveavgpool": lambda s, n: call("nn.AdaptiveAvgPool2d", s.args["size"]),
-    "adaptivemaxpool": lambda s, n: call("nn.AdaptiveMaxPool2d", s.args["size"]),
-    "batchnorm": _batchnorm,
-    # The dropout probability is written even at its default: it is what a reader looks for.
-    "dropout": lambda s, n: call("nn.Dropout", p=s.args["p"]),
-    "dropout2d": lambda s, n: call("nn.Dropout2d", p=s.args["p"]),
-    "relu": _plain("ReLU"),
-    "leakyrelu": _plain("LeakyReLU", negative_slope=("slope", 0.01)),
-    "tanh": _plain("Tanh"),
-    "sigmoid": _plain("Sigmoid"),
-    "gelu": _plain("GELU"),
-    "silu": _plain("SiLU"),
-    "elu": _plain("ELU", alpha=("alpha", 1.0)),
-    "softmax": lambda s, n: call("nn.Softmax", dim=s.args["dim"]),
-    "logsoftmax": lambda s, n: call("nn.LogSoftmax", dim=s.args["dim"]),
-    "identity": _plain("Identity"),
-    "flatten": _plain("Flatten"),
-    # `view(-1)` is already concrete in the shaped IR: the output shape is the reshape target.
-    "view": lambda s, n: call(n.helper("View"), *s.output),
-    "linear": _linear,
-    "pretrained": _pretrained,
-}
+def layer_source(node: Shaped, names: Names) -> Expr:
+    """A layer's constructor call, written from the description its `Layer.module` gives, the one
+    the builder constructs; a plugin's class is imported by its module's name."""
+    module = layers.LAYERS[node.op].module(node)
+    target = module.target
+    if target.startswith("nn."):
+        function = target
+    elif target.startswith("archdsl."):
+        helper = target[len("archdsl.") :]
+        if helper in _HELPER_IMPORTS:
+            names.imports.add(_HELPER_IMPORTS[helper])
+        function = names.helper(helper)
+    else:
+        package, _, name = target.partition(":")
+        names.imports.add(package)
+        function = f"{package}.{name}"
+    return call(function, *module.args, **module.options())
 
 
 def _shortcut(node: Shaped) -> Expr:
@@ -419,15 +342,15 @@ class Emitter:
             imports += ["from collections import OrderedDict", ""]
         if self.uses_torch:
             imports.append("import torch")
-        if "torchvision" in self.names.imports:
-            imports.append("import torchvision")
+        imports += [f"import {module}" for module in sorted(self.names.imports)]
         imports.append("from torch import nn")
         parts = ["\n".join([*self.header(), "", *imports]), *helpers, *self.classes, *model_classes]
         return "\n\n\n".join(parts) + "\n"
 
     def header(self) -> list[str]:
         files = list(dict.fromkeys(m.file for m in self.models))
-        needs = "torch and torchvision" if "torchvision" in self.names.imports else "torch"
+        modules = ["torch", *sorted(self.names.imports)]
+        needs = modules[0] if len(modules) == 1 else ", ".join(modules[:-1]) + " and " + modules[-1]
         lines = [f"# Generated by `archdsl emit` from {', '.join(files)}; needs only {needs}."]
         for model in self.models:
             params = ", ".join(f"{k}={describe(v)}" for k, v in model.model_params.items())
@@ -500,7 +423,7 @@ class Emitter:
     def module(self, node: Shaped) -> Expr | str:
         """The expression that constructs `node`'s submodule."""
         if node.kind == "layer":
-            return LAYERS[node.op](node, self.names)
+            return layer_source(node, self.names)
         if node.kind == "block":
             generic = self.analysis.generic(node.op) if self.analysis else None
             if generic is not None:

@@ -20,38 +20,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import ir
-from .layers import LAYERS, BadValue, Symbol
+from . import ir, layers
+from .layers import NotSymbolic
 from .resolve import PARAM_TYPES, BlockEntry
 from .shapes import Shaped, ShapedModel
 from .symbolic import UNKNOWN, Sym, Value, Var, add, choice, known, mul, names, sub, window
 from .symbolic import evaluate as evaluate_value
 from .symbolic import floordiv as symbolic_floordiv
+from .values import BadValue, Symbol
+
+#: Why a block cannot be one class for all its calls (a layer's `NotSymbolic` is one such reason).
+NotGeneric = NotSymbolic
 
 
-class NotGeneric(Exception):
-    """Why a block cannot be one class for all its calls."""
-
-
-#: Arguments that may be expressions in the block's parameters: they are written into the class as
-#: such. Any other argument must be a constant, the same at every call.
-SYMBOLIC_ARGS: dict[str, frozenset[str]] = {
-    "conv": frozenset({"out", "kernel", "stride", "padding", "dilation", "groups"}),
-    "maxpool": frozenset({"kernel", "stride", "padding", "dilation"}),
-    "avgpool": frozenset({"kernel", "stride", "padding"}),
-    "linear": frozenset({"out"}),
-}
-#: Arguments that may be a parameter of any type passed straight through (`dropout(p)`): the
-#: layer takes the value as the spec gives it, and nothing else is computed from it.
-PASSED: dict[str, frozenset[str]] = {
-    "conv": frozenset({"bias"}),
-    "linear": frozenset({"bias"}),
-    "batchnorm": frozenset({"eps", "momentum", "affine"}),
-    "dropout": frozenset({"p"}),
-    "dropout2d": frozenset({"p"}),
-    "leakyrelu": frozenset({"slope"}),
-    "elu": frozenset({"alpha"}),
-}
 _PAIRS = frozenset({"kernel", "stride", "padding", "dilation"})
 #: The `args` key of a block call in a generic class's body: how it calls the block's class.
 CALL = "call"
@@ -264,7 +245,7 @@ class Analysis:
         if len(statements) != len(nodes):
             raise NotGeneric("the shaped model does not follow its definition")
         for statement, node in zip(statements, nodes, strict=True):
-            if isinstance(statement, ir.Call) and statement.op not in LAYERS:
+            if isinstance(statement, ir.Call) and statement.op not in layers.LAYERS:
                 entry = scope[statement.op]
                 definition = entry.definition
                 assert definition is not None
@@ -453,7 +434,7 @@ class _Walk:
         shape: Shape,
     ) -> Shaped:
         if isinstance(statement, ir.Call):
-            if statement.op in LAYERS:
+            if statement.op in layers.LAYERS:
                 return self.layer(statement, node, env, shape)
             return self.block_call(statement, node, env, scope, shape)
         if isinstance(statement, ir.Repeat):
@@ -472,9 +453,7 @@ class _Walk:
 
     def layer(self, statement: ir.Call, node: Shaped, env: Mapping[str, Any], shape: Shape) -> Shaped:
         op = statement.op
-        if op == "pretrained":
-            raise NotGeneric("a pretrained layer")
-        spec = LAYERS[op]
+        spec = layers.LAYERS[op]
         order = [a.name for a in spec.args]
         args = dict(node.args)
         for index, arg in enumerate(statement.args):
@@ -483,10 +462,10 @@ class _Walk:
                 raise NotGeneric(f"{op} asserts its input size (in=)")
             if not _mentions(arg.value, env):
                 continue  # a constant: the same at every call, as shape inference normalised it
-            if name in PASSED.get(op, ()) and arg.value.kind == "name":
+            if name in spec.passed_args and arg.value.kind == "name":
                 args[name] = self.passed(env[arg.value.name], node.args[name], f"{op} {name}")
                 continue
-            if name not in SYMBOLIC_ARGS.get(op, ()):
+            if name not in spec.symbolic_args:
                 raise NotGeneric(f"{op} {name} depends on a parameter")
             value = evaluate(arg.value, env)
             if name in _PAIRS:
@@ -502,58 +481,9 @@ class _Walk:
                 if evaluate_value(value, self.concrete) != expected:
                     raise NotGeneric(f"{op} {name} evaluates differently")
             args[name] = value
-        output = self.layer_output(op, args, shape)
-        if op in ("conv", "linear"):
-            self.need(shape[0], output[0])
-        elif op == "batchnorm":
-            self.need(shape[0])
-        for name in SYMBOLIC_ARGS.get(op, ()):
-            value = args.get(name)
-            if name in _PAIRS and isinstance(value, tuple):
-                self.need(*value)
-            elif name == "groups" and value is not None:
-                self.need(value)
+        output = spec.symbolic_output(args, shape)
+        self.need(*spec.needs(args, shape, output))
         return _symbolic(node, input=shape, output=output, args=args)
-
-    @staticmethod
-    def layer_output(op: str, a: dict[str, Any], shape: Shape) -> Shape:
-        if op == "conv":
-            channels = shape[0] if a["out"] == "same" else a["out"]
-            if a["padding"] == "same":
-                return (channels, shape[1], shape[2])
-            padding = (0, 0) if a["padding"] == "valid" else a["padding"]
-            sizes = (
-                window(
-                    shape[1 + axis], a["kernel"][axis], a["stride"][axis], padding[axis], a["dilation"][axis]
-                )
-                for axis in (0, 1)
-            )
-            return (channels, *sizes)
-        if op in ("maxpool", "avgpool"):
-            if a["ceil"]:
-                return (shape[0], UNKNOWN, UNKNOWN)
-            stride = a["stride"] or a["kernel"]
-            dilation = a.get("dilation", (1, 1))
-            return (
-                shape[0],
-                *(
-                    window(
-                        shape[1 + axis], a["kernel"][axis], stride[axis], a["padding"][axis], dilation[axis]
-                    )
-                    for axis in (0, 1)
-                ),
-            )
-        if op in ("adaptiveavgpool", "adaptivemaxpool"):
-            return (shape[0], *a["size"])
-        if op == "flatten":
-            return (functools.reduce(mul, shape),)
-        if op == "view":
-            if -1 in a["dims"]:
-                raise NotGeneric("view infers a dimension from the input's size")
-            return tuple(a["dims"])
-        if op == "linear":
-            return (shape[0] if a["out"] == "same" else a["out"],)
-        return shape
 
     def block_call(
         self,

@@ -35,6 +35,8 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, replace
 
+from . import layers
+from .layers import ADAPTIVE, WHOLE, Sliding
 from .shapes import Shaped, ShapedModel
 
 
@@ -154,43 +156,17 @@ def _whole(field: Field, shape: tuple[int, ...]) -> Field:
 def _layer(node: Shaped, field: Field) -> Field:
     if field.whole:
         return field
-    a = node.args
-    if node.op == "conv":
-        kernel, stride, dilation, padding = a["kernel"], a["stride"], a["dilation"], a["padding"]
-        if padding == "same":
-            pads = tuple(dilation[i] * (kernel[i] - 1) // 2 for i in (0, 1))
-        elif padding == "valid":
-            pads = (0, 0)
-        else:
-            pads = padding
+    rule = layers.LAYERS[node.op].field(node)
+    if isinstance(rule, Sliding):
         return replace(
             field,
-            rows=field.rows.window(kernel[0], stride[0], pads[0], dilation[0]),
-            cols=field.cols.window(kernel[1], stride[1], pads[1], dilation[1]),
+            rows=field.rows.window(rule.kernel[0], rule.stride[0], rule.padding[0], rule.dilation[0]),
+            cols=field.cols.window(rule.kernel[1], rule.stride[1], rule.padding[1], rule.dilation[1]),
         )
-    if node.op in ("maxpool", "avgpool"):
-        kernel, padding = a["kernel"], a["padding"]
-        stride = a["stride"] or kernel
-        dilation = a.get("dilation", (1, 1)) if node.op == "maxpool" else (1, 1)
-        return replace(
-            field,
-            rows=field.rows.window(kernel[0], stride[0], padding[0], dilation[0]),
-            cols=field.cols.window(kernel[1], stride[1], padding[1], dilation[1]),
-        )
-    if node.op in ("adaptiveavgpool", "adaptivemaxpool"):
+    if rule == WHOLE:
+        return _whole(field, node.input)
+    if rule == ADAPTIVE:
         return _adaptive(node, field)
-    if node.op in ("flatten", "view"):
-        return _whole(field, node.input)
-    if node.op in ("softmax", "logsoftmax"):
-        rank = len(node.input) + 1
-        if len(node.input) == 3 and a["dim"] % rank >= 2:
-            return _whole(field, node.input)
-        return field
-    if node.op == "linear":
-        return _whole(field, node.input)
-    if node.op == "pretrained":
-        # Its architecture is torchvision's code, not arguments: assume it may see everything.
-        return _whole(field, node.input)
     return field
 
 

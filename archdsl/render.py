@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from . import layers
 from .atomic import atomic_path, write_text
 from .shapes import Shape, Shaped, ShapedModel, fmt
 from .summary import describe, human
@@ -55,30 +56,6 @@ COLORS = {
     "block": ("#f0f0f0", "#7a7a7a"),
     "io": ("#ffffff", "#333333"),
     "other": ("#ffffff", "#888888"),
-}
-
-KINDS = {
-    "conv": "conv",
-    "maxpool": "pool",
-    "avgpool": "pool",
-    "adaptiveavgpool": "pool",
-    "adaptivemaxpool": "pool",
-    "batchnorm": "norm",
-    "relu": "activation",
-    "leakyrelu": "activation",
-    "tanh": "activation",
-    "sigmoid": "activation",
-    "gelu": "activation",
-    "silu": "activation",
-    "elu": "activation",
-    "softmax": "activation",
-    "logsoftmax": "activation",
-    "linear": "linear",
-    "dropout": "dropout",
-    "dropout2d": "dropout",
-    "flatten": "reshape",
-    "view": "reshape",
-    "pretrained": "block",
 }
 
 CLUSTER = {"style": "rounded,filled", "color": "#b8c2d0", "fontsize": "10", "labeljust": "l"}
@@ -250,7 +227,7 @@ class _Writer:
     def statement(self, node: Shaped, twin: Shaped | None, port: _Port, level: int, passes: int) -> _Port:
         out = _shapes(node.output, twin.output if twin else None, passes)
         if node.kind == "layer":
-            kind = KINDS.get(node.op, "other")
+            kind = layers.LAYERS[node.op].kind
             text = _vary(describe(node), describe(twin) if twin else None, passes)
             # a name that only repeats the op (`relu: relu`) is not written twice
             named = node.label is not None and node.label != node.op

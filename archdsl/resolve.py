@@ -13,17 +13,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import ir
+from . import ir, layers
 from .errors import Diagnostic, Failed, Note, Span, did_you_mean, error
-from .layers import (
-    CONCAT,
-    KEYWORD_VALUES,
-    LAYERS,
-    RESIDUAL,
-    Arg,
+from .layers import CONCAT, KEYWORD_VALUES, RESIDUAL, Arg, Layer, Signature
+from .module_names import RESERVED_MODULE_NAMES
+from .trainspec import TrainSpec, validate_train
+from .values import (
     BadValue,
     CallValue,
-    LayerSpec,
     Symbol,
     any_int,
     any_list,
@@ -33,8 +30,6 @@ from .layers import (
     positive_int,
     string,
 )
-from .module_names import RESERVED_MODULE_NAMES
-from .trainspec import TrainSpec, validate_train
 
 UNKNOWN_LAYER = "E002"
 UNKNOWN_ARGUMENT = "E003"
@@ -173,7 +168,7 @@ def block_scopes(
     for path, source in files.items():
         table: dict[str, ir.BlockDef] = {}
         for block in source.blocks:
-            if block.name in LAYERS:
+            if block.name in layers.LAYERS:
                 diagnostics.append(
                     error(
                         DUPLICATE,
@@ -296,7 +291,7 @@ class Resolver:
 
     def bind(
         self,
-        spec: LayerSpec,
+        spec: Signature | Layer,
         args: Sequence[tuple[str | None, Any, Span]],
         call_span: Span,
         scope: dict[str, Any],
@@ -546,7 +541,11 @@ class Resolver:
         self, call: ir.Call, key: str, scope: dict[str, Any], stack: tuple[str, ...], weight: int
     ) -> Node:
         arguments = self.evaluated_args(call.args, scope)
-        spec = LAYERS.get(call.op)
+        # Built-in layers, then blocks, then plugins: a spec that calls only built-ins and blocks
+        # never scans the installed packages for plugins, and a block hides a plugin's layer.
+        spec = layers.LAYERS.get(call.op)
+        if spec is None and call.op not in self.blocks:
+            spec = layers.find(call.op)
         if spec is not None:
             self._grow(weight, call.span, weight)
             values, spans = self.bind(spec, arguments, call.span, scope)
@@ -588,12 +587,7 @@ class Resolver:
         what: str,
     ) -> dict[str, Any]:
         """Binds a block's (or model's) typed parameters; defaults may use earlier parameters."""
-        signature = LayerSpec(
-            definition.name,
-            tuple(_param_arg(p) for p in definition.params),
-            torch="",
-            doc="",
-        )
+        signature = Signature(definition.name, tuple(_param_arg(p) for p in definition.params))
         values, spans = self.bind(signature, arguments, call_span, {}, what=what)
         bound: dict[str, Any] = {}
         for param in definition.params:
@@ -666,7 +660,7 @@ def _called_from(diagnostic: Diagnostic, call: ir.Call, definition: ir.BlockDef)
 
 
 def unknown_layer(call: ir.Call, blocks: dict[str, BlockEntry]) -> Diagnostic:
-    hint = did_you_mean(call.op, [*LAYERS, *blocks])
+    hint = did_you_mean(call.op, [*layers.names(), *blocks])
     return error(UNKNOWN_LAYER, f"unknown layer or block '{call.op}'{hint}", call.op_span)
 
 
@@ -699,7 +693,11 @@ def check_definitions(source: ir.SourceFile, blocks: dict[str, BlockEntry]) -> l
     problems = check_param_types(source)
     for block in source.blocks:
         for statement in _nested_statements(block.body):
-            if isinstance(statement, ir.Call) and statement.op not in LAYERS and statement.op not in blocks:
+            if (
+                isinstance(statement, ir.Call)
+                and statement.op not in blocks
+                and layers.find(statement.op) is None
+            ):
                 problems.append(unknown_layer(statement, blocks))
             elif isinstance(statement, ir.Input | ir.Train):
                 problems.append(_misplaced(statement, f"in block '{block.name}'"))

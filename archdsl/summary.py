@@ -7,69 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from .pretrained import title
+from . import layers
 from .shapes import Shaped, ShapedModel, fmt
-
-
-def _size(pair: tuple[int, int]) -> str:
-    return f"{pair[0]}×{pair[1]}"
-
-
-def _pair_or_int(pair: tuple[int, int]) -> str:
-    return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]}×{pair[1]}"
-
-
-def _step(pair: tuple[int, int]) -> str:
-    return f"/{pair[0]}" if pair[0] == pair[1] else f"/{pair[0]}×{pair[1]}"
 
 
 def describe(node: Shaped) -> str:
     """A short label with the arguments that matter: `conv 5×5, 16, /2`."""
     a = node.args
     if node.kind == "layer":
-        if node.op == "conv":
-            parts = [f"conv {_size(a['kernel'])}", str(node.output[0])]
-            if a["stride"] != (1, 1):
-                parts.append(_step(a["stride"]))
-            if isinstance(a["padding"], str):
-                parts.append(f"pad {a['padding']}")
-            elif a["padding"] != (0, 0):
-                parts.append(f"pad {_pair_or_int(a['padding'])}")
-            if a["dilation"] != (1, 1):
-                parts.append(f"dilation {a['dilation'][0]}")
-            if a["groups"] != 1:
-                parts.append(f"groups {a['groups']}")
-            return ", ".join(parts)
-        if node.op in ("maxpool", "avgpool"):
-            stride = a["stride"] or a["kernel"]
-            parts = [f"{node.op} {_size(a['kernel'])}"]
-            if stride != a["kernel"]:
-                parts.append(_step(stride))
-            if a["padding"] != (0, 0):
-                parts.append(f"pad {_pair_or_int(a['padding'])}")
-            if a["ceil"]:
-                parts.append("ceil")
-            return ", ".join(parts)
-        if node.op in ("adaptiveavgpool", "adaptivemaxpool"):
-            return f"{node.op} {_size(a['size'])}"
-        if node.op == "linear":
-            return f"linear {node.output[0]}"
-        if node.op in ("dropout", "dropout2d"):
-            return f"{node.op} {a['p']:g}"
-        if node.op == "leakyrelu":
-            return f"leakyrelu {a['slope']:g}"
-        if node.op in ("softmax", "logsoftmax"):
-            return f"{node.op} dim={a['dim']}"
-        if node.op == "view":
-            return f"view {fmt(node.output)}"
-        if node.op == "pretrained":
-            parts = [f"pretrained {title(a['name'], a['part'])}"]
-            if a["weights"]:
-                parts.append(a["weights"])
-            if a["freeze"]:
-                parts.append("frozen")
-            return ", ".join(parts)
-        return node.op
+        return layers.LAYERS[node.op].describe(node)
     if node.kind == "repeat":
         return f"repeat ×{a['count']}"
     if node.kind == "iteration":

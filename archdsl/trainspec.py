@@ -13,11 +13,11 @@ from pydantic import BaseModel, ConfigDict
 
 from . import ir
 from .errors import Diagnostic, Failed, did_you_mean, error
-from .layers import (
-    Arg,
+from .layers import Arg
+from .layers import Signature as LayerSpec
+from .values import (
     BadValue,
     CallValue,
-    LayerSpec,
     Symbol,
     boolean,
     describe,

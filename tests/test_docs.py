@@ -8,7 +8,7 @@ import re
 import pytest
 
 from archdsl.errors import CODES
-from archdsl.layers import LAYERS, RESIDUAL, Arg, LayerSpec
+from archdsl.layers import LAYERS, RESIDUAL, Arg, Layer, Signature
 from archdsl.loader import Loader
 from archdsl.program import compile_file
 
@@ -31,7 +31,7 @@ def default_text(arg: Arg) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def argument_table(spec: LayerSpec) -> str:
+def argument_table(spec: Layer | Signature) -> str:
     rows = ["| argument | default | meaning |", "|---|---|---|"]
     rows += [f"| `{arg.name}` | {default_text(arg)} | {arg.doc} |" for arg in spec.args]
     return "\n".join(rows) + "\n"
@@ -49,7 +49,7 @@ def test_every_arch_example_checks_clean(number: int) -> None:
 @pytest.mark.parametrize(
     "spec", [spec for spec in LAYERS.values() if spec.args] + [RESIDUAL], ids=lambda s: s.name
 )
-def test_argument_table_matches_the_catalog(spec: LayerSpec) -> None:
+def test_argument_table_matches_the_catalog(spec: Layer | Signature) -> None:
     if spec.name in ("adaptivemaxpool", "dropout2d", "logsoftmax"):
         pytest.skip("documented together with its twin, whose arguments are the same")
     assert argument_table(spec) in LANGUAGE

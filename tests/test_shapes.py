@@ -9,7 +9,8 @@ import pytest
 
 from archdsl.loader import Loader
 from archdsl.program import Program, compile_file
-from archdsl.shapes import Window, projection_stride
+from archdsl.shapes import projection_stride
+from archdsl.sizes import Window
 
 
 def shapes(body: str, input_shape: str) -> Program:

@@ -1,0 +1,145 @@
+"""The layer catalog: every built-in layer kind, and those plugins add, by name.
+
+Each kind is one `Layer` subclass (see `base.py`) that every stage looks up here: resolve binds
+its arguments, shapes runs its rule, the builder constructs its module, emit writes it, render,
+summary and the receptive-field pass label and follow it. Adding a layer is adding one class.
+
+A package adds its own layers through the `archdsl.layers` entry point group, each entry naming a
+`Layer` subclass (`myswish = "mypkg.arch:Swish"` under `[project.entry-points."archdsl.layers"]`).
+The module it names is imported by `archdsl check`, so it must not import torch at its top: its
+`module()` names the class to build (`Module("mypkg.layers:Swish")`), imported only at build time.
+"""
+
+from __future__ import annotations
+
+from ..values import boolean, choice, positive_pair
+from . import dense, elementwise, spatial
+from .base import (
+    ADAPTIVE,
+    KEEP,
+    WHOLE,
+    Arg,
+    FieldRule,
+    Layer,
+    Module,
+    NotSymbolic,
+    Pointwise,
+    Signature,
+    Sliding,
+)
+
+__all__ = [
+    "ADAPTIVE",
+    "CONCAT",
+    "KEEP",
+    "KEYWORD_VALUES",
+    "LAYERS",
+    "RESIDUAL",
+    "WHOLE",
+    "Arg",
+    "FieldRule",
+    "Layer",
+    "Module",
+    "NotSymbolic",
+    "PluginError",
+    "Pointwise",
+    "Signature",
+    "Sliding",
+    "find",
+    "load_plugins",
+    "names",
+    "register",
+]
+
+ENTRY_POINTS = "archdsl.layers"
+
+LAYERS: dict[str, Layer] = {}
+
+
+class PluginError(Exception):
+    """A plugin's layer cannot be registered; the message names the plugin and why."""
+
+
+def register(layer: type[Layer] | Layer, origin: str = "") -> Layer:
+    """Adds a layer kind to the catalog (an instance is made of a class). A name already taken is
+    refused: a plugin never silently replaces a built-in layer or another plugin's."""
+    instance = layer() if isinstance(layer, type) else layer
+    name = getattr(instance, "name", None)
+    where = f" (from {origin})" if origin else ""
+    if not isinstance(instance, Layer) or not isinstance(name, str) or not name.isidentifier():
+        raise PluginError(f"{instance!r}{where} is not a Layer with a `name` that is an identifier")
+    if name in LAYERS or name in KEYWORDS:
+        raise PluginError(f"the layer name '{name}'{where} is already taken")
+    LAYERS[name] = instance
+    return instance
+
+
+_plugins_loaded = False
+
+
+def find(name: str) -> Layer | None:
+    """The layer kind `name`; plugins are looked for on the first name that is not built in, so a
+    spec that uses none never pays for scanning the installed packages."""
+    layer = LAYERS.get(name)
+    if layer is None and not _plugins_loaded:
+        load_plugins()
+        layer = LAYERS.get(name)
+    return layer
+
+
+def names() -> list[str]:
+    """Every layer name, plugins included (for did-you-mean hints and the docs)."""
+    if not _plugins_loaded:
+        load_plugins()
+    return list(LAYERS)
+
+
+def load_plugins() -> list[str]:
+    """Registers the layers of every installed `archdsl.layers` entry point; returns their names."""
+    global _plugins_loaded
+    from importlib import metadata
+
+    _plugins_loaded = True
+    added = []
+    for entry in metadata.entry_points(group=ENTRY_POINTS):
+        try:
+            layer = entry.load()
+        except Exception as exc:  # a broken plugin is reported, never a traceback
+            raise PluginError(
+                f"the archdsl layer plugin '{entry.name}' ({entry.value}) failed to load: {exc}"
+            ) from None
+        added.append(register(layer, origin=entry.value).name)
+    return added
+
+
+#: The language's own words, which no layer may take.
+KEYWORDS = frozenset({"import", "block", "model", "input", "train", "repeat", "concat", "branch", "residual"})
+
+for _family in (spatial, elementwise, dense):
+    for _layer in _family.LAYERS:
+        register(_layer)
+
+#: Arguments of the `residual(...)` and `concat(...)` composites, bound like a layer's.
+RESIDUAL = Signature(
+    "residual",
+    (
+        Arg(
+            "shortcut",
+            choice("identity", "project"),
+            "`identity`, or `project`: a 1×1 conv (linear for [F])",
+            "identity",
+        ),
+        Arg(
+            "stride",
+            positive_pair,
+            "the projection's stride; inferred from the shapes",
+            default_text="inferred",
+        ),
+        Arg("bias", boolean, "the projection's bias", True),
+        Arg("batchnorm", boolean, "batch-normalise the projection (as ResNet's downsample)", False),
+    ),
+)
+CONCAT = Signature("concat", ())
+
+#: Names the language gives meaning to as bare values.
+KEYWORD_VALUES = ("same", "project", "identity")

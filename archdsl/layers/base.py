@@ -1,0 +1,197 @@
+"""One definition per layer kind: what every stage needs to know about it, in one class.
+
+A `Layer` holds a layer's signature (arguments, defaults, what each accepts), its shape rule, the
+PyTorch module it builds (as data, `Module`, so the builder constructs it and `emit` writes it from
+the same description), its label in tables and diagrams, its receptive-field rule, and what the
+one-class-per-block emitter may write as expressions. Nothing here imports torch: the builder
+turns a `Module` into an `nn.Module` at build time.
+
+A user's own layer is a subclass registered through the `archdsl.layers` entry point (see
+`archdsl/layers/__init__.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..sizes import Outcome, Shape
+
+if TYPE_CHECKING:
+    from ..resolve import LayerNode
+    from ..shapes import Shaped
+
+
+@dataclass(frozen=True)
+class Arg:
+    name: str
+    accepts: Callable[[Any], Any]
+    doc: str
+    default: Any = None
+    required: bool = False
+    #: Shown in docs and signatures instead of the Python default.
+    default_text: str | None = None
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What a call binds: the arguments of a composite (`residual(...)`), a block or a model."""
+
+    name: str
+    args: tuple[Arg, ...]
+    #: What it is in PyTorch and what it does, for the docs.
+    torch: str = ""
+    doc: str = ""
+    #: `view(4, 7, 7)`: all positional arguments are collected into one list argument.
+    variadic: str | None = None
+
+    def arg(self, name: str) -> Arg:
+        return next(a for a in self.args if a.name == name)
+
+
+@dataclass(frozen=True)
+class Module:
+    """A PyTorch module's construction as data: `target(*args, **kwargs)`.
+
+    `target` is `nn.Name` (a class of `torch.nn`), `archdsl.Name` (a module of `archdsl.runtime`,
+    written into emitted source as a helper class), or `package.module:Name` (a plugin's own
+    class, imported by the built module and the emitted source). `defaults` are the keyword
+    arguments' defaults in PyTorch: emitted source leaves out an argument equal to its default.
+    """
+
+    target: str
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+    def options(self) -> dict[str, Any]:
+        """The keyword arguments that differ from PyTorch's defaults."""
+        return {k: v for k, v in self.kwargs.items() if k not in self.defaults or v != self.defaults[k]}
+
+
+# --- receptive-field rules (read by receptive.py) -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sliding:
+    """A window sliding over H and W: a convolution or pool (each an `(h, w)` pair)."""
+
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    dilation: tuple[int, int] = (1, 1)
+
+
+#: Each output position sees what the same input position saw (activations, norms, dropout).
+KEEP = "keep"
+#: Every output sees every input position (flatten, a fully connected layer).
+WHOLE = "whole"
+#: PyTorch's adaptive-pool bins.
+ADAPTIVE = "adaptive"
+
+FieldRule = Sliding | str
+
+
+class NotSymbolic(Exception):
+    """This layer, with these arguments, cannot be written over symbolic sizes."""
+
+
+# --- the definition -------------------------------------------------------------------------------
+
+
+class Layer:
+    """A layer kind. Subclasses set the class attributes and override what differs.
+
+    `shape` is required; the rest have defaults for a layer that keeps its input's shape.
+    """
+
+    name: ClassVar[str]
+    args: ClassVar[tuple[Arg, ...]] = ()
+    #: One line for the language reference.
+    doc: ClassVar[str] = ""
+    #: What it is in PyTorch, for the language reference.
+    torch: ClassVar[str] = ""
+    #: The diagram's colour group: conv, pool, norm, activation, linear, dropout, reshape, block, other.
+    kind: ClassVar[str] = "other"
+    variadic: ClassVar[str | None] = None
+    #: Arguments the one-class-per-block emitter may write as expressions in a block's parameters.
+    symbolic_args: ClassVar[tuple[str, ...]] = ()
+    #: Arguments that may be a block parameter of any type, passed straight to the constructor.
+    passed_args: ClassVar[tuple[str, ...]] = ()
+
+    def arg(self, name: str) -> Arg:
+        return next(a for a in self.args if a.name == name)
+
+    def shape(self, node: LayerNode, shape: Shape) -> Outcome:
+        """The output shape, parameters and MACs for one sample of `shape`, or `fail(...)`."""
+        raise NotImplementedError
+
+    def module(self, node: Shaped) -> Module:
+        """The PyTorch module for a shaped statement (its input and output shapes are known)."""
+        raise NotImplementedError
+
+    def build(self, node: Shaped) -> Any:
+        """The `nn.Module` itself; imports torch. Override only when building needs more than the
+        constructor `module` describes (a download, a check)."""
+        from ..builder import construct
+
+        return construct(self.module(node))
+
+    def describe(self, node: Shaped) -> str:
+        """A short label with the arguments that matter: `conv 5×5, 16, /2`."""
+        return self.name
+
+    def field(self, node: Shaped) -> FieldRule:
+        return KEEP
+
+    def symbolic_output(self, args: dict[str, Any], shape: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The output shape when sizes and arguments may be `symbolic` expressions; raises
+        `NotSymbolic` when none can be written."""
+        return shape
+
+    def needs(self, args: dict[str, Any], shape: tuple[Any, ...], output: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The values the constructor reads beyond constants: written as expressions, they must be
+        in terms of what a block's class receives."""
+        values: list[Any] = []
+        for name in self.symbolic_args:
+            value = args.get(name)
+            if isinstance(value, tuple):
+                values.extend(value)
+            elif name != "out" and value is not None and not isinstance(value, str):
+                values.append(value)
+        return tuple(values)
+
+
+class Pointwise(Layer):
+    """A layer that keeps its input's shape and learns nothing (activations, identity)."""
+
+    kind: ClassVar[str] = "activation"
+
+    def shape(self, node: LayerNode, shape: Shape) -> Outcome:
+        return Outcome(shape)
+
+
+def plain(name: str, torch_name: str, doc: str, kind: str = "activation") -> type[Pointwise]:
+    """A shape-keeping layer without arguments: `relu` is `nn.ReLU()`."""
+
+    def module(self: Pointwise, node: Shaped) -> Module:
+        return Module(f"nn.{torch_name}")
+
+    attributes = {"name": name, "torch": f"nn.{torch_name}", "doc": doc, "kind": kind, "module": module}
+    return type(torch_name, (Pointwise,), attributes)
+
+
+# --- text helpers for `describe` ------------------------------------------------------------------
+
+
+def size_text(pair: tuple[int, int]) -> str:
+    return f"{pair[0]}×{pair[1]}"
+
+
+def pair_or_int(pair: tuple[int, int]) -> str:
+    return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]}×{pair[1]}"
+
+
+def step_text(pair: tuple[int, int]) -> str:
+    return f"/{pair[0]}" if pair[0] == pair[1] else f"/{pair[0]}×{pair[1]}"

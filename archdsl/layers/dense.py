@@ -1,0 +1,234 @@
+"""Layers that reshape a sample or connect all its features: flatten, view, linear, and
+`pretrained`, a torchvision network used as one layer."""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import TYPE_CHECKING, Any
+
+from ..sizes import EMPTY_OUTPUT, RANK, VIEW_SIZE, Outcome, Shape, fail, fmt, out_count
+from ..symbolic import mul
+from ..values import boolean, channels, int_list, positive_int, string
+from .base import WHOLE, Arg, FieldRule, Layer, Module, NotSymbolic
+
+if TYPE_CHECKING:
+    from ..resolve import LayerNode
+    from ..shapes import Shaped
+
+
+class Flatten(Layer):
+    name = "flatten"
+    torch = "nn.Flatten"
+    doc = "[C, H, W] → [C·H·W]"
+    kind = "reshape"
+
+    def shape(self, node: LayerNode, shape: Shape) -> Outcome:
+        return Outcome((math.prod(shape),))
+
+    def module(self, node: Shaped) -> Module:
+        return Module("nn.Flatten")
+
+    def field(self, node: Shaped) -> FieldRule:
+        return WHOLE
+
+    def symbolic_output(self, args: dict[str, Any], shape: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (functools.reduce(mul, shape),)
+
+
+class View(Layer):
+    name = "view"
+    torch = "Tensor.reshape (batch kept)"
+    doc = "reshape each sample"
+    kind = "reshape"
+    args = (Arg("dims", int_list, "the per-sample shape; one -1 is inferred", required=True),)
+    variadic = "dims"
+
+    def shape(self, node: LayerNode, shape: Shape) -> Outcome:
+        dims: tuple[int, ...] = node.args["dims"]
+        span = node.arg_spans.get("dims", node.span)
+        total = math.prod(shape)
+        if not dims:
+            raise fail(VIEW_SIZE, "view needs at least one dimension", span)
+        if dims.count(-1) > 1:
+            raise fail(VIEW_SIZE, "view can infer only one dimension: -1 appears more than once", span)
+        bad = [d for d in dims if d < 1 and d != -1]
+        if bad:
+            raise fail(VIEW_SIZE, f"view dimensions must be positive (or one -1), got {bad[0]}", span)
+        known = math.prod(d for d in dims if d != -1)
+        if -1 in dims:
+            if total % known:
+                raise fail(
+                    VIEW_SIZE,
+                    f"view cannot reshape {fmt(shape)} ({total} elements) to {fmt(dims)}: "
+                    f"{total} is not a multiple of {known}",
+                    span,
+                )
+            dims = tuple(total // known if d == -1 else d for d in dims)
+        elif known != total:
+            raise fail(
+                VIEW_SIZE,
+                f"view cannot reshape {fmt(shape)} ({total} elements) to {fmt(dims)} ({known} elements)",
+                span,
+            )
+        return Outcome(dims)
+
+    def module(self, node: Shaped) -> Module:
+        # `view(-1)` is already concrete in the shaped IR: the output shape is the reshape target.
+        return Module("archdsl.View", tuple(node.output))
+
+    def describe(self, node: Shaped) -> str:
+        return f"view {fmt(node.output)}"
+
+    def field(self, node: Shaped) -> FieldRule:
+        return WHOLE
+
+    def symbolic_output(self, args: dict[str, Any], shape: tuple[Any, ...]) -> tuple[Any, ...]:
+        if -1 in args["dims"]:
+            raise NotSymbolic("view infers a dimension from the input's size")
+        return tuple(args["dims"])
+
+
+class Linear(Layer):
+    name = "linear"
+    torch = "nn.Linear"
+    doc = "fully connected layer"
+    kind = "linear"
+    args = (
+        Arg("out", channels, "output features, or `same`", required=True),
+        Arg("bias", boolean, "learn an additive bias", True),
+        Arg("in", positive_int, "asserts the incoming feature count", default_text="inferred"),
+    )
+    symbolic_args = ("out",)
+    passed_args = ("bias",)
+
+    def shape(self, node: LayerNode, shape: Shape) -> Outcome:
+        if len(shape) != 1:
+            flat = math.prod(shape)
+            raise fail(
+                RANK,
+                f"linear needs a flat [F] input, got {fmt(shape)}; add `flatten` before it (giving [{flat}])",
+                node.span,
+            )
+        features_in = shape[0]
+        features_out = out_count(node, features_in, "features")
+        weights = features_in * features_out
+        return Outcome((features_out,), weights + (features_out if node.args["bias"] else 0), weights)
+
+    def module(self, node: Shaped) -> Module:
+        return Module(
+            "nn.Linear", (node.input[0], node.output[0]), {"bias": node.args["bias"]}, {"bias": True}
+        )
+
+    def describe(self, node: Shaped) -> str:
+        return f"linear {node.output[0]}"
+
+    def field(self, node: Shaped) -> FieldRule:
+        return WHOLE
+
+    def symbolic_output(self, args: dict[str, Any], shape: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (shape[0] if args["out"] == "same" else args["out"],)
+
+    def needs(self, args: dict[str, Any], shape: tuple[Any, ...], output: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (shape[0], output[0])
+
+
+class Pretrained(Layer):
+    name = "pretrained"
+    torch = "torchvision.models.get_model(name, weights=…), or its part"
+    doc = "a torchvision model, or part of one, as a layer"
+    kind = "block"
+    args = (
+        Arg("name", string, "a torchvision classification model, as `list_models()` names it", required=True),
+        Arg("part", string, 'a submodule of it, a dotted path ("features", "layer4")', default_text="none"),
+        Arg("weights", string, 'a weights enum member ("DEFAULT", "IMAGENET1K_V1")', default_text="none"),
+        Arg("freeze", boolean, "requires_grad false for all its parameters", False),
+    )
+
+    def shape(self, node: LayerNode, shape: Shape) -> Outcome:
+        """A torchvision model's shape comes from PyTorch itself (a forward pass on the meta
+        device): its architecture is code, not a rule archdsl could restate. Imports torch, and
+        only here."""
+        from .. import pretrained
+
+        a = node.args
+        try:
+            pretrained.check(a["name"], a["part"], a["weights"])
+            probe = pretrained.probe(a["name"], a["part"], shape)
+        except pretrained.Refused as refused:
+            span = node.arg_spans.get(refused.arg, node.span) if refused.arg else node.span
+            raise fail(refused.code, refused.message, span) from None
+        if not all(d >= 1 for d in probe.output):
+            raise fail(
+                EMPTY_OUTPUT,
+                f"pretrained {pretrained.title(a['name'], a['part'])} output is empty: input {fmt(shape)} "
+                f"→ {fmt(probe.output)}",
+                node.span,
+            )
+        return Outcome(probe.output, probe.params, probe.macs)
+
+    def module(self, node: Shaped) -> Module:
+        """torchvision's model as the builder makes it, through the emitted `pretrained` helper."""
+        from ..pretrained import CONSTRUCTOR_ARGS
+
+        a = node.args
+        return Module(
+            "archdsl.pretrained",
+            (a["name"],),
+            {
+                "part": a["part"],
+                "weights": a["weights"],
+                "freeze": a["freeze"],
+                **CONSTRUCTOR_ARGS.get(a["name"], {}),
+            },
+            {"part": None, "weights": None, "freeze": False},
+        )
+
+    def build(self, node: Shaped) -> Any:
+        """torchvision's module; the weights are fetched here, the only place archdsl downloads them."""
+        from .. import pretrained
+        from ..errors import ArchError, error
+
+        a = node.args
+        title = pretrained.title(a["name"], a["part"])
+        try:
+            module = pretrained.build(a["name"], a["part"], a["weights"], a["freeze"])
+        except pretrained.LoadFailed as failed:
+            raise ArchError([error(pretrained.PRETRAINED, str(failed), node.span)]) from None
+        params = sum(p.numel() for p in module.parameters())
+        if params != node.params:
+            # The check found the shape without weights; a few weights rebuild the model differently
+            # (vit_h_14's SWAG weights raise its image size to 518).
+            raise ArchError(
+                [
+                    error(
+                        pretrained.PRETRAINED,
+                        f"pretrained {title} with weights {a['weights']} has "
+                        f"{params:,} parameters, not the {node.params:,} checked without them: these "
+                        "weights change the architecture, so its shapes cannot be trusted",
+                        node.span,
+                    )
+                ]
+            )
+        return module
+
+    def describe(self, node: Shaped) -> str:
+        from ..pretrained import title
+
+        a = node.args
+        parts = [f"pretrained {title(a['name'], a['part'])}"]
+        if a["weights"]:
+            parts.append(a["weights"])
+        if a["freeze"]:
+            parts.append("frozen")
+        return ", ".join(parts)
+
+    def field(self, node: Shaped) -> FieldRule:
+        # Its architecture is torchvision's code, not arguments: assume it may see everything.
+        return WHOLE
+
+    def symbolic_output(self, args: dict[str, Any], shape: tuple[Any, ...]) -> tuple[Any, ...]:
+        raise NotSymbolic("a pretrained layer")
+
+
+LAYERS = (Flatten, View, Linear, Pretrained)

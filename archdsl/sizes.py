@@ -1,0 +1,225 @@
+"""Size arithmetic shared by the layers' shape rules: PyTorch's output-size rule for windows
+(convolutions and pools), with the words and numbers a diagnostic shows, and the rule's result.
+
+No torch, and nothing about composites: `shapes.py` walks the model, `layers/` hold one rule per
+layer kind, and both read this.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import Diagnostic, Failed, Note, Span, error, warning
+
+if TYPE_CHECKING:
+    from .resolve import LayerNode
+
+EMPTY_OUTPUT = "E101"
+RANK = "E102"
+CHANNELS = "E103"
+GROUPS = "E104"
+CONCAT_MISMATCH = "E105"
+RESIDUAL_MISMATCH = "E106"
+VIEW_SIZE = "E107"
+POOL_PADDING = "E108"
+SAME_PADDING = "E109"
+INEXACT = "W001"
+NO_GRADIENT = "W002"
+BATCH_AXIS = "W003"
+
+Shape = tuple[int, ...]
+
+#: Past these a network could not be built on any machine (each is 4 TiB as float32), so the spec
+#: is taken for a mistake and refused (E110) before anything is allocated: the elements of one
+#: sample's tensor after any statement, and the parameters of a layer or of a whole model.
+MAX_ELEMENTS = 2**40
+MAX_PARAMS = 2**40
+
+
+def float32_size(count: int) -> str:
+    """`count` float32 values in bytes, for messages: '4.0 GiB'."""
+    size = float(count * 4)
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if size < 1024 or unit == "PiB":
+            return f"{size:.0f} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def fmt(shape: Shape) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+@dataclass(slots=True)
+class Outcome:
+    output: Shape
+    params: int = 0
+    macs: int = 0
+    warnings: list[Diagnostic] = field(default_factory=list)
+
+
+def fail(code: str, message: str, span: Span, *notes: Note) -> Failed:
+    return Failed(error(code, message, span, *notes))
+
+
+# --- size arithmetic ------------------------------------------------------------------------------
+
+
+def _number(value: float) -> str:
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One spatial axis of a conv or pool: PyTorch's output-size rule and its explanation."""
+
+    size: int
+    kernel: int
+    stride: int
+    pad_left: int
+    pad_right: int
+    dilation: int = 1
+    ceil: bool = False
+
+    @property
+    def effective_kernel(self) -> int:
+        return self.dilation * (self.kernel - 1) + 1
+
+    @property
+    def numerator(self) -> int:
+        return self.size + self.pad_left + self.pad_right - self.effective_kernel
+
+    @property
+    def output(self) -> int:
+        # at::native::pooling_output_shape_pad_lr; for convolutions ceil is always False.
+        if not self.ceil:
+            return self.numerator // self.stride + 1
+        out = (self.numerator + self.stride - 1) // self.stride + 1
+        if (out - 1) * self.stride >= self.size + self.pad_left:
+            out -= 1  # the last window would start in the right padding: PyTorch drops it
+        return out
+
+    @property
+    def dropped(self) -> int:
+        """Input rows (or columns) no window covers because the division is not exact.
+
+        Rows left over at the end of the padded input are padding first: a stride-2 3×3 conv with
+        padding 1 on an even size leaves only a padding row unused, which loses nothing.
+        """
+        if self.ceil or self.numerator < 0:
+            return 0
+        return max(self.numerator % self.stride - self.pad_right, 0)
+
+    def formula(self) -> str:
+        padding = self.pad_left + self.pad_right
+        inner = f"{self.size} − {self.effective_kernel}" + (f" + {padding}" if padding else "")
+        if self.stride == 1:
+            return f"{inner} + 1 = {self.output}"
+        if self.ceil:
+            text = f"⌈({inner})/{self.stride}⌉ + 1 = {(self.numerator + self.stride - 1) // self.stride + 1}"
+            if self.output != (self.numerator + self.stride - 1) // self.stride + 1:
+                text += f" → {self.output} (the last window would start in the padding)"
+            return text
+        return f"⌊({inner})/{self.stride}⌋ + 1 = {self.output}"
+
+    def inexact_formula(self) -> str:
+        padding = self.pad_left + self.pad_right
+        inner = f"{self.size} − {self.effective_kernel}" + (f" + {padding}" if padding else "")
+        exact = self.numerator / self.stride + 1
+        return f"({inner})/{self.stride} + 1 = {_number(exact)} → {self.output}"
+
+
+def pair_text(pair: tuple[int, int]) -> str:
+    return str(pair[0]) if pair[0] == pair[1] else f"[{pair[0]}, {pair[1]}]"
+
+
+def _axes_text(windows: tuple[Window, Window], render: Callable[[Window], str], which: list[int]) -> str:
+    if len(which) == 2 and windows[0] == windows[1]:
+        return render(windows[0])
+    names = ("height", "width")
+    if len(which) == 1 and windows[0] == windows[1]:
+        return render(windows[which[0]])
+    return "; ".join(f"{names[i]} {render(windows[i])}" for i in which)
+
+
+def spatial(
+    node: LayerNode,
+    shape: Shape,
+    windows: tuple[Window, Window],
+    described: str,
+) -> tuple[tuple[int, int], list[Diagnostic]]:
+    """Output height and width; an empty output fails, an inexact division warns."""
+    outputs = (windows[0].output, windows[1].output)
+    empty = [i for i in (0, 1) if outputs[i] < 1]
+    if empty:
+        raise fail(
+            EMPTY_OUTPUT,
+            f"{node.op} output is empty: input {fmt(shape)}, {described} → "
+            f"{_axes_text(windows, Window.formula, empty)}",
+            node.span,
+        )
+    warnings = []
+    inexact = [i for i in (0, 1) if windows[i].dropped]
+    if inexact:
+        warnings.append(
+            warning(
+                INEXACT,
+                f"{node.op} size does not divide exactly: "
+                f"{_axes_text(windows, Window.inexact_formula, inexact)}; PyTorch silently drops "
+                f"{_dropped_text(windows[0].dropped, windows[1].dropped)} of the input",
+                node.span,
+            )
+        )
+    return (outputs[0], outputs[1]), warnings
+
+
+def _dropped_text(rows: int, columns: int) -> str:
+    def count(n: int, noun: str) -> str:
+        return f"{noun}" if n == 1 else f"{n} {noun}s"
+
+    if rows and columns:
+        if rows == columns:
+            return f"the last {count(rows, 'row')} and {'column' if rows == 1 else 'columns'}"
+        return f"the last {count(rows, 'row')} and {count(columns, 'column')}"
+    return f"the last {count(rows, 'row')}" if rows else f"the last {count(columns, 'column')}"
+
+
+def describe_window(
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    padding: Any = (0, 0),
+    dilation: tuple[int, int] = (1, 1),
+    ceil: bool = False,
+) -> str:
+    parts = [f"kernel {pair_text(kernel)}", f"stride {pair_text(stride)}"]
+    if isinstance(padding, str):
+        parts.append(f'padding "{padding}"')
+    elif padding != (0, 0):
+        parts.append(f"padding {pair_text(padding)}")
+    if dilation != (1, 1):
+        parts.append(f"dilation {pair_text(dilation)}")
+    if ceil:
+        parts.append("ceil mode")
+    return ", ".join(parts)
+
+
+def needs_image(node: LayerNode, shape: Shape) -> None:
+    if len(shape) != 3:
+        hint = ""
+        if len(shape) == 1:
+            hint = "; use `view(C, H, W)` to give it a spatial shape"
+        raise fail(RANK, f"{node.op} needs a [C, H, W] input, got {fmt(shape)}{hint}", node.span)
+
+
+def out_count(node: LayerNode, incoming: int, noun: str) -> int:
+    """Checks an `in=` assertion and resolves `out=same` (conv channels, linear features)."""
+    declared = node.args["in"]
+    if declared is not None and declared != incoming:
+        raise fail(
+            CHANNELS,
+            f"{node.op} expects {declared} input {noun} (in={declared}) but receives {incoming}",
+            node.arg_spans.get("in", node.span),
+        )
+    return incoming if node.args["out"] == "same" else node.args["out"]

@@ -1,0 +1,165 @@
+"""Argument values: what a layer, block or train setting accepts, normalised for later stages.
+
+Each converter takes an evaluated value (an int, a float, a string, a list, a `Symbol` for a bare
+name) and returns the normalised form the stages read (ints, `(h, w)` pairs, floats, bools), or
+raises `BadValue` saying what was expected. No torch here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import Span
+
+
+class BadValue(Exception):
+    """An argument value of the wrong kind; the message says what was expected."""
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """A bare name that is not a parameter in scope: a keyword value such as `same` or `project`."""
+
+    name: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class CallValue:
+    """A call written as a value, `sgd(lr=0.9)`; bound by whoever knows its signature."""
+
+    name: str
+    span: Span
+    args: tuple[tuple[str | None, Any, Span], ...]
+
+
+def describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(describe(v) for v in value) + "]"
+    if isinstance(value, Symbol):
+        return f"the name '{value.name}'"
+    if isinstance(value, CallValue):
+        return f"{value.name}(...)"
+    return str(value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def positive_int(value: Any) -> int:
+    if _is_int(value) and value >= 1:
+        return int(value)
+    raise BadValue(f"a positive integer, got {describe(value)}")
+
+
+def nonnegative_int(value: Any) -> int:
+    if _is_int(value) and value >= 0:
+        return int(value)
+    raise BadValue(f"an integer ≥ 0, got {describe(value)}")
+
+
+def any_int(value: Any) -> int:
+    if _is_int(value):
+        return int(value)
+    raise BadValue(f"an integer, got {describe(value)}")
+
+
+def _pair(item: Callable[[Any], int], what: str) -> Callable[[Any], tuple[int, int]]:
+    def convert(value: Any) -> tuple[int, int]:
+        if isinstance(value, list | tuple):
+            if len(value) != 2:
+                raise BadValue(f"{what} or an [h, w] pair, got {describe(value)}")
+            try:
+                return item(value[0]), item(value[1])
+            except BadValue:
+                raise BadValue(f"{what} or an [h, w] pair of them, got {describe(value)}") from None
+        try:
+            single = item(value)
+        except BadValue:
+            raise BadValue(f"{what} or an [h, w] pair, got {describe(value)}") from None
+        return single, single
+
+    return convert
+
+
+positive_pair = _pair(positive_int, "a positive integer")
+nonnegative_pair = _pair(nonnegative_int, "an integer ≥ 0")
+
+
+def conv_padding(value: Any) -> tuple[int, int] | str:
+    if isinstance(value, str | Symbol) and str(value) in ("same", "valid"):
+        return str(value)
+    try:
+        return nonnegative_pair(value)
+    except BadValue:
+        raise BadValue(f'an integer ≥ 0, an [h, w] pair, "same" or "valid", got {describe(value)}') from None
+
+
+def channels(value: Any) -> int | str:
+    """An output channel/feature count, or `same`: as many as come in."""
+    if isinstance(value, Symbol) and value.name == "same":
+        return "same"
+    if _is_int(value) and value >= 1:
+        return int(value)
+    raise BadValue(f"a positive integer or `same`, got {describe(value)}")
+
+
+def probability(value: Any) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0.0 <= value <= 1.0:
+        return float(value)
+    raise BadValue(f"a probability between 0 and 1, got {describe(value)}")
+
+
+def number(value: Any) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    raise BadValue(f"a number, got {describe(value)}")
+
+
+def positive_number(value: Any) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    raise BadValue(f"a number > 0, got {describe(value)}")
+
+
+def boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise BadValue(f"true or false, got {describe(value)}")
+
+
+def string(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    raise BadValue(f"a string, got {describe(value)}")
+
+
+def any_list(value: Any) -> list[Any]:
+    if isinstance(value, list | tuple):
+        return list(value)
+    raise BadValue(f"a list, got {describe(value)}")
+
+
+def int_list(value: Any) -> tuple[int, ...]:
+    if isinstance(value, list | tuple) and all(_is_int(v) for v in value):
+        return tuple(int(v) for v in value)
+    raise BadValue(f"a list of integers, got {describe(value)}")
+
+
+def choice(*options: str) -> Callable[[Any], str]:
+    def convert(value: Any) -> str:
+        if isinstance(value, str | Symbol) and str(value) in options:
+            return str(value)
+        listed = ", ".join(f"`{o}`" for o in options)
+        raise BadValue(f"one of {listed}, got {describe(value)}")
+
+    return convert
