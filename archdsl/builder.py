@@ -11,14 +11,13 @@ from __future__ import annotations
 import importlib
 import os
 from collections import OrderedDict
-from collections.abc import Callable
 
-import torch
 from torch import nn
 
-from . import layers
+from . import layers, runtime
 from .errors import ArchError, error
 from .layers import Module, PluginError
+from .runtime import Concat, Residual
 from .shapes import TOO_LARGE, Shaped, ShapedModel, float32_size
 
 
@@ -37,51 +36,13 @@ class Block(Model):
     """The body of one block call."""
 
 
-class Concat(nn.Module):
-    """Parallel branches on the same input, joined on the channel axis."""
-
-    def __init__(self, branches: OrderedDict[str, nn.Module]):
-        super().__init__()
-        for name, branch in branches.items():
-            self.add_module(name, branch)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([branch(x) for branch in self.children()], dim=1)
-
-
-class Residual(nn.Module):
-    """y = body(x) + shortcut(x); the shortcut is `nn.Identity` or a 1×1 projection."""
-
-    def __init__(self, body: nn.Module, shortcut: nn.Module):
-        super().__init__()
-        self.body = body
-        self.shortcut = shortcut
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x) + self.shortcut(x)
-
-
-class View(nn.Module):
-    """Reshapes each sample, keeping the batch axis (`reshape`, so non-contiguous input works)."""
-
-    def __init__(self, *shape: int):
-        super().__init__()
-        self.shape = shape
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.reshape(x.shape[0], *self.shape)
-
-    def extra_repr(self) -> str:
-        return ", ".join(str(d) for d in self.shape)
-
-
 def construct(module: Module) -> nn.Module:
     """The `nn.Module` a layer's `Module` describes."""
     target = module.target
     if target.startswith("nn."):
         factory = getattr(nn, target[3:])
     elif target.startswith("archdsl."):
-        factory = HELPERS[target[len("archdsl.") :]]
+        factory = getattr(runtime, target[len("archdsl.") :])
     else:
         package, _, name = target.partition(":")
         try:
@@ -89,9 +50,6 @@ def construct(module: Module) -> nn.Module:
         except (ImportError, AttributeError) as exc:
             raise PluginError(f"a layer plugin's module {target} cannot be imported: {exc}") from None
     return factory(*module.args, **module.kwargs)
-
-
-HELPERS: dict[str, Callable[..., nn.Module]] = {"View": View}
 
 
 def _shortcut(node: Shaped) -> nn.Module:

@@ -23,10 +23,13 @@ any line length) and a call that does not fit on its line is exploded the same w
 
 from __future__ import annotations
 
+import ast
 import builtins
+import functools
 import keyword
 import math
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from . import layers
@@ -167,8 +170,8 @@ def _options(**pairs: tuple[Any, Any]) -> dict[str, Any]:
     return {name: value for name, (value, default) in pairs.items() if value != default}
 
 
-#: What an emitted helper needs imported beyond torch.
-_HELPER_IMPORTS = {"pretrained": "torchvision"}
+#: What an emitted helper needs beyond torch (it imports it itself).
+_HELPER_NEEDS = {"pretrained": "torchvision"}
 
 
 def layer_source(node: Shaped, names: Names) -> Expr:
@@ -180,8 +183,8 @@ def layer_source(node: Shaped, names: Names) -> Expr:
         function = target
     elif target.startswith("archdsl."):
         helper = target[len("archdsl.") :]
-        if helper in _HELPER_IMPORTS:
-            names.imports.add(_HELPER_IMPORTS[helper])
+        if helper in _HELPER_NEEDS:
+            names.needs.add(_HELPER_NEEDS[helper])
         function = names.helper(helper)
     else:
         package, _, name = target.partition(":")
@@ -210,58 +213,29 @@ def _shortcut(node: Shaped) -> Expr:
     return Expr("nn.Sequential(", (Item(projection, comment=shape), Item(norm, comment=shape)), exploded=True)
 
 
-# --- helper modules: the builder's own composites, written out when a spec uses them ----------------
+# --- helper modules: the builder's own, written out when a spec uses them --------------------------
 
-HELPERS = {
-    "Concat": '''
-class {name}(nn.Module):
-    """Runs every branch on the same input and joins the results on the channel axis."""
 
-    def __init__(self, branches: dict[str, nn.Module]) -> None:
-        super().__init__()
-        for key, branch in branches.items():
-            self.add_module(key, branch)
+@functools.cache
+def helper_sources() -> dict[str, str]:
+    """The source of each class and function in `runtime.py`, by name, read as text: the helpers
+    the builder uses are copied, not restated (and emit imports no torch)."""
+    text = resources.files(__package__).joinpath("runtime.py").read_text(encoding="utf-8")
+    found = {}
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.ClassDef | ast.FunctionDef):
+            source = ast.get_source_segment(text, node)
+            assert source is not None
+            found[node.name] = source
+    return found
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([branch(x) for branch in self.children()], dim=1)
-''',
-    "Residual": '''
-class {name}(nn.Module):
-    """body(x) + x, or body(x) + shortcut(x) where a projection maps x to the body's shape."""
 
-    def __init__(self, body: nn.Module, shortcut: nn.Module | None = None) -> None:
-        super().__init__()
-        self.body = body
-        self.shortcut = nn.Identity() if shortcut is None else shortcut
+def helper_source(kind: str, name: str) -> str:
+    """The helper `kind` under the name `name` (`ResidualModule` beside a spec's `Residual`)."""
+    source = helper_sources()[kind]
+    keyword_ = "class" if source.startswith("class") else "def"
+    return source.replace(f"{keyword_} {kind}(", f"{keyword_} {name}(", 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x) + self.shortcut(x)
-''',
-    "pretrained": '''
-def {name}(
-    name: str,
-    part: str = "",
-    freeze: bool = False,
-    **options: object,
-) -> nn.Module:
-    """torchvision's model `name` (`weights="DEFAULT"` downloads its weights), or its submodule
-    `part`; `freeze` turns off `requires_grad` for all its parameters."""
-    model = torchvision.models.get_model(name, **options)
-    module = model.get_submodule(part) if part else model
-    return module.requires_grad_(not freeze)
-''',
-    "View": '''
-class {name}(nn.Module):
-    """Reshapes each sample, keeping the batch axis."""
-
-    def __init__(self, *shape: int) -> None:
-        super().__init__()
-        self.shape = shape
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.reshape(x.shape[0], *self.shape)
-''',
-}
 
 #: Names a class may not take: they would shadow what the emitted code uses (or not parse).
 _TAKEN = frozenset(keyword.kwlist) | frozenset(dir(builtins)) | {"torch", "nn", "OrderedDict"}
@@ -275,7 +249,8 @@ class Names:
     taken: set[str] = field(default_factory=set)
     helpers: dict[str, str] = field(default_factory=dict)
     used_helpers: set[str] = field(default_factory=set)
-    imports: set[str] = field(default_factory=set)  # modules beyond torch the code needs
+    imports: set[str] = field(default_factory=set)  # modules beyond torch the code imports
+    needs: set[str] = field(default_factory=set)  # and those it needs installed
 
     def claim(self, base: str, own: str | None = None) -> str:
         """A free name from `base` (`Stage`, `Stage2`, …; `list_` for a builtin), avoiding other
@@ -323,7 +298,7 @@ class Emitter:
     def source(self) -> str:
         model_names = [self.names.claim(model.name) for model in self.models]
         self.names.blocks = frozenset(b for m in self.models for b in _block_names(m.layers))
-        for kind in HELPERS:
+        for kind in helper_sources():
             # `ResidualModule` rather than `Residual2` beside a spec's own `Residual` block.
             free = kind not in self.names.taken and kind not in self.names.blocks
             self.names.helpers[kind] = self.names.claim(kind if free else kind + "Module")
@@ -332,8 +307,8 @@ class Emitter:
             self.analysis = Analysis(self.models, self.program.model_defs, self.program.blocks, reserved)
         model_classes = [self.model_class(m, name) for m, name in zip(self.models, model_names, strict=True)]
         helpers = [
-            HELPERS[kind].strip("\n").format(name=self.names.helpers[kind])
-            for kind in HELPERS
+            helper_source(kind, self.names.helpers[kind])
+            for kind in helper_sources()
             if kind in self.names.used_helpers
         ]
         self.uses_torch = self.uses_torch or bool(helpers)
@@ -349,7 +324,7 @@ class Emitter:
 
     def header(self) -> list[str]:
         files = list(dict.fromkeys(m.file for m in self.models))
-        modules = ["torch", *sorted(self.names.imports)]
+        modules = ["torch", *sorted(self.names.imports | self.names.needs)]
         needs = modules[0] if len(modules) == 1 else ", ".join(modules[:-1]) + " and " + modules[-1]
         lines = [f"# Generated by `archdsl emit` from {', '.join(files)}; needs only {needs}."]
         for model in self.models:

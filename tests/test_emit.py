@@ -439,3 +439,13 @@ def test_random_specs_emit_classes_that_load_the_built_weights_and_compute_the_s
         [RUFF, "format", "--check", "--isolated", *sources], capture_output=True, text=True, cwd=tmp_path
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_runtime_helper_is_written_as_emitted_code_is_formatted() -> None:
+    # emit copies archdsl/runtime.py's definitions verbatim, so they are held to the emitted rules
+    from archdsl.emit import helper_sources
+
+    module = "import torch\nfrom torch import nn\n\n\n" + "\n\n\n".join(helper_sources().values()) + "\n"
+    result = ruff_format_check(module, "--isolated")
+    assert result.returncode == 0, result.stdout
+    assert "archdsl" not in module
