@@ -12,17 +12,20 @@ import importlib
 import os
 from collections import OrderedDict
 
+import torch
 from torch import nn
 
-from . import layers, runtime
+from . import flow, layers, runtime
 from .errors import ArchError, error
+from .flow import Add, Call, Mul, Op, Scale, Seq, is_chain
 from .layers import Module, PluginError
-from .runtime import Concat, Residual
+from .runtime import Sequential
 from .shapes import TOO_LARGE, Shaped, ShapedModel, float32_size
 
 
-class Model(nn.Sequential):
-    """The network of one `model` definition; prints under the spec's model name."""
+class Model(Sequential):
+    """A body whose statements run one after another: a model's, or a block call's. Prints under
+    the spec's name; a slice of it is a plain `nn.Sequential`."""
 
     def __init__(self, arch_name: str, members: OrderedDict[str, nn.Module]):
         super().__init__(members)
@@ -34,6 +37,46 @@ class Model(nn.Sequential):
 
 class Block(Model):
     """The body of one block call."""
+
+
+class Graph(nn.Module):
+    """A module whose members (submodules and parameters) do not simply run one after another:
+    its forward follows `flow` (see `flow.py`), which names them. The emitted source writes the
+    same flow out as a `forward` method."""
+
+    def __init__(self, arch_name: str, members: OrderedDict[str, nn.Module | nn.Parameter], flow: Op):
+        super().__init__()
+        self.arch_name = arch_name
+        for key, member in members.items():
+            if isinstance(member, nn.Parameter):
+                self.register_parameter(key, member)
+            else:
+                self.add_module(key, member)
+        self._flow = flow
+
+    def _get_name(self) -> str:
+        return self.arch_name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._run(self._flow, x)
+
+    def _run(self, op: Op, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(op, Call):
+            return self._modules[op.key](x)  # type: ignore[misc]
+        if isinstance(op, Seq):
+            for step in op.steps:
+                x = self._run(step, x)
+            return x
+        if isinstance(op, Scale):
+            parameter = self._parameters[op.key]
+            assert parameter is not None
+            return x * parameter
+        if isinstance(op, Add):
+            return self._run(op.body, x) + (x if op.shortcut is None else self._run(op.shortcut, x))
+        if isinstance(op, Mul):
+            return x * self._run(op.gate, x)
+        parts = [x] * len(op.branches) if op.split is None else torch.split(x, list(op.split), dim=1)
+        return torch.cat([self._run(b, part) for b, part in zip(op.branches, parts, strict=True)], dim=1)
 
 
 def construct(module: Module) -> nn.Module:
@@ -65,25 +108,34 @@ def _shortcut(node: Shaped) -> nn.Module:
     return nn.Sequential(projection, norm) if a["batchnorm"] else projection
 
 
-def _sequence(nodes: list[Shaped]) -> OrderedDict[str, nn.Module]:
-    return OrderedDict((node.key, build_node(node)) for node in nodes)
+#: How a composite statement's module prints when it is not a block's.
+_NAMES = {"residual": "Residual", "gate": "Gate", "concat": "Concat"}
+
+
+def _member(node: Shaped) -> nn.Module | nn.Parameter:
+    parameter = layers.LAYERS[node.op].parameter(node) if node.kind == "layer" else None
+    if parameter is not None:
+        return nn.Parameter(torch.full(parameter.shape, float(parameter.fill)))
+    return build_node(node)
+
+
+def _module(name: str, members: list[Shaped], op: Op, sequential: type[Model] | None) -> nn.Module:
+    built = OrderedDict((member.key, _member(member)) for member in members)
+    if not is_chain(op):
+        return Graph(name, built, op)
+    modules: OrderedDict[str, nn.Module] = built  # type: ignore[assignment]  # a chain has no parameters
+    return nn.Sequential(modules) if sequential is None else sequential(name, modules)
 
 
 def build_node(node: Shaped) -> nn.Module:
     if node.kind == "layer":
         return layers.LAYERS[node.op].build(node)
+    if node.kind == "shortcut" and node.op != "path":
+        return _shortcut(node)
+    members, op = flow.module(node)
     if node.kind == "block":
-        return Block(node.op, _sequence(node.children))
-    if node.kind in ("repeat", "iteration", "branch"):
-        return nn.Sequential(_sequence(node.children))
-    if node.kind == "concat":
-        return Concat(_sequence(node.children))
-    if node.kind == "residual":
-        body = [c for c in node.children if c.kind != "shortcut"]
-        shortcuts = [c for c in node.children if c.kind == "shortcut"]
-        shortcut = _shortcut(shortcuts[0]) if shortcuts else nn.Identity()
-        return Residual(nn.Sequential(_sequence(body)), shortcut)
-    raise AssertionError(f"cannot build a {node.kind}")
+        return _module(node.op, members, op, Block)
+    return _module(_NAMES.get(node.kind, "Sequential"), members, op, None)
 
 
 def memory_bytes() -> int | None:
@@ -130,4 +182,6 @@ def build_model(model: ShapedModel, max_params: int | None = None) -> Model:
     too_big = size_error(model, max_params)
     if too_big is not None:
         raise too_big
-    return Model(model.name, _sequence(model.layers))
+    members: list[Shaped] = []
+    op = flow.sequence(model.layers, members)
+    return _module(model.name, members, op, Model)  # type: ignore[return-value]

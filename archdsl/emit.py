@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from . import layers
+from . import flow, layers
 from .generic import Analysis, Generic, Param
 from .shapes import Shaped, ShapedModel, fmt
 from .symbolic import Sym, Value
@@ -68,15 +68,29 @@ class Expr:
 
 @dataclass(frozen=True, slots=True)
 class Generator:
-    """`*(element for loop in range(count))`, an argument that unpacks `count` modules."""
+    """`*(element for loop in range(count))`, an argument that unpacks `count` modules; with
+    several elements, `*(layer for loop in range(count) for layer in (a, b))`."""
 
-    element: Expr
+    elements: tuple[Expr | str, ...]
     loop: str
     count: Sym
 
     @property
     def clause(self) -> str:
         return f"for {self.loop} in range({self.count})"
+
+    @property
+    def element(self) -> Expr | str:
+        if len(self.elements) == 1:
+            return self.elements[0]
+        return "layer"
+
+    @property
+    def inner(self) -> Expr | None:
+        """`for layer in (a, b)`, the clause over a pass's several modules."""
+        if len(self.elements) == 1:
+            return None
+        return Expr("for layer in (", tuple(Item(e) for e in self.elements), exploded=True)
 
 
 def _inline(value: Expr | Generator | str) -> str | None:
@@ -85,7 +99,7 @@ def _inline(value: Expr | Generator | str) -> str | None:
         return value
     if isinstance(value, Generator):
         element = _inline(value.element)
-        return None if element is None else f"*({element} {value.clause})"
+        return None if element is None or value.inner is not None else f"*({element} {value.clause})"
     if value.exploded and value.items:
         return None
     parts = []
@@ -115,10 +129,12 @@ def lay_out(
             # Fits without its comment: the comment goes above rather than the call over 4+ lines.
             return ([indent + note.strip()] if note else []) + [line]
     if isinstance(value, Generator):
+        inner = [] if value.inner is None else lay_out(value.inner, indent + INDENT)
         return [
             indent + lead + "*(",
             *lay_out(value.element, indent + INDENT),
             indent + INDENT + value.clause,
+            *inner,
             indent + ")" + trail + note,
         ]
     assert isinstance(value, Expr)
@@ -280,6 +296,74 @@ def _numbered(nodes: list[Shaped]) -> bool:
     return [n.key for n in nodes] == [str(i) for i in range(len(nodes))]
 
 
+# --- forward: a module's flow as lines ------------------------------------------------------------
+
+
+class _Forward:
+    """Writes a flow (`flow.py`) as `forward`'s lines over `x`, with a name per kept tensor."""
+
+    def __init__(self, members: dict[str, Shaped]):
+        self.members = members
+        self.lines: list[str] = []
+        self.taken: dict[str, int] = {}
+
+    def name(self, base: str) -> str:
+        count = self.taken.get(base, 0) + 1
+        self.taken[base] = count
+        return base if count == 1 else f"{base}{count}"
+
+    def line(self, text: str, comment: str | None = None) -> None:
+        line = INDENT * 2 + text
+        if comment is None:
+            self.lines.append(line)
+        elif len(f"{line}  # {comment}") <= LINE_LENGTH:
+            self.lines.append(f"{line}  # {comment}")
+        else:  # ruff would split the call to fit its comment: the comment goes above
+            self.lines += [f"{INDENT * 2}# {comment}", line]
+
+    def run(self, op: flow.Op, source: str, target: str) -> None:
+        """Lines that compute `op` of `source` into `target`."""
+        if isinstance(op, flow.Call):
+            self.line(f"{target} = {_reference(op.key)}({source})", fmt(self.members[op.key].output))
+        elif isinstance(op, flow.Scale):
+            self.line(f"{target} = {source} * {_reference(op.key)}")
+        elif isinstance(op, flow.Seq):
+            if not op.steps and source != target:
+                self.line(f"{target} = {source}")
+            for index, step in enumerate(op.steps):
+                self.run(step, source if index == 0 else target, target)
+        elif isinstance(op, flow.Add):
+            if op.shortcut is None:
+                kept = self.name("identity")
+                self.line(f"{kept} = {source}")
+            else:
+                kept = self.name("shortcut")
+                self.run(op.shortcut, source, kept)
+            self.run(op.body, source, target)
+            self.line(f"{target} = {target} + {kept}")
+        elif isinstance(op, flow.Mul):
+            gate = self.name("gate")
+            self.run(op.gate, source, gate)
+            self.line(f"{target} = {source} * {gate}")
+        else:
+            inputs = [source] * len(op.branches)
+            if op.split is not None:
+                inputs = [self.name("part") for _ in op.branches]
+                names = f"({inputs[0]},)" if len(inputs) == 1 else ", ".join(inputs)
+                self.lines += lay_out(
+                    call(f"{source}.split", list(op.split), dim=1), INDENT * 2, f"{names} = "
+                )
+            outputs = [self.name("branch") for _ in op.branches]
+            for branch, given, output in zip(op.branches, inputs, outputs, strict=True):
+                self.run(branch, given, output)
+            joined = Expr("torch.cat(", (Item("[" + ", ".join(outputs) + "]"), Item("1", "dim=")))
+            self.lines += lay_out(joined, INDENT * 2, f"{target} = ")
+
+
+def _reference(key: str) -> str:
+    return f"self.{key}" if _is_attribute(key) else f"getattr(self, {py(key)})"
+
+
 # --- the walk -------------------------------------------------------------------------------------
 
 
@@ -346,54 +430,85 @@ class Emitter:
         params: tuple[str, ...] = (),
         prelude: tuple[str, ...] = (),
     ) -> str:
-        """A model or block body as a class: an `nn.Sequential` when its statements are numbered
-        0, 1, … (as the builder's are), else an `nn.Module` with attributes and a `forward`.
-        `params` are `__init__`'s, after `self`."""
+        """A model or block body as a class: a `Sequential` when its members run in order and are
+        numbered 0, 1, … (as the builder's are), else an `nn.Module` with its members as
+        attributes and a `forward` that runs its flow. `params` are `__init__`'s, after `self`."""
+        members: list[Shaped] = []
+        op = flow.sequence(nodes, members)
+        return self.namespace_class(name, doc, members, op, params, prelude)
+
+    def namespace_class(
+        self,
+        name: str,
+        doc: str,
+        members: list[Shaped],
+        op: flow.Op,
+        params: tuple[str, ...] = (),
+        prelude: tuple[str, ...] = (),
+    ) -> str:
         signature = lay_out(
             Expr("def __init__(", (Item("self"), *map(Item, params))), INDENT, trail=" -> None:"
         )
         head = f'    """{doc}"""\n\n' + "\n".join([*signature, *prelude]) + "\n"
-        if _numbered(nodes):
-            body = "\n".join(lay_out(self.sequential_items(nodes), INDENT * 2, "super().__init__"))
-            return f"class {name}(nn.Sequential):\n{head}{body}"
+        if flow.is_chain(op) and _numbered(members):
+            body = "\n".join(lay_out(self.sequential_items(members), INDENT * 2, "super().__init__"))
+            return f"class {name}({self.names.helper('Sequential')}):\n{head}{body}"
         self.uses_torch = True
         init = [INDENT * 2 + "super().__init__()"]
-        forward = []
-        for node in nodes:
-            module = self.module(node)
-            if _is_attribute(node.key):
-                init += lay_out(module, INDENT * 2, f"self.{node.key} = ")
-                function = f"self.{node.key}"
+        for member in members:
+            parameter = self.parameter(member)
+            if parameter is not None:
+                if _is_attribute(member.key):
+                    init += lay_out(parameter, INDENT * 2, f"self.{member.key} = ")
+                else:
+                    register = Expr("self.register_parameter(", (Item(py(member.key)), Item(parameter)))
+                    init += lay_out(register, INDENT * 2)
+            elif _is_attribute(member.key):
+                init += lay_out(self.module(member), INDENT * 2, f"self.{member.key} = ")
             else:
-                init += lay_out(Expr("self.add_module(", (Item(py(node.key)), Item(module))), INDENT * 2)
-                function = f"getattr(self, {py(node.key)})"
-            line, comment = f"{INDENT * 2}x = {function}(x)", f"# {fmt(node.output)}"
-            if len(f"{line}  {comment}") <= LINE_LENGTH:
-                forward.append(f"{line}  {comment}")
-            else:  # ruff would split the call to fit its comment: the comment goes above
-                forward += [INDENT * 2 + comment, line]
-        forward.append(f"{INDENT * 2}return x")
+                add = Expr("self.add_module(", (Item(py(member.key)), Item(self.module(member))))
+                init += lay_out(add, INDENT * 2)
+        forward = _Forward({m.key: m for m in members})
+        forward.run(op, "x", "x")
+        forward.lines.append(f"{INDENT * 2}return x")
         return (
             f"class {name}(nn.Module):\n{head}"
             + "\n".join(init)
             + "\n\n    def forward(self, x: torch.Tensor) -> torch.Tensor:\n"
-            + "\n".join(forward)
+            + "\n".join(forward.lines)
         )
 
-    def sequential_items(self, nodes: list[Shaped]) -> Expr:
-        """`(a, b, …)` for a numbered body, `(OrderedDict({"name": a, …}))` for a named one: the
-        arguments of `nn.Sequential` (or of `super().__init__` in an `nn.Sequential` subclass)."""
-        if _numbered(nodes):
-            items = tuple(Item(self.module(n), comment=fmt(n.output)) for n in nodes)
+    def parameter(self, node: Shaped) -> Expr | None:
+        """`nn.Parameter(torch.full((C, 1, 1), 1e-06))` for a statement that is a bare parameter."""
+        if node.kind != "layer":
+            return None
+        parameter = layers.LAYERS[node.op].parameter(node)
+        if parameter is None:
+            return None
+        self.uses_torch = True
+        shape = (
+            "("
+            + ", ".join(str(d) for d in parameter.shape)
+            + ("," if len(parameter.shape) == 1 else "")
+            + ")"
+        )
+        return call("nn.Parameter", call("torch.full", shape, float(parameter.fill)))
+
+    def sequential_items(self, members: list[Shaped]) -> Expr:
+        """`(a, b, …)` for numbered members, `(OrderedDict({"name": a, …}))` for named ones: the
+        arguments of `nn.Sequential` (or of `super().__init__` in a `Sequential` subclass)."""
+        if _numbered(members):
+            items = tuple(Item(self.module(n), comment=fmt(n.output)) for n in members)
             return Expr("(", items, exploded=True)
         self.uses_ordered_dict = True
-        entries = tuple(Item(self.module(n), f"{py(n.key)}: ", fmt(n.output)) for n in nodes)
+        entries = tuple(Item(self.module(n), f"{py(n.key)}: ", fmt(n.output)) for n in members)
         table = Expr("OrderedDict(", (Item(Expr("{", entries, "}", exploded=True)),), exploded=True)
         return Expr("(", (Item(table),), exploded=True)
 
-    def sequential(self, nodes: list[Shaped]) -> Expr:
-        items = self.sequential_items(nodes)
-        return Expr("nn.Sequential(", items.items, exploded=True)
+    def sequential(self, members: list[Shaped], helper: str = "nn.Sequential", **options: Any) -> Expr:
+        items = self.sequential_items(members).items
+        extra = tuple(Item(value, f"{key}=") for key, value in options.items())
+        return Expr(f"{helper}(", items + extra, exploded=True)
 
     def module(self, node: Shaped) -> Expr | str:
         """The expression that constructs `node`'s submodule."""
@@ -404,32 +519,56 @@ class Emitter:
             if generic is not None:
                 return self.generic_call(node, generic)
             return self.block(node) + "()"
+        if node.kind == "shortcut" and node.op != "path":
+            return _shortcut(node)
         if node.kind == "repeat" and isinstance(node.args["count"], Sym):
             # One pass, built `count` times: the count is a parameter of the class.
-            passes = Generator(
-                self.sequential(node.children[0].children), node.args["loop"], node.args["count"]
-            )
+            one = node.children[0].children
+            passes = Generator(tuple(self.module(n) for n in one), node.args["loop"], node.args["count"])
             return Expr("nn.Sequential(", (Item(passes),), exploded=True)
-        if node.kind == "repeat":
-            return Expr(
-                "nn.Sequential(",
-                tuple(Item(self.sequential(it.children), comment=fmt(it.output)) for it in node.children),
-                exploded=True,
-            )
-        if node.kind == "concat":
-            branches = tuple(
-                Item(self.sequential(b.children), f"{py(b.key)}: ", fmt(b.output)) for b in node.children
-            )
-            return call(self.names.helper("Concat"), Expr("{", branches, "}", exploded=True), exploded=True)
-        if node.kind == "residual":
-            body = [c for c in node.children if c.kind != "shortcut"]
-            shortcuts = [c for c in node.children if c.kind == "shortcut"]
-            items = [Item(self.sequential(body))]
-            if shortcuts:
-                shortcut = shortcuts[0]
-                items.append(Item(_shortcut(shortcut), "shortcut=", fmt(shortcut.output)))
-            return Expr(f"{self.names.helper('Residual')}(", tuple(items), exploded=True)
-        raise AssertionError(f"cannot emit a {node.kind}")
+        members, op = flow.module(node)
+        if flow.is_chain(op):
+            return self.sequential(members)
+        helper = self.helper_call(node, members, op)
+        if helper is not None:
+            return helper
+        return self.composite_class(node, members, op) + "()"
+
+    def helper_call(self, node: Shaped, members: list[Shaped], op: flow.Op) -> Expr | None:
+        """A residual, gate or concat whose body runs its members in order, through the helper
+        module of its kind; None when it does not fit one."""
+        if isinstance(op, flow.Mul) and flow.is_chain(op.gate):
+            return self.sequential(members, self.names.helper("Gate"))
+        if isinstance(op, flow.Add) and flow.is_chain(op.body):
+            body = members[: len(op.body.steps)]  # type: ignore[union-attr]
+            rest = members[len(body) :]
+            if op.shortcut is None and not rest:
+                return self.sequential(body, self.names.helper("Residual"))
+            if isinstance(op.shortcut, flow.Call) and len(rest) == 1:
+                shortcut = rest[0]
+                options: dict[str, Any] = {"shortcut": self.module(shortcut)}
+                if shortcut.key != "shortcut":
+                    options["name"] = py(shortcut.key)
+                return self.sequential(body, self.names.helper("Residual"), **options)
+        if isinstance(op, flow.Cat) and all(isinstance(b, flow.Call) for b in op.branches):
+            branches = tuple(Item(self.module(b), f"{py(b.key)}: ", fmt(b.output)) for b in members)
+            items = [Item(Expr("{", branches, "}", exploded=True))]
+            if op.split is not None:
+                items.append(Item(py(list(op.split)), "split="))
+            return Expr(f"{self.names.helper('Concat')}(", tuple(items), exploded=True)
+        return None
+
+    def composite_class(self, node: Shaped, members: list[Shaped], op: flow.Op) -> str:
+        """A class for a composite statement whose members do not fit a helper: one per distinct
+        body, as for block instances."""
+        doc = f"{node.kind} {fmt(node.input)} -> {fmt(node.output)}, {node.params:,} parameters."
+        body = self.namespace_class("{name}", doc, members, op)
+        name = self.block_classes.get(body)
+        if name is None:
+            name = self.names.claim(node.kind.capitalize())
+            self.block_classes[body] = name
+            self.classes.append(body.replace("class {name}(", f"class {name}(", 1))
+        return name
 
     def block(self, node: Shaped) -> str:
         """The class of this block instance: one class per distinct body."""

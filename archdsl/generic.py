@@ -433,6 +433,11 @@ class _Walk:
         scope: Mapping[str, BlockEntry],
         shape: Shape,
     ) -> Shaped:
+        # What the symbolic walk does not follow yet: the block gets a class per distinct call.
+        if statement.splice:
+            raise NotGeneric("a spliced statement")
+        if statement.label_parts is not None:
+            raise NotGeneric("a name computed from its parameters")
         if isinstance(statement, ir.Call):
             if statement.op in layers.LAYERS:
                 return self.layer(statement, node, env, shape)
@@ -440,6 +445,8 @@ class _Walk:
         if isinstance(statement, ir.Repeat):
             return self.repeat(statement, node, env, scope, shape)
         if isinstance(statement, ir.Concat):
+            if statement.args:
+                raise NotGeneric("a concat that splits its input")
             branches, outputs = [], []
             for branch, shaped in zip(statement.branches, node.children, strict=True):
                 children, output = self.body(branch.body, shaped.children, env, scope, shape)
@@ -521,6 +528,8 @@ class _Walk:
         scope: Mapping[str, BlockEntry],
         shape: Shape,
     ) -> Shaped:
+        if statement.index is not None:
+            raise NotGeneric("a repeat whose passes read their index")
         count = evaluate(statement.count, env)
         if not isinstance(count, int):
             return self.repeat_parameter(statement, node, env, scope, shape, _integer(count))
@@ -593,6 +602,8 @@ class _Walk:
     ) -> Shaped:
         if any(_mentions(arg.value, env) for arg in statement.args):
             raise NotGeneric("a residual's arguments depend on a parameter")
+        if statement.shortcut is not None:
+            raise NotGeneric("a residual whose shortcut is written out")
         body_nodes = [c for c in node.children if c.kind != "shortcut"]
         children, output = self.body(statement.body, body_nodes, env, scope, shape)
         for shortcut in (c for c in node.children if c.kind == "shortcut"):

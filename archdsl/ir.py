@@ -118,8 +118,13 @@ class Arg(Node):
 
 
 class Statement(Node):
+    #: The statement's module name as written; a string label may interpolate expressions
+    #: (`"denselayer{i + 1}"`): then `label_parts` holds its text and expressions in order.
     label: str | None = None
     label_span: SpanField | None = None
+    label_parts: list[str | Expr] | None = None
+    #: `*`: its members join the enclosing module rather than forming a module of their own.
+    splice: bool = False
 
 
 class Call(Statement):
@@ -135,6 +140,9 @@ class Repeat(Statement):
     kind: Literal["repeat"] = "repeat"
     count: Expr
     body: list[Stmt]
+    #: `repeat 6 as i`: the pass's index, 0, 1, …, as a name in the body.
+    index: str | None = None
+    index_span: SpanField | None = None
 
 
 class Branch(Node):
@@ -151,6 +159,22 @@ class Concat(Statement):
 class Residual(Statement):
     kind: Literal["residual"] = "residual"
     args: list[Arg]
+    body: list[Stmt]
+    #: `shortcut downsample { … }`: the path the input takes to the sum, written out.
+    shortcut: Branch | None = None
+
+
+class Gate(Statement):
+    """`gate { body }`: the input times what the body makes of it (squeeze-and-excitation)."""
+
+    kind: Literal["gate"] = "gate"
+    body: list[Stmt]
+
+
+class Group(Statement):
+    """`{ body }`: statements gathered under one module, as `nn.Sequential` gathers them."""
+
+    kind: Literal["group"] = "group"
     body: list[Stmt]
 
 
@@ -169,7 +193,9 @@ class Train(Statement):
     entries: list[TrainEntry]
 
 
-Stmt = Annotated[Call | Repeat | Concat | Residual | Input | Train, Field(discriminator="kind")]
+Stmt = Annotated[
+    Call | Repeat | Concat | Residual | Gate | Group | Input | Train, Field(discriminator="kind")
+]
 
 
 # --- definitions ---------------------------------------------------------------------------------

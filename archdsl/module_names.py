@@ -1,4 +1,6 @@
-"""Attribute names of `torch.nn.Sequential`, which a statement or branch name may not take.
+"""Attribute names of `torch.nn.Sequential`, and of archdsl's own modules (`builder.Graph`'s
+`_flow` and `_run`, the emitted helpers' `_shortcut` and `_split`), which a statement or branch
+name may not take.
 
 `nn.Module.add_module` refuses a child named like an existing attribute ("attribute 'training'
 already exists"), so check reports such a name before build would fail on it. Kept as data so
@@ -81,6 +83,10 @@ RESERVED_MODULE_NAMES = frozenset(
         "_state_dict_hooks",
         "_state_dict_pre_hooks",
         "_version",
+        "_flow",
+        "_run",
+        "_shortcut",
+        "_split",
         "_wrapped_call_impl",
         "add_module",
         "append",

@@ -20,7 +20,7 @@ from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from .errors import Diagnostic, Note, Span, did_you_mean, error
-from .transformer import ToIR
+from .transformer import LabelError, ToIR
 
 SYNTAX = "E001"
 
@@ -50,6 +50,33 @@ def _parse(text: str, file: str) -> list[Any]:
     return lark_parser().parse(text)  # type: ignore[return-value]
 
 
+@functools.lru_cache(maxsize=1)
+def _expression_parser() -> Lark:
+    cache = Path(tempfile.gettempdir()) / f"archdsl-expr-{_grammar_digest()}.lark-cache"
+    return Lark(
+        _GRAMMAR.read_text(encoding="utf-8"),
+        parser="lalr",
+        lexer="basic",
+        start="expr",
+        maybe_placeholders=True,
+        transformer=_TRANSFORMER,
+        cache=str(cache),
+    )
+
+
+def parse_expression(text: str, file: str, line: int, column: int) -> Any:
+    """One expression written inside a string at `line`, `column` (1-based) of `file`, as an IR
+    expression whose spans point there; raises `LabelError` when it is not one."""
+    padded = "\n" * (line - 1) + " " * (column - 1) + text
+    try:
+        return _expression_parser().parse(padded)
+    except UnexpectedInput as exc:
+        span = Span(file, line, column, line, column + max(len(text), 1))
+        if isinstance(exc, UnexpectedToken) and exc.token.type != "$END":
+            span = _token_span(exc.token, file)
+        raise LabelError(f"'{{{text}}}' in a name must hold an expression", span) from None
+
+
 def _grammar_digest() -> str:
     import hashlib
 
@@ -70,12 +97,18 @@ class ParseResult:
 def parse(text: str, file: str) -> ParseResult:
     try:
         items = _parse(text, file)
-    except UnexpectedInput as first:
+    except (UnexpectedInput, LabelError) as first:
         return _parse_items_separately(text, file, first)
     return ParseResult(items=items)
 
 
-def _parse_items_separately(text: str, file: str, first_error: UnexpectedInput) -> ParseResult:
+def _label_error(bad: LabelError, file: str) -> Diagnostic:
+    where = bad.where
+    span = where if isinstance(where, Span) else _token_span(where, file)
+    return error(SYNTAX, bad.message, span)
+
+
+def _parse_items_separately(text: str, file: str, first_error: UnexpectedInput | LabelError) -> ParseResult:
     result = ParseResult()
     line_starts = _line_starts(text)
     chunks = _top_level_chunks(text)
@@ -86,6 +119,12 @@ def _parse_items_separately(text: str, file: str, first_error: UnexpectedInput) 
         padded = "\n" * (line - 1) + " " * column + text[start:end]
         try:
             items = _parse(padded, file)
+        except LabelError as bad:
+            result.diagnostics.append(_label_error(bad, file))
+            header = _BLOCK_HEADER.match(text, start)
+            if header:
+                result.unparsed_blocks.append(header.group(1))
+            continue
         except UnexpectedInput as exc:
             following = None
             if end < len(text):
@@ -99,7 +138,10 @@ def _parse_items_separately(text: str, file: str, first_error: UnexpectedInput) 
         result.items.extend(items)
     if not result.diagnostics:  # the split changed the error away; report the original
         result.items = []
-        result.diagnostics.append(_diagnose(first_error, text, file))
+        if isinstance(first_error, LabelError):
+            result.diagnostics.append(_label_error(first_error, file))
+        else:
+            result.diagnostics.append(_diagnose(first_error, text, file))
     return result
 
 
@@ -166,7 +208,19 @@ def _line_of(line_starts: list[int], offset: int) -> int:
 
 # --- phrasing ---------------------------------------------------------------------------------------
 
-_STATEMENT_STARTS = {"NAME", "REPEAT", "CONCAT", "RESIDUAL", "INPUT", "TRAIN"}
+_STATEMENT_STARTS = {
+    "NAME",
+    "STRING",
+    "STAR",
+    "LBRACE",
+    "REPEAT",
+    "CONCAT",
+    "RESIDUAL",
+    "GATE",
+    "SHORTCUT",
+    "INPUT",
+    "TRAIN",
+}
 _ITEM_STARTS = {"IMPORT", "BLOCK", "MODEL"}
 _VALUE_STARTS = {"INT", "FLOAT", "STRING", "NAME", "LSQB", "MINUS", "LPAR", "TRUE", "FALSE"}
 _OPERATORS = {"PLUS", "MINUS", "STAR", "FLOORDIV"}

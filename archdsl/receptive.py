@@ -109,8 +109,13 @@ def _sequence(nodes: list[Shaped], field: Field, out: dict[str, Field]) -> Field
 def _statement(node: Shaped, field: Field, out: dict[str, Field]) -> Field:
     if node.kind == "layer":
         result = _layer(node, field)
-    elif node.kind in ("block", "repeat", "iteration", "branch"):
+    elif node.kind in ("block", "repeat", "iteration", "branch", "group") or (
+        node.kind == "shortcut" and node.op == "path"
+    ):
         result = _sequence(node.children, field, out)
+    elif node.kind == "gate":
+        # x · gate(x): each output reads its own input position and everything the gate saw.
+        result = _union([_sequence(node.children, field, out), field])
     elif node.kind == "concat":
         fields = [_statement(branch, field, out) for branch in node.children]
         result = _union(fields)

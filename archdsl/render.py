@@ -243,6 +243,13 @@ class _Writer:
             return self.concat(node, twin, port, level, passes, out)
         if node.kind == "residual":
             return self.residual(node, twin, port, level, passes, out)
+        if node.kind == "gate":
+            return self.gate(node, twin, port, level, passes, out)
+        if node.kind == "group":
+            self.open_cluster(node.path, node.label or "group", "other")
+            port = self.sequence(node.children, twin.children if twin else None, port, level + 1, passes)
+            self.close_cluster()
+            return _Port(port.node, out)
         # a kind this version does not know: drawn as one box rather than dropped
         self.node(node.path, _label(("", describe(node))), "other")
         self.edge(port, node.path)
@@ -307,13 +314,16 @@ class _Writer:
         text = _vary(joined(node), joined(twin) if twin else None, passes)
         merge = f"{node.path}:concat"
         port = self.fork(node, port)
+        split = node.args.get("split")
         ends = []
         for index, branch in enumerate(node.children):
             other = twin.children[index] if twin else None
             named = branch.label is not None
             if named:
                 self.open_cluster(branch.path, f"branch {branch.label}", "other")
-            end = self.sequence(branch.children, other.children if other else None, port, level, passes)
+            # Split branches each take their share of the channels: the edge says which shape.
+            given = _Port(port.node, fmt(branch.input)) if split else port
+            end = self.sequence(branch.children, other.children if other else None, given, level, passes)
             if named:
                 self.close_cluster()
             ends.append(_Port(end.node, _shapes(branch.output, other.output if other else None, passes)))
@@ -326,6 +336,21 @@ class _Writer:
         self.node(merge, _label(*lines), "merge")
         for end in ends:
             self.edge(end, merge)
+        return _Port(merge, out)
+
+    def gate(
+        self, node: Shaped, twin: Shaped | None, port: _Port, level: int, passes: int, out: str
+    ) -> _Port:
+        """The body from a fork, its result and the input itself meeting in a × node."""
+        port = self.fork(node, port)
+        end = self.sequence(node.children, twin.children if twin else None, port, level, passes)
+        merge = f"{node.path}:mul"
+        if node.label:
+            self.node(merge, _label(("b", node.label), ("", "×")), "merge")
+        else:
+            self.node(merge, _label(("b", "×")), "merge", shape="circle", width="0.3", fixedsize="true")
+        self.edge(end, merge)
+        self.edge(port, merge, style="dashed", tooltip="the gated input")
         return _Port(merge, out)
 
     def residual(
@@ -345,6 +370,17 @@ class _Writer:
         self.edge(end, merge)
         if shortcut is None:
             self.edge(port, merge, style="dashed", tooltip="identity shortcut")
+        elif shortcut.op == "path":
+            twin_short = next((c for c in twin.children if c.kind == "shortcut"), None) if twin else None
+            self.open_cluster(
+                shortcut.path, f"shortcut {shortcut.label}" if shortcut.label else "shortcut", "other"
+            )
+            end = self.sequence(
+                shortcut.children, twin_short.children if twin_short else None, port, level, passes
+            )
+            self.close_cluster()
+            out_short = _shapes(shortcut.output, twin_short.output if twin_short else None, passes)
+            self.edge(_Port(end.node, out_short), merge, style="dashed")
         else:
             self.node(
                 shortcut.path,

@@ -32,6 +32,7 @@ def layer_json(node: Shaped) -> dict[str, Any]:
         "op": node.op,
         "kind": node.kind,
         "path": node.path,
+        "spliced": node.spliced,
         "line": node.span.line,
         "column": node.span.column,
         "input": list(node.input),

@@ -9,8 +9,9 @@ cannot be resolved becomes an `InvalidNode` so later stages stop there without a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import ir, layers
@@ -81,21 +82,29 @@ class BlockNode:
     block: str
     params: dict[str, Any]
     body: list[Node]
+    splice: bool = False
 
 
 @dataclass(slots=True)
 class RepeatNode:
-    """`count` passes of one body; each pass is its own set of modules, keyed "0", "1", …"""
+    """`count` passes of one body, each resolved on its own (a pass's names may hold its index);
+    their members are numbered on through the passes, as if the body were written out."""
 
     key: str
     label: str | None
     span: Span
-    count: int
-    body: list[Node]
+    passes: list[list[Node]]
+    splice: bool = False
+
+    @property
+    def count(self) -> int:
+        return len(self.passes)
 
 
 @dataclass(slots=True)
 class BranchNode:
+    """A concat's branch, or a residual's written-out shortcut: always a module of its own."""
+
     key: str
     label: str | None
     span: Span
@@ -108,6 +117,10 @@ class ConcatNode:
     label: str | None
     span: Span
     branches: list[BranchNode]
+    #: The channels each branch takes of the input, or None: every branch takes all of it.
+    split: tuple[int, ...] | bool = False
+    arg_spans: dict[str, Span] = field(default_factory=dict)
+    splice: bool = False
 
 
 @dataclass(slots=True)
@@ -115,12 +128,34 @@ class ResidualNode:
     key: str
     label: str | None
     span: Span
-    shortcut: str
+    shortcut: str  # identity | project | path
     stride: tuple[int, int] | None
     bias: bool
     batchnorm: bool
     body: list[Node]
     arg_spans: dict[str, Span]
+    #: The projection's or the written-out path's member name.
+    shortcut_key: str | None = None
+    path: BranchNode | None = None
+    splice: bool = False
+
+
+@dataclass(slots=True)
+class GateNode:
+    key: str
+    label: str | None
+    span: Span
+    body: list[Node]
+    splice: bool = False
+
+
+@dataclass(slots=True)
+class GroupNode:
+    key: str
+    label: str | None
+    span: Span
+    body: list[Node]
+    splice: bool = False
 
 
 @dataclass(slots=True)
@@ -132,7 +167,27 @@ class InvalidNode:
     span: Span
 
 
-Node = LayerNode | BlockNode | RepeatNode | ConcatNode | ResidualNode | InvalidNode
+Node = LayerNode | BlockNode | RepeatNode | ConcatNode | ResidualNode | GateNode | GroupNode | InvalidNode
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """A layer argument that reads `channels`, the count the layer receives: evaluated by shape
+    inference, which knows it (`value(channels)` raises `Failed` as the resolver would)."""
+
+    value: Callable[[int], Any]
+
+
+@dataclass
+class Namespace:
+    """The members of one module, claimed in order: a named statement takes its name, an unnamed
+    one its position among the members (as `nn.Sequential` numbers them)."""
+
+    names: dict[str, Span] = field(default_factory=dict)
+    #: Members so far; a spliced statement's members count here, not the statement itself.
+    members: int = 0
+    #: Spliced statements so far, which are told apart by their number (`.0`, `.1`, …).
+    spliced: int = 0
 
 
 @dataclass
@@ -237,6 +292,8 @@ class Resolver:
         self.expanded = 0
         self.passes = 0
         self.too_large_reported = False
+        #: Off while a repeat's passes after its first resolve: the first counted for them all.
+        self.counting = True
         self.depth = 0
         #: The top-level body of the model being resolved (where input and train belong).
         self.model_body: Sequence[ir.Stmt] | None = None
@@ -283,6 +340,13 @@ class Resolver:
         raise Failed(error(BAD_VALUE, f"'{op}' works on integers, got {describe(value)}", expr.span))
 
     def unknown_name(self, name: str, span: Span, scope: dict[str, Any]) -> Diagnostic:
+        if name == CHANNELS_NAME:
+            return error(
+                UNKNOWN_NAME,
+                f"'{CHANNELS_NAME}' (the channel count a layer receives) can be read only in a layer's "
+                "own arguments; pass it to a block as a parameter",
+                span,
+            )
         hint = did_you_mean(name, [*scope, *KEYWORD_VALUES])
         where = f" (parameters here: {', '.join(scope)})" if scope and not hint else ""
         return error(UNKNOWN_NAME, f"unknown name '{name}'{where}{hint}", span)
@@ -362,6 +426,12 @@ class Resolver:
                     converted[arg.name] = arg.default
                 continue
             value = values[arg.name]
+            if isinstance(value, Deferred):
+                converted[arg.name] = value  # converted by shape inference, which knows `channels`
+                continue
+            if isinstance(value, list) and any(isinstance(v, Deferred) for v in value):
+                converted[arg.name] = Deferred(functools.partial(_evaluate_items, value))
+                continue
             try:
                 converted[arg.name] = arg.accepts(value)
             except BadValue as bad:
@@ -390,49 +460,89 @@ class Resolver:
     # --- statements -------------------------------------------------------------------------------
 
     def body(
-        self, statements: Sequence[ir.Stmt], scope: dict[str, Any], stack: tuple[str, ...], weight: int
+        self,
+        statements: Sequence[ir.Stmt],
+        scope: dict[str, Any],
+        stack: tuple[str, ...],
+        weight: int,
+        space: Namespace | None = None,
     ) -> list[Node]:
+        """Resolves statements whose members join `space` (a new module's, unless given)."""
+        space = Namespace() if space is None else space
         nodes: list[Node] = []
-        labels: dict[str, Span] = {}
         for statement in statements:
             if isinstance(statement, ir.Input | ir.Train):
                 # A model's own body is checked by `resolve_model`, a block's by `check_definitions`.
                 if stack == () and statements is not self.model_body:
                     self.diagnostics.append(_misplaced(statement, "inside repeat, concat or residual"))
                 continue
-            key = str(len(nodes))
-            if statement.label is not None:
-                label_span = statement.label_span or statement.span
-                if statement.label in labels:
-                    self.diagnostics.append(
-                        error(
-                            DUPLICATE,
-                            f"the name '{statement.label}' is already used in this body",
-                            label_span,
-                            Note(message=f"first used at {labels[statement.label]}"),
-                        )
-                    )
-                elif statement.label in RESERVED_MODULE_NAMES:
-                    self.diagnostics.append(
-                        error(
-                            DUPLICATE,
-                            f"'{statement.label}' cannot name a statement: torch.nn.Module "
-                            "already has an attribute of that name",
-                            label_span,
-                        )
-                    )
-                else:
-                    labels[statement.label] = label_span
-                    key = statement.label
+            label: str | None = None
+            if statement.splice:
+                key, inner = f".{space.spliced}", space
+                space.spliced += 1
+            else:
+                inner = Namespace()
+                try:
+                    label = self.label(statement, scope)
+                    key = self.claim(space, label, statement.label_span or statement.span)
+                except Failed as failure:
+                    self.diagnostics.append(failure.diagnostic)
+                    label, key = None, f".{space.spliced}"
+                    space.spliced += 1
             try:
-                nodes.append(self.statement(statement, key, scope, stack, weight))
+                nodes.append(self.statement(statement, key, label, scope, stack, weight, inner))
             except Failed as failure:
                 self.diagnostics.append(failure.diagnostic)
-                nodes.append(InvalidNode(key=key, label=statement.label, span=statement.span))
+                nodes.append(InvalidNode(key=key, label=label, span=statement.span))
         return nodes
 
+    def label(self, statement: ir.Stmt, scope: dict[str, Any]) -> str | None:
+        """The name a statement gives its module, its `{…}` expressions evaluated."""
+        if statement.label_parts is None:
+            return statement.label
+        text = []
+        for part in statement.label_parts:
+            if isinstance(part, str):
+                text.append(part)
+                continue
+            value = self.evaluate(part, scope)
+            if isinstance(value, Symbol):
+                raise Failed(self.unknown_name(value.name, part.span, scope))
+            if isinstance(value, bool) or not isinstance(value, int | str):
+                raise Failed(
+                    error(
+                        BAD_VALUE, f"a name can hold integers and strings, got {describe(value)}", part.span
+                    )
+                )
+            text.append(str(value))
+        return "".join(text)
+
+    def claim(self, space: Namespace, label: str | None, span: Span) -> str:
+        """The member key of the next statement in `space`: its label, or its position."""
+        position = str(space.members)
+        space.members += 1
+        if label is None:
+            if position in space.names:
+                raise Failed(_taken(position, span, space.names[position]))
+            space.names[position] = span
+            return position
+        problem = _bad_name(label)
+        if problem is not None:
+            raise Failed(error(DUPLICATE, problem, span))
+        if label in space.names:
+            raise Failed(_taken(label, span, space.names[label]))
+        space.names[label] = span
+        return label
+
     def statement(
-        self, statement: ir.Stmt, key: str, scope: dict[str, Any], stack: tuple[str, ...], weight: int
+        self,
+        statement: ir.Stmt,
+        key: str,
+        label: str | None,
+        scope: dict[str, Any],
+        stack: tuple[str, ...],
+        weight: int,
+        space: Namespace,
     ) -> Node:
         self.depth += 1
         try:
@@ -441,125 +551,217 @@ class Resolver:
                     error(
                         TOO_LARGE,
                         f"statements nest more than {MAX_NESTING} deep here "
-                        "(block calls, repeat, concat and residual each add a level)",
+                        "(block calls, repeat, concat, residual, gate and groups each add a level)",
                         statement.span,
                     )
                 )
-            return self._statement(statement, key, scope, stack, weight)
+            return self._statement(statement, key, label, scope, stack, weight, space)
         finally:
             self.depth -= 1
 
     def _statement(
-        self, statement: ir.Stmt, key: str, scope: dict[str, Any], stack: tuple[str, ...], weight: int
+        self,
+        statement: ir.Stmt,
+        key: str,
+        label: str | None,
+        scope: dict[str, Any],
+        stack: tuple[str, ...],
+        weight: int,
+        space: Namespace,
     ) -> Node:
+        splice = statement.splice
         if isinstance(statement, ir.Call):
-            return self.call(statement, key, scope, stack, weight)
+            return self.call(statement, key, label, scope, stack, weight, space)
         if isinstance(statement, ir.Repeat):
-            count = self.evaluate(statement.count, scope)
-            if isinstance(count, Symbol):
-                raise Failed(self.unknown_name(count.name, statement.count.span, scope))
-            if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-                raise Failed(
-                    error(BAD_VALUE, f"repeat needs a count ≥ 0, got {describe(count)}", statement.count.span)
-                )
-            inner_weight = weight * max(count, 1)
-            self._grow(0, statement.span, inner_weight)
-            checked = len(self.diagnostics)
-            body = self.body(statement.body, scope, stack, inner_weight)
-            if count == 0:
-                # No pass runs, so nothing is built: the body is still held to its names and
-                # arguments (a typo is wrong at any count), but not to values that may be wrong
-                # only at this count (a block called with n=0, w=1 whose `conv(w - 2)` never runs).
-                self.diagnostics[checked:] = [d for d in self.diagnostics[checked:] if d.code != BAD_VALUE]
-            # Each pass is a module and a step of shape inference even when its body is empty,
-            # so passes are bounded too; counted after the body, whose layers report first.
-            self.passes += weight * count
-            if self.passes > MAX_EXPANDED_LAYERS and not self.too_large_reported:
-                self.too_large_reported = True
-                raise Failed(
-                    error(
-                        TOO_LARGE,
-                        f"this model's repeats make more than {MAX_EXPANDED_LAYERS:,} passes here",
-                        statement.span,
-                        Note(message="a repeat count or block nesting multiplies the passes in its body"),
-                    )
-                )
-            return RepeatNode(key=key, label=statement.label, span=statement.span, count=count, body=body)
+            return self.repeat(statement, key, label, scope, stack, weight, space)
         if isinstance(statement, ir.Concat):
-            self.bind(CONCAT, self.evaluated_args(statement.args, scope), statement.span, scope)
+            args, spans = self.bind(CONCAT, self.evaluated_args(statement.args, scope), statement.span, scope)
             if not statement.branches:
                 raise Failed(error(BAD_VALUE, "concat needs at least one branch", statement.span))
-            branches: list[BranchNode] = []
-            names: dict[str, Span] = {}
-            for index, branch in enumerate(statement.branches):
-                branch_key = str(index)
-                if branch.name is not None:
-                    if branch.name in names:
-                        self.diagnostics.append(
-                            error(DUPLICATE, f"two branches are named '{branch.name}'", branch.span)
-                        )
-                    elif branch.name in RESERVED_MODULE_NAMES:
-                        self.diagnostics.append(
-                            error(
-                                DUPLICATE,
-                                f"'{branch.name}' cannot name a branch: torch.nn.Module already "
-                                "has an attribute of that name",
-                                branch.span,
-                            )
-                        )
-                    else:
-                        names[branch.name] = branch.span
-                        branch_key = branch.name
-                body = self.body(branch.body, scope, stack, weight)
-                branches.append(BranchNode(key=branch_key, label=branch.name, span=branch.span, body=body))
-            return ConcatNode(key=key, label=statement.label, span=statement.span, branches=branches)
+            branches = [self.branch(branch, scope, stack, weight, space) for branch in statement.branches]
+            split = args["split"]
+            if isinstance(split, tuple) and len(split) != len(branches):
+                raise Failed(
+                    error(
+                        BAD_VALUE,
+                        f"concat split gives {len(split)} channel counts for {len(branches)} branches",
+                        spans["split"],
+                    )
+                )
+            return ConcatNode(key, label, statement.span, branches, split, spans, splice)
         if isinstance(statement, ir.Residual):
-            args, spans = self.bind(
-                RESIDUAL, self.evaluated_args(statement.args, scope), statement.span, scope
+            return self.residual(statement, key, label, scope, stack, weight, space)
+        if isinstance(statement, ir.Gate):
+            return GateNode(
+                key, label, statement.span, self.body(statement.body, scope, stack, weight, space), splice
             )
-            if args["shortcut"] == "identity":
-                for extra in ("stride", "bias", "batchnorm"):
-                    if extra in spans:
-                        raise Failed(
-                            error(BAD_VALUE, f"'{extra}' applies only to shortcut=project", spans[extra])
-                        )
-            body = self.body(statement.body, scope, stack, weight)
-            return ResidualNode(
-                key=key,
-                label=statement.label,
-                span=statement.span,
-                shortcut=args["shortcut"],
-                stride=args["stride"],
-                bias=args["bias"],
-                batchnorm=args["batchnorm"],
-                body=body,
-                arg_spans=spans,
+        if isinstance(statement, ir.Group):
+            return GroupNode(
+                key, label, statement.span, self.body(statement.body, scope, stack, weight, space), splice
             )
         raise AssertionError(f"unhandled statement {statement!r}")
 
+    def branch(
+        self, branch: ir.Branch, scope: dict[str, Any], stack: tuple[str, ...], weight: int, space: Namespace
+    ) -> BranchNode:
+        """A branch (or a written-out shortcut): a module of its own among `space`'s members."""
+        try:
+            key = self.claim(space, branch.name, branch.span)
+        except Failed as failure:
+            self.diagnostics.append(failure.diagnostic)
+            key = f".{space.spliced}"
+            space.spliced += 1
+        body = self.body(branch.body, scope, stack, weight)
+        return BranchNode(key=key, label=branch.name, span=branch.span, body=body)
+
+    def repeat(
+        self,
+        statement: ir.Repeat,
+        key: str,
+        label: str | None,
+        scope: dict[str, Any],
+        stack: tuple[str, ...],
+        weight: int,
+        space: Namespace,
+    ) -> RepeatNode:
+        count = self.evaluate(statement.count, scope)
+        if isinstance(count, Symbol):
+            raise Failed(self.unknown_name(count.name, statement.count.span, scope))
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise Failed(
+                error(BAD_VALUE, f"repeat needs a count ≥ 0, got {describe(count)}", statement.count.span)
+            )
+        inner_weight = weight * max(count, 1)
+        self._grow(0, statement.span, inner_weight)
+        index = statement.index
+        if count == 0:
+            # No pass runs, so nothing is built: the body is still held to its names and
+            # arguments (a typo is wrong at any count), but not to values that may be wrong
+            # only at this count (a block called with n=0, w=1 whose `conv(w - 2)` never runs).
+            checked = len(self.diagnostics)
+            dry = {**scope, index: 0} if index else scope
+            self.body(statement.body, dry, stack, inner_weight, Namespace())
+            self.diagnostics[checked:] = [d for d in self.diagnostics[checked:] if d.code != BAD_VALUE]
+            return RepeatNode(key, label, statement.span, [], statement.splice)
+        passes: list[list[Node]] = []
+        counting = self.counting
+        try:
+            for number in range(count):
+                here = {**scope, index: number} if index else scope
+                passes.append(self.body(statement.body, here, stack, inner_weight, space))
+                # The first pass counts for all of them (its layers weigh `inner_weight`), so a
+                # repeat that expands past the limit is refused before its other passes resolve.
+                self.counting = False
+        finally:
+            self.counting = counting
+        if not counting:
+            return RepeatNode(key, label, statement.span, passes, statement.splice)
+        # Each pass is a step of shape inference even when its body is empty, so passes are
+        # bounded too; counted after the body, whose layers report first.
+        self.passes += weight * count
+        if self.passes > MAX_EXPANDED_LAYERS and not self.too_large_reported:
+            self.too_large_reported = True
+            raise Failed(
+                error(
+                    TOO_LARGE,
+                    f"this model's repeats make more than {MAX_EXPANDED_LAYERS:,} passes here",
+                    statement.span,
+                    Note(message="a repeat count or block nesting multiplies the passes in its body"),
+                )
+            )
+        return RepeatNode(key, label, statement.span, passes, statement.splice)
+
+    def residual(
+        self,
+        statement: ir.Residual,
+        key: str,
+        label: str | None,
+        scope: dict[str, Any],
+        stack: tuple[str, ...],
+        weight: int,
+        space: Namespace,
+    ) -> ResidualNode:
+        args, spans = self.bind(RESIDUAL, self.evaluated_args(statement.args, scope), statement.span, scope)
+        shortcut = args["shortcut"]
+        if statement.shortcut is not None:
+            if "shortcut" in spans:
+                raise Failed(
+                    error(
+                        BAD_VALUE,
+                        "a residual with a written-out shortcut takes no shortcut= argument",
+                        spans["shortcut"],
+                        Note(message=f"its shortcut is written at {statement.shortcut.span}"),
+                    )
+                )
+            shortcut = "path"
+        if shortcut != "project":
+            for extra in ("stride", "bias", "batchnorm"):
+                if extra in spans:
+                    raise Failed(
+                        error(BAD_VALUE, f"'{extra}' applies only to shortcut=project", spans[extra])
+                    )
+        body = self.body(statement.body, scope, stack, weight, space)
+        path = None
+        shortcut_key = None
+        if statement.shortcut is not None:
+            path = self.branch(statement.shortcut, scope, stack, weight, space)
+            shortcut_key = path.key
+        elif shortcut == "project":
+            shortcut_key = self.claim(space, "shortcut", statement.span)
+        return ResidualNode(
+            key=key,
+            label=label,
+            span=statement.span,
+            shortcut=shortcut,
+            stride=args["stride"],
+            bias=args["bias"],
+            batchnorm=args["batchnorm"],
+            body=body,
+            arg_spans=spans,
+            shortcut_key=shortcut_key,
+            path=path,
+            splice=statement.splice,
+        )
+
     def call(
-        self, call: ir.Call, key: str, scope: dict[str, Any], stack: tuple[str, ...], weight: int
+        self,
+        call: ir.Call,
+        key: str,
+        label: str | None,
+        scope: dict[str, Any],
+        stack: tuple[str, ...],
+        weight: int,
+        space: Namespace,
     ) -> Node:
-        arguments = self.evaluated_args(call.args, scope)
         # Built-in layers, then blocks, then plugins: a spec that calls only built-ins and blocks
         # never scans the installed packages for plugins, and a block hides a plugin's layer.
         spec = layers.LAYERS.get(call.op)
         if spec is None and call.op not in self.blocks:
             spec = layers.find(call.op)
         if spec is not None:
-            self._grow(weight, call.span, weight)
+            if call.splice:
+                raise Failed(
+                    error(
+                        BAD_VALUE,
+                        f"`*` splices the members of a block, repeat, concat, residual, gate or group "
+                        f"into the enclosing module; {call.op} is a layer, one member already",
+                        call.span,
+                    )
+                )
+            if self.counting:
+                self._grow(weight, call.span, weight)
+            arguments = self.layer_args(call.args, scope)
             values, spans = self.bind(spec, arguments, call.span, scope)
-            return LayerNode(
-                key=key, label=call.label, span=call.span, op=call.op, args=values, arg_spans=spans
-            )
+            return LayerNode(key=key, label=label, span=call.span, op=call.op, args=values, arg_spans=spans)
+        arguments = self.evaluated_args(call.args, scope)
         entry = self.blocks.get(call.op)
         if entry is None:
             if stack:  # inside a block body: `check_definitions` reported it once, at the definition
-                return InvalidNode(key=key, label=call.label, span=call.span)
+                return InvalidNode(key=key, label=label, span=call.span)
             raise Failed(unknown_layer(call, self.blocks))
         definition = entry.definition
         if definition is None:
-            return InvalidNode(key=key, label=call.label, span=call.span)
+            return InvalidNode(key=key, label=label, span=call.span)
         if definition.name in stack:
             cycle = " → ".join([*stack[stack.index(definition.name) :], definition.name])
             raise Failed(error(RECURSION, f"block '{definition.name}' calls itself: {cycle}", call.op_span))
@@ -569,15 +771,37 @@ class Resolver:
         caller_blocks, self.blocks = self.blocks, entry.scope
         first_new = len(self.diagnostics)
         try:
-            body = self.body(definition.body, params, (*stack, definition.name), weight)
+            body = self.body(definition.body, params, (*stack, definition.name), weight, space)
         finally:
             self.blocks = caller_blocks
         self.diagnostics[first_new:] = [
             _called_from(d, call, definition) for d in self.diagnostics[first_new:]
         ]
         return BlockNode(
-            key=key, label=call.label, span=call.span, block=definition.name, params=params, body=body
+            key=key,
+            label=label,
+            span=call.span,
+            block=definition.name,
+            params=params,
+            body=body,
+            splice=call.splice,
         )
+
+    def layer_args(self, args: Iterable[ir.Arg], scope: dict[str, Any]) -> list[tuple[str | None, Any, Span]]:
+        """A layer call's arguments; one that reads `channels` (and no parameter of that name is
+        in scope) is left for shape inference, which knows how many channels arrive."""
+        result = []
+        for a in args:
+            span = a.value.span if a.name is None else a.span
+            if CHANNELS_NAME not in scope and _reads(a.value, CHANNELS_NAME):
+                value: Any = Deferred(functools.partial(self._with_channels, a.value, scope))
+            else:
+                value = self.evaluate(a.value, scope)
+            result.append((a.name, value, span))
+        return result
+
+    def _with_channels(self, expr: ir.Expr, scope: dict[str, Any], channels: int) -> Any:
+        return self.evaluate(expr, {**scope, CHANNELS_NAME: channels})
 
     def bind_params(
         self,
@@ -621,6 +845,61 @@ class Resolver:
                     Note(message="a repeat count or block nesting multiplies the layers in its body"),
                 )
             )
+
+
+#: The name a layer's arguments may use for the channel (or feature) count it receives.
+CHANNELS_NAME = "channels"
+
+
+def _reads(expr: ir.Expr, name: str) -> bool:
+    """Whether `expr` mentions `name` (a bare name, anywhere inside it)."""
+    pending: list[Any] = [expr]
+    while pending:
+        node = pending.pop()
+        kind = node.kind
+        if kind == "name":
+            if node.name == name:
+                return True
+        elif kind == "list":
+            pending.extend(node.items)
+        elif kind == "binop":
+            pending.extend((node.left, node.right))
+        elif kind == "neg":
+            pending.append(node.operand)
+        elif kind == "call":
+            pending.extend(a.value for a in node.args)
+    return False
+
+
+def _evaluate_items(items: list[Any], channels: int) -> list[Any]:
+    return [item.value(channels) if isinstance(item, Deferred) else item for item in items]
+
+
+def _taken(name: str, span: Span, first: Span) -> Diagnostic:
+    if span == first:
+        return error(
+            DUPLICATE,
+            f"the name '{name}' is given by every pass of this repeat: put the pass's index in "
+            f'it (`repeat n as i {{ "{name}{{i}}": … }}`)',
+            span,
+        )
+    return error(
+        DUPLICATE,
+        f"the name '{name}' is already used in this body",
+        span,
+        Note(message=f"first used at {first}", span=first),
+    )
+
+
+def _bad_name(name: str) -> str | None:
+    """Why PyTorch would refuse `name` for a submodule, or None."""
+    if name == "":
+        return "a module's name cannot be empty"
+    if "." in name:
+        return f"'{name}' cannot name a module: PyTorch's module names cannot contain '.'"
+    if name in RESERVED_MODULE_NAMES:
+        return f"'{name}' cannot name a statement: torch.nn.Module already has an attribute of that name"
+    return None
 
 
 def _in_range(value: int, span: Span) -> int:

@@ -9,16 +9,20 @@ module path the builder will give it. Each layer kind has one pure rule, its `La
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import layers
-from .errors import Diagnostic, Failed, Note, Span, error
+from .errors import Diagnostic, Failed, Note, Span, error, warning
 from .resolve import (
+    BAD_VALUE,
     TOO_LARGE,
     BlockNode,
     BranchNode,
     ConcatNode,
+    Deferred,
+    GateNode,
+    GroupNode,
     InvalidNode,
     LayerNode,
     Node,
@@ -31,6 +35,7 @@ from .sizes import (  # noqa: F401  (the codes are re-exported: later stages nam
     CHANNELS,
     CONCAT_MISMATCH,
     EMPTY_OUTPUT,
+    GATE_MISMATCH,
     GROUPS,
     INEXACT,
     MAX_ELEMENTS,
@@ -46,8 +51,10 @@ from .sizes import (  # noqa: F401  (the codes are re-exported: later stages nam
     fail,
     float32_size,
     fmt,
+    pair_text,
 )
 from .trainspec import TrainSpec
+from .values import BadValue
 
 # --- results --------------------------------------------------------------------------------------
 
@@ -56,7 +63,7 @@ from .trainspec import TrainSpec
 class Shaped:
     """One statement (or pass, branch, shortcut) with its shapes; `children` mirror submodules."""
 
-    kind: str  # layer | block | repeat | iteration | concat | branch | residual | shortcut
+    kind: str  # layer | block | repeat | iteration | concat | branch | residual | shortcut | gate | group
     op: str  # the layer op, the block's name, or the kind
     key: str
     path: str
@@ -68,10 +75,13 @@ class Shaped:
     macs: int
     args: dict[str, Any] = field(default_factory=dict)
     children: list[Shaped] = field(default_factory=list)
+    #: No module of its own: its members are its namespace's (`*` statements, a repeat's passes).
+    spliced: bool = False
 
     @property
     def name(self) -> str:
-        return self.label or self.key
+        """Its module's name in its namespace; `*` for a spliced statement, which has none."""
+        return "*" if self.spliced else self.label or self.key
 
 
 @dataclass
@@ -149,13 +159,14 @@ class Inference:
         )
 
     def sequence(self, nodes: list[Node], source: Source, prefix: str) -> tuple[list[Shaped], Source | None]:
-        """Shapes a body in order; stops (returning None) at the first statement that fails."""
+        """Shapes a body in order; stops (returning None) at the first statement that fails.
+        `prefix` is the module path of the namespace its members join, with its trailing dot."""
         shaped: list[Shaped] = []
         current: Source | None = source
         for node in nodes:
             if current is None:
                 break
-            result = self.statement(node, current, prefix + node.key)
+            result = self.statement(node, current, prefix)
             if result is None:
                 return shaped, None
             if math.prod(result.output) > MAX_ELEMENTS:
@@ -165,14 +176,17 @@ class Inference:
             current = Source(result.output, node.span, result.op)
         return shaped, current
 
-    def statement(self, node: Node, source: Source, path: str) -> Shaped | None:
+    def statement(self, node: Node, source: Source, prefix: str) -> Shaped | None:
+        path = prefix + node.key
         if isinstance(node, InvalidNode):
             return None
         if isinstance(node, LayerNode):
             return self.layer(node, source, path)
+        # A spliced statement's members join the namespace it stands in; others make their own.
+        inner = prefix if getattr(node, "splice", False) else path + "."
         if isinstance(node, BlockNode):
             self.calls.append(node)
-            children, output = self.sequence(node.body, source, path + ".")
+            children, output = self.sequence(node.body, source, inner)
             self.calls.pop()
             if output is None:
                 return None
@@ -189,14 +203,24 @@ class Inference:
                 args=dict(node.params),
             )
         if isinstance(node, RepeatNode):
-            return self.repeat(node, source, path)
+            return self.repeat(node, source, path, inner)
         if isinstance(node, ConcatNode):
-            return self.concat(node, source, path)
-        return self.residual(node, source, path)
+            return self.concat(node, source, path, inner)
+        if isinstance(node, GateNode):
+            return self.gate(node, source, path, inner)
+        if isinstance(node, GroupNode):
+            children, output = self.sequence(node.body, source, inner)
+            if output is None:
+                return None
+            return self._composite("group", node, path, source.shape, output.shape, children)
+        return self.residual(node, source, path, inner)
 
     def layer(self, node: LayerNode, source: Source, path: str) -> Shaped | None:
+        spec = layers.LAYERS[node.op]
         try:
-            outcome = layers.LAYERS[node.op].shape(node, source.shape)
+            if any(isinstance(value, Deferred) for value in node.args.values()):
+                node = self._with_channels(node, spec, source.shape)
+            outcome = spec.shape(node, source.shape)
         except Failed as failed:
             self.report(failed.diagnostic, source)
             return None
@@ -219,34 +243,58 @@ class Inference:
             node.args,
         )
 
-    def repeat(self, node: RepeatNode, source: Source, path: str) -> Shaped | None:
+    @staticmethod
+    def _with_channels(node: LayerNode, spec: layers.Layer, shape: Shape) -> LayerNode:
+        """The layer with its arguments that read `channels` evaluated for this input."""
+        args = dict(node.args)
+        for name, value in node.args.items():
+            if not isinstance(value, Deferred):
+                continue
+            span = node.arg_spans.get(name, node.span)
+            evaluated = value.value(shape[0])
+            try:
+                args[name] = spec.arg(name).accepts(evaluated)
+            except BadValue as bad:
+                raise fail(
+                    BAD_VALUE,
+                    f"{node.op} argument '{name}' must be {bad} (with channels = {shape[0]})",
+                    span,
+                ) from None
+        return replace(node, args=args)
+
+    def repeat(self, node: RepeatNode, source: Source, path: str, inner: str) -> Shaped | None:
         passes: list[Shaped] = []
         current = source
-        for index in range(node.count):
-            children, output = self.sequence(node.body, current, f"{path}.{index}.")
+        for index, body in enumerate(node.passes):
+            children, output = self.sequence(body, current, inner)
             if output is None:
                 return None
+            # A pass is no module: its members are the repeat's (or, spliced, its namespace's).
             passes.append(
                 self._composite(
                     "iteration",
                     node,
-                    f"{path}.{index}",
+                    f"{path}..{index}",
                     current.shape,
                     output.shape,
                     children,
-                    key=str(index),
+                    key=f".{index}",
                 )
             )
+            passes[-1].spliced = True
             current = output
         return self._composite(
             "repeat", node, path, source.shape, current.shape, passes, args={"count": node.count}
         )
 
-    def concat(self, node: ConcatNode, source: Source, path: str) -> Shaped | None:
+    def concat(self, node: ConcatNode, source: Source, path: str, inner: str) -> Shaped | None:
+        inputs = self._split(node, source)
+        if inputs is None:
+            return None
         branches: list[Shaped] = []
         failed = False
-        for branch in node.branches:
-            result = self.branch(branch, source, path)
+        for branch, given in zip(node.branches, inputs, strict=True):
+            result = self.branch(branch, given, inner)
             if result is None:
                 failed = True
             else:
@@ -273,16 +321,84 @@ class Inference:
                 )
                 return None
         output = (sum(b.output[0] for b in branches), *first.output[1:])
-        return self._composite("concat", node, path, source.shape, output, branches)
+        split = node.split
+        sizes = tuple(given.shape[0] for given in inputs) if split is not False else None
+        return self._composite("concat", node, path, source.shape, output, branches, args={"split": sizes})
 
-    def branch(self, branch: BranchNode, source: Source, path: str) -> Shaped | None:
-        children, output = self.sequence(branch.body, source, f"{path}.{branch.key}.")
+    def _split(self, node: ConcatNode, source: Source) -> list[Source] | None:
+        """What each branch receives: the whole input, or its share of the channels."""
+        count = len(node.branches)
+        if node.split is False:
+            return [source] * count
+        channels = source.shape[0]
+        span = node.arg_spans.get("split", node.span)
+        if node.split is True:
+            # torch.chunk's shares: ⌈C/n⌉ each, the last what is left, and fewer when that runs out.
+            share = -(-channels // count)
+            sizes = [min(share, channels - start) for start in range(0, channels, share)]
+            if len(sizes) != count:
+                self.report(
+                    error(
+                        CONCAT_MISMATCH,
+                        f"concat(split=true) cannot share {channels} channels among {count} branches: "
+                        f"torch.chunk gives {len(sizes)} parts ({' + '.join(map(str, sizes))})",
+                        span,
+                    ),
+                    source,
+                )
+                return None
+        else:
+            sizes = list(node.split)
+            if sum(sizes) != channels:
+                self.report(
+                    error(
+                        CONCAT_MISMATCH,
+                        f"concat split {' + '.join(map(str, sizes))} = {sum(sizes)} channels, but the "
+                        f"input has {channels} ({fmt(source.shape)})",
+                        span,
+                    ),
+                    source,
+                )
+                return None
+        return [Source((size, *source.shape[1:]), source.span, source.op) for size in sizes]
+
+    def branch(self, branch: BranchNode, source: Source, prefix: str) -> Shaped | None:
+        path = prefix + branch.key
+        children, output = self.sequence(branch.body, source, path + ".")
         if output is None:
             return None
-        return self._composite("branch", branch, f"{path}.{branch.key}", source.shape, output.shape, children)
+        return self._composite("branch", branch, path, source.shape, output.shape, children)
 
-    def residual(self, node: ResidualNode, source: Source, path: str) -> Shaped | None:
-        children, output = self.sequence(node.body, source, f"{path}.body.")
+    def gate(self, node: GateNode, source: Source, path: str, inner: str) -> Shaped | None:
+        children, output = self.sequence(node.body, source, inner)
+        if output is None:
+            return None
+        x, g = source.shape, output.shape
+        # The gate may be narrower than x on any axis, where it is 1 (and PyTorch broadcasts it:
+        # [C, 1, 1] scales channels, [1, H, W] positions); a rank or size it cannot broadcast to
+        # x's shape, or one that would enlarge x, is refused rather than broadcast.
+        if len(g) != len(x) or any(gs not in (1, xs) for gs, xs in zip(g, x, strict=True)):
+            hint = ""
+            if len(g) < len(x):
+                hint = "; PyTorch would align its axes with x's last ones: view it to the same rank"
+            self.report(
+                error(
+                    GATE_MISMATCH,
+                    f"gate gives {fmt(g)}, which cannot scale its input {fmt(x)}: each axis must be "
+                    f"the input's size or 1{hint}",
+                    node.span,
+                    Note(
+                        message=f"the gate's body ends at line {output.span.line if output.span else '?'} "
+                        f"with {fmt(g)}"
+                    ),
+                ),
+                None,
+            )
+            return None
+        return self._composite("gate", node, path, x, x, children)
+
+    def residual(self, node: ResidualNode, source: Source, path: str, inner: str) -> Shaped | None:
+        children, output = self.sequence(node.body, source, inner)
         if output is None:
             return None
         x, y = source.shape, output.shape
@@ -292,7 +408,7 @@ class Inference:
                     error(
                         RESIDUAL_MISMATCH,
                         f"residual body changes the shape {fmt(x)} → {fmt(y)}, so it "
-                        "cannot be added to its input; use residual(shortcut=project)",
+                        f"cannot be added to its input; {_residual_hint(x, y)}",
                         node.span,
                         Note(
                             message=f"the body ends at line {output.span.line if output.span else '?'} "
@@ -302,15 +418,36 @@ class Inference:
                     None,
                 )
                 return None
-        else:
-            shortcut = self.projection(node, x, y, path)
+        elif node.shortcut == "path":
+            assert node.path is not None
+            shortcut = self.branch(node.path, source, inner)
             if shortcut is None:
                 return None
+            if shortcut.output != y:
+                self.report(
+                    error(
+                        RESIDUAL_MISMATCH,
+                        f"residual body gives {fmt(y)} but its shortcut gives {fmt(shortcut.output)}: "
+                        "the two are added, so they must be equal",
+                        node.span,
+                        Note(message=f"the shortcut is at {node.path.span}", span=node.path.span),
+                    ),
+                    None,
+                )
+                return None
+            shortcut.kind, shortcut.op = "shortcut", "path"
             children.append(shortcut)
+        else:
+            projection = self.projection(node, x, y, inner)
+            if projection is None:
+                return None
+            children.append(projection)
         return self._composite("residual", node, path, x, y, children, args={"shortcut": node.shortcut})
 
-    def projection(self, node: ResidualNode, x: Shape, y: Shape, path: str) -> Shaped | None:
+    def projection(self, node: ResidualNode, x: Shape, y: Shape, prefix: str) -> Shaped | None:
         span = node.arg_spans.get("shortcut", node.span)
+        key = node.shortcut_key or "shortcut"
+        path = prefix + key
         bn_params = 2 * y[0] if node.batchnorm else 0
         if len(x) == 1 and len(y) == 1:
             if node.stride is not None:
@@ -327,8 +464,8 @@ class Inference:
             return Shaped(
                 "shortcut",
                 "linear",
-                "shortcut",
-                f"{path}.shortcut",
+                key,
+                path,
                 None,
                 span,
                 x,
@@ -376,12 +513,26 @@ class Inference:
                 )
                 return None
             strides.append(stride)
+        if node.stride is None and max(strides) > 2:
+            # The smallest stride that gives the body's size; past 2 it reads one input pixel in
+            # stride², which a body that pools or gates its input does not (see `gate`).
+            self.report(
+                warning(
+                    INEXACT,
+                    f"the projection's inferred stride {pair_text((strides[0], strides[1]))} maps "
+                    f"{fmt(x)} to {fmt(y)} reading one input pixel in {strides[0] * strides[1]:,}: "
+                    "to scale the input by what the body makes of it, write `gate { … }`; to keep "
+                    "this projection, give its stride (`stride=…`)",
+                    span,
+                ),
+                None,
+            )
         weights = y[0] * x[0]
         return Shaped(
             "shortcut",
             "conv",
-            "shortcut",
-            f"{path}.shortcut",
+            key,
+            path,
             None,
             span,
             x,
@@ -394,7 +545,7 @@ class Inference:
     @staticmethod
     def _composite(
         kind: str,
-        node: BlockNode | RepeatNode | ConcatNode | BranchNode | ResidualNode,
+        node: BlockNode | RepeatNode | ConcatNode | BranchNode | ResidualNode | GateNode | GroupNode,
         path: str,
         x: Shape,
         y: Shape,
@@ -418,6 +569,7 @@ class Inference:
             sum(c.macs for c in children),
             args or {},
             children,
+            spliced=getattr(node, "splice", False),
         )
 
     def report(self, diagnostic: Diagnostic, source: Source | None) -> None:
@@ -446,6 +598,12 @@ class Inference:
         return Note(
             message=f"{fmt(source.shape)} comes from {source.op} at line {source.span.line}", span=source.span
         )
+
+
+def _residual_hint(x: Shape, y: Shape) -> str:
+    if len(x) == len(y) and x[0] == y[0] and all(size == 1 for size in y[1:]) and x != y:
+        return "to scale the input by it (squeeze-and-excitation), write `gate { … }`"
+    return "use residual(shortcut=project), or write its shortcut out (`shortcut { … }`)"
 
 
 def _too_many_elements(what: str, shape: Shape, span: Span) -> Diagnostic:

@@ -19,11 +19,13 @@ def describe(node: Shaped) -> str:
     if node.kind == "repeat":
         return f"repeat ×{a['count']}"
     if node.kind == "iteration":
-        return f"pass {int(node.key) + 1}"
+        return f"pass {int(node.key[1:]) + 1}"
     if node.kind == "residual":
         return f"residual ({a['shortcut']})"
     if node.kind == "shortcut":
-        return "shortcut 1×1 conv" if node.op == "conv" else "shortcut linear"
+        return {"conv": "shortcut 1×1 conv", "linear": "shortcut linear"}.get(node.op, "shortcut")
+    if node.kind == "concat" and a.get("split"):
+        return "concat, split " + "+".join(str(size) for size in a["split"])
     return node.op
 
 

@@ -48,6 +48,34 @@ def _last(item: Any) -> tuple[int, int]:
     return span.end_line, span.end_column
 
 
+class Prefix:
+    """A statement's `name:` or `*`, with the token it starts at."""
+
+    def __init__(self, token: Token, fields: dict[str, Any]):
+        self.token = token
+        self.fields = fields
+
+
+def _fields(prefix: Prefix | None) -> dict[str, Any]:
+    return {} if prefix is None else prefix.fields
+
+
+def _branch_name(token: Token | None) -> str | None:
+    if token is None:
+        return None
+    return unescape(token[1:-1]) if token.type == "STRING" else str(token)
+
+
+class LabelError(Exception):
+    """A statement's name or structure the grammar admits but the language does not; raised during
+    the parse, reported by the parser as a syntax error at `where` (a token or a span)."""
+
+    def __init__(self, message: str, where: Any):
+        super().__init__(message)
+        self.message = message
+        self.where = where
+
+
 class ArgList(list[ir.Arg]):
     """The arguments of a call, remembering where its ')' ends."""
 
@@ -109,50 +137,116 @@ class ToIR(Transformer[Any, Any]):
 
     # --- statements -----------------------------------------------------------------------------
 
-    def _labelled(self, label: Token | None) -> dict[str, Any]:
-        if label is None:
-            return {}
-        return {"label": str(label), "label_span": self._token_span(label)}
+    def prefix(self, children: list[Any]) -> Prefix:
+        (token,) = children
+        if token.type == "STAR":
+            return Prefix(token, {"splice": True})
+        span = self._token_span(token)
+        if token.type == "NAME":
+            return Prefix(token, {"label": str(token), "label_span": span})
+        text = unescape(token[1:-1])
+        parts = self._interpolated(text, token) if "{" in text or "}" in text else None
+        if parts is not None and all(isinstance(p, str) for p in parts):
+            text, parts = "".join(parts), None  # only `{{` / `}}` escapes: a plain name
+        return Prefix(token, {"label": text, "label_span": span, "label_parts": parts})
+
+    def _interpolated(self, text: str, token: Token) -> list[str | Any]:
+        """`"block{i + 1}-0"` as ["block", <i + 1>, "-0"]: each `{…}` is an expression, parsed
+        where it stands in the file so its span points into the string. `{{` and `}}` are braces."""
+        from .parser import parse_expression
+
+        parts: list[str | Any] = []
+        literal: list[str] = []
+        index = 0
+        while index < len(text):
+            char = text[index]
+            if char in "{}" and text[index : index + 2] in ("{{", "}}"):
+                literal.append(char)
+                index += 2
+                continue
+            if char == "}":
+                raise LabelError("a '}' in a name must be written '}}' (or close a '{' expression)", token)
+            if char != "{":
+                literal.append(char)
+                index += 1
+                continue
+            end = text.find("}", index)
+            if end < 0:
+                raise LabelError("a '{' in a name opens an expression that is never closed", token)
+            if literal:
+                parts.append("".join(literal))
+                literal = []
+            # The string's text before the brace stands for its own width: no escapes inside names.
+            column = token.column + 1 + index + 1  # type: ignore[operator]
+            parts.append(parse_expression(text[index + 1 : end], self.file, token.line, column))  # type: ignore[arg-type]
+            index = end + 1
+        if literal:
+            parts.append("".join(literal))
+        return parts
+
+    def _start(self, prefix: Prefix | None, keyword: Any) -> Any:
+        return prefix.token if prefix is not None else keyword
 
     def call(self, children: list[Any]) -> ir.Call:
-        label, op, args = children
+        prefix, op, args = children
         return ir.Call.of(
-            span=self._span(label or op, args.end if args is not None else op),
+            span=self._span(self._start(prefix, op), args.end if args is not None else op),
             op=str(op),
             op_span=self._token_span(op),
             args=args or [],
-            **self._labelled(label),
+            **_fields(prefix),
         )
 
     def repeat(self, children: list[Any]) -> ir.Repeat:
-        label, keyword, count, *body, close = children
+        prefix, keyword, count, _as, index, *body, close = children
+        extra = {} if index is None else {"index": str(index), "index_span": self._token_span(index)}
         return ir.Repeat.of(
-            span=self._span(label or keyword, close), count=count, body=body, **self._labelled(label)
+            span=self._span(self._start(prefix, keyword), close),
+            count=count,
+            body=body,
+            **extra,
+            **_fields(prefix),
         )
 
     def concat(self, children: list[Any]) -> ir.Concat:
-        label, keyword, args, *branches, _close = children
+        prefix, keyword, args, *branches, _close = children
         return ir.Concat.of(
-            span=self._span(label or keyword, args.end if args is not None else keyword),
+            span=self._span(self._start(prefix, keyword), args.end if args is not None else keyword),
             args=args or [],
             branches=branches,
-            **self._labelled(label),
+            **_fields(prefix),
         )
 
     def branch(self, children: list[Any]) -> ir.Branch:
         keyword, name, *body, _close = children
-        return ir.Branch.of(
-            span=self._span(keyword, name or keyword), name=None if name is None else str(name), body=body
-        )
+        return ir.Branch.of(span=self._span(keyword, name or keyword), name=_branch_name(name), body=body)
+
+    def shortcut(self, children: list[Any]) -> ir.Branch:
+        return self.branch(children)
 
     def residual(self, children: list[Any]) -> ir.Residual:
-        label, keyword, args, *body, _close = children
+        prefix, keyword, args, *body, _close = children
+        shortcuts = [c for c in body if isinstance(c, ir.Branch)]
+        extra = {"shortcut": shortcuts[0]} if shortcuts else {}
+        if len(shortcuts) > 1:
+            raise LabelError("a residual has one shortcut", shortcuts[1].span)
         return ir.Residual.of(
-            span=self._span(label or keyword, args.end if args is not None else keyword),
+            span=self._span(self._start(prefix, keyword), args.end if args is not None else keyword),
             args=args or [],
-            body=body,
-            **self._labelled(label),
+            body=[c for c in body if not isinstance(c, ir.Branch)],
+            **extra,
+            **_fields(prefix),
         )
+
+    def gate(self, children: list[Any]) -> ir.Gate:
+        prefix, keyword, *body, _close = children
+        return ir.Gate.of(
+            span=self._span(self._start(prefix, keyword), keyword), body=body, **_fields(prefix)
+        )
+
+    def group_stmt(self, children: list[Any]) -> ir.Group:
+        prefix, open_, *body, _close = children
+        return ir.Group.of(span=self._span(self._start(prefix, open_), open_), body=body, **_fields(prefix))
 
     def input_stmt(self, children: list[Any]) -> ir.Input:
         keyword, dims = children

@@ -163,3 +163,12 @@ def choice(*options: str) -> Callable[[Any], str]:
         raise BadValue(f"one of {listed}, got {describe(value)}")
 
     return convert
+
+
+def channel_split(value: Any) -> bool | tuple[int, ...]:
+    """`true`, `false`, or a list of positive channel counts."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, list | tuple) and value and all(_is_int(v) and v >= 1 for v in value):
+        return tuple(int(v) for v in value)
+    raise BadValue(f"true, false or a list of positive channel counts, got {describe(value)}")

@@ -60,15 +60,14 @@ def record_path(info: Any) -> str:
 
 
 def _internal(path: str, ours: dict[str, Shaped]) -> bool:
-    """A module that is no statement of the spec: one the builder adds around statements (a
-    residual's body container, its identity shortcut, the conv and batchnorm inside a projection),
-    or one of torchvision's own inside a `pretrained(...)` layer."""
+    """A module that is no statement of the spec: the conv and batchnorm inside a projection
+    shortcut, or one of torchvision's own inside a `pretrained(...)` layer."""
     parts = path.split(".")
-    for i, part in enumerate(parts):
-        parent = ".".join(parts[:i])
-        if parent in ours and ours[parent].op == "pretrained":
-            return True  # torchvision's own submodules inside a pretrained(...) layer
-        if part in ("body", "shortcut") and parent in ours and ours[parent].kind == "residual":
+    for i in range(1, len(parts)):
+        parent = ours.get(".".join(parts[:i]))
+        if parent is not None and (
+            parent.op == "pretrained" or parent.kind == "shortcut" and parent.op != "path"
+        ):
             return True
     return False
 
@@ -96,7 +95,8 @@ def records(model: ShapedModel) -> list[Any]:
 
 def compare(model: ShapedModel, infos: list[Any]) -> Verification:
     """Matches records to statements by path and lists every difference."""
-    ours = {node.path: node for _depth, node in walk(model.layers)}
+    # A spliced statement is no module: its members are its namespace's, and are compared there.
+    ours = {node.path: node for _depth, node in walk(model.layers) if not node.spliced}
     theirs: dict[str, Any] = {}
     for info in infos:
         theirs.setdefault(record_path(info), info)

@@ -12,7 +12,7 @@ The module it names is imported by `archdsl check`, so it must not import torch 
 
 from __future__ import annotations
 
-from ..values import boolean, choice, positive_pair
+from ..values import boolean, channel_split, choice, positive_pair
 from . import dense, elementwise, spatial
 from .base import (
     ADAPTIVE,
@@ -23,6 +23,7 @@ from .base import (
     Layer,
     Module,
     NotSymbolic,
+    Parameter,
     Pointwise,
     Signature,
     Sliding,
@@ -41,6 +42,7 @@ __all__ = [
     "Layer",
     "Module",
     "NotSymbolic",
+    "Parameter",
     "PluginError",
     "Pointwise",
     "Signature",
@@ -139,7 +141,18 @@ RESIDUAL = Signature(
         Arg("batchnorm", boolean, "batch-normalise the projection (as ResNet's downsample)", False),
     ),
 )
-CONCAT = Signature("concat", ())
+CONCAT = Signature(
+    "concat",
+    (
+        Arg(
+            "split",
+            channel_split,
+            "`true`: the branches take equal shares of the input's channels, in order (as "
+            "`torch.chunk`); a list: each branch's channel count",
+            False,
+        ),
+    ),
+)
 
 #: Names the language gives meaning to as bare values.
 KEYWORD_VALUES = ("same", "project", "identity")

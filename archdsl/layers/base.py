@@ -70,6 +70,15 @@ class Module:
         return {k: v for k, v in self.kwargs.items() if k not in self.defaults or v != self.defaults[k]}
 
 
+@dataclass(frozen=True)
+class Parameter:
+    """A bare learnable tensor registered on the enclosing module under the statement's name, which
+    multiplies what flows through (`layer_scale`): `torch.full(shape, fill)` at first."""
+
+    shape: tuple[Any, ...]
+    fill: Any
+
+
 # --- receptive-field rules (read by receptive.py) -------------------------------------------------
 
 
@@ -130,6 +139,10 @@ class Layer:
     def module(self, node: Shaped) -> Module:
         """The PyTorch module for a shaped statement (its input and output shapes are known)."""
         raise NotImplementedError
+
+    def parameter(self, node: Shaped) -> Parameter | None:
+        """For a layer that is a bare parameter of its module rather than a module: its tensor."""
+        return None
 
     def build(self, node: Shaped) -> Any:
         """The `nn.Module` itself; imports torch. Override only when building needs more than the

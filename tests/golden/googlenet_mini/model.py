@@ -5,19 +5,35 @@ import torch
 from torch import nn
 
 
-class Concat(nn.Module):
-    """Runs every branch on the same input and joins the results on the channel axis."""
+class Sequential(nn.Sequential):
+    """`nn.Sequential` for a class that builds its own layers in `__init__`: a slice of it is a
+    plain `nn.Sequential` of those layers (`nn.Sequential`'s own slice would call `__init__`)."""
 
-    def __init__(self, branches: dict[str, nn.Module]) -> None:
+    def __getitem__(self, index: int | slice) -> nn.Module:  # type: ignore[override]
+        if isinstance(index, slice):
+            return nn.Sequential(OrderedDict(list(self._modules.items())[index]))
+        return super().__getitem__(index)
+
+
+class Concat(nn.Module):
+    """Runs every branch on the input (or, with `split`, each on its share of the channels) and
+    joins the results on the channel axis."""
+
+    def __init__(self, branches: dict[str, nn.Module], split: list[int] | None = None) -> None:
         super().__init__()
         for key, branch in branches.items():
             self.add_module(key, branch)
+        self._split = split
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([branch(x) for branch in self.children()], dim=1)
+        branches = list(self.children())
+        if self._split is None:
+            return torch.cat([branch(x) for branch in branches], dim=1)
+        parts = x.split(self._split, dim=1)
+        return torch.cat([branch(p) for branch, p in zip(branches, parts, strict=True)], dim=1)
 
 
-class Inception(nn.Sequential):
+class Inception(Sequential):
     """block Inception, on an input of height H and width W:
     [in_channels, H, W] -> [88, H, W].
 
@@ -50,7 +66,7 @@ class Inception(nn.Sequential):
         )
 
 
-class GoogLeNetMini(nn.Sequential):
+class GoogLeNetMini(Sequential):
     """GoogLeNetMini: [1, 28, 28] -> [10], 97,298 parameters."""
 
     def __init__(self) -> None:

@@ -5,19 +5,42 @@ import torch
 from torch import nn
 
 
-class Residual(nn.Module):
-    """body(x) + x, or body(x) + shortcut(x) where a projection maps x to the body's shape."""
+class Sequential(nn.Sequential):
+    """`nn.Sequential` for a class that builds its own layers in `__init__`: a slice of it is a
+    plain `nn.Sequential` of those layers (`nn.Sequential`'s own slice would call `__init__`)."""
 
-    def __init__(self, body: nn.Module, shortcut: nn.Module | None = None) -> None:
-        super().__init__()
-        self.body = body
-        self.shortcut = nn.Identity() if shortcut is None else shortcut
+    def __getitem__(self, index: int | slice) -> nn.Module:  # type: ignore[override]
+        if isinstance(index, slice):
+            return nn.Sequential(OrderedDict(list(self._modules.items())[index]))
+        return super().__getitem__(index)
+
+
+class Residual(nn.Sequential):
+    """x + its layers run in order (as `nn.Sequential` runs them), or shortcut(x) + them: the
+    shortcut is registered beside the layers as `name`."""
+
+    def __init__(
+        self,
+        *layers: nn.Module,
+        shortcut: nn.Module | None = None,
+        name: str = "shortcut",
+    ) -> None:
+        super().__init__(*layers)
+        self._shortcut = None if shortcut is None else name
+        if shortcut is not None:
+            self.add_module(name, shortcut)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x) + self.shortcut(x)
+        y = x
+        for key, layer in self._modules.items():
+            if key != self._shortcut:
+                y = layer(y)
+        if self._shortcut is None:
+            return y + x
+        return y + self._modules[self._shortcut](x)
 
 
-class Basic(nn.Sequential):
+class Basic(Sequential):
     """block Basic(width: int), on an input of height H and width W:
     [in_channels, H, W] -> [width, H, W].
 
@@ -31,21 +54,19 @@ class Basic(nn.Sequential):
     def __init__(self, in_channels: int, width: int) -> None:
         super().__init__(
             Residual(
-                nn.Sequential(
-                    # [width, H, W]
-                    nn.Conv2d(in_channels, width, kernel_size=3, padding=1, bias=False),
-                    nn.BatchNorm2d(width),  # [width, H, W]
-                    nn.ReLU(),  # [width, H, W]
-                    # [width, H, W]
-                    nn.Conv2d(width, width, kernel_size=3, padding=1, bias=False),
-                    nn.BatchNorm2d(width),  # [width, H, W]
-                ),
+                # [width, H, W]
+                nn.Conv2d(in_channels, width, kernel_size=3, padding=1, bias=False),
+                nn.BatchNorm2d(width),  # [width, H, W]
+                nn.ReLU(),  # [width, H, W]
+                # [width, H, W]
+                nn.Conv2d(width, width, kernel_size=3, padding=1, bias=False),
+                nn.BatchNorm2d(width),  # [width, H, W]
             ),  # [width, H, W]
             nn.ReLU(),  # [width, H, W]
         )
 
 
-class Down(nn.Sequential):
+class Down(Sequential):
     """block Down(width: int), on an input of height H and width W:
     [in_channels, H, W] -> [width, (H + 1) // 2, (W + 1) // 2].
 
@@ -58,32 +79,30 @@ class Down(nn.Sequential):
     def __init__(self, in_channels: int, width: int) -> None:
         super().__init__(
             Residual(
-                nn.Sequential(
-                    nn.Conv2d(
-                        in_channels,
-                        width,
-                        kernel_size=3,
-                        stride=2,
-                        padding=1,
-                        bias=False,
-                    ),  # [width, (H + 1) // 2, (W + 1) // 2]
-                    nn.BatchNorm2d(width),  # [width, (H + 1) // 2, (W + 1) // 2]
-                    nn.ReLU(),  # [width, (H + 1) // 2, (W + 1) // 2]
-                    # [width, (H + 1) // 2, (W + 1) // 2]
-                    nn.Conv2d(width, width, kernel_size=3, padding=1, bias=False),
-                    nn.BatchNorm2d(width),  # [width, (H + 1) // 2, (W + 1) // 2]
-                ),
+                nn.Conv2d(
+                    in_channels,
+                    width,
+                    kernel_size=3,
+                    stride=2,
+                    padding=1,
+                    bias=False,
+                ),  # [width, (H + 1) // 2, (W + 1) // 2]
+                nn.BatchNorm2d(width),  # [width, (H + 1) // 2, (W + 1) // 2]
+                nn.ReLU(),  # [width, (H + 1) // 2, (W + 1) // 2]
+                # [width, (H + 1) // 2, (W + 1) // 2]
+                nn.Conv2d(width, width, kernel_size=3, padding=1, bias=False),
+                nn.BatchNorm2d(width),  # [width, (H + 1) // 2, (W + 1) // 2]
                 shortcut=nn.Sequential(
                     # [width, (H + 1) // 2, (W + 1) // 2]
                     nn.Conv2d(in_channels, width, kernel_size=1, stride=2, bias=False),
                     nn.BatchNorm2d(width),  # [width, (H + 1) // 2, (W + 1) // 2]
-                ),  # [width, (H + 1) // 2, (W + 1) // 2]
+                ),
             ),  # [width, (H + 1) // 2, (W + 1) // 2]
             nn.ReLU(),  # [width, (H + 1) // 2, (W + 1) // 2]
         )
 
 
-class Stage(nn.Sequential):
+class Stage(Sequential):
     """block Stage(width: int), on an input of height H and width W:
     [in_channels, H, W] -> [width, (H + 1) // 2, (W + 1) // 2].
 
@@ -110,12 +129,8 @@ class ResNet18(nn.Module):
         self.relu = nn.ReLU()
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         self.layer1 = nn.Sequential(
-            nn.Sequential(
-                Basic(64, width=64),  # [64, 56, 56]
-            ),  # [64, 56, 56]
-            nn.Sequential(
-                Basic(64, width=64),  # [64, 56, 56]
-            ),  # [64, 56, 56]
+            Basic(64, width=64),  # [64, 56, 56]
+            Basic(64, width=64),  # [64, 56, 56]
         )
         self.layer2 = Stage(64, width=128)
         self.layer3 = Stage(128, width=256)

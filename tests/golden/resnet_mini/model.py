@@ -5,19 +5,42 @@ import torch
 from torch import nn
 
 
-class ResidualModule(nn.Module):
-    """body(x) + x, or body(x) + shortcut(x) where a projection maps x to the body's shape."""
+class Sequential(nn.Sequential):
+    """`nn.Sequential` for a class that builds its own layers in `__init__`: a slice of it is a
+    plain `nn.Sequential` of those layers (`nn.Sequential`'s own slice would call `__init__`)."""
 
-    def __init__(self, body: nn.Module, shortcut: nn.Module | None = None) -> None:
-        super().__init__()
-        self.body = body
-        self.shortcut = nn.Identity() if shortcut is None else shortcut
+    def __getitem__(self, index: int | slice) -> nn.Module:  # type: ignore[override]
+        if isinstance(index, slice):
+            return nn.Sequential(OrderedDict(list(self._modules.items())[index]))
+        return super().__getitem__(index)
+
+
+class ResidualModule(nn.Sequential):
+    """x + its layers run in order (as `nn.Sequential` runs them), or shortcut(x) + them: the
+    shortcut is registered beside the layers as `name`."""
+
+    def __init__(
+        self,
+        *layers: nn.Module,
+        shortcut: nn.Module | None = None,
+        name: str = "shortcut",
+    ) -> None:
+        super().__init__(*layers)
+        self._shortcut = None if shortcut is None else name
+        if shortcut is not None:
+            self.add_module(name, shortcut)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x) + self.shortcut(x)
+        y = x
+        for key, layer in self._modules.items():
+            if key != self._shortcut:
+                y = layer(y)
+        if self._shortcut is None:
+            return y + x
+        return y + self._modules[self._shortcut](x)
 
 
-class Residual(nn.Sequential):
+class Residual(Sequential):
     """block Residual, on an input of height H and width W:
     [in_channels, H, W] -> [in_channels, H, W].
 
@@ -29,19 +52,17 @@ class Residual(nn.Sequential):
     def __init__(self, in_channels: int) -> None:
         super().__init__(
             ResidualModule(
-                nn.Sequential(
-                    # [in_channels, H, W]
-                    nn.Conv2d(in_channels, in_channels, kernel_size=3, padding=1),
-                    nn.ReLU(),  # [in_channels, H, W]
-                    # [in_channels, H, W]
-                    nn.Conv2d(in_channels, in_channels, kernel_size=3, padding=1),
-                ),
+                # [in_channels, H, W]
+                nn.Conv2d(in_channels, in_channels, kernel_size=3, padding=1),
+                nn.ReLU(),  # [in_channels, H, W]
+                # [in_channels, H, W]
+                nn.Conv2d(in_channels, in_channels, kernel_size=3, padding=1),
             ),  # [in_channels, H, W]
             nn.ReLU(),  # [in_channels, H, W]
         )
 
 
-class ResNetMini(nn.Sequential):
+class ResNetMini(Sequential):
     """ResNetMini: [1, 28, 28] -> [10], 41,514 parameters."""
 
     def __init__(self) -> None:
