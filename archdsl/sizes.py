@@ -213,6 +213,18 @@ def needs_image(node: LayerNode, shape: Shape) -> None:
         raise fail(RANK, f"{node.op} needs a [C, H, W] input, got {fmt(shape)}{hint}", node.span)
 
 
+def divides(node: LayerNode, count: int, what: str) -> None:
+    """`groups=` must divide `count` (conv's channels in and out, groupnorm's, shuffle's)."""
+    groups = node.args["groups"]
+    if count % groups:
+        raise fail(
+            GROUPS,
+            f"{node.op} groups={groups} must divide the {count} {what} "
+            f"({count} = {groups}·{count // groups} + {count % groups})",
+            node.arg_spans.get("groups", node.span),
+        )
+
+
 def out_count(node: LayerNode, incoming: int, noun: str) -> int:
     """Checks an `in=` assertion and resolves `out=same` (conv channels, linear features)."""
     declared = node.args["in"]
