@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import warning
 from ..sizes import BATCH_AXIS, NO_GRADIENT, RANK, Outcome, Shape, fail, fmt, needs_image
 from ..values import any_int, boolean, number, positive_number, probability
-from .base import KEEP, WHOLE, Arg, FieldRule, Layer, Module, Pointwise, plain
+from .base import Arg, FieldRule, Layer, Mixes, Module, Pointwise, plain
 
 if TYPE_CHECKING:
     from ..resolve import LayerNode
@@ -144,9 +144,9 @@ class _Softmax(Pointwise):
         return f"{node.op} dim={node.args['dim']}"
 
     def field(self, node: Shaped) -> FieldRule:
-        # Over a spatial axis every output depends on every position of its input.
-        rank = len(node.input) + 1
-        return WHOLE if len(node.input) == 3 and node.args["dim"] % rank >= 2 else KEEP
+        # Each output depends on every position along `dim` (none, over the batch axis).
+        dim = node.args["dim"] % (len(node.input) + 1)
+        return Mixes((dim - 1,) if dim else ())
 
 
 class Softmax(_Softmax):
