@@ -80,6 +80,7 @@ CODES: dict[str, str] = {
     "E109": 'padding="same" with a stride',
     "E110": "too large or too deep",
     "E111": "pretrained model fails on its input, or its weights cannot be loaded",
+    "E112": "permute dims are not an order of the sample's axes",
     "W001": "inexact division in a size rule: input rows or columns are dropped",
     "W002": "no gradient reaches earlier layers",
     "W003": "softmax over the batch axis",
