@@ -28,6 +28,17 @@ The choices this module makes, all conservative (the field never misses a pixel 
 - pretrained (a torchvision model or part): its inside is not known here, so conservatively every
   output sees its whole input (`whole`), as after flatten.
 - layers that act on each position alone (activations, batchnorm, dropout, identity) keep it.
+- layers that mix one axis (`linear` and `layernorm`: the last; `layernorm2d`, `shuffle`: the
+  channels; `softmax`: its `dim`) keep the field when that axis is not H or W, and make it `whole`
+  when it is (exactly, the field would be a whole row or column; `whole` bounds it).
+- groupnorm: its statistics, a mean and variance per group, come from the whole map, so every
+  output depends on every position: `whole`.
+- permute moves H and W to other axes, and the field follows them (`Field.grid` says where they
+  are): a channels-last `[H, W, C]` tensor keeps its field through `layernorm` and `linear` on C,
+  as ConvNeXt's blocks do. A layer that slides a window or pools needs H and W where a [C, H, W]
+  sample has them (axes 1 and 2, in either order): anywhere else it mixes the grid with other
+  axes, and the field becomes `whole`. A concat joins the first axis: when that is H or W, the
+  joined positions come from different places, and the field becomes `whole` too.
 """
 
 from __future__ import annotations
@@ -36,7 +47,7 @@ import itertools
 from dataclasses import dataclass, replace
 
 from . import layers
-from .layers import ADAPTIVE, WHOLE, Sliding
+from .layers import ADAPTIVE, WHOLE, Mixes, Permutes, Sliding
 from .shapes import Shaped, ShapedModel
 
 
@@ -66,12 +77,15 @@ class Axis:
 @dataclass(frozen=True, slots=True)
 class Field:
     """The receptive field of one statement's output; `whole`: it no longer has a spatial grid
-    (flatten, linear, view, a global pool) and every output sees the union over the whole map."""
+    (flatten, linear, view, a global pool) and every output sees the union over the whole map.
+    `grid`: the per-sample axes that hold the input's rows and columns now ((1, 2) in [C, H, W],
+    (0, 1) after `permute(1, 2, 0)`)."""
 
     rows: Axis
     cols: Axis
     whole: bool = False
     exact: bool = True
+    grid: tuple[int, int] = (1, 2)
 
     def text(self) -> str:
         """'212×212', '≤23×23' for an upper bound, 'global' for a field without a grid."""
@@ -119,6 +133,8 @@ def _statement(node: Shaped, field: Field, out: dict[str, Field]) -> Field:
     elif node.kind == "concat":
         fields = [_statement(branch, field, out) for branch in node.children]
         result = _union(fields)
+        if 0 in result.grid:  # joined along H or W: neighbours come from different branches
+            result = _whole(result, node.output)
     elif node.kind == "residual":
         body = [c for c in node.children if c.kind != "shortcut"]
         shortcuts = [c for c in node.children if c.kind == "shortcut"]
@@ -139,22 +155,36 @@ def _union(fields: list[Field]) -> Field:
     rows, cols = first.rows, first.cols
     for other in fields[1:]:
         rows, cols = rows.union(other.rows), cols.union(other.cols)
-    return Field(rows, cols, any(f.whole for f in fields), all(f.exact for f in fields))
+    union = Field(rows, cols, any(f.whole for f in fields), all(f.exact for f in fields), first.grid)
+    # Paths that leave H and W on different axes add positions that do not correspond.
+    return union if all(f.grid == first.grid for f in fields) else replace(union, whole=True)
 
 
 def _shortcut(node: Shaped, field: Field) -> Field:
     if node.op != "conv" or field.whole:
         return field  # a linear projection of features that already see everything
-    stride = node.args["stride"]
-    return replace(field, rows=field.rows.window(1, stride[0], 0), cols=field.cols.window(1, stride[1], 0))
+    return _slide(field, node.input, Sliding((1, 1), node.args["stride"], (0, 0)))
 
 
 def _whole(field: Field, shape: tuple[int, ...]) -> Field:
-    """Every output sees every position of a [C, H, W] input map: the union over the map."""
+    """Every output sees every position of the input map: the union over the map."""
     if field.whole or len(shape) != 3:
         return replace(field, whole=True)
-    return Field(
-        field.rows.window(shape[1], shape[1], 0), field.cols.window(shape[2], shape[2], 0), True, field.exact
+    height, width = shape[field.grid[0]], shape[field.grid[1]]
+    return replace(
+        field, rows=field.rows.window(height, height, 0), cols=field.cols.window(width, width, 0), whole=True
+    )
+
+
+def _slide(field: Field, shape: tuple[int, ...], rule: Sliding) -> Field:
+    """A window over axes 1 and 2; the rows' and columns' fields follow wherever H and W are."""
+    if sorted(field.grid) != [1, 2]:
+        return _whole(field, shape)  # the window slides over other axes, mixing H or W with them
+    row, col = field.grid[0] - 1, field.grid[1] - 1  # the window's axis for the rows, the columns
+    return replace(
+        field,
+        rows=field.rows.window(rule.kernel[row], rule.stride[row], rule.padding[row], rule.dilation[row]),
+        cols=field.cols.window(rule.kernel[col], rule.stride[col], rule.padding[col], rule.dilation[col]),
     )
 
 
@@ -163,23 +193,23 @@ def _layer(node: Shaped, field: Field) -> Field:
         return field
     rule = layers.LAYERS[node.op].field(node)
     if isinstance(rule, Sliding):
-        return replace(
-            field,
-            rows=field.rows.window(rule.kernel[0], rule.stride[0], rule.padding[0], rule.dilation[0]),
-            cols=field.cols.window(rule.kernel[1], rule.stride[1], rule.padding[1], rule.dilation[1]),
-        )
+        return _slide(field, node.input, rule)
+    if isinstance(rule, Mixes):
+        return _whole(field, node.input) if set(rule.axes) & set(field.grid) else field
+    if isinstance(rule, Permutes):
+        return replace(field, grid=(rule.dims.index(field.grid[0]), rule.dims.index(field.grid[1])))
     if rule == WHOLE:
         return _whole(field, node.input)
     if rule == ADAPTIVE:
-        return _adaptive(node, field)
+        return _adaptive(node, field) if sorted(field.grid) == [1, 2] else _whole(field, node.input)
     return field
 
 
 def _adaptive(node: Shaped, field: Field) -> Field:
     axes = []
     exact = field.exact
-    for axis, current in ((0, field.rows), (1, field.cols)):
-        n, o = node.input[1 + axis], node.output[1 + axis]
+    for axis, current in ((field.grid[0], field.rows), (field.grid[1], field.cols)):
+        n, o = node.input[axis], node.output[axis]
         if n % o == 0:
             axes.append(current.window(n // o, n // o, 0))
             continue
@@ -191,4 +221,4 @@ def _adaptive(node: Shaped, field: Field) -> Field:
         axes.append(current.window(kernel, step, 0))
         exact = False
     whole = node.output[1] == 1 and node.output[2] == 1
-    return Field(axes[0], axes[1], whole, exact)
+    return Field(axes[0], axes[1], whole, exact, field.grid)

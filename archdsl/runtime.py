@@ -99,3 +99,53 @@ class View(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.reshape(x.shape[0], *self.shape)
+
+
+class Permute(nn.Module):
+    """Reorders each sample's axes, keeping the batch axis first: `dims` counts from the axis
+    after the batch, so `Permute(1, 2, 0)` takes [N, C, H, W] to [N, H, W, C]."""
+
+    def __init__(self, *dims: int) -> None:
+        super().__init__()
+        self.dims = dims
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(0, *(d + 1 for d in self.dims))
+
+    def extra_repr(self) -> str:
+        return ", ".join(map(str, self.dims))
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """Layer normalisation over the channels of each position of [N, C, H, W]: torchvision's
+    ConvNeXt LayerNorm2d, whose parameters (`weight`, `bias`) it has."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        shape, eps = self.normalized_shape, self.eps
+        x = nn.functional.layer_norm(x, shape, self.weight, self.bias, eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class StochasticDepth(nn.Module):
+    """torchvision.ops.stochastic_depth: in training, zeroes each sample ("row") or the whole
+    batch ("batch") with probability p and scales what is kept by 1 / (1 - p); the identity in
+    eval mode or with p = 0."""
+
+    def __init__(self, p: float, mode: str = "row") -> None:
+        super().__init__()
+        self.p = p
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        survival = 1.0 - self.p
+        size = [x.shape[0]] + [1] * (x.ndim - 1) if self.mode == "row" else [1] * x.ndim
+        noise = torch.empty(size, dtype=x.dtype, device=x.device).bernoulli_(survival)
+        if survival > 0.0:
+            noise.div_(survival)
+        return x * noise
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, mode={self.mode!r}"

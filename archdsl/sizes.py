@@ -25,7 +25,8 @@ RESIDUAL_MISMATCH = "E106"
 VIEW_SIZE = "E107"
 POOL_PADDING = "E108"
 SAME_PADDING = "E109"
-GATE_MISMATCH = "E112"
+PERMUTATION = "E112"
+GATE_MISMATCH = "E113"
 INEXACT = "W001"
 NO_GRADIENT = "W002"
 BATCH_AXIS = "W003"
@@ -212,6 +213,18 @@ def needs_image(node: LayerNode, shape: Shape) -> None:
         if len(shape) == 1:
             hint = "; use `view(C, H, W)` to give it a spatial shape"
         raise fail(RANK, f"{node.op} needs a [C, H, W] input, got {fmt(shape)}{hint}", node.span)
+
+
+def divides(node: LayerNode, count: int, what: str) -> None:
+    """`groups=` must divide `count` (conv's channels in and out, groupnorm's, shuffle's)."""
+    groups = node.args["groups"]
+    if count % groups:
+        raise fail(
+            GROUPS,
+            f"{node.op} groups={groups} must divide the {count} {what} "
+            f"({count} = {groups}·{count // groups} + {count % groups})",
+            node.arg_spans.get("groups", node.span),
+        )
 
 
 def out_count(node: LayerNode, incoming: int, noun: str) -> int:

@@ -12,7 +12,8 @@ block parameters and expressions itself and never calls archdsl's resolver, shap
 
 Where archdsl is documented to be stricter than PyTorch, the reference applies the documented rule
 and says so (`Rejected` with an "archdsl rule" reason): a residual adds equal shapes only, conv and
-pooling take a [C, H, W] sample and linear a flat [F] one, channel counts are positive.
+pooling take a [C, H, W] sample, linear no [C, H, W] one (any other, on its last axis), channel
+counts are positive, and permute's dims count the sample's axes from 0.
 
 Errors are expected on the line of the statement PyTorch refuses; inside a block that is the
 block's own statement (archdsl adds a note naming the call), not the call. No error may fall on a
@@ -415,8 +416,31 @@ class Runner:
                     momentum=kw.get("momentum", 0.1),
                     affine=kw.get("affine", True),
                 )
+            elif op in ("layernorm", "layernorm2d", "groupnorm"):
+                norm = {"eps": kw.get("eps", 1e-5), "bias": kw.get("bias", True)}
+                if op == "groupnorm":
+                    groups = pos[0] if pos else kw["groups"]
+                    positive(groups, "groups")
+                    module = nn.GroupNorm(groups, x.shape[1], affine=kw.get("affine", True), **norm)
+                else:
+                    # torchvision's own LayerNorm2d (ConvNeXt's) for the channels of [C, H, W].
+                    from torchvision.models.convnext import LayerNorm2d
+
+                    size = x.shape[-1] if op == "layernorm" else x.shape[1]
+                    kind = nn.LayerNorm if op == "layernorm" else LayerNorm2d
+                    module = kind(size, elementwise_affine=kw.get("affine", True), **norm)
             elif op == "dropout":
                 module = nn.Dropout(kw.get("p", 0.5))
+            elif op == "stochasticdepth":
+                from torchvision.ops import StochasticDepth
+
+                module = StochasticDepth(pos[0] if pos else kw["p"], kw.get("mode", "row"))
+            elif op == "shuffle":
+                groups = pos[0] if pos else kw["groups"]
+                positive(groups, "groups")
+                module = nn.ChannelShuffle(groups)
+            elif op == "gelu":
+                module = nn.GELU(approximate=kw.get("approximate", "none"))
             elif op == "dropout2d":
                 rank(3)
                 module = nn.Dropout2d(kw.get("p", 0.5))
@@ -434,12 +458,19 @@ class Runner:
                     raise Rejected(s, path, f"archdsl rule: view dims positive or one -1, got {dims}")
                 self.ref.params[path] = 0
                 return x.reshape(x.shape[0], *dims)
+            elif op == "permute":
+                dims = pos[0] if len(pos) == 1 and isinstance(pos[0], tuple) else tuple(pos)
+                if any(d < 0 for d in dims):
+                    raise Rejected(s, path, f"archdsl rule: permute dims count from 0, got {dims}")
+                self.ref.params[path] = 0
+                return x.permute(0, *(d + 1 for d in dims))
             elif op == "linear":
-                rank(1)
+                if x.dim() == 4:
+                    raise Rejected(s, path, f"archdsl rule: no linear on [C, H, W] {tuple(x.shape[1:])}")
                 out = pos[0] if pos else kw["out"]
-                out = x.shape[1] if isinstance(out, Same) else out
+                out = x.shape[-1] if isinstance(out, Same) else out
                 positive(out, "out")
-                module = nn.Linear(kw.get("in", x.shape[1]), out, bias=kw.get("bias", True))
+                module = nn.Linear(kw.get("in", x.shape[-1]), out, bias=kw.get("bias", True))
             else:
                 raise AssertionError(f"no reference for {op}")
             return self.module(module, path)(x)
@@ -449,10 +480,13 @@ class Runner:
 
 SIMPLE = {
     "relu": "ReLU",
+    "relu6": "ReLU6",
     "tanh": "Tanh",
     "sigmoid": "Sigmoid",
-    "gelu": "GELU",
+    "hardsigmoid": "Hardsigmoid",
     "silu": "SiLU",
+    "hardswish": "Hardswish",
+    "mish": "Mish",
     "identity": "Identity",
     "flatten": "Flatten",
 }
@@ -570,25 +604,55 @@ class Generator:
             shape[axis] = (shape[axis] + 2 * pad - k) // max(stride, 1) + 1
         return Layer(op, (kernel,), tuple(kw), self.label())
 
+    def groups(self, channels: int) -> int:
+        """Mostly a groups count that divides the channels, sometimes one that need not."""
+        divisors = [g for g in (1, 2, 3, 4, 6) if channels % g == 0]
+        return self.pick(divisors) if self.chance(0.85) else self.r.randint(2, 5)
+
     def activation(self, shape: list[int]) -> Layer:
+        """A statement that keeps the shape (or would, where PyTorch accepts it)."""
         op = self.pick(
             [
                 "relu",
+                "relu6",
                 "tanh",
                 "sigmoid",
+                "hardsigmoid",
                 "gelu",
                 "silu",
+                "hardswish",
+                "mish",
                 "identity",
                 "leakyrelu",
                 "elu",
                 "softmax",
                 "logsoftmax",
                 "dropout",
+                "stochasticdepth",
                 "batchnorm",
+                "layernorm",
+                "groupnorm",
+                "shuffle",
             ]
         )
+        positional: tuple[Any, ...] = ()
         kw: tuple[tuple[str, Any], ...] = ()
-        if op == "leakyrelu" and self.chance(0.5):
+        if op in ("groupnorm", "shuffle"):
+            positional = (self.groups(shape[0]),)
+        elif op == "stochasticdepth":
+            positional = (self.pick([0.0, 0.2, 0.5, 1]),)
+            if self.chance(0.4):
+                kw = (("mode", self.pick(["row", "batch"])),)
+        if op == "gelu" and self.chance(0.5):
+            kw = (("approximate", self.pick(["none", "tanh"])),)
+        elif op in ("layernorm", "groupnorm") and self.chance(0.5):
+            options = [
+                ("eps", self.pick([1e-6, 0.001])),
+                ("affine", self.chance(0.5)),
+                ("bias", self.chance(0.5)),
+            ]
+            kw = tuple(self.r.sample(options, self.r.randint(1, 3)))
+        elif op == "leakyrelu" and self.chance(0.5):
             kw = (("slope", self.pick([0.1, 0.2, 0.01])),)
         elif op == "elu" and self.chance(0.5):
             kw = (("alpha", self.pick([0.5, 1.0, 2])),)
@@ -599,7 +663,27 @@ class Generator:
             kw = (("p", self.pick([0.0, 0.1, 0.5, 1])),)
         elif op == "batchnorm" and self.chance(0.4):
             kw = (("eps", 0.001), ("momentum", 0.2), ("affine", self.chance(0.5)))[: self.r.randint(1, 3)]
-        return Layer(op, (), kw, self.label())
+        return Layer(op, positional, kw, self.label())
+
+    def permute(self, shape: list[int]) -> Layer:
+        """A random order of the axes; sometimes wrong: PyTorch's order with the batch axis, an
+        axis twice, one too many or a negative one."""
+        dims = list(range(len(shape)))
+        self.r.shuffle(dims)
+        roll = self.r.random()
+        if roll < 0.04:
+            dims = [0, *(d + 1 for d in dims)]
+        elif roll < 0.07:
+            dims[0] = dims[-1]
+        elif roll < 0.09:
+            dims.append(len(dims))
+        elif roll < 0.1:
+            dims[0] = -1
+        elif sorted(dims) == list(range(len(shape))):
+            shape[:] = [shape[d] for d in dims]
+        if self.chance(0.3):
+            return Layer("permute", (tuple(dims),), (), self.label())
+        return Layer("permute", tuple(dims), (), self.label())
 
     def image_layer(self, shape: list[int]) -> Any:
         roll = self.r.random()
@@ -614,6 +698,12 @@ class Generator:
             return Layer(op, (size,), (), self.label())
         if roll < 0.67:
             return Layer("dropout2d", (), (("p", 0.2),) if self.chance(0.5) else (), self.label())
+        if roll < 0.71:
+            kw = (("eps", 1e-6),) if self.chance(0.3) else ()
+            kw += (("affine", False),) if self.chance(0.2) else ()
+            return Layer("layernorm2d", (), kw, self.label())
+        if roll < 0.76:
+            return self.permute(shape)
         return self.activation(shape)
 
     # --- layers on features ----------------------------------------------------------------------
@@ -840,7 +930,7 @@ class Generator:
     def statement(self, shape: list[int], depth: int = 0) -> Any:
         if self.chance(0.03):
             # Wrong on purpose: a layer of the wrong rank.
-            return Layer("linear", (4,)) if len(shape) != 1 else Layer("conv", (4,), (("kernel", 1),))
+            return Layer("linear", (4,)) if len(shape) == 3 else Layer("conv", (4,), (("kernel", 1),))
         composite = depth < 3
         if len(shape) == 3:
             roll = self.r.random()
@@ -879,9 +969,15 @@ class Generator:
             return self.residual(shape, depth)
         if roll < 0.3:
             return self.view(shape)
-        if roll < 0.45:
+        if roll < 0.4:
             shape[:] = [_prod(shape)]
             return Layer("flatten")
+        if roll < 0.5:
+            out: Any = SAME if self.chance(0.1) else self.r.randint(1, 12)
+            shape[-1] = shape[-1] if isinstance(out, Same) else out
+            return Layer("linear", (out,), (("bias", False),) if self.chance(0.1) else (), self.label())
+        if roll < 0.58:
+            return self.permute(shape)
         if roll < 0.9:
             return self.activation(shape)
         return self.image_layer(shape)  # a rank error
@@ -1084,8 +1180,13 @@ FRAGMENTS = [
     "stride=",
     'padding="same"',
     "view(",
+    "permute(",
     "linear(",
     "flatten",
+    "groupnorm(",
+    "shuffle(",
+    "layernorm2d",
+    'stochasticdepth(p=1, mode="batch")',
     "ceil=true",
     "#",
     "\n",

@@ -449,3 +449,58 @@ def test_every_runtime_helper_is_written_as_emitted_code_is_formatted() -> None:
     result = ruff_format_check(module, "--isolated")
     assert result.returncode == 0, result.stdout
     assert "archdsl" not in module
+
+
+#: Every layer of issue 11's first part, with block parameters feeding their arguments: groups,
+#: eps, p, mode, approximate and bias are the block's own, so the block is one class.
+MODERN = """
+block Inverted(width: int, groups: int, eps: float, p: float, mode: str, approximate: str, bias: bool) {
+    residual {
+        conv(width * 2, kernel=1) groupnorm(groups, eps=eps, bias=bias) relu6
+        conv(same, kernel=3, padding=1, groups=width * 2) shuffle(groups) hardswish
+        conv(width, kernel=1) layernorm2d(eps=eps, bias=bias) gelu(approximate=approximate)
+        stochasticdepth(p, mode=mode)
+    }
+}
+
+block Channels(width: int, eps: float) {
+    permute(1, 2, 0) layernorm(eps=eps) permute(2, 0, 1) conv(width, kernel=1) mish hardsigmoid
+}
+
+model Modern {
+    input [4, 8, 8]
+    conv(8, kernel=3, padding=1)
+    Inverted(8, 2, 1e-6, 0.1, "row", "tanh", false)
+    Inverted(8, 4, 1e-5, 0.2, "batch", "none", true)
+    Channels(12, 1e-6)
+    view(12, 64) linear(16) linear(8, bias=false) layernorm
+    flatten stochasticdepth(0.5) linear(10)
+}
+"""
+
+
+def test_the_modern_layers_emit_what_the_builder_builds_in_eval_and_in_training(tmp_path: Path) -> None:
+    path = tmp_path / "modern.arch"
+    path.write_text(MODERN, encoding="utf-8")
+    source = emitted(path)
+    # the helpers runtime.py defines, then one class per block, generic over its parameters
+    assert re.findall(r"^class (\w+)\(", source, flags=re.M) == [
+        *("Residual", "View", "Permute", "LayerNorm2d", "StochasticDepth"),
+        *("Inverted", "Channels", "Modern"),
+    ]
+    assert "        in_channels: int,\n        width: int,\n        groups: int,\n" in source
+    assert "nn.GroupNorm(groups, width * 2, eps=eps, bias=bias)," in source
+    assert "StochasticDepth(p=p, mode=mode),  # [width, H, W]" in source
+    assert "nn.LayerNorm(in_channels, eps=eps),  # [H, W, in_channels]" in source
+    for options in (["--isolated"], ["--isolated", "--line-length", "110"]):
+        assert ruff_format_check(source, *options).returncode == 0
+    assert_same_network(path, "Modern", source, tmp_path)
+    # in training, stochastic depth draws the same noise in both, from the same seed
+    built = archdsl.build(str(path))
+    ours: nn.Module = load_source(source, tmp_path).Modern()
+    ours.load_state_dict(built.state_dict(), strict=True)
+    x = torch.randn(16, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(3)
+    expected = built.train()(x)
+    torch.manual_seed(3)
+    assert torch.equal(ours.train()(x), expected)

@@ -107,6 +107,12 @@ PROBES = {
     "branch { conv(2, kernel=5, padding=2) } branch { avgpool(3, stride=1, padding=1) } }",
     # with holes (dilation): the field is the bounding box of what reaches the output
     "dilated": "conv(2, kernel=3, dilation=3) conv(2, kernel=[1, 3], stride=2, padding=[0, 1])",
+    # H and W swapped: the [1, 3] window with stride [1, 2] slides 3 columns… over the rows
+    "transposed": "conv(4, kernel=3) permute(0, 2, 1) conv(4, kernel=[1, 3], stride=[1, 2]) "
+    "layernorm2d shuffle(2) permute(0, 2, 1) conv(2, kernel=[3, 1])",
+    # channels-last, as in ConvNeXt's blocks: layernorm on C at each position
+    "channels-last": "conv(4, kernel=3, stride=2) permute(1, 2, 0) layernorm relu permute(2, 0, 1) "
+    "conv(2, kernel=[1, 3])",
 }
 
 
@@ -137,3 +143,53 @@ def test_field_is_where_the_gradient_reaches(tmp_path: Path, probe: str) -> None
         assert (int(found_cols.min()), int(found_cols.max()) + 1) == (left, right), (i, k)
         if probe != "dilated":
             assert int(reached.sum()) == (bottom - top) * (right - left)
+
+
+def test_a_transposed_grid_swaps_which_kernel_axis_the_rows_see(tmp_path: Path) -> None:
+    model = _model(tmp_path, f"model M {{ input [1, 23, 19] {PROBES['transposed']} }}")
+    fields = receptive_fields(model)
+    assert fields["1"].grid == (2, 1) and fields["1"].rows == fields["0"].rows
+    assert (fields["2"].rows.size, fields["2"].rows.jump) == (3 + 2, 2)
+    assert (fields["2"].cols.size, fields["2"].cols.jump) == (3, 1)
+    assert fields["5"].grid == (1, 2) and fields["6"].rows.size == 5 + 2 * 2
+
+
+def _rule(tmp_path: Path, body: str, shape: str = "[4, 8, 8]") -> Field:
+    model = _model(tmp_path, f"model M {{ input {shape} {body} }}")
+    return receptive_fields(model)[model.layers[-1].path]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "layernorm",  # over W, the last axis of [C, H, W]
+        "groupnorm(2)",  # its statistics come from the whole map
+        "softmax(dim=3)",
+        "permute(1, 2, 0) conv(2, kernel=1)",  # a window over W and C, with H as its channels
+        "permute(1, 2, 0) maxpool(1)",
+        "permute(1, 2, 0) adaptiveavgpool(2)",
+        "permute(1, 2, 0) concat { branch { } branch { } }",  # joined along H
+        "concat { branch { } branch { permute(0, 2, 1) } }",  # rows of one, columns of the other
+    ],
+)
+def test_a_layer_that_mixes_h_or_w_sees_the_whole_map(tmp_path: Path, body: str) -> None:
+    assert _rule(tmp_path, body).whole
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["layernorm2d", "shuffle(2)", "softmax", "permute(1, 2, 0) layernorm", "permute(2, 1, 0) softmax(dim=3)"],
+)
+def test_a_layer_that_mixes_only_channels_keeps_the_field(tmp_path: Path, body: str) -> None:
+    field = _rule(tmp_path, body)
+    assert not field.whole and field.rows.size == field.cols.size == 1
+
+
+def test_linear_on_channels_last_keeps_the_field(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from archdsl.layers import dense
+
+    # linear on [H, W, C] waits for the layout check, which replaces this predicate
+    monkeypatch.setattr(dense, "image_axes_last", lambda shape: False)
+    field = _rule(tmp_path, "conv(4, kernel=3) permute(1, 2, 0) linear(8) permute(2, 0, 1)")
+    assert not field.whole and field.rows.size == 3
+    assert _rule(tmp_path, "conv(4, kernel=3) linear(8)").whole  # over W

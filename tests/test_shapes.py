@@ -116,9 +116,9 @@ def test_batchnorm_without_affine_has_no_parameters() -> None:
         ),
         (
             "linear(4)",
-            "[2, 3]",
+            "[2, 3, 5]",
             "E102",
-            "linear needs a flat [F] input, got [2, 3]; add `flatten` before it (giving [6])",
+            "linear needs a flat [F] input, got [2, 3, 5]; add `flatten` before it (giving [30])",
         ),
         (
             "conv(4, kernel=1)",

@@ -92,6 +92,23 @@ class Sliding:
     dilation: tuple[int, int] = (1, 1)
 
 
+@dataclass(frozen=True)
+class Mixes:
+    """Every output depends on every position along these per-sample axes (0 is the first axis
+    after the batch: C of [C, H, W]); the others are kept. A rule about axes, not about H and W,
+    so it stays true after a `permute` has moved them: `linear` and `layernorm` mix the last axis,
+    `layernorm2d` and `shuffle` the channel axis, `softmax` its `dim`."""
+
+    axes: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Permutes:
+    """Output axis i is input axis dims[i] (per sample): the grid moves, no position is mixed."""
+
+    dims: tuple[int, ...]
+
+
 #: Each output position sees what the same input position saw (activations, norms, dropout).
 KEEP = "keep"
 #: Every output sees every input position (flatten, a fully connected layer).
@@ -99,7 +116,7 @@ WHOLE = "whole"
 #: PyTorch's adaptive-pool bins.
 ADAPTIVE = "adaptive"
 
-FieldRule = Sliding | str
+FieldRule = Sliding | Mixes | Permutes | str
 
 
 class NotSymbolic(Exception):

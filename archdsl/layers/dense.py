@@ -1,5 +1,5 @@
-"""Layers that reshape a sample or connect all its features: flatten, view, linear, and
-`pretrained`, a torchvision network used as one layer."""
+"""Layers that reshape a sample, reorder it or connect all its features: flatten, view, permute,
+shuffle, linear, and `pretrained`, a torchvision network used as one layer."""
 
 from __future__ import annotations
 
@@ -7,10 +7,21 @@ import functools
 import math
 from typing import TYPE_CHECKING, Any
 
-from ..sizes import EMPTY_OUTPUT, RANK, VIEW_SIZE, Outcome, Shape, fail, fmt, out_count
+from ..sizes import (
+    EMPTY_OUTPUT,
+    PERMUTATION,
+    RANK,
+    VIEW_SIZE,
+    Outcome,
+    Shape,
+    divides,
+    fail,
+    fmt,
+    out_count,
+)
 from ..symbolic import mul
 from ..values import boolean, channels, int_list, positive_int, string
-from .base import WHOLE, Arg, FieldRule, Layer, Module, NotSymbolic
+from .base import WHOLE, Arg, FieldRule, Layer, Mixes, Module, NotSymbolic, Permutes
 
 if TYPE_CHECKING:
     from ..resolve import LayerNode
@@ -89,10 +100,98 @@ class View(Layer):
         return tuple(args["dims"])
 
 
+class Permute(Layer):
+    name = "permute"
+    torch = "Tensor.permute (batch kept first)"
+    doc = "reorder each sample's axes"
+    kind = "reshape"
+    args = (Arg("dims", int_list, "the sample's axes in their new order, from 0", required=True),)
+    variadic = "dims"
+
+    def shape(self, node: LayerNode, shape: Shape) -> Outcome:
+        dims: tuple[int, ...] = node.args["dims"]
+        axes = list(range(len(shape)))
+        written = f"permute({', '.join(map(str, dims))})"
+        span = node.arg_spans.get("dims", node.span)
+        if len(dims) != len(shape):
+            hint = ""
+            if len(dims) == len(shape) + 1 and dims[0] == 0 and sorted(dims) == [0, *(a + 1 for a in axes)]:
+                ours = ", ".join(str(d - 1) for d in dims[1:])
+                hint = f"; the batch axis is not counted: PyTorch's {written} is permute({ours}) here"
+            raise fail(
+                PERMUTATION,
+                f"{written} orders {len(dims)} axes, but a {fmt(shape)} sample has {len(shape)} "
+                f"({_listed(axes)}){hint}",
+                span,
+            )
+        if sorted(dims) != axes:
+            problems = [f"{d} is not one of them" for d in sorted(set(dims)) if d not in axes]
+            problems += [f"{d} appears {dims.count(d)} times" for d in axes if dims.count(d) > 1]
+            problems += [f"{d} is missing" for d in axes if d not in dims]
+            raise fail(
+                PERMUTATION,
+                f"{written} is not an order of the {fmt(shape)} sample's axes {_listed(axes)} "
+                f"(the batch axis stays first and is not counted): {', '.join(problems)}",
+                span,
+            )
+        return Outcome(tuple(shape[d] for d in dims))
+
+    def module(self, node: Shaped) -> Module:
+        return Module("archdsl.Permute", tuple(node.args["dims"]))
+
+    def describe(self, node: Shaped) -> str:
+        return f"permute {fmt(node.args['dims'])}"
+
+    def field(self, node: Shaped) -> FieldRule:
+        return Permutes(tuple(node.args["dims"]))
+
+    def symbolic_output(self, args: dict[str, Any], shape: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple(shape[d] for d in args["dims"])
+
+
+def _listed(axes: list[int]) -> str:
+    return ", ".join(map(str, axes))
+
+
+class Shuffle(Layer):
+    name = "shuffle"
+    torch = "nn.ChannelShuffle"
+    doc = "channel shuffle (ShuffleNet): C as [groups, C/groups], transposed"
+    kind = "reshape"
+    args = (Arg("groups", positive_int, "channel groups; divides the channels", required=True),)
+    symbolic_args = ("groups",)
+
+    def shape(self, node: LayerNode, shape: Shape) -> Outcome:
+        if len(shape) < 2:
+            raise fail(
+                RANK,
+                f"shuffle needs channels and positions ([C, L], [C, H, W], …), got {fmt(shape)}: "
+                "PyTorch's channel_shuffle refuses a flat sample",
+                node.span,
+            )
+        divides(node, shape[0], "channels")
+        return Outcome(shape)
+
+    def module(self, node: Shaped) -> Module:
+        return Module("nn.ChannelShuffle", (node.args["groups"],))
+
+    def describe(self, node: Shaped) -> str:
+        return f"shuffle {node.args['groups']}"
+
+    def field(self, node: Shaped) -> FieldRule:
+        return Mixes((0,))
+
+
+def image_axes_last(shape: Shape) -> bool:
+    """Whether the sample's last axis is a spatial one (W of [C, H, W]), which `linear` refuses to
+    map. A hook for the layout check to replace: until then every rank-3 sample is [C, H, W]."""
+    return len(shape) == 3
+
+
 class Linear(Layer):
     name = "linear"
     torch = "nn.Linear"
-    doc = "fully connected layer"
+    doc = "fully connected layer on the last axis"
     kind = "linear"
     args = (
         Arg("out", channels, "output features, or `same`", required=True),
@@ -103,34 +202,39 @@ class Linear(Layer):
     passed_args = ("bias",)
 
     def shape(self, node: LayerNode, shape: Shape) -> Outcome:
-        if len(shape) != 1:
+        if image_axes_last(shape):
             flat = math.prod(shape)
             raise fail(
                 RANK,
                 f"linear needs a flat [F] input, got {fmt(shape)}; add `flatten` before it (giving [{flat}])",
                 node.span,
             )
-        features_in = shape[0]
+        features_in = shape[-1]
         features_out = out_count(node, features_in, "features")
         weights = features_in * features_out
-        return Outcome((features_out,), weights + (features_out if node.args["bias"] else 0), weights)
+        # The same weights at every position of the leading axes ([L, F] → [L, out]).
+        return Outcome(
+            (*shape[:-1], features_out),
+            weights + (features_out if node.args["bias"] else 0),
+            weights * math.prod(shape[:-1]),
+        )
 
     def module(self, node: Shaped) -> Module:
         return Module(
-            "nn.Linear", (node.input[0], node.output[0]), {"bias": node.args["bias"]}, {"bias": True}
+            "nn.Linear", (node.input[-1], node.output[-1]), {"bias": node.args["bias"]}, {"bias": True}
         )
 
     def describe(self, node: Shaped) -> str:
-        return f"linear {node.output[0]}"
+        return f"linear {node.output[-1]}"
 
     def field(self, node: Shaped) -> FieldRule:
-        return WHOLE
+        return Mixes((len(node.input) - 1,))
 
     def symbolic_output(self, args: dict[str, Any], shape: tuple[Any, ...]) -> tuple[Any, ...]:
-        return (shape[0] if args["out"] == "same" else args["out"],)
+        return (*shape[:-1], shape[-1] if args["out"] == "same" else args["out"])
 
     def needs(self, args: dict[str, Any], shape: tuple[Any, ...], output: tuple[Any, ...]) -> tuple[Any, ...]:
-        return (shape[0], output[0])
+        return (shape[-1], output[-1])
 
 
 class Pretrained(Layer):
@@ -231,4 +335,4 @@ class Pretrained(Layer):
         raise NotSymbolic("a pretrained layer")
 
 
-LAYERS = (Flatten, View, Linear, Pretrained)
+LAYERS = (Flatten, View, Permute, Shuffle, Linear, Pretrained)

@@ -1,13 +1,14 @@
-"""Layers that keep their input's shape: activations, normalisation, dropout, identity."""
+"""Layers that keep their input's shape: activations, normalisation, dropout, stochastic depth,
+identity."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import warning
-from ..sizes import BATCH_AXIS, NO_GRADIENT, RANK, Outcome, Shape, fail, fmt, needs_image
-from ..values import any_int, boolean, number, positive_number, probability
-from .base import KEEP, WHOLE, Arg, FieldRule, Layer, Module, Pointwise, plain
+from ..sizes import BATCH_AXIS, NO_GRADIENT, RANK, Outcome, Shape, divides, fail, fmt, needs_image
+from ..values import any_int, boolean, choice, number, positive_int, positive_number, probability
+from .base import Arg, FieldRule, Layer, Mixes, Module, Pointwise, plain
 
 if TYPE_CHECKING:
     from ..resolve import LayerNode
@@ -49,9 +50,118 @@ class BatchNorm(Layer):
         return (shape[0],)
 
 
+_EPS = Arg("eps", positive_number, "added to the variance", 1e-5)
+_BIAS = Arg("bias", boolean, "learn the shift (with affine)", True)
+
+
+def _norm_options(node_args: dict[str, Any], affine: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The keyword arguments of nn.LayerNorm / nn.GroupNorm (`affine` is the name each uses) and
+    their defaults in PyTorch."""
+    a = node_args
+    return (
+        {"eps": a["eps"], affine: a["affine"], "bias": a["bias"]},
+        {"eps": 1e-5, affine: True, "bias": True},
+    )
+
+
+def _norm_params(node_args: dict[str, Any], count: int) -> int:
+    """A weight per normalised element, and a bias unless `bias=false`; none without `affine`."""
+    return count * (1 + node_args["bias"]) if node_args["affine"] else 0
+
+
+class _LayerNorm(Layer):
+    kind = "norm"
+    args = (
+        _EPS,
+        Arg("affine", boolean, "learn a scale and a shift per element (elementwise_affine)", True),
+        _BIAS,
+    )
+    passed_args = ("eps", "affine", "bias")
+    #: The module it builds: nn.LayerNorm, or the subclass that normalises the channel axis.
+    target: ClassVar[str]
+
+    def axis(self, shape: tuple[Any, ...]) -> int:
+        """The axis normalised, per sample."""
+        raise NotImplementedError
+
+    def shape(self, node: LayerNode, shape: Shape) -> Outcome:
+        return Outcome(shape, _norm_params(node.args, shape[self.axis(shape)]))
+
+    def module(self, node: Shaped) -> Module:
+        kwargs, defaults = _norm_options(node.args, "elementwise_affine")
+        return Module(self.target, (node.input[self.axis(node.input)],), kwargs, defaults)
+
+    def field(self, node: Shaped) -> FieldRule:
+        # The statistics are over that axis at each position of the others.
+        return Mixes((self.axis(node.input),))
+
+    def needs(self, args: dict[str, Any], shape: tuple[Any, ...], output: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (shape[self.axis(shape)],)
+
+
+class LayerNorm(_LayerNorm):
+    name = "layernorm"
+    torch = "nn.LayerNorm(last axis)"
+    doc = "layer normalisation over the last axis"
+    target = "nn.LayerNorm"
+
+    def axis(self, shape: tuple[Any, ...]) -> int:
+        return len(shape) - 1
+
+
+class LayerNorm2d(_LayerNorm):
+    name = "layernorm2d"
+    torch = "torchvision's ConvNeXt LayerNorm2d (an nn.LayerNorm over the channels)"
+    doc = "layer normalisation over the channels of each position of [C, H, W]"
+    target = "archdsl.LayerNorm2d"
+
+    def axis(self, shape: tuple[Any, ...]) -> int:
+        return 0
+
+    def shape(self, node: LayerNode, shape: Shape) -> Outcome:
+        needs_image(node, shape)
+        return super().shape(node, shape)
+
+
+class GroupNorm(Layer):
+    name = "groupnorm"
+    torch = "nn.GroupNorm"
+    doc = "group normalisation: each group of channels over its channels and positions"
+    kind = "norm"
+    args = (
+        Arg("groups", positive_int, "channel groups; divides the channels", required=True),
+        _EPS,
+        Arg("affine", boolean, "learn a scale and a shift per channel", True),
+        _BIAS,
+    )
+    symbolic_args = ("groups",)
+    passed_args = ("eps", "affine", "bias")
+
+    def shape(self, node: LayerNode, shape: Shape) -> Outcome:
+        # nn.GroupNorm takes any [C, ...], a flat [C] too.
+        divides(node, shape[0], "channels")
+        return Outcome(shape, _norm_params(node.args, shape[0]))
+
+    def module(self, node: Shaped) -> Module:
+        kwargs, defaults = _norm_options(node.args, "affine")
+        return Module("nn.GroupNorm", (node.args["groups"], node.input[0]), kwargs, defaults)
+
+    def describe(self, node: Shaped) -> str:
+        return f"groupnorm {node.args['groups']}"
+
+    def field(self, node: Shaped) -> FieldRule:
+        # A group's mean and variance come from all its positions.
+        return Mixes(tuple(range(len(node.input))))
+
+    def needs(self, args: dict[str, Any], shape: tuple[Any, ...], output: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (shape[0], *super().needs(args, shape, output))
+
+
 class _Dropout(Pointwise):
     kind = "dropout"
-    passed_args = ("p",)
+    passed_args: ClassVar[tuple[str, ...]] = ("p",)
+    #: What p=1 zeroes, for W002.
+    zeroes: ClassVar[str] = "every activation"
 
     def shape(self, node: LayerNode, shape: Shape) -> Outcome:
         if node.op == "dropout2d":
@@ -61,7 +171,7 @@ class _Dropout(Pointwise):
             warnings.append(
                 warning(
                     NO_GRADIENT,
-                    f"{node.op}(p=1) zeroes every activation in training: no gradient "
+                    f"{node.op}(p=1) zeroes {self.zeroes} in training: no gradient "
                     "reaches the layers before it",
                     node.span,
                 )
@@ -90,6 +200,32 @@ class Dropout2d(_Dropout):
     args = (Arg("p", probability, "probability of zeroing a channel", 0.5),)
 
 
+class StochasticDepth(_Dropout):
+    name = "stochasticdepth"
+    torch = "torchvision.ops.stochastic_depth, as a module of its own (archdsl.StochasticDepth)"
+    doc = "drops a residual branch per sample in training; the identity in eval"
+    args = (
+        Arg("p", probability, "probability of zeroing a sample (or the batch)", required=True),
+        Arg(
+            "mode",
+            choice("row", "batch"),
+            '`"row"`: each sample apart; `"batch"`: all together',
+            "row",
+            default_text='"row"',
+        ),
+    )
+    passed_args = ("p", "mode")
+    zeroes = "every sample"
+
+    def module(self, node: Shaped) -> Module:
+        a = node.args
+        return Module("archdsl.StochasticDepth", (), {"p": a["p"], "mode": a["mode"]}, {"mode": "row"})
+
+    def describe(self, node: Shaped) -> str:
+        a = node.args
+        return f"stochasticdepth {a['p']:g}" + (", batch" if a["mode"] == "batch" else "")
+
+
 class LeakyReLU(Pointwise):
     name = "leakyrelu"
     torch = "nn.LeakyReLU"
@@ -113,6 +249,28 @@ class ELU(Pointwise):
 
     def module(self, node: Shaped) -> Module:
         return Module("nn.ELU", (), {"alpha": node.args["alpha"]}, {"alpha": 1.0})
+
+
+class GELU(Pointwise):
+    name = "gelu"
+    torch = "nn.GELU"
+    doc = "Gaussian error linear unit"
+    args = (
+        Arg(
+            "approximate",
+            choice("none", "tanh"),
+            '`"none"`: x·Φ(x) exactly; `"tanh"`: its tanh approximation',
+            "none",
+            default_text='"none"',
+        ),
+    )
+    passed_args = ("approximate",)
+
+    def module(self, node: Shaped) -> Module:
+        return Module("nn.GELU", (), {"approximate": node.args["approximate"]}, {"approximate": "none"})
+
+    def describe(self, node: Shaped) -> str:
+        return "gelu" if node.args["approximate"] == "none" else f"gelu {node.args['approximate']}"
 
 
 class _Softmax(Pointwise):
@@ -144,9 +302,9 @@ class _Softmax(Pointwise):
         return f"{node.op} dim={node.args['dim']}"
 
     def field(self, node: Shaped) -> FieldRule:
-        # Over a spatial axis every output depends on every position of its input.
-        rank = len(node.input) + 1
-        return WHOLE if len(node.input) == 3 and node.args["dim"] % rank >= 2 else KEEP
+        # Each output depends on every position along `dim` (none, over the batch axis).
+        dim = node.args["dim"] % (len(node.input) + 1)
+        return Mixes((dim - 1,) if dim else ())
 
 
 class Softmax(_Softmax):
@@ -165,14 +323,22 @@ class LogSoftmax(_Softmax):
 
 LAYERS = (
     BatchNorm,
+    LayerNorm,
+    LayerNorm2d,
+    GroupNorm,
     Dropout,
     Dropout2d,
+    StochasticDepth,
     plain("relu", "ReLU", "max(0, x)"),
+    plain("relu6", "ReLU6", "min(max(0, x), 6)"),
     LeakyReLU,
     plain("tanh", "Tanh", "hyperbolic tangent"),
     plain("sigmoid", "Sigmoid", "logistic function"),
-    plain("gelu", "GELU", "Gaussian error linear unit"),
+    plain("hardsigmoid", "Hardsigmoid", "relu6(x + 3)/6, a piecewise-linear sigmoid"),
+    GELU,
     plain("silu", "SiLU", "x·sigmoid(x)"),
+    plain("hardswish", "Hardswish", "x·relu6(x + 3)/6, a piecewise-linear silu"),
+    plain("mish", "Mish", "x·tanh(softplus(x))"),
     ELU,
     Softmax,
     LogSoftmax,

@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..sizes import (
-    GROUPS,
     POOL_PADDING,
     SAME_PADDING,
     Outcome,
     Shape,
     Window,
     describe_window,
+    divides,
     fail,
     needs_image,
     out_count,
@@ -73,15 +73,8 @@ class Conv(Layer):
         a = node.args
         channels_in = shape[0]
         channels_out = out_count(node, channels_in, "channels")
-        groups = a["groups"]
         for what, count in (("input", channels_in), ("output", channels_out)):
-            if count % groups:
-                raise fail(
-                    GROUPS,
-                    f"conv groups={groups} must divide the {count} {what} channels "
-                    f"({count} = {groups}·{count // groups} + {count % groups})",
-                    node.arg_spans.get("groups", node.span),
-                )
+            divides(node, count, f"{what} channels")
         kernel, stride, dilation, padding = a["kernel"], a["stride"], a["dilation"], a["padding"]
         if padding == "same" and stride != (1, 1):
             raise fail(
@@ -98,7 +91,7 @@ class Conv(Layer):
         (height, width), warnings = spatial(
             node, shape, (windows[0], windows[1]), describe_window(kernel, stride, padding, dilation)
         )
-        weights = channels_out * (channels_in // groups) * kernel[0] * kernel[1]
+        weights = channels_out * (channels_in // a["groups"]) * kernel[0] * kernel[1]
         params = weights + (channels_out if a["bias"] else 0)
         return Outcome((channels_out, height, width), params, weights * height * width, warnings)
 
