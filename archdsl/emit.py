@@ -395,7 +395,8 @@ class Emitter:
             for kind in helper_sources()
             if kind in self.names.used_helpers
         ]
-        self.uses_torch = self.uses_torch or bool(helpers)
+        self.uses_torch = self.uses_torch or any("torch." in helper for helper in helpers)
+        self.uses_ordered_dict = self.uses_ordered_dict or "Sequential" in self.names.used_helpers
         imports = []
         if self.uses_ordered_dict:
             imports += ["from collections import OrderedDict", ""]

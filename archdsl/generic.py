@@ -574,7 +574,8 @@ class _Walk:
                 children, output = self.body(statement.body, iteration.children, env, scope, incoming)
                 if output[0] != after[0] or (keeps_sizes and output[1:] != after[1:]):
                     raise NotGeneric("a repeated pass does not keep what it makes")
-                text = _signature(children)
+                # Each pass's members are numbered on from the last pass's: compare them by place.
+                text = _signature([replace(c, key=str(j)) for j, c in enumerate(children)])
                 if signature is None:
                     template, signature = children, text
                 elif text != signature:

@@ -623,7 +623,7 @@ class Resolver:
         stack: tuple[str, ...],
         weight: int,
         space: Namespace,
-    ) -> RepeatNode:
+    ) -> RepeatNode | InvalidNode:
         count = self.evaluate(statement.count, scope)
         if isinstance(count, Symbol):
             raise Failed(self.unknown_name(count.name, statement.count.span, scope))
@@ -649,6 +649,9 @@ class Resolver:
             for number in range(count):
                 here = {**scope, index: number} if index else scope
                 passes.append(self.body(statement.body, here, stack, inner_weight, space))
+                if self.too_large_reported:
+                    # Refused already (E110): expanding the rest would only take the memory.
+                    return InvalidNode(key=key, label=label, span=statement.span)
                 # The first pass counts for all of them (its layers weigh `inner_weight`), so a
                 # repeat that expands past the limit is refused before its other passes resolve.
                 self.counting = False

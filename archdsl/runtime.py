@@ -29,7 +29,11 @@ class Concat(nn.Module):
     """Runs every branch on the input (or, with `split`, each on its share of the channels) and
     joins the results on the channel axis."""
 
-    def __init__(self, branches: dict[str, nn.Module], split: list[int] | None = None) -> None:
+    def __init__(
+        self,
+        branches: dict[str, nn.Module],
+        split: list[int] | None = None,
+    ) -> None:
         super().__init__()
         for key, branch in branches.items():
             self.add_module(key, branch)
@@ -40,7 +44,10 @@ class Concat(nn.Module):
         if self._split is None:
             return torch.cat([branch(x) for branch in branches], dim=1)
         parts = x.split(self._split, dim=1)
-        return torch.cat([branch(p) for branch, p in zip(branches, parts, strict=True)], dim=1)
+        return torch.cat(
+            [branch(p) for branch, p in zip(branches, parts, strict=True)],
+            dim=1,
+        )
 
 
 class Residual(nn.Sequential):

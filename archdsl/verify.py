@@ -66,7 +66,7 @@ def _internal(path: str, ours: dict[str, Shaped]) -> bool:
     for i in range(1, len(parts)):
         parent = ours.get(".".join(parts[:i]))
         if parent is not None and (
-            parent.op == "pretrained" or parent.kind == "shortcut" and parent.op != "path"
+            parent.op == "pretrained" or (parent.kind == "shortcut" and parent.op != "path")
         ):
             return True
     return False

@@ -79,10 +79,17 @@ class Branch:
     body: list[Any]
 
 
+# A composite's `splice` writes it `*…`: its members join the enclosing module's. A label may hold
+# `{i}`, a repeat's index, as Python's str.format and the language both read it.
+
+
 @dataclass(eq=False)
 class Concat:
     branches: list[Branch]
     label: str | None = None
+    splice: bool = False
+    #: False, True (torch.chunk's shares) or the channel count of each branch.
+    split: Any = False
 
 
 @dataclass(eq=False)
@@ -91,6 +98,9 @@ class Residual:
     project: bool = False
     options: tuple[tuple[str, Any], ...] = ()
     label: str | None = None
+    splice: bool = False
+    #: A written-out shortcut: `shortcut name { … }`.
+    path: Branch | None = None
 
 
 @dataclass(eq=False)
@@ -98,6 +108,9 @@ class Repeat:
     count: Any
     body: list[Any]
     label: str | None = None
+    splice: bool = False
+    #: `repeat n as i`
+    index: str | None = None
 
 
 @dataclass(eq=False)
@@ -106,6 +119,31 @@ class Call:
     positional: tuple[Any, ...] = ()
     keywords: tuple[tuple[str, Any], ...] = ()
     label: str | None = None
+    splice: bool = False
+
+
+@dataclass(eq=False)
+class Gate:
+    body: list[Any]
+    label: str | None = None
+    splice: bool = False
+
+
+@dataclass(eq=False)
+class Group:
+    body: list[Any]
+    label: str | None = None
+    splice: bool = False
+
+
+class Channels:
+    """The name `channels`: the channel count the layer receives."""
+
+    def __repr__(self) -> str:
+        return "channels"
+
+
+CHANNELS = Channels()
 
 
 @dataclass(eq=False)
@@ -116,7 +154,7 @@ class BlockDef:
     body: list[Any]
 
 
-Statement = Layer | Concat | Residual | Repeat | Call
+Statement = Layer | Concat | Residual | Repeat | Call | Gate | Group
 
 
 @dataclass
@@ -136,6 +174,8 @@ def expr_text(value: Any, parent: int = 0) -> str:
         return "true" if value else "false"
     if isinstance(value, Same):
         return "same"
+    if isinstance(value, Channels):
+        return "channels"
     if isinstance(value, P):
         return value.name
     if isinstance(value, Op):
@@ -158,7 +198,16 @@ def _args(positional: tuple[Any, ...], keywords: tuple[tuple[str, Any], ...]) ->
 
 
 def _labelled(statement: Any, text: str) -> str:
-    return f"{statement.label}: {text}" if statement.label else text
+    if getattr(statement, "splice", False):
+        return "*" + text
+    label = statement.label
+    if not label:
+        return text
+    return f"{label}: {text}" if label.isidentifier() else f'"{label}": {text}'
+
+
+def _name(name: str) -> str:
+    return name if name.isidentifier() else f'"{name}"'
 
 
 def render(spec: Spec) -> tuple[str, dict[Any, int]]:
@@ -179,20 +228,31 @@ def render(spec: Spec) -> tuple[str, dict[Any, int]]:
             elif isinstance(s, Call):
                 emit(_labelled(s, f"{s.block}({_args(s.positional, s.keywords)})"), depth, s)
             elif isinstance(s, Repeat):
-                emit(_labelled(s, f"repeat {expr_text(s.count)} {{"), depth, s)
+                index = f" as {s.index}" if s.index else ""
+                emit(_labelled(s, f"repeat {expr_text(s.count)}{index} {{"), depth, s)
                 body(s.body, depth + 1)
                 emit("}", depth)
             elif isinstance(s, Concat):
-                emit(_labelled(s, "concat {"), depth, s)
+                head = f"concat(split={expr_text(s.split)})" if s.split is not False else "concat"
+                emit(_labelled(s, head + " {"), depth, s)
                 for branch in s.branches:
-                    emit(f"branch {branch.name} {{" if branch.name else "branch {", depth + 1, branch)
+                    emit(f"branch {_name(branch.name)} {{" if branch.name else "branch {", depth + 1, branch)
                     body(branch.body, depth + 2)
                     emit("}", depth + 1)
+                emit("}", depth)
+            elif isinstance(s, Gate | Group):
+                emit(_labelled(s, "gate {" if isinstance(s, Gate) else "{"), depth, s)
+                body(s.body, depth + 1)
                 emit("}", depth)
             else:
                 head = f"residual({_args((), s.options)})" if s.options else "residual"
                 emit(_labelled(s, head + " {"), depth, s)
                 body(s.body, depth + 1)
+                if s.path is not None:
+                    name = f" {_name(s.path.name)}" if s.path.name else ""
+                    emit(f"shortcut{name} {{", depth + 1, s.path)
+                    body(s.path.body, depth + 2)
+                    emit("}", depth + 1)
                 emit("}", depth)
 
     for block in spec.blocks:
@@ -240,6 +300,8 @@ class Reference:
 def evaluate(value: Any, env: dict[str, int]) -> Any:
     if isinstance(value, P):
         return env[value.name]
+    if isinstance(value, Channels):
+        return env["channels"]
     if isinstance(value, Op):
         left, right = evaluate(value.left, env), evaluate(value.right, env)
         if value.op == "+":
@@ -254,6 +316,24 @@ def evaluate(value: Any, env: dict[str, int]) -> Any:
     return value
 
 
+@dataclass
+class Space:
+    """The members of one module: their names, claimed in order (archdsl's documented rule: a name
+    is used once in a module, a statement without one takes its position among the members)."""
+
+    prefix: str
+    names: set[str] = field(default_factory=set)
+    count: int = 0
+
+    def claim(self, statement: Any, label: str | None) -> str:
+        key = str(self.count) if label is None else label
+        self.count += 1
+        if key in self.names:
+            raise Rejected(statement, self.prefix + key, f"archdsl rule: the name '{key}' is taken")
+        self.names.add(key)
+        return self.prefix + key
+
+
 class Runner:
     def __init__(self, spec: Spec):
         import torch
@@ -266,17 +346,25 @@ class Runner:
         self.ref.params[path] = self.ref.params.get(path, 0) + sum(p.numel() for p in module.parameters())
         return module
 
-    def sequence(self, statements: list[Any], x: Any, prefix: str, env: dict[str, int]) -> Any:
-        for index, s in enumerate(statements):
-            path = prefix + (s.label or str(index))
-            x = self.statement(s, x, path, env)
-            self.ref.shapes[path] = tuple(x.shape[1:])
+    def sequence(self, statements: list[Any], x: Any, space: Space, env: dict[str, int]) -> Any:
+        """Runs statements whose members join `space`: each takes its name, or its position among
+        the members; a spliced one's members take theirs in turn."""
+        for s in statements:
+            if getattr(s, "splice", False):
+                x = self.composite(s, x, space, env)
+            else:
+                path = space.claim(s, None if s.label is None else s.label.format(**env))
+                x = self.statement(s, x, path, env)
+                self.ref.shapes[path] = tuple(x.shape[1:])
             self.ref.ran.add(id(s))
         return x
 
     def statement(self, s: Any, x: Any, path: str, env: dict[str, int]) -> Any:
         if isinstance(s, Layer):
             return self.layer(s, x, path, env)
+        return self.composite(s, x, Space(path + "."), env)
+
+    def composite(self, s: Any, x: Any, space: Space, env: dict[str, int]) -> Any:
         if isinstance(s, Call):
             block = self.blocks[s.block]
             inner: dict[str, int] = {}
@@ -286,37 +374,73 @@ class Runner:
             given.update({k: evaluate(v, env) for k, v in s.keywords})
             for name, default in block.params:
                 inner[name] = given[name] if name in given else evaluate(default, inner)
-            return self.sequence(block.body, x, path + ".", inner)
+            return self.sequence(block.body, x, space, inner)
         if isinstance(s, Repeat):
             count = evaluate(s.count, env)
             if count < 0:
-                raise Rejected(s, path, f"archdsl rule: a repeat count is ≥ 0, got {count}")
+                raise Rejected(s, space.prefix, f"archdsl rule: a repeat count is ≥ 0, got {count}")
             for index in range(count):
-                x = self.sequence(s.body, x, f"{path}.{index}.", env)
-                self.ref.shapes[f"{path}.{index}"] = tuple(x.shape[1:])
+                here = {**env, s.index: index} if s.index else env
+                x = self.sequence(s.body, x, space, here)
             return x
         if isinstance(s, Concat):
-            outputs = []
-            for index, branch in enumerate(s.branches):
-                key = f"{path}.{branch.name or index}"
-                y = self.sequence(branch.body, x, key + ".", env)
-                self.ref.shapes[key] = tuple(y.shape[1:])
-                outputs.append(y)
-            try:
-                return self.torch.cat(outputs, dim=1)
-            except (RuntimeError, IndexError) as exc:
-                raise Rejected(s, path, f"torch.cat: {exc}") from None
-        return self.residual(s, x, path, env)
+            return self.concat(s, x, space, env)
+        if isinstance(s, Gate):
+            gate = self.sequence(s.body, x, space, env)
+            # PyTorch broadcasts x * gate wherever the gate is 1; archdsl also wants equal ranks
+            # and no axis of the gate larger than x's, so the product keeps x's shape.
+            if gate.dim() != x.dim() or any(
+                g not in (1, n) for g, n in zip(gate.shape[1:], x.shape[1:], strict=True)
+            ):
+                raise Rejected(s, space.prefix, f"archdsl rule: gate {tuple(gate.shape)} on {tuple(x.shape)}")
+            return x * gate
+        if isinstance(s, Group):
+            return self.sequence(s.body, x, space, env)
+        return self.residual(s, x, space, env)
 
-    def residual(self, s: Residual, x: Any, path: str, env: dict[str, int]) -> Any:
+    def concat(self, s: Concat, x: Any, space: Space, env: dict[str, int]) -> Any:
+        count = len(s.branches)
+        if s.split is False:
+            parts = [x] * count
+        else:
+            if s.split is True:
+                parts = list(self.torch.chunk(x, count, dim=1))
+            else:
+                if sum(s.split) != x.shape[1]:
+                    raise Rejected(s, space.prefix, f"split {s.split} of {x.shape[1]} channels")
+                parts = list(self.torch.split(x, list(s.split), dim=1))
+            if len(parts) != count:
+                raise Rejected(s, space.prefix, f"torch.chunk gives {len(parts)} parts for {count} branches")
+        outputs = []
+        for branch, part in zip(s.branches, parts, strict=True):
+            key = space.claim(branch, branch.name)
+            y = self.sequence(branch.body, part, Space(key + "."), env)
+            self.ref.shapes[key] = tuple(y.shape[1:])
+            outputs.append(y)
+        try:
+            return self.torch.cat(outputs, dim=1)
+        except (RuntimeError, IndexError) as exc:
+            raise Rejected(s, space.prefix, f"torch.cat: {exc}") from None
+
+    def residual(self, s: Residual, x: Any, space: Space, env: dict[str, int]) -> Any:
         from torch import nn
 
-        y = self.sequence(s.body, x, f"{path}.body.", env)
+        y = self.sequence(s.body, x, space, env)
+        if s.path is not None:
+            key = space.claim(s.path, s.path.name or "shortcut")
+            shortcut = self.sequence(s.path.body, x, Space(key + "."), env)
+            self.ref.shapes[key] = tuple(shortcut.shape[1:])
+            if shortcut.shape != y.shape:
+                raise Rejected(
+                    s, key, f"archdsl rule: shortcut {tuple(shortcut.shape)}, body {tuple(y.shape)}"
+                )
+            return y + shortcut
         if not s.project:
             # x + body(x) would broadcast ([1, H, W] + [C, H, W]); archdsl documents equal shapes.
             if y.shape != x.shape:
-                raise Rejected(s, path, f"archdsl rule: residual {tuple(x.shape)} → {tuple(y.shape)}")
+                raise Rejected(s, space.prefix, f"archdsl rule: residual {tuple(x.shape)} → {tuple(y.shape)}")
             return x + y
+        path = space.claim(s, "shortcut")
         options = {k: evaluate(v, env) for k, v in s.options if k != "shortcut"}
         bias, stride = options.get("bias", True), options.get("stride")
         if x.dim() == 2 and y.dim() == 2 and stride is None:
@@ -340,16 +464,17 @@ class Runner:
             raise Rejected(s, path, f"archdsl rule: no projection maps {tuple(x.shape)} to {tuple(y.shape)}")
         projected = x
         for layer in layers:
-            projected = self.module(layer, f"{path}.shortcut")(projected)
+            projected = self.module(layer, path)(projected)
         if projected.shape != y.shape:
             raise Rejected(s, path, f"projection gives {tuple(projected.shape)}, body {tuple(y.shape)}")
-        self.ref.shapes[f"{path}.shortcut"] = tuple(projected.shape[1:])
+        self.ref.shapes[path] = tuple(projected.shape[1:])
         return y + projected
 
     def layer(self, s: Layer, x: Any, path: str, env: dict[str, int]) -> Any:
         from torch import nn
 
         op = s.op
+        env = {**env, "channels": x.shape[1]} if x.dim() > 1 else env
         pos = [evaluate(v, env) for v in s.positional]
         kw = {k: evaluate(v, env) for k, v in s.keywords}
 
@@ -499,7 +624,7 @@ def run_reference(spec: Spec) -> Reference:
     runner = Runner(spec)
     try:
         with torch.no_grad():
-            y = runner.sequence(spec.body, torch.randn(BATCH, *spec.input), "", {})
+            y = runner.sequence(spec.body, torch.randn(BATCH, *spec.input), Space(""), {})
     except Rejected as rejected:
         rejected.ran = runner.ref.ran
         raise
@@ -1024,8 +1149,9 @@ class Verdict:
 
 def _static(nodes: list[Any], shapes: dict[str, Shape], params: dict[str, int]) -> None:
     for node in nodes:
-        shapes[node.path] = node.output
-        if node.kind in ("layer", "shortcut"):
+        if not node.spliced:  # a spliced statement is no module; its members are
+            shapes[node.path] = node.output
+        if node.kind == "layer" or (node.kind == "shortcut" and node.op != "path"):
             params[node.path] = node.params
         _static(node.children, shapes, params)
 
@@ -1114,8 +1240,10 @@ def _walk(statements: list[Any]) -> list[Any]:
     found = []
     for s in statements:
         found.append(s)
-        if isinstance(s, Repeat | Residual):
+        if isinstance(s, Repeat | Residual | Gate | Group):
             found += _walk(s.body)
+        if isinstance(s, Residual) and s.path is not None:
+            found += _walk(s.path.body)
         elif isinstance(s, Concat):
             for branch in s.branches:
                 found += _walk(branch.body)

@@ -86,8 +86,9 @@ def test_page_has_title_diagram_table_totals_and_no_warnings(in_root: Path, tmp_
         "- parameters: 61,706 (241.0 KiB as float32)\n"
         "- multiply-accumulates per sample: 416,520 (416.52 K)\n"
         "- activation memory per sample, float32: 57.5 KiB (58,888 bytes)\n"
-        "  — the outputs of every layer, concat, residual add and projection shortcut, each once "
-        "(a block's output is its last layer's); not the input; in-place and view outputs counted as copies\n"
+        "  — the outputs of every layer, concat, residual add, gate product and projection shortcut, each "
+        "once (a block's output is its last layer's); not the input; in-place and view outputs counted as "
+        "copies\n"
         "\n## Warnings\n\nnone\n"
     )
     svg = (tmp_path / "LeNet5.svg").read_bytes()
@@ -119,7 +120,7 @@ def test_residual_page_counts_add_once_and_nests_paths(in_root: Path, tmp_path: 
     assert code == 0
     page = (tmp_path / "ResNetMini.md").read_text(encoding="utf-8")
     assert (
-        "| &nbsp;&nbsp;&nbsp;&nbsp;`3.0.body.2` | conv 3×3, 16, pad 1 | `[16, 12, 12]` "
+        "| &nbsp;&nbsp;&nbsp;&nbsp;`3.0.2` | conv 3×3, 16, pad 1 | `[16, 12, 12]` "
         "| 2,320 | 331,776 | 14 | 2 |" in page
     )
     # residual add counted, its block and body containers not: see the hand count in the report

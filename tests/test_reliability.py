@@ -180,7 +180,7 @@ def test_build_refuses_more_parameters_than_max_params_before_allocating(
     def no_allocation(*args: object, **kwargs: object) -> None:
         raise AssertionError("the builder allocated a layer")
 
-    monkeypatch.setattr(builder, "_sequence", no_allocation)
+    monkeypatch.setattr(builder, "_member", no_allocation)
     with pytest.raises(archdsl.ArchError) as raised:
         archdsl.build(big_spec(tmp_path), max_params=1_000_000)
     (diagnostic,) = raised.value.diagnostics
@@ -194,7 +194,7 @@ def test_build_refuses_by_default_what_would_not_fit_in_memory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(builder, "memory_bytes", lambda: 2**30)  # a 1 GiB machine
-    monkeypatch.setattr(builder, "_sequence", lambda *_: pytest.fail("allocated"))
+    monkeypatch.setattr(builder, "_member", lambda *_: pytest.fail("allocated"))
     with pytest.raises(archdsl.ArchError, match=r"more than fit in this machine's memory \(1.0 GiB\)"):
         archdsl.build(big_spec(tmp_path))
 

@@ -156,10 +156,10 @@ def test_repeat_is_drawn_once_and_marked_unless_expanded(in_root: Path) -> None:
     once = dot_source(model)
     assert "repeat ×3" in once
     ids = node_ids(once)
-    assert "2.0.0.0" in ids and "2.0.2.0" not in ids  # Stage(256, 3): the first pass only
+    assert "2.0.0" in ids and "2.0.4" not in ids  # Stage(256, 3): the first pass only
     expanded = dot_source(model, expand=True)
     ids = node_ids(expanded)
-    assert {"2.0.0.0", "2.0.1.0", "2.0.2.0"} <= set(ids)
+    assert {"2.0.0", "2.0.2", "2.0.4"} <= set(ids)  # the passes' convs, numbered on
     assert "pass 3" in expanded
     assert len(ids) > len(node_ids(once))
 
@@ -173,12 +173,12 @@ def test_repeat_drawn_once_shows_first_and_last_pass_shapes(tmp_path: Path) -> N
     dot = dot_source(shaped(path))
     assert "repeat ×3" in dot
     # conv → relu carries [8, 16, 16] in pass 1 and [8, 4, 4] in pass 3
-    assert '"0.0.0" -> "0.0.1" [label=<[8, 16, 16] → … → [8, 4, 4]>]' in dot
+    assert '"0.0" -> "0.1" [label=<[8, 16, 16] → … → [8, 4, 4]>]' in dot
     # into the repeat the model's input, out of it the last pass's output
-    assert '":input" -> "0.0.0" [label=<[8, 32, 32]>]' in dot
-    assert '"0.0.1" -> "1" [label=<[8, 4, 4]>]' in dot
+    assert '":input" -> "0.0" [label=<[8, 32, 32]>]' in dot
+    assert '"0.1" -> "1" [label=<[8, 4, 4]>]' in dot
     expanded = dot_source(shaped(path), expand=True)
-    assert '"0.1.1" -> "0.2.0" [label=<[8, 8, 8]>]' in expanded
+    assert '"0.3" -> "0.4" [label=<[8, 8, 8]>]' in expanded
 
 
 def test_ids_stay_when_a_layer_is_added_at_the_end(tmp_path: Path) -> None:
