@@ -332,7 +332,12 @@ class _Writer:
         merge = f"{node.path}:concat"
         port = self.fork(node, port)
         ends = []
-        for index, branch in enumerate(node.children):
+        # graphviz orders a rank's nodes left to right, which left-to-right layout turns into bottom
+        # to top: there the branches are written last first, so the first is drawn on top.
+        order = list(enumerate(node.children))
+        if self.options.rankdir == "LR":
+            order.reverse()
+        for index, branch in order:
             other = twin.children[index] if twin else None
             named = branch.label is not None
             if named:
