@@ -254,3 +254,22 @@ def test_console_script_is_installed() -> None:
     script = Path(PYTHON).with_name("archdsl")
     result = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.startswith("archdsl ")
+
+
+def test_sizes_use_binary_units_everywhere(in_root: Path) -> None:
+    from archdsl.docs import entries, pages
+    from archdsl.errors import SourceCache
+    from archdsl.program import compile_files
+    from archdsl.shapes import float32_size
+
+    texts = [run_cli("summary", spec)[1] for spec in SPECS]
+    programs, _, loader = compile_files(SPECS)
+    texts += list(pages(entries(programs, SourceCache(loader.sources))).values())
+    assert [m for text in texts for m in re.findall(r"\d (?:[KMGTP]B)\b", text)] == []
+    assert "61,706 parameters (241.0 KiB as float32)" in texts[SPECS.index("specs/lenet5.arch")]
+    assert [float32_size(n) for n in (100, 2**18, 2**28, 2**38)] == [
+        "400 bytes",
+        "1.0 MiB",
+        "1.0 GiB",
+        "1.0 TiB",
+    ]

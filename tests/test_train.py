@@ -488,3 +488,19 @@ def test_torchrun_two_cpu_processes_train_and_write_one_set_of_outputs(tmp_path:
         "report.json",
         "report.md",
     ]
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 7, 30])
+def test_curves_have_integer_epoch_ticks(epochs: int) -> None:
+    from archdsl.train.metrics import EpochMetrics, curves_figure
+
+    history = [EpochMetrics(e, 0.1, 1.0 / e, 0.5, 1.0, 1.0, 1.0, 0.5, 1.0, 1.0) for e in range(1, epochs + 1)]
+    figure = curves_figure(history, "t")
+    for axes in figure.axes:
+        low, high = axes.get_xlim()
+        shown = [t for t in axes.get_xticks() if low <= t <= high]
+        assert shown and all(float(t).is_integer() for t in shown), shown
+        assert 1 in shown or epochs > 10
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
