@@ -95,13 +95,17 @@ def test_a_file_that_defines_nothing_is_warned_about(
     )
 
 
+def check_bytes(spec: Path, data: bytes) -> tuple[int, str]:
+    """`archdsl check -q` on a file holding exactly `data`."""
+    spec.write_bytes(data)
+    return run_cli("check", "-q", str(spec))
+
+
 def test_a_utf8_byte_order_mark_is_skipped(tmp_path: Path) -> None:
     spec = tmp_path / "windows.arch"
-    spec.write_bytes(b"\xef\xbb\xbfmodel A {\r\n    input [4]\r\n    linear(2)\r\n}\r\n")
-    assert run_cli("check", "-q", str(spec)) == (0, "")
+    assert check_bytes(spec, b"\xef\xbb\xbfmodel A {\r\n    input [4]\r\n    linear(2)\r\n}\r\n") == (0, "")
     # columns on line 1 do not count the mark
-    spec.write_bytes(b"\xef\xbb\xbfmodel A { input [4] lineer(2) }\n")
-    code, out = run_cli("check", "-q", str(spec))
+    code, out = check_bytes(spec, b"\xef\xbb\xbfmodel A { input [4] lineer(2) }\n")
     assert code == 1
     assert out.startswith(
         f"{spec}:1:21: error[E002]: unknown layer or block 'lineer'; did you mean 'linear'?\n"
@@ -119,16 +123,13 @@ def test_a_utf8_byte_order_mark_is_skipped(tmp_path: Path) -> None:
     ],
 )
 def test_unprintable_bytes_are_never_echoed(data: bytes, tmp_path: Path) -> None:
-    spec = tmp_path / "binary.arch"
-    spec.write_bytes(data)
-    _, out = run_cli("check", str(spec))
+    _, out = check_bytes(tmp_path / "binary.arch", data)
     assert all(c.isprintable() or c == "\n" for c in out), ascii(out)
 
 
 def test_a_nul_in_a_line_is_shown_escaped_with_the_caret_under_it(tmp_path: Path) -> None:
     spec = tmp_path / "nul.arch"
-    spec.write_bytes(b"model A {\n    input [4] \x00 linear(2)\n}\n")
-    code, out = run_cli("check", "-q", str(spec))
+    code, out = check_bytes(spec, b"model A {\n    input [4] \x00 linear(2)\n}\n")
     assert code == 1
     assert out.startswith(
         f"{spec}:2:15: error[E001]: unexpected character U+0000: expected a value, '}}', ')', ']', ',', "
