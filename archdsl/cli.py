@@ -16,10 +16,11 @@ from collections.abc import Sequence
 from typing import Any, NoReturn, TextIO
 
 from . import __version__
-from .errors import Diagnostic, SourceCache, render, sort_key
+from .errors import Diagnostic, SourceCache, did_you_mean, render
+from .extras import MissingExtra, extra_of, require
 from .layers import PluginError
 from .loader import Loader
-from .program import Program, compile_file
+from .program import UNKNOWN_MODEL, Program, compile_file, compile_files, find_specs, several_models
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -33,39 +34,49 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message}\n{self.format_usage().strip()}")
 
 
-def _parser() -> argparse.ArgumentParser:
+#: How a command without --model chooses (the one rule, README "Choosing a model").
+MODEL_HELP = {
+    "every": "only the model called NAME (default: every model of the file)",
+    "one": "the model called NAME (needed when FILE defines several)",
+}
+PATHS_HELP = "spec files, or directories searched for *.arch"
+FILE_HELP = "the .arch spec file"
+
+
+def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The top-level parser and each command's own (whose usage a mistake in that command shows)."""
     parser = _Parser(prog="archdsl", description="Check, summarise and build .arch network specs.")
     parser.add_argument("--version", action="version", version=f"archdsl {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
     check = commands.add_parser("check", help="check specs statically (shapes, parameters, errors)")
-    check.add_argument(
-        "paths", nargs="+", metavar="PATH", help="spec files, or directories searched for *.arch"
-    )
+    check.add_argument("paths", nargs="+", metavar="PATH", help=PATHS_HELP)
+    _model_option(check, "every")
     check.add_argument("--strict", action="store_true", help="treat warnings as errors")
     check.add_argument(
         "--format",
-        choices=("text", "json", "github"),
+        choices=("text", "json", "github", "sarif"),
         default="text",
-        help="text (default), one JSON document, or GitHub Actions annotations",
+        help="text (default), one JSON document, GitHub Actions annotations, or SARIF 2.1.0",
     )
     check.add_argument("-q", "--quiet", action="store_true", help="print only diagnostics")
     _param_option(check)
 
     summary = commands.add_parser("summary", help="per-layer table: output shapes, parameters, MACs")
-    summary.add_argument("file", metavar="FILE")
-    summary.add_argument("--model", metavar="NAME", help="the model to summarise (default: every model)")
+    summary.add_argument("file", metavar="FILE", help=FILE_HELP)
+    _model_option(summary, "every")
     summary.add_argument(
         "--verify",
         action="store_true",
-        help="build the model and check every layer's shape and parameters against torchinfo",
+        help="build the model and check every layer's shape and parameters against torchinfo "
+        "(needs archdsl[torch])",
     )
     _param_option(summary)
 
     render_ = commands.add_parser("render", help="draw a model as a graphviz diagram (svg, png, pdf or dot)")
-    render_.add_argument("file", metavar="FILE")
-    render_.add_argument("--model", metavar="NAME", help="the model to draw (needed if FILE has several)")
+    render_.add_argument("file", metavar="FILE", help=FILE_HELP)
+    _model_option(render_, "one")
     render_.add_argument("-o", "--output", required=True, metavar="OUT", help="out.svg, .png, .pdf or .dot")
     render_.add_argument(
         "--format", choices=("svg", "png", "pdf", "dot"), help="output format (default: from OUT's suffix)"
@@ -80,31 +91,46 @@ def _parser() -> argparse.ArgumentParser:
     _param_option(render_)
 
     docs = commands.add_parser("docs", help="write a Markdown page and SVG diagram per model, and an index")
-    docs.add_argument(
-        "paths", nargs="+", metavar="PATH", help="spec files, or directories searched for *.arch"
-    )
+    docs.add_argument("paths", nargs="+", metavar="PATH", help=PATHS_HELP)
+    _model_option(docs, "every")
     docs.add_argument("-o", "--output", required=True, metavar="DIR", help="directory for the pages")
     docs.add_argument("--depth", type=int, metavar="N", help="draw blocks nested deeper than N as one node")
 
     emit = commands.add_parser("emit", help="write a model as plain PyTorch source (needs only torch)")
-    emit.add_argument("file", metavar="FILE")
-    emit.add_argument("--model", metavar="NAME", help="the model to write (default: every model)")
+    emit.add_argument("file", metavar="FILE", help=FILE_HELP)
+    _model_option(emit, "every")
     emit.add_argument("-o", "--output", metavar="OUT", help="the .py file to write (default: stdout)")
     _param_option(emit)
 
-    train = commands.add_parser("train", help="train a model on its dataset (its train section's recipe)")
-    train.add_argument("file", metavar="FILE")
-    train.add_argument("--model", metavar="NAME", help="the model to train (default: the file's first)")
+    train = commands.add_parser(
+        "train", help="train a model on its dataset (its train section's recipe; needs archdsl[train])"
+    )
+    train.add_argument("file", metavar="FILE", help=FILE_HELP)
+    _model_option(train, "one")
     train.add_argument("--epochs", type=_positive(int), metavar="N", help="override the spec's epochs")
     train.add_argument("--batch", type=_positive(int), metavar="N", help="override the batch size")
     train.add_argument("--lr", type=_positive(float), metavar="X", help="override the learning rate")
     train.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     train.add_argument("--data-root", metavar="DIR", help="where the dataset files are (or go)")
     train.add_argument("--out", metavar="DIR", help="output directory (default: runs/MODEL)")
-    train.add_argument("--resume", action="store_true", help="continue from DIR's last checkpoint")
+    again = train.add_mutually_exclusive_group()
+    again.add_argument(
+        "--resume", action="store_true", help="continue the run in DIR from its last checkpoint"
+    )
+    again.add_argument(
+        "--force", action="store_true", help="replace the earlier run in DIR (without it, train refuses)"
+    )
     train.add_argument("--seed", type=_nonnegative_int, metavar="N", help="override the random seed")
     train.add_argument("--compile", action="store_true", help="compile the model with torch.compile")
-    train.add_argument("--limit", type=_positive(int), metavar="N", help="train on the first N images only")
+    train.add_argument(
+        "--limit",
+        type=_positive(int),
+        metavar="N",
+        help="train on the first N training images only (the test set stays whole)",
+    )
+    train.add_argument(
+        "--test-limit", type=_positive(int), metavar="N", help="test on the first N test images only"
+    )
     train.add_argument(
         "--max-params",
         type=_positive(int),
@@ -112,7 +138,11 @@ def _parser() -> argparse.ArgumentParser:
         help="refuse a model with more parameters (default: what this machine's memory holds)",
     )
     _param_option(train)
-    return parser
+    return parser, dict(commands.choices)
+
+
+def _model_option(parser: argparse.ArgumentParser, rule: str) -> None:
+    parser.add_argument("--model", metavar="NAME", help=MODEL_HELP[rule])
 
 
 def _positive(kind: type) -> Any:
@@ -168,48 +198,40 @@ def parse_param(text: str) -> tuple[str, Any]:
     return name, value
 
 
-def spec_files(paths: Sequence[str]) -> list[str]:
-    files: list[str] = []
-    for path in paths:
-        if os.path.isdir(path):
-            found = sorted(
-                os.path.join(root, name)
-                for root, _dirs, names in os.walk(path)
-                for name in names
-                if name.endswith(".arch")
-            )
-            if not found:
-                raise UsageError(f"{path}: no .arch files in this directory")
-            files.extend(found)
-        elif os.path.exists(path):
-            files.append(path)
-        else:
-            raise UsageError(f"{path}: no such file or directory")
-    return list(dict.fromkeys(os.path.normpath(f) for f in files))
-
-
 def _color(stream: TextIO) -> bool:
     return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
 
 
-def _compile_all(files: list[str], params: dict[str, Any]) -> tuple[list[Program], list[Diagnostic], Loader]:
-    loader = Loader()
-    programs = []
-    for file in files:
-        try:
-            programs.append(compile_file(file, loader=loader, params=params or None))
-        except OSError as exc:
-            raise UsageError(f"{file}: {exc.strerror or exc}") from None
-    seen: set[tuple[Any, ...]] = set()
-    diagnostics: list[Diagnostic] = []
-    for program in programs:
-        for diagnostic in program.diagnostics:
-            key = (diagnostic.span, diagnostic.code, diagnostic.message)
-            if key not in seen:
-                seen.add(key)
-                diagnostics.append(diagnostic)
-    diagnostics.sort(key=sort_key)
-    return programs, diagnostics, loader
+def _unreadable(exc: OSError, fallback: str) -> UsageError:
+    return UsageError(f"{exc.filename or fallback}: {exc.strerror or exc}")
+
+
+def _compile_all(
+    paths: Sequence[str], params: dict[str, Any], model: str | None
+) -> tuple[list[str], list[Program], list[Diagnostic], Loader]:
+    """Compiles the spec files among `paths` for check and docs. An unknown --model is a usage
+    error when no file defines it (and the files have no other error)."""
+    try:
+        files = find_specs(paths)
+        programs, diagnostics, loader = compile_files(files, params, model)
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise _unreadable(exc, ", ".join(paths)) from None
+    _unknown_model(diagnostics, model, [n for p in programs for n in p.model_names], len(files))
+    return files, programs, diagnostics, loader
+
+
+def _unknown_model(diagnostics: list[Diagnostic], model: str | None, names: list[str], files: int) -> None:
+    """--model naming no model is a mistake in the command, not in a spec: a usage error without a
+    source line, unless the spec has errors of its own (then it is reported among them)."""
+    unknown = [d for d in diagnostics if d.code == UNKNOWN_MODEL]
+    if model is None or not unknown or any(d.is_error and d.code != UNKNOWN_MODEL for d in diagnostics):
+        return
+    if files == 1:
+        raise UsageError(unknown[0].message)
+    listed = f" (models: {', '.join(dict.fromkeys(names))})" if names else ""
+    raise UsageError(f"no model '{model}' in the {files} files{listed}{did_you_mean(model, names)}")
 
 
 def _plural(n: int, word: str) -> str:
@@ -219,9 +241,8 @@ def _plural(n: int, word: str) -> str:
 def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     from .summary import model_line
 
-    files = spec_files(args.paths)
     params = dict(parse_param(p) for p in args.param)
-    programs, diagnostics, loader = _compile_all(files, params)
+    files, programs, diagnostics, loader = _compile_all(args.paths, params, args.model)
     if args.strict:
         diagnostics = [d if d.is_error else d.as_error() for d in diagnostics]
     errors = sum(d.is_error for d in diagnostics)
@@ -232,6 +253,11 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
         from .report import check_json
 
         json.dump(check_json(diagnostics, models), out, indent=2, ensure_ascii=False)
+        out.write("\n")
+    elif args.format == "sarif":
+        from .report import sarif
+
+        json.dump(sarif(diagnostics), out, indent=2, ensure_ascii=False)
         out.write("\n")
     elif args.format == "github":
         from .report import github_annotation
@@ -259,10 +285,11 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_FAILED if errors else EXIT_OK
 
 
-def _compile_one(args: argparse.Namespace, out: TextIO) -> tuple[Program, SourceCache] | None:
+def _compile_one(args: argparse.Namespace, out: TextIO, one: bool) -> tuple[Program, SourceCache] | None:
     """Compiles FILE for a command that works on one spec (its --model and -p options). Prints
-    the diagnostics and returns None when the spec has errors; a file without a model is a usage
-    error."""
+    the diagnostics and returns None when the spec has errors. A file without a model, an unknown
+    --model and, for a command that makes one thing from one model (`one`), a file of several
+    models without --model are usage errors."""
     params = dict(parse_param(p) for p in args.param)
     if not os.path.isfile(args.file):
         raise UsageError(
@@ -272,7 +299,8 @@ def _compile_one(args: argparse.Namespace, out: TextIO) -> tuple[Program, Source
     try:
         program = compile_file(args.file, loader=loader, model=args.model, params=params or None)
     except OSError as exc:
-        raise UsageError(f"{args.file}: {exc.strerror or exc}") from None
+        raise _unreadable(exc, args.file) from None
+    _unknown_model(program.diagnostics, args.model, program.model_names, 1)
     cache = SourceCache(loader.sources)
     if program.errors:
         for diagnostic in program.diagnostics:
@@ -280,13 +308,17 @@ def _compile_one(args: argparse.Namespace, out: TextIO) -> tuple[Program, Source
         return None
     if not program.models:
         raise UsageError(f"{args.file}: defines no model")
+    if one and len(program.models) > 1:
+        raise UsageError(several_models(args.file, program.model_names, "--model").message)
     return program, cache
 
 
 def cmd_summary(args: argparse.Namespace, out: TextIO) -> int:
     from .summary import table
 
-    compiled = _compile_one(args, out)
+    if args.verify:
+        require("summary --verify", "torch", ("torch", "torchinfo"))
+    compiled = _compile_one(args, out, one=False)
     if compiled is None:
         return EXIT_FAILED
     program, cache = compiled
@@ -301,11 +333,8 @@ def cmd_summary(args: argparse.Namespace, out: TextIO) -> int:
 def _verify(models: list[Any], cache: SourceCache, out: TextIO) -> int:
     """summary --verify: torchinfo's shapes and parameter counts against archdsl's, layer by layer."""
     from .errors import ArchError
+    from .verify import verify
 
-    try:
-        from .verify import verify
-    except ImportError as exc:
-        raise UsageError(f"--verify needs torch and torchinfo ({exc}); pip install torchinfo") from None
     failed = False
     for model in models:
         name = f" {model.name}" if len(models) > 1 else ""
@@ -369,11 +398,12 @@ class _TrainProgress:
 
 
 def cmd_train(args: argparse.Namespace, out: TextIO) -> int:
-    compiled = _compile_one(args, out)
+    require("archdsl train", "train")
+    compiled = _compile_one(args, out, one=True)
     if compiled is None:
         return EXIT_FAILED
     program, cache = compiled
-    shaped = program.model(args.model)
+    shaped = program.models[0]
     rank = int(os.environ.get("RANK", "0"))
     # Only rank 0 of a torchrun group talks; the others train silently.
     talk: TextIO = out if rank == 0 else open(os.devnull, "w")  # noqa: SIM115
@@ -385,7 +415,14 @@ def cmd_train(args: argparse.Namespace, out: TextIO) -> int:
     try:
         settings = resolve(
             shaped,
-            Overrides(epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed, limit=args.limit),
+            Overrides(
+                epochs=args.epochs,
+                batch=args.batch,
+                lr=args.lr,
+                seed=args.seed,
+                limit=args.limit,
+                test_limit=args.test_limit,
+            ),
         )
         if settings.notes:
             talk.write(f"note: {'; '.join(settings.notes)}\n")
@@ -397,6 +434,7 @@ def cmd_train(args: argparse.Namespace, out: TextIO) -> int:
             data_root=args.data_root,
             out=destination,
             resume=args.resume,
+            force=args.force,
             compile=args.compile,
             max_params=args.max_params,
         )
@@ -418,31 +456,21 @@ def cmd_train(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-RENDER_SUFFIXES = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
-
-
 def cmd_render(args: argparse.Namespace, out: TextIO) -> int:
     """Exit 2 (a usage error) when graphviz's `dot` is missing: the spec is fine, the machine
     lacks a program, and `--format dot` still works."""
-    from .render import RenderError, dot_source, render_dot
+    from .render import RenderError, dot_source, format_of, render_dot
 
-    suffix = os.path.splitext(args.output)[1].lower()
-    fmt = args.format or RENDER_SUFFIXES.get(suffix)
-    if fmt is None:
-        raise UsageError(
-            f"{args.output}: cannot tell the format from '{suffix}'; use --format svg|png|pdf|dot"
-        )
+    try:
+        fmt = args.format or format_of(args.output, "--format ")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if args.depth is not None and args.depth < 0:
         raise UsageError(f"--depth takes an integer ≥ 0, got {args.depth}")
-    compiled = _compile_one(args, out)
+    compiled = _compile_one(args, out, one=True)
     if compiled is None:
         return EXIT_FAILED
     program, cache = compiled
-    if len(program.models) > 1:
-        names = ", ".join(m.name for m in program.models)
-        raise UsageError(
-            f"{args.file} defines {len(program.models)} models ({names}); choose one with --model"
-        )
     model = program.models[0]
     dot = dot_source(model, depth=args.depth, expand=args.expand, rankdir=args.rankdir)
     try:
@@ -465,7 +493,7 @@ def cmd_docs(args: argparse.Namespace, out: TextIO) -> int:
 
     if args.depth is not None and args.depth < 0:
         raise UsageError(f"--depth takes an integer ≥ 0, got {args.depth}")
-    programs, diagnostics, loader = _compile_all(spec_files(args.paths), {})
+    _, programs, diagnostics, loader = _compile_all(args.paths, {}, args.model)
     cache = SourceCache(loader.sources)
     for diagnostic in diagnostics:
         out.write(render(diagnostic, cache, color=_color(out)) + "\n\n")
@@ -491,7 +519,7 @@ def cmd_emit(args: argparse.Namespace, out: TextIO) -> int:
     from .atomic import write_text
     from .emit import emit_source
 
-    compiled = _compile_one(args, out)
+    compiled = _compile_one(args, out, one=False)
     if compiled is None:
         return EXIT_FAILED
     program, cache = compiled
@@ -525,9 +553,12 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     # the compiler's objects (compile_file pauses it too, but re-enabling costs one full sweep).
     gc.disable()
     try:
-        args = _parser().parse_args(argv)
+        parser, commands = _parser()
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # reported with the command's usage, not the top level's
+            commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
         return COMMANDS[args.command](args, out)
-    except (UsageError, PluginError) as exc:
+    except (UsageError, MissingExtra, PluginError) as exc:
         sys.stderr.write(f"archdsl: error: {exc}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -535,6 +566,14 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except BrokenPipeError:
         return EXIT_OK
     except Exception as exc:
+        module = (exc.name or "") if isinstance(exc, ImportError) else ""
+        extra = extra_of(module)
+        if extra is not None:
+            # An optional dependency missing where no `require` foresaw it: still the extra's
+            # name, never a traceback.
+            command = " ".join(["archdsl", *list(argv or sys.argv[1:])[:1]])
+            sys.stderr.write(f"archdsl: error: {MissingExtra(command, module, extra)}\n")
+            return EXIT_USAGE
         if os.environ.get("ARCHDSL_DEBUG"):
             raise
         sys.stderr.write(

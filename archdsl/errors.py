@@ -29,7 +29,17 @@ class Span(NamedTuple):
     end_column: int
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}"
+        return self.file if self.whole_file else f"{self.file}:{self.line}:{self.column}"
+
+    @classmethod
+    def of_file(cls, file: str) -> Span:
+        """A span for a finding about a file as a whole (it defines nothing, it has no model of
+        that name): line and column 0, so nothing is quoted and no caret is drawn."""
+        return cls(file, 0, 0, 0, 0)
+
+    @property
+    def whole_file(self) -> bool:
+        return self.line == 0
 
     def to(self, end: Span) -> Span:
         """From the start of this span to the end of `end`."""
@@ -68,7 +78,7 @@ CODES: dict[str, str] = {
     "E010": "a block calls itself",
     "E011": "model structure: the input statement, where input and train may stand",
     "E012": "train setting",
-    "E013": "no such model in the file",
+    "E013": "model selection: no such model in the file, no model at all, or several to choose from",
     "E101": "empty output: the input is too small for the window",
     "E102": "wrong rank for the layer",
     "E103": "in= assertion does not hold",
@@ -85,6 +95,7 @@ CODES: dict[str, str] = {
     "W001": "inexact division in a size rule: input rows or columns are dropped",
     "W002": "no gradient reaches earlier layers",
     "W003": "softmax over the batch axis",
+    "W004": "the file defines nothing: no model and no block",
 }
 
 
@@ -114,6 +125,32 @@ class Diagnostic(BaseModel):
     def is_error(self) -> bool:
         return self.severity is Severity.ERROR
 
+    # Where, as a user reads it (`d.file`, `d.line`): the span's fields; line and column are None
+    # for a finding about the whole file.
+    @property
+    def file(self) -> str:
+        return self.span.file
+
+    @property
+    def line(self) -> int | None:
+        return None if self.span.whole_file else self.span.line
+
+    @property
+    def column(self) -> int | None:
+        return None if self.span.whole_file else self.span.column
+
+    @property
+    def end_line(self) -> int | None:
+        return None if self.span.whole_file else self.span.end_line
+
+    @property
+    def end_column(self) -> int | None:
+        return None if self.span.whole_file else self.span.end_column
+
+    def __str__(self) -> str:
+        """`file:line:col: error[CODE]: message`, the first line of `render` (no source, no notes)."""
+        return f"{self.span}: {self.severity.value}[{self.code}]: {self.message}"
+
     def as_error(self) -> Diagnostic:
         """The same finding promoted to an error (what `--strict` does to warnings)."""
         return self.model_copy(update={"severity": Severity.ERROR})
@@ -125,7 +162,7 @@ class ArchError(Exception):
     def __init__(self, diagnostics: Sequence[Diagnostic]):
         self.diagnostics: list[Diagnostic] = list(diagnostics)
         first = self.diagnostics[0] if self.diagnostics else None
-        summary = f"{first.span}: {first.message}" if first else "archdsl error"
+        summary = str(first) if first else "archdsl error"
         more = len(self.diagnostics) - 1
         super().__init__(summary + (f" (and {more} more)" if more > 0 else ""))
 
@@ -179,7 +216,8 @@ class SourceCache:
         lines = self._lines.get(name)
         if lines is None:
             try:
-                with open(name, encoding="utf-8", errors="replace", newline="") as handle:
+                # utf-8-sig: a byte-order mark is no character of line 1 (the loader skips it too)
+                with open(name, encoding="utf-8-sig", errors="replace", newline="") as handle:
                     lines = _lines(handle.read())
             except OSError:
                 lines = []
@@ -195,8 +233,17 @@ def _lines(text: str) -> list[str]:
     return [line.removesuffix("\r") for line in text.split("\n")]
 
 
+def visible(text: str, keep: str = "") -> str:
+    """`text` with every unprintable character (but those in `keep`) written as its escape
+    (`\\x00`, `\\x1b`, `\\u202e`): a binary file's NULs, a terminal escape sequence or a
+    bidirectional override in a spec is shown, never sent to the terminal or into a diagram."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in text)
+
+
 def _display(text: str) -> str:
-    return text.expandtabs(4)
+    return visible(text, keep="\t").expandtabs(4)
 
 
 def _caret_line(source_line: str, span: Span) -> str:
@@ -218,7 +265,7 @@ def render(diagnostic: Diagnostic, sources: SourceCache, color: bool = False) ->
     span = diagnostic.span
     label_color = "1;31" if diagnostic.is_error else "1;33"
     label = paint(f"{diagnostic.severity.value}[{diagnostic.code}]", label_color)
-    lines = [f"{paint(str(span), '1')}: {label}: {diagnostic.message}"]
+    lines = [f"{paint(str(span), '1')}: {label}: {visible(diagnostic.message)}"]
     source_line = sources.line(span.file, span.line)
     if source_line is not None:
         gutter = str(span.line)
@@ -226,5 +273,5 @@ def render(diagnostic: Diagnostic, sources: SourceCache, color: bool = False) ->
         lines.append(f"{gutter:>5} | {_display(source_line)}".rstrip())
         lines.append(f"{pad:>5} | {paint(_caret_line(source_line, span), label_color)}".rstrip())
     for note in diagnostic.notes:
-        lines.append(f"{paint('note', '1;36')}: {note.message}")
+        lines.append(f"{paint('note', '1;36')}: {visible(note.message)}")
     return "\n".join(lines)

@@ -70,6 +70,7 @@ class Loader:
     def parse_text(self, text: str | Diagnostic, path: str) -> LoadedFile | Diagnostic:
         if isinstance(text, Diagnostic):
             return text
+        text = text.removeprefix("\ufeff")  # a byte-order mark (Windows editors write one) is no text
         self.sources[path] = text
         result = parse(text, path)
         diagnostics = list(result.diagnostics)

@@ -67,7 +67,10 @@ def _torchvision() -> Any:
         import torchvision.models
     except ImportError as exc:
         raise Refused(
-            f"pretrained(...) needs torchvision, which cannot be imported ({exc})", None, PRETRAINED
+            f"pretrained(...) needs torch and torchvision, which cannot be imported ({exc}): "
+            "pip install 'archdsl[torch]'",
+            None,
+            PRETRAINED,
         ) from None
     return torchvision.models
 

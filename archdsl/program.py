@@ -8,18 +8,20 @@ public API turns errors into an `ArchError`, the CLI renders them.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+import os
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import ir
-from .errors import Diagnostic, Span, did_you_mean, error, sort_key
+from .errors import ArchError, Diagnostic, Span, did_you_mean, error, sort_key, warning
 from .loader import Loader
 from .resolve import BlockEntry, block_scopes, check_definitions, resolve_model
 from .shapes import ShapedModel, infer
 
 UNKNOWN_MODEL = "E013"
+DEFINES_NOTHING = "W004"
 
 
 @dataclass
@@ -45,15 +47,44 @@ class Program:
         return [d for d in self.diagnostics if not d.is_error]
 
     def model(self, name: str | None = None) -> ShapedModel:
-        """The model called `name`, or the file's only (or first) model."""
+        """The model called `name`, or the file's only model. Raises `ArchError` (E013) when there is
+        no such model, none at all, or several and no `name` to choose between them."""
         if name is None:
-            if not self.models:
-                raise LookupError(f"{self.path} defines no model")
-            return self.models[0]
+            if len(self.models) == 1:
+                return self.models[0]
+            problem = (
+                several_models(self.path, self.model_names, "model=") if self.models else no_model(self.path)
+            )
+            raise ArchError([problem])
         for model in self.models:
             if model.name == name:
                 return model
-        raise LookupError(f"{self.path} has no model '{name}'")
+        raise ArchError([unknown_model(self.path, name, self.model_names)])
+
+
+# --- choosing a model -----------------------------------------------------------------------------
+# One rule for every command and function: without a model name, all the models of a file; a
+# command or function that makes one thing from one model (render, train, build, summary()) takes
+# the file's only model, and asks for a name when there are several. These are the findings.
+
+
+def unknown_model(path: str, name: str, names: list[str]) -> Diagnostic:
+    listed = f" (models: {', '.join(names)})" if names else " (it defines none)"
+    return error(
+        UNKNOWN_MODEL, f"{path} has no model '{name}'{listed}{did_you_mean(name, names)}", Span.of_file(path)
+    )
+
+
+def no_model(path: str) -> Diagnostic:
+    return error(UNKNOWN_MODEL, f"{path} defines no model", Span.of_file(path))
+
+
+def several_models(path: str, names: list[str], option: str) -> Diagnostic:
+    return error(
+        UNKNOWN_MODEL,
+        f"{path} defines {len(names)} models ({', '.join(names)}); choose one with {option}",
+        Span.of_file(path),
+    )
 
 
 @contextmanager
@@ -91,19 +122,18 @@ def _compile(path: str, loader: Loader, model: str | None, params: dict[str, Any
         diagnostics.extend(check_definitions(source, scopes.get(path, {})))
 
     definitions = root.models
+    if not root.models and not root.blocks and not diagnostics:
+        diagnostics.append(
+            warning(
+                DEFINES_NOTHING,
+                "this file defines no model and no block (it is empty, or holds only comments or imports)",
+                Span.of_file(closure.root),
+            )
+        )
     if model is not None:
         definitions = [m for m in root.models if m.name == model]
         if not definitions:
-            names = [m.name for m in root.models]
-            listed = f" (models: {', '.join(names)})" if names else " (it defines none)"
-            span = Span(file=closure.root, line=1, column=1, end_line=1, end_column=2)
-            diagnostics.append(
-                error(
-                    UNKNOWN_MODEL,
-                    f"{closure.root} has no model '{model}'{listed}{did_you_mean(model, names)}",
-                    span,
-                )
-            )
+            diagnostics.append(unknown_model(closure.root, model, [m.name for m in root.models]))
 
     program = Program(
         path=closure.root,
@@ -136,3 +166,53 @@ def _unique(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
             seen.add(key)
             result.append(diagnostic)
     return result
+
+
+# --- several files --------------------------------------------------------------------------------
+
+
+def find_specs(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """The spec files among `paths`: files as given, directories searched for `*.arch`, each once.
+    Raises `FileNotFoundError` for a path that does not exist or a directory without specs."""
+    files: list[str] = []
+    for given in paths:
+        path = os.fspath(given)
+        if os.path.isdir(path):
+            found = sorted(
+                os.path.join(root, name)
+                for root, _dirs, names in os.walk(path)
+                for name in names
+                if name.endswith(".arch")
+            )
+            if not found:
+                raise FileNotFoundError(f"{path}: no .arch files in this directory")
+            files.extend(found)
+        elif os.path.exists(path):
+            files.append(path)
+        else:
+            raise FileNotFoundError(f"{path}: no such file or directory")
+    return list(dict.fromkeys(os.path.normpath(f) for f in files))
+
+
+def compile_files(
+    files: list[str], params: dict[str, Any] | None = None, model: str | None = None
+) -> tuple[list[Program], list[Diagnostic], Loader]:
+    """Compiles each file (sharing one loader, so a common import is parsed once) and returns the
+    programs and every diagnostic once, sorted. With `model`, only the models of that name are
+    checked; a file without one is then no finding, unless no file has one. Raises OSError for an
+    unreadable file."""
+    loader = Loader()
+    programs = [compile_file(file, loader=loader, model=model, params=params or None) for file in files]
+    if model is not None and any(model in p.model_names for p in programs):
+        for program in programs:
+            program.diagnostics = [d for d in program.diagnostics if d.code != UNKNOWN_MODEL]
+    seen: set[tuple[Any, ...]] = set()
+    diagnostics: list[Diagnostic] = []
+    for program in programs:
+        for diagnostic in program.diagnostics:
+            key = (diagnostic.span, diagnostic.code, diagnostic.message)
+            if key not in seen:
+                seen.add(key)
+                diagnostics.append(diagnostic)
+    diagnostics.sort(key=sort_key)
+    return programs, diagnostics, loader

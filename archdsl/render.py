@@ -23,10 +23,12 @@ from typing import Any
 
 from . import layers
 from .atomic import atomic_path, write_text
+from .errors import visible
 from .shapes import Shape, Shaped, ShapedModel, fmt
 from .summary import describe, human
 
 FORMATS = ("svg", "png", "pdf", "dot")
+SUFFIXES = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
 RANKDIRS = ("TB", "LR")
 DOT_MISSING = (
     "graphviz's `dot` was not found: install it with `apt-get install graphviz` "
@@ -70,8 +72,7 @@ CLUSTER_COLORS = {"block": "#f4f7fb", "repeat": "#fbf6ea", "iteration": "#fffdf6
 def _text(value: str) -> str:
     """Text for an HTML-like label: markup characters escaped, control characters made visible, so
     a name, a string or a file path cannot end the label or inject attributes."""
-    visible = "".join(c if c.isprintable() else repr(c)[1:-1] for c in value)
-    return html.escape(visible, quote=True)
+    return html.escape(visible(value), quote=True)
 
 
 def _id(value: str) -> str:
@@ -316,7 +317,12 @@ class _Writer:
         port = self.fork(node, port)
         split = node.args.get("split")
         ends = []
-        for index, branch in enumerate(node.children):
+        # graphviz orders a rank's nodes left to right, which left-to-right layout turns into bottom
+        # to top: there the branches are written last first, so the first is drawn on top.
+        order = list(enumerate(node.children))
+        if self.options.rankdir == "LR":
+            order.reverse()
+        for index, branch in order:
             other = twin.children[index] if twin else None
             named = branch.label is not None
             if named:
@@ -463,6 +469,16 @@ def dot_source(
         writer.edge(port, ":output")
     lines = [line for line in writer.lines if line.strip()]  # spacers of clusters left empty
     return "\n".join([*head, *lines, *writer.edges, "}"]) + "\n"
+
+
+def format_of(path: str, option: str) -> str:
+    """The output format `path`'s suffix names; ValueError, naming `option` (how the caller gives a
+    format), when it names none."""
+    suffix = os.path.splitext(path)[1].lower()
+    fmt = SUFFIXES.get(suffix)
+    if fmt is None:
+        raise ValueError(f"{path}: cannot tell the format from '{suffix}'; use {option}svg|png|pdf|dot")
+    return fmt
 
 
 def render_dot(dot: str, path: str, fmt: str) -> None:

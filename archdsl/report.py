@@ -1,24 +1,30 @@
-"""Machine-readable forms of a check: the JSON document and GitHub Actions annotations.
+"""Machine-readable forms of a check: the JSON document, GitHub Actions annotations and SARIF.
 
-Consumes diagnostics and shaped models; produces plain data or text. No printing here.
+Consumes diagnostics and shaped models; produces plain data or text. No printing here. A finding
+about a whole file (line 0 in its span) has no line or column in any of them.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
+from urllib.parse import quote
 
-from .errors import Diagnostic
+from . import __version__
+from .errors import CODES, Diagnostic
 from .shapes import Shaped, ShapedModel
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+SARIF_VERSION = "2.1.0"
 
 
 def diagnostic_json(diagnostic: Diagnostic) -> dict[str, Any]:
-    span = diagnostic.span
     return {
-        "file": span.file,
-        "line": span.line,
-        "column": span.column,
-        "end_line": span.end_line,
-        "end_column": span.end_column,
+        "file": diagnostic.file,
+        "line": diagnostic.line,
+        "column": diagnostic.column,
+        "end_line": diagnostic.end_line,
+        "end_column": diagnostic.end_column,
         "severity": diagnostic.severity.value,
         "code": diagnostic.code,
         "message": diagnostic.message,
@@ -73,20 +79,88 @@ def _escape_property(text: str) -> str:
 
 def github_annotation(diagnostic: Diagnostic) -> str:
     """A workflow command that GitHub Actions shows as an annotation on the line."""
-    span = diagnostic.span
     level = "error" if diagnostic.is_error else "warning"
     properties = ",".join(
         f"{key}={_escape_property(str(value))}"
         for key, value in (
-            ("file", span.file),
-            ("line", span.line),
-            ("col", span.column),
-            ("endLine", span.end_line),
-            ("endColumn", span.end_column),
+            ("file", diagnostic.file),
+            ("line", diagnostic.line),
+            ("col", diagnostic.column),
+            ("endLine", diagnostic.end_line),
+            ("endColumn", diagnostic.end_column),
             ("title", f"archdsl {diagnostic.code}"),
         )
+        if value is not None
     )
+    return f"::{level} {properties}::{_escape_data(_with_notes(diagnostic))}"
+
+
+def _with_notes(diagnostic: Diagnostic) -> str:
     message = diagnostic.message
     if diagnostic.notes:
         message += "\n" + "\n".join(f"note: {note.message}" for note in diagnostic.notes)
-    return f"::{level} {properties}::{_escape_data(message)}"
+    return message
+
+
+# --- SARIF 2.1.0, for code-scanning upload ---------------------------------------------------------
+
+
+def _uri(path: str) -> str:
+    """A file's artifact URI: a relative path as a relative URI reference (what code scanning
+    resolves against the repository root), an absolute one as a file: URI."""
+    posix = path.replace(os.sep, "/")
+    if os.path.isabs(path):
+        return "file://" + quote(posix if posix.startswith("/") else "/" + posix)
+    return quote(posix)
+
+
+def _sarif_result(diagnostic: Diagnostic, rule_index: dict[str, int]) -> dict[str, Any]:
+    location: dict[str, Any] = {"artifactLocation": {"uri": _uri(diagnostic.file)}}
+    if diagnostic.line is not None:
+        # 1-based, end column exclusive: SARIF counts as archdsl's spans do.
+        location["region"] = {
+            "startLine": diagnostic.line,
+            "startColumn": diagnostic.column,
+            "endLine": diagnostic.end_line,
+            "endColumn": diagnostic.end_column,
+        }
+    result: dict[str, Any] = {
+        "ruleId": diagnostic.code,
+        "level": "error" if diagnostic.is_error else "warning",
+        "message": {"text": _with_notes(diagnostic)},
+        "locations": [{"physicalLocation": location}],
+    }
+    if diagnostic.code in rule_index:
+        result["ruleIndex"] = rule_index[diagnostic.code]
+    return result
+
+
+def sarif(diagnostics: list[Diagnostic]) -> dict[str, Any]:
+    """One SARIF 2.1.0 log with one run (this invocation): archdsl as the tool, every diagnostic
+    code as a rule, every diagnostic as a result. Columns count characters (code points)."""
+    rules = [
+        {
+            "id": code,
+            "shortDescription": {"text": meaning},
+            "defaultConfiguration": {"level": "error" if code.startswith("E") else "warning"},
+        }
+        for code, meaning in CODES.items()
+    ]
+    rule_index = {code: index for index, code in enumerate(CODES)}
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": SARIF_VERSION,
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "archdsl",
+                        "version": __version__,
+                        "rules": rules,
+                    }
+                },
+                "columnKind": "unicodeCodePoints",
+                "results": [_sarif_result(d, rule_index) for d in diagnostics],
+            }
+        ],
+    }

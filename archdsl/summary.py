@@ -1,14 +1,19 @@
 """Formatting of shaped models for people: the per-layer table and one-line descriptions.
 
-Consumes `ShapedModel`s (the shapes stage's output) and only formats them; no torch here.
+Consumes `ShapedModel`s (the shapes stage's output): `Summary.of` collects one `Layer` record per
+statement, and `table` only formats them (as torchinfo collects `LayerInfo`s first). No torch here.
+
+Sizes in bytes are binary (KiB, MiB, GiB: `shapes.float32_size`), everywhere archdsl prints one;
+counts of parameters and MACs use the decimal K, M, G of counts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from . import layers
-from .shapes import Shaped, ShapedModel, fmt
+from .shapes import Shape, Shaped, ShapedModel, float32_size, fmt
 
 
 def describe(node: Shaped) -> str:
@@ -53,17 +58,86 @@ def model_line(model: ShapedModel) -> str:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Layer:
+    """One row of a summary: a statement (or pass, branch, shortcut) of the model."""
+
+    depth: int  # 0 for the model's own statements, 1 inside a block call, repeat, concat...
+    name: str  # the statement's name, or its number in its body
+    path: str  # its module path in the built model ("layer2.0.0.body.3")
+    kind: str  # layer | block | repeat | iteration | concat | branch | residual | shortcut
+    op: str  # the table's description: "conv 5×5, 6, pad 2"
+    input: Shape
+    output: Shape
+    params: int
+    macs: int
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A model's layer table as data (`layers`, `params`, `macs`); `str()` is the table itself."""
+
+    model: ShapedModel
+    layers: tuple[Layer, ...]
+
+    @classmethod
+    def of(cls, model: ShapedModel) -> Summary:
+        rows = tuple(
+            Layer(
+                depth,
+                node.name,
+                node.path,
+                node.kind,
+                describe(node),
+                node.input,
+                node.output,
+                node.params,
+                node.macs,
+            )
+            for depth, node in walk(model.layers)
+        )
+        return cls(model, rows)
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def input(self) -> Shape:
+        return self.model.input
+
+    @property
+    def output(self) -> Shape | None:
+        return self.model.output
+
+    @property
+    def params(self) -> int:
+        return self.model.params
+
+    @property
+    def macs(self) -> int:
+        return self.model.macs
+
+    def __str__(self) -> str:
+        return _format(self)
+
+
 def table(model: ShapedModel) -> str:
+    return _format(Summary.of(model))
+
+
+def _format(summary: Summary) -> str:
+    model = summary.model
     header = ("name", "op", "output", "params", "MACs")
     rows = [header]
-    for depth, node in walk(model.layers):
+    for layer in summary.layers:
         rows.append(
             (
-                "  " * depth + node.name,
-                describe(node),
-                fmt(node.output),
-                _count(node.params),
-                _count(node.macs),
+                "  " * layer.depth + layer.name,
+                layer.op,
+                fmt(layer.output),
+                _count(layer.params),
+                _count(layer.macs),
             )
         )
     total = (
@@ -86,7 +160,7 @@ def table(model: ShapedModel) -> str:
     out.append(rule)
     out.append(line(total))
     out.append(
-        f"{_count(model.params)} parameters ({human(model.params * 4)}B as float32), "
+        f"{_count(model.params)} parameters ({float32_size(model.params)} as float32), "
         f"{_count(model.macs)} multiply-accumulates per sample"
     )
     return "\n".join(out)

@@ -13,7 +13,7 @@ and `shortcut` (with a projection's conv and batchnorm inside it) — and are no
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .shapes import Shaped, ShapedModel, fmt
@@ -72,14 +72,25 @@ def _internal(path: str, ours: dict[str, Shaped]) -> bool:
     return False
 
 
+def without_weights(node: Shaped) -> Shaped:
+    """`node` with every `pretrained(...)` inside it asking for no weights: shapes and parameter
+    counts do not depend on them, so comparing them downloads nothing."""
+    children = [without_weights(child) for child in node.children]
+    if node.op == "pretrained" and node.kind == "layer" and node.args.get("weights") is not None:
+        return replace(node, args={**node.args, "weights": None}, children=children)
+    return replace(node, children=children)
+
+
 def records(model: ShapedModel) -> list[Any]:
-    """torchinfo's LayerInfo records for `model` built and run on one sample in eval mode."""
+    """torchinfo's LayerInfo records for `model` built (without pretrained weights) and run on one
+    sample in eval mode."""
     import torch
     import torchinfo
 
     from .builder import build_model
 
-    module = build_model(model).eval()
+    unweighted = replace(model, layers=[without_weights(layer) for layer in model.layers])
+    module = build_model(unweighted).eval()
     with torch.no_grad():
         stats = torchinfo.summary(
             module,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs archdsl for development on a fresh Debian/Ubuntu machine: a virtual environment in
-# .venv with archdsl (editable) and its test tools. Safe to run again.
+# .venv with archdsl (editable), all its extras and its test tools. Safe to run again. (A user who
+# only checks specs needs none of this: `pip install archdsl`, see README "Installing".)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,9 +22,10 @@ fi
 
 "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-# torch==2.14.1 and torchvision==0.29.1 are pinned in pyproject.toml: an exact pin lets pip use a
-# local copy where the machine has one instead of downloading several GB.
-.venv/bin/python -m pip install --quiet -e ".[dev]"
+# Every extra (torch, train) and the test tools. pyproject.toml asks for lower bounds only; the
+# constraints file pins torch and torchvision to the tested releases, so a run is reproducible and
+# pip takes the local copy where the machine has one instead of downloading several GB.
+.venv/bin/python -m pip install --quiet -c scripts/constraints.txt -e ".[dev]"
 # An editable install is not byte-compiled, and where PYTHONDONTWRITEBYTECODE is set nothing ever
 # writes the cache: `archdsl check` would compile its own source at every start (~50 ms).
 .venv/bin/python -m compileall -q archdsl

@@ -1415,11 +1415,11 @@ def check_survives(data: bytes, path: str) -> str | None:
         handle.write(data)
     loader = Loader()
     program = compile_file(path, loader=loader)
-    text = data.decode("utf-8", "replace")
+    text = data.decode("utf-8", "replace").removeprefix("\ufeff")  # a byte-order mark is skipped
     lines = text.split("\n")
     for d in program.diagnostics:
         span = d.span
-        if span.file != program.path:
+        if span.file != program.path or span.whole_file:  # a finding about the file as a whole
             continue
         if not 1 <= span.line <= len(lines) or not 1 <= span.end_line <= len(lines):
             return (
@@ -1435,9 +1435,11 @@ def check_survives(data: bytes, path: str) -> str | None:
     cache = SourceCache(loader.sources)
     for d in program.diagnostics:
         render_diagnostic(d, cache)
-        if d.span.file == program.path and cache.line(d.span.file, d.span.line) != lines[
-            d.span.line - 1
-        ].removesuffix("\r"):
+        if (
+            d.span.file == program.path
+            and not d.span.whole_file
+            and cache.line(d.span.file, d.span.line) != lines[d.span.line - 1].removesuffix("\r")
+        ):
             return f"{d.code} at line {d.span.line}: the rendering quotes another line"
     json.dumps(check_json(program.diagnostics, program.models))
     for model in program.models:

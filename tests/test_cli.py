@@ -122,13 +122,79 @@ def test_directory_without_specs_is_a_usage_error(tmp_path: Path, capsys: pytest
     assert capsys.readouterr().err == f"archdsl: error: {tmp_path}: no .arch files in this directory\n"
 
 
-def test_summary_of_an_unknown_model_is_a_positioned_error(in_root: Path) -> None:
-    code, out = run_cli("summary", "specs/lenet5.arch", "--model", "LeNet")
-    assert code == 1
-    assert (
-        "specs/lenet5.arch:1:1: error[E013]: specs/lenet5.arch has no model 'LeNet' (models: LeNet5); "
-        "did you mean 'LeNet5'?" in out
+@pytest.mark.parametrize("command", ["check", "summary", "render", "docs", "emit", "train"])
+def test_an_unknown_model_is_a_usage_error_without_a_source_caret(
+    command: str, in_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    extra = {"render": ["-o", str(tmp_path / "x.dot")], "docs": ["-o", str(tmp_path / "d")]}.get(command, [])
+    if command == "train":
+        pytest.importorskip("torch")
+    code, out = run_cli(command, "specs/lenet5.arch", "--model", "LeNet", *extra)
+    assert (code, out) == (2, "")
+    assert capsys.readouterr().err == (
+        "archdsl: error: specs/lenet5.arch has no model 'LeNet' (models: LeNet5); did you mean 'LeNet5'?\n"
     )
+
+
+SEVERAL = "model A {\n    input [4]\n    linear(2)\n}\nmodel B {\n    input [4]\n    linear(3)\n}\n"
+
+
+def test_commands_that_report_take_every_model_and_model_picks_one(tmp_path: Path) -> None:
+    spec = tmp_path / "two.arch"
+    spec.write_text(SEVERAL, encoding="utf-8")
+    for command in ("check", "summary", "emit"):
+        _, every = run_cli(command, str(spec))
+        _, one = run_cli(command, str(spec), "--model", "B")
+        assert "A" in every.replace(str(spec), "") and "B" in every.replace(str(spec), "")
+        assert "A [4]" not in one and "class A(" not in one and "A  (" not in one, command
+    code, out = run_cli("check", str(spec), "--model", "B")
+    assert (code, out.splitlines()[-1]) == (0, "checked 1 file, 1 model: 0 errors, 0 warnings")
+
+
+def test_check_model_across_files_checks_the_files_that_define_it(
+    in_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = run_cli("check", "specs", "--model", "LeNet5")
+    assert (code, out.splitlines()[-1]) == (0, f"checked {len(SPECS)} files, 1 model: 0 errors, 0 warnings")
+    code, _ = run_cli("check", "specs", "--model", "LeNet")
+    assert code == 2
+    assert capsys.readouterr().err.startswith(
+        f"archdsl: error: no model 'LeNet' in the {len(SPECS)} files "
+        "(models: AlexNet, GoogLeNetMini, LeNet5, "
+    )
+
+
+@pytest.mark.parametrize("command", ["render", "train"])
+def test_a_command_that_makes_one_thing_needs_model_when_the_file_has_several(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if command == "train":
+        pytest.importorskip("torch")
+    spec = tmp_path / "two.arch"
+    spec.write_text(SEVERAL, encoding="utf-8")
+    code, _ = run_cli(command, str(spec), *(["-o", str(tmp_path / "x.dot")] if command == "render" else []))
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"archdsl: error: {spec} defines 2 models (A, B); choose one with --model\n"
+    )
+
+
+def test_an_unknown_option_shows_the_commands_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _ = run_cli("check", "--bogus", "specs")
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("archdsl: error: unrecognized arguments: --bogus\nusage: archdsl check [-h]")
+
+
+@pytest.mark.parametrize("command", ["check", "summary", "render", "docs", "emit", "train"])
+def test_every_positional_argument_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        run_cli(command, "--help")
+    help_text = capsys.readouterr().out
+    positional = help_text.split("positional arguments:\n")[1].split("\n\n")[0]
+    for line in positional.splitlines():
+        assert len(line.split()) > 1, f"{command}: {line.strip()} has no help"
+    assert "--model NAME" in help_text
 
 
 def test_param_overrides_a_model_parameter(in_root: Path) -> None:
@@ -188,3 +254,22 @@ def test_console_script_is_installed() -> None:
     script = Path(PYTHON).with_name("archdsl")
     result = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.startswith("archdsl ")
+
+
+def test_sizes_use_binary_units_everywhere(in_root: Path) -> None:
+    from archdsl.docs import entries, pages
+    from archdsl.errors import SourceCache
+    from archdsl.program import compile_files
+    from archdsl.shapes import float32_size
+
+    texts = [run_cli("summary", spec)[1] for spec in SPECS]
+    programs, _, loader = compile_files(SPECS)
+    texts += list(pages(entries(programs, SourceCache(loader.sources))).values())
+    assert [m for text in texts for m in re.findall(r"\d (?:[KMGTP]B)\b", text)] == []
+    assert "61,706 parameters (241.0 KiB as float32)" in texts[SPECS.index("specs/lenet5.arch")]
+    assert [float32_size(n) for n in (100, 2**18, 2**28, 2**38)] == [
+        "400 bytes",
+        "1.0 MiB",
+        "1.0 GiB",
+        "1.0 TiB",
+    ]

@@ -70,3 +70,70 @@ def test_span_running_past_its_line_is_underlined_to_the_line_end() -> None:
 def test_diagnostic_for_a_line_outside_the_file_renders_without_source() -> None:
     diagnostic: Diagnostic = error("E001", "broken", Span("t.arch", 9, 1, 9, 2))
     assert render(diagnostic, SourceCache({"t.arch": "model A {}\n"})) == "t.arch:9:1: error[E001]: broken"
+
+
+# --- files a newcomer's editor or shell makes --------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# a spec, one day\n", 'import "other.arch"\n'])
+def test_a_file_that_defines_nothing_is_warned_about(
+    text: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "blank.arch"
+    spec.write_text(text, encoding="utf-8")
+    (tmp_path / "other.arch").write_text("block B { relu }\n", encoding="utf-8")
+    code, out = run_cli("check", str(spec))
+    assert (code, out) == (
+        0,
+        f"{spec}: warning[W004]: this file defines no model and no block (it is empty, or holds only "
+        "comments or imports)\n\nchecked 1 file, 0 models: 0 errors, 1 warning\n",
+    )
+    assert run_cli("check", "--strict", str(spec))[0] == 1
+    assert run_cli("check", str(tmp_path / "other.arch")) == (
+        0,
+        "checked 1 file, 0 models: 0 errors, 0 warnings\n",
+    )
+
+
+def check_bytes(spec: Path, data: bytes) -> tuple[int, str]:
+    """`archdsl check -q` on a file holding exactly `data`."""
+    spec.write_bytes(data)
+    return run_cli("check", "-q", str(spec))
+
+
+def test_a_utf8_byte_order_mark_is_skipped(tmp_path: Path) -> None:
+    spec = tmp_path / "windows.arch"
+    assert check_bytes(spec, b"\xef\xbb\xbfmodel A {\r\n    input [4]\r\n    linear(2)\r\n}\r\n") == (0, "")
+    # columns on line 1 do not count the mark
+    code, out = check_bytes(spec, b"\xef\xbb\xbfmodel A { input [4] lineer(2) }\n")
+    assert code == 1
+    assert out.startswith(
+        f"{spec}:1:21: error[E002]: unknown layer or block 'lineer'; did you mean 'linear'?\n"
+        "    1 | model A { input [4] lineer(2) }\n"
+        "      |                     ^^^^^^\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"model A {\n    input [4] \x00\x1b[2J\x07 linear(2)\n}\n",  # UTF-8, with NUL and a terminal escape
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00\n",  # a binary file, not UTF-8
+        b"model A { input [4] linear(2) }  # \xe2\x80\xae reversed\x00\n",  # bidi override in a comment
+    ],
+)
+def test_unprintable_bytes_are_never_echoed(data: bytes, tmp_path: Path) -> None:
+    _, out = check_bytes(tmp_path / "binary.arch", data)
+    assert all(c.isprintable() or c == "\n" for c in out), ascii(out)
+
+
+def test_a_nul_in_a_line_is_shown_escaped_with_the_caret_under_it(tmp_path: Path) -> None:
+    spec = tmp_path / "nul.arch"
+    code, out = check_bytes(spec, b"model A {\n    input [4] \x00 linear(2)\n}\n")
+    assert code == 1
+    assert out.startswith(
+        f"{spec}:2:15: error[E001]: unexpected character U+0000: expected a value, '}}', ')', ']', ',', "
+        "'=', ':' or '{'\n"
+        "    2 |     input [4] \\x00 linear(2)\n"
+        "      |               ^^^^\n"
+    )

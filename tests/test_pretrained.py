@@ -171,6 +171,24 @@ def test_a_failed_download_is_a_positioned_error_not_a_traceback(
     )
 
 
+def test_summary_verify_compares_shapes_without_downloading_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_download(url: str, *args: object, **kwargs: object) -> None:
+        pytest.fail(f"summary --verify downloaded {url}")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty cache: any weights would be fetched
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
+    spec = write_spec(
+        tmp_path,
+        'model T {\n    input [64, 8, 8]\n    pretrained("resnet18", part="layer1", weights="DEFAULT")\n'
+        "    flatten\n}\n",
+    )
+    code, out = run_cli("summary", spec, "--verify")
+    assert code == 0, out
+    assert out.endswith("\n\nverified against torchinfo: 2 layers agree\n")
+
+
 # --- errors ----------------------------------------------------------------------------------------
 
 

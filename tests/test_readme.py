@@ -51,3 +51,29 @@ def test_ci_runs_the_readme_test_command() -> None:
     ]
     assert ci_lines[-1] == test_command
     assert "bash scripts/install.sh" in ci_lines and install.startswith("bash scripts/install.sh && ")
+
+
+def test_the_setup_paragraph_names_the_warnings_the_first_command_prints(in_root: Path) -> None:
+    code, out = run_cli("check", "specs/")
+    warned = re.findall(r"^(specs/\S+?):\d+:\d+: warning\[(W\d{3})\]", out, flags=re.M)
+    assert code == 0 and {file for file, _ in warned} == {"specs/alexnet.arch"}
+    numbers = {3: "three", 4: "four", 5: "five"}
+    (code_,) = {c for _, c in warned}
+    assert f"prints {numbers[len(warned)]} {code_} warnings for `specs/alexnet.arch`" in " ".join(
+        README.split()
+    )
+
+
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+@pytest.mark.parametrize("page", DOCS, ids=lambda p: p.name)
+def test_every_repository_path_a_page_cites_exists(page: Path) -> None:
+    text = page.read_text(encoding="utf-8")
+    cited = set(
+        re.findall(
+            r"(?<![\w/.-])((?:specs|tests|benchmarks|scripts|docs)/[\w./-]+\.(?:arch|py|md|txt|sh))", text
+        )
+    )
+    missing = sorted(path for path in cited if not (ROOT / path).exists())
+    assert not missing, f"{page.name} cites {missing}"

@@ -303,6 +303,23 @@ def test_rankdir_lr(in_root: Path) -> None:
         dot_source(shaped("specs/resnet_mini.arch"), rankdir="BT")
 
 
+@pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz's dot is not installed")
+@pytest.mark.parametrize("rankdir", ["TB", "LR"])
+def test_concat_branches_are_laid_out_in_spec_order_in_either_direction(rankdir: str, in_root: Path) -> None:
+    dot = dot_source(shaped("specs/googlenet_mini.arch"), rankdir=rankdir)
+    plain = subprocess.run(["dot", "-Tplain"], input=dot, capture_output=True, text=True, check=True).stdout
+    # `node NAME X Y ...`: the first layer of each of the first Inception's four branches
+    place = {
+        m[1]: (float(m[2]), float(m[3]))
+        for m in re.finditer(r'^node "(3\.0\.\d)\.0" (\S+) (\S+)', plain, re.M)
+    }
+    heads = [place[f"3.0.{i}"] for i in range(4)]
+    if rankdir == "TB":
+        assert [x for x, _ in heads] == sorted(x for x, _ in heads)  # first branch leftmost
+    else:
+        assert [y for _, y in heads] == sorted((y for _, y in heads), reverse=True)  # first on top (y up)
+
+
 def test_dot_text_is_deterministic(in_root: Path) -> None:
     assert dot_source(shaped("specs/resnet18.arch")) == dot_source(shaped("specs/resnet18.arch"))
 

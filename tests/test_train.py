@@ -58,7 +58,9 @@ def test_short_fashion_mnist_run_learns_and_writes_metrics_curves_report(
     tmp_path: Path, offline: Path
 ) -> None:
     out = tmp_path / "run"
-    code, text = run_cli("train", write_spec(tmp_path, SMALL_CNN), "--limit", "3000", "--out", str(out))
+    code, text = run_cli(
+        "train", write_spec(tmp_path, SMALL_CNN), "--limit", "3000", "--test-limit", "500", "--out", str(out)
+    )
     assert code == 0, text
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
@@ -76,8 +78,8 @@ def test_short_fashion_mnist_run_learns_and_writes_metrics_curves_report(
     report = (out / "report.md").read_text()
     assert f"test accuracy: {100 * rows[-1]['test_accuracy']:.2f} %" in report
     assert "| Ankle boot " in report and report in text
-    assert json.loads((out / "report.json").read_text())["recipe"]["limit"] == 3000
-    # The --limit test subset is proportional: 3,000 of 60,000 training images → 500 of 10,000.
+    recipe = json.loads((out / "report.json").read_text())["recipe"]
+    assert (recipe["limit"], recipe["test_limit"]) == (3000, 500)
     assert sum(map(sum, json.loads((out / "report.json").read_text())["confusion"])) == 500
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")], "temporary files left behind"
 
@@ -156,6 +158,40 @@ def test_resume_without_checkpoint_is_a_clear_error(
 
 
 @needs_fashion
+def test_an_earlier_run_is_refused_unless_resumed_or_forced(
+    tmp_path: Path, offline: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec, out = write_spec(tmp_path, STUCK), tmp_path / "run"
+    fast = ["--limit", "64", "--test-limit", "64", "--out", str(out)]
+    assert run_cli("train", spec, *fast)[0] == 0
+    (out / "notes.txt").write_text("mine")
+    before = (out / "metrics.jsonl").read_bytes()
+    code, _ = run_cli("train", spec, *fast)
+    assert code == 1
+    assert capsys.readouterr().err == (
+        f"archdsl: error: {out} holds an earlier run (checkpoint.pt, model.pt, metrics.jsonl, metrics.csv, "
+        "curves.png, confusion.png, report.md, report.json): continue it with --resume, replace it with "
+        "--force, or choose another --out\n"
+    )
+    assert (out / "metrics.jsonl").read_bytes() == before
+    code, text = run_cli("train", spec, *fast, "--force", "--seed", "5")
+    assert code == 0, text
+    assert json.loads((out / "report.json").read_text())["recipe"]["seed"] == 5
+    assert (out / "notes.txt").read_text() == "mine"  # only the run's own files are replaced
+    assert run_cli("train", spec, *fast, "--resume", "--force")[0] == 2  # one or the other
+
+
+def test_a_fresh_or_empty_output_directory_needs_no_flag(tmp_path: Path) -> None:
+    from archdsl.train.loop import prepare_out
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "data.csv").write_text("not a run's file")
+    for out in ("missing", "empty", "other"):
+        prepare_out(tmp_path / out, resume=False, force=False)
+
+
+@needs_fashion
 def test_nan_loss_stops_training_naming_epoch_and_step(
     tmp_path: Path, offline: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -167,20 +203,57 @@ def test_nan_loss_stops_training_naming_epoch_and_step(
     assert "Traceback" not in err
 
 
+STUCK = """
+model Stuck {
+    input [1, 28, 28]
+    flatten dropout(1) linear(10)
+    train { dataset = "fashion-mnist" epochs = 1 batch = 16 optimizer = sgd(lr=0.01) }
+}
+"""
+
+
 @needs_fashion
-def test_loss_stuck_at_chance_for_a_whole_epoch_is_reported(tmp_path: Path, offline: Path) -> None:
+def test_loss_stuck_at_chance_is_reported_after_the_epoch_line_and_limit_keeps_the_test_set_whole(
+    tmp_path: Path, offline: Path
+) -> None:
     # dropout(1) zeroes every feature in training: only the bias learns, and the classes are
-    # balanced, so the loss stays at ln(10).
-    spec = """
-    model Stuck {
-        input [1, 28, 28]
-        flatten dropout(1) linear(10)
-        train { dataset = "fashion-mnist" epochs = 1 optimizer = sgd(lr=0.01) }
-    }
-    """
-    code, text = run_cli("train", write_spec(tmp_path, spec), "--limit", "1200", "--out", str(tmp_path / "o"))
+    # balanced, so the loss stays at ln(10) through all 75 steps.
+    out = tmp_path / "o"
+    code, text = run_cli("train", write_spec(tmp_path, STUCK), "--limit", "1200", "--out", str(out))
     assert code == 0
-    assert "warning: epoch 1: the training loss sat at ln(10) = 2.303" in text
+    lines = text.splitlines()
+    assert lines[0].startswith("epoch 1: train loss 2.30")
+    assert lines[1].startswith(
+        "warning: epoch 1: the training loss sat at ln(10) = 2.303 (chance level, accuracy "
+    )
+    assert lines[1].endswith(
+        "%) through the last 38 of its 75 steps: the network is not learning. Try a lower learning "
+        "rate, another --seed, or momentum"
+    )
+    # --limit shrinks the training set only: the test set is Fashion-MNIST's whole 10,000 images.
+    assert sum(map(sum, json.loads((out / "report.json").read_text())["confusion"])) == 10_000
+
+
+@pytest.mark.parametrize(
+    ("losses", "accuracy", "stalled"),
+    [
+        ([2.31, 2.30, 2.29, 2.28, 2.27], 0.10, False),  # 5 steps whose loss falls: too few to judge
+        ([2.3026] * 49, 0.10, False),  # flat, but under 50 steps
+        ([2.3026] * 100, 0.10, True),  # flat at ln(10) for 100 steps
+        ([2.30 - 0.008 * i for i in range(100)], 0.15, False),  # leaves chance level
+        ([2.3026] * 100, 0.30, False),  # at chance loss but learning to rank the classes
+    ],
+)
+def test_not_learning_is_judged_over_the_late_steps_of_a_long_enough_epoch(
+    losses: list[float], accuracy: float, stalled: bool
+) -> None:
+    import torch
+
+    from archdsl.train.loop import _stalled
+    from archdsl.train.metrics import EpochMetrics
+
+    row = EpochMetrics(1, 0.1, sum(losses) / len(losses), accuracy, 1.0, 1.0, 2.3, 0.1, 1.0, 1.0)
+    assert (_stalled(torch.tensor(losses), row, 10) is not None) == stalled
 
 
 def test_missing_data_says_where_to_put_the_files(
@@ -415,3 +488,19 @@ def test_torchrun_two_cpu_processes_train_and_write_one_set_of_outputs(tmp_path:
         "report.json",
         "report.md",
     ]
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 7, 30])
+def test_curves_have_integer_epoch_ticks(epochs: int) -> None:
+    from archdsl.train.metrics import EpochMetrics, curves_figure
+
+    history = [EpochMetrics(e, 0.1, 1.0 / e, 0.5, 1.0, 1.0, 1.0, 0.5, 1.0, 1.0) for e in range(1, epochs + 1)]
+    figure = curves_figure(history, "t")
+    for axes in figure.axes:
+        low, high = axes.get_xlim()
+        shown = [t for t in axes.get_xticks() if low <= t <= high]
+        assert shown and all(float(t).is_integer() for t in shown), shown
+        assert 1 in shown or epochs > 10
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)

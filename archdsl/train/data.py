@@ -90,16 +90,17 @@ class Dataset:
     def image_shape(self) -> tuple[int, ...]:
         return tuple(int(d) for d in self.train.images.shape[1:])
 
-    def limited(self, limit: int | None) -> Dataset:
-        """The first `limit` training images and a proportional first part of the test set (at least
-        one batch's worth is not guaranteed: `--limit 600` on Fashion-MNIST tests on 100 images)."""
-        if limit is None or limit >= len(self.train):
+    def limited(self, limit: int | None, test_limit: int | None = None) -> Dataset:
+        """The first `limit` training images and the first `test_limit` test images (None: all);
+        each limit applies to its own split only."""
+        if (limit is None or limit >= len(self.train)) and (
+            test_limit is None or test_limit >= len(self.test)
+        ):
             return self
-        test = max(1, round(limit * len(self.test) / len(self.train)))
         return Dataset(
             self.name,
-            self.train.first(limit),
-            self.test.first(test),
+            self.train.first(limit) if limit is not None else self.train,
+            self.test.first(test_limit) if test_limit is not None else self.test,
             self.classes,
             self.source,
             self.mean,

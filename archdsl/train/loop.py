@@ -36,6 +36,20 @@ if TYPE_CHECKING:
     from torch import nn
 
 MODEL_FILE = "model.pt"
+#: The files a run writes: a directory holding any of them holds an earlier run.
+RUN_FILES = (
+    checkpoint.CHECKPOINT,
+    MODEL_FILE,
+    metrics.METRICS_JSONL,
+    metrics.METRICS_CSV,
+    metrics.CURVES,
+    metrics.CONFUSION,
+    metrics.REPORT_MD,
+    metrics.REPORT_JSON,
+)
+#: The "not learning" warning judges the second half of an epoch of at least this many steps: over
+#: fewer, a loss that starts at chance level has not had the time to leave it.
+STALL_STEPS = 50
 #: How often (in steps) the CUDA path checks losses for NaN and refreshes the progress bar: each
 #: check waits for the GPU, so it is not done every step there (CPU checks every step, at no cost).
 SYNC_EVERY = 25
@@ -49,6 +63,8 @@ class Options:
     data_root: str | None = None
     out: str | None = None
     resume: bool = False
+    #: Replace an earlier run in `out` (without it or `resume`, such a directory is refused).
+    force: bool = False
     compile: bool = False
     #: channels_last activations: faster for convolutions on CPU (measured) as well as on GPU.
     channels_last: bool = True
@@ -111,6 +127,24 @@ def _distributed_env() -> _Distributed:
     if world <= 1:
         return _Distributed()
     return _Distributed(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def prepare_out(out: Path | None, resume: bool, force: bool) -> None:
+    """Refuses to train into a directory holding an earlier run unless asked to continue it
+    (`resume`) or replace it (`force`, which removes the earlier run's files first, so none of them
+    outlives it)."""
+    if out is None or resume or not out.is_dir():
+        return
+    earlier = [name for name in RUN_FILES if (out / name).exists()]
+    if not earlier:
+        return
+    if not force:
+        raise TrainError(
+            f"{out} holds an earlier run ({', '.join(earlier)}): continue it with --resume, replace it "
+            "with --force, or choose another --out"
+        )
+    for name in earlier:
+        (out / name).unlink()
 
 
 def pick_device(name: str, dist: _Distributed) -> torch.device:
@@ -214,6 +248,8 @@ def train(
     if too_big is not None:
         raise too_big
     dist = _distributed_env()
+    if dist.rank == 0:
+        prepare_out(Path(options.out) if options.out is not None else None, options.resume, options.force)
     if dist.active and not torch_dist.is_initialized():
         backend = "nccl" if options.device != "cpu" and torch.cuda.is_available() else "gloo"
         torch_dist.init_process_group(backend)
@@ -246,7 +282,7 @@ def _train(
         torch.backends.cudnn.allow_tf32 = True
 
     dataset = data.load(settings.dataset, options.data_root, settings.input[0], settings.resize)
-    dataset = dataset.limited(settings.limit)
+    dataset = dataset.limited(settings.limit, settings.test_limit)
     check_shapes(dataset, settings, shaped)
     classes = len(dataset.classes)
     if len(dataset.train) == 0 or len(dataset.test) == 0:
@@ -410,15 +446,11 @@ def _train(
             test_images_per_s=len(dataset.test) / max(test_time, 1e-9),
         )
         history.append(row)
-        chance = math.log(classes)
-        if abs(row.train_loss - chance) < 0.01 * chance and row.train_accuracy < 2 / classes:
-            stalled.append(epoch)
-            observer.message(
-                f"warning: epoch {epoch}: the training loss sat at ln({classes}) = {chance:.3f} "
-                f"(chance level, accuracy {100 * row.train_accuracy:.1f} %) for the whole epoch: the "
-                "network is not learning. Try a lower learning rate, another --seed, or momentum"
-            )
         observer.epoch_end(row)
+        stall = _stalled(losses, row, classes)
+        if stall is not None:
+            stalled.append(epoch)
+            observer.message(f"warning: epoch {epoch}: {stall}")
         if out is not None and dist.rank == 0:
             state = {
                 "model": model.state_dict(),
@@ -463,6 +495,24 @@ def _train(
         device=str(device),
         world_size=dist.world,
         stalled=stalled,
+    )
+
+
+def _stalled(losses: torch.Tensor, row: EpochMetrics, classes: int) -> str | None:
+    """Why the epoch looks like a network that does not learn, or None: over the second half of an
+    epoch of at least `STALL_STEPS` steps, the loss stayed at ln(classes) (chance level) and the
+    accuracy near chance. A short epoch, or one whose loss left chance level, is not judged so."""
+    steps = len(losses)
+    if steps < STALL_STEPS:
+        return None
+    chance = math.log(classes)
+    late = float(losses[steps // 2 :].mean())
+    if abs(late - chance) >= 0.01 * chance or row.train_accuracy >= 2 / classes:
+        return None
+    return (
+        f"the training loss sat at ln({classes}) = {chance:.3f} (chance level, accuracy "
+        f"{100 * row.train_accuracy:.1f} %) through the last {steps - steps // 2} of its {steps} steps: "
+        "the network is not learning. Try a lower learning rate, another --seed, or momentum"
     )
 
 

@@ -63,7 +63,11 @@ def _pyplot() -> Any:
     return plt
 
 
-def plot_curves(out: str | os.PathLike[str], history: list[EpochMetrics], title: str) -> None:
+def curves_figure(history: list[EpochMetrics], title: str) -> Any:
+    """Loss and accuracy per epoch, side by side; the x axis has integer epochs only (a 1-epoch run
+    gets one tick, 1, not 0.95…1.05)."""
+    from matplotlib.ticker import MaxNLocator
+
     plt = _pyplot()
     epochs = [m.epoch for m in history]
     figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(10, 4))
@@ -73,17 +77,21 @@ def plot_curves(out: str | os.PathLike[str], history: list[EpochMetrics], title:
     accuracy_axes.plot(epochs, [100 * m.train_accuracy for m in history], "o-", label="train")
     accuracy_axes.plot(epochs, [100 * m.test_accuracy for m in history], "o-", label="test")
     accuracy_axes.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
-    from matplotlib.ticker import MaxNLocator
-
     for axes in (loss_axes, accuracy_axes):
-        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         axes.grid(alpha=0.3)
         axes.legend()
     figure.suptitle(title)
     figure.tight_layout()
+    return figure
+
+
+def plot_curves(out: str | os.PathLike[str], history: list[EpochMetrics], title: str) -> None:
+    figure = curves_figure(history, title)
     with atomic_path(Path(out) / CURVES) as temporary:
         figure.savefig(temporary, dpi=100)
-    plt.close(figure)
+    _pyplot().close(figure)
 
 
 def per_class(confusion: list[list[int]]) -> list[tuple[int, int, float]]:

@@ -39,6 +39,7 @@ class Overrides:
     lr: float | None = None
     seed: int | None = None
     limit: int | None = None
+    test_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,10 @@ class Settings:
     schedule: ScheduleSpec
     loss: LossSpec
     seed: int
+    #: train on the first `limit` training images, test on the first `test_limit` test images
+    #: (None: all of them; one never shrinks the other)
     limit: int | None = None
+    test_limit: int | None = None
     notes: tuple[str, ...] = field(default=(), compare=False)
 
     def recipe(self) -> dict[str, Any]:
@@ -80,6 +84,7 @@ class Settings:
             "loss": self.loss.model_dump(),
             "seed": self.seed,
             "limit": self.limit,
+            "test_limit": self.test_limit,
         }
 
 
@@ -150,6 +155,7 @@ def resolve(model: ShapedModel, overrides: Overrides | None = None) -> Settings:
         loss=loss,
         seed=seed,
         limit=flags.limit,
+        test_limit=flags.test_limit,
         notes=tuple(notes),
     )
 
