@@ -493,7 +493,8 @@ class Emitter:
             + ("," if len(parameter.shape) == 1 else "")
             + ")"
         )
-        return call("nn.Parameter", call("torch.full", shape, float(parameter.fill)))
+        full = Expr("torch.full(", (Item(shape), Item(py(parameter.fill))))
+        return Expr("nn.Parameter(", (Item(full),))
 
     def sequential_items(self, members: list[Shaped]) -> Expr:
         """`(a, b, …)` for numbered members, `(OrderedDict({"name": a, …}))` for named ones: the

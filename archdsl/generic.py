@@ -157,6 +157,8 @@ def evaluate(expr: ir.Expr, env: Mapping[str, Any]) -> Any:
             return sub(left, right)
         if expr.op == "*":
             return mul(left, right)
+        if expr.op == "/":
+            raise NotGeneric("a true division")
         try:
             return symbolic_floordiv(left, right)
         except ZeroDivisionError:
@@ -249,7 +251,8 @@ class Analysis:
                 entry = scope[statement.op]
                 definition = entry.definition
                 assert definition is not None
-                self.calls.setdefault(definition.name, []).append(node)
+                if not statement.splice:  # a spliced call's members are its namespace's: no class
+                    self.calls.setdefault(definition.name, []).append(node)
                 self.entries[definition.name] = entry
                 self._collect(definition.body, node.children, entry.scope)
             elif isinstance(statement, ir.Repeat):

@@ -83,7 +83,7 @@ class ListExpr(Node):
 
 class BinOp(Node):
     kind: Literal["binop"] = "binop"
-    op: Literal["+", "-", "*", "//"]
+    op: Literal["+", "-", "*", "/", "//"]
     left: Expr
     right: Expr
 

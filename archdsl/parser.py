@@ -222,8 +222,9 @@ _STATEMENT_STARTS = {
     "TRAIN",
 }
 _ITEM_STARTS = {"IMPORT", "BLOCK", "MODEL"}
+_LABEL_KEYWORDS = {"BLOCK", "MODEL", "BRANCH", "AS"}
 _VALUE_STARTS = {"INT", "FLOAT", "STRING", "NAME", "LSQB", "MINUS", "LPAR", "TRUE", "FALSE"}
-_OPERATORS = {"PLUS", "MINUS", "STAR", "FLOORDIV"}
+_OPERATORS = {"PLUS", "MINUS", "STAR", "SLASH", "FLOORDIV"}
 _WORDS = {
     "NAME": "a name",
     "INT": "an integer",
@@ -250,8 +251,8 @@ def expected_phrase(expected: set[str]) -> str:
     if "REPEAT" in remaining:
         phrases.append("a layer")
         # After a layer name, '(' and ':' would continue it; offering them beside "a layer"
-        # only clutters the message.
-        remaining -= _STATEMENT_STARTS | {"LPAR", "COLON"}
+        # only clutters the message, as do the keywords that may name a statement (`block:`).
+        remaining -= _STATEMENT_STARTS | _LABEL_KEYWORDS | {"LPAR", "COLON"}
     if "BLOCK" in remaining:
         phrases.append("'block', 'model' or 'import'")
         remaining -= _ITEM_STARTS | {"$END"}

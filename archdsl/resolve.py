@@ -10,9 +10,10 @@ cannot be resolved becomes an `InvalidNode` so later stages stop there without a
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from . import ir, layers
 from .errors import Diagnostic, Failed, Note, Span, did_you_mean, error
@@ -305,7 +306,7 @@ class Resolver:
         # this runs for every argument of every layer.
         kind = expr.kind
         if kind == "int":
-            return _in_range(expr.value, expr.span)  # type: ignore[union-attr,arg-type]
+            return _in_range(expr.value, expr.span)  # type: ignore[union-attr,type-var]
         if kind in ("float", "str", "bool"):
             return expr.value  # type: ignore[union-attr]
         if kind == "name":
@@ -314,11 +315,11 @@ class Resolver:
         if kind == "list":
             return [self.evaluate(item, scope) for item in expr.items]  # type: ignore[union-attr]
         if kind == "neg":
-            return -self._integer(expr.operand, scope, "-")  # type: ignore[union-attr]
+            return -self._number(expr.operand, scope, "-")  # type: ignore[union-attr]
         if kind == "binop":
             assert isinstance(expr, ir.BinOp)
-            left = self._integer(expr.left, scope, expr.op)
-            right = self._integer(expr.right, scope, expr.op)
+            left = self._number(expr.left, scope, expr.op)
+            right = self._number(expr.right, scope, expr.op)
             if expr.op == "+":
                 return _in_range(left + right, expr.span)
             if expr.op == "-":
@@ -327,17 +328,21 @@ class Resolver:
                 return _in_range(left * right, expr.span)
             if right == 0:
                 raise Failed(error(BAD_VALUE, "division by zero", expr.right.span))
+            if expr.op == "/":
+                return _in_range(left / right, expr.span)
             return _in_range(left // right, expr.span)
         assert isinstance(expr, ir.CallExpr)
         return CallValue(name=expr.name, span=expr.span, args=tuple(self.evaluated_args(expr.args, scope)))
 
-    def _integer(self, expr: ir.Expr, scope: dict[str, Any], op: str) -> int:
+    def _number(self, expr: ir.Expr, scope: dict[str, Any], op: str) -> int | float:
+        """An operand of arithmetic: an integer, or a float (as in Python, an operation with a
+        float, and `/` always, gives a float)."""
         value = self.evaluate(expr, scope)
-        if isinstance(value, int) and not isinstance(value, bool):
+        if isinstance(value, int | float) and not isinstance(value, bool):
             return value
         if isinstance(value, Symbol):
             raise Failed(self.unknown_name(value.name, expr.span, scope))
-        raise Failed(error(BAD_VALUE, f"'{op}' works on integers, got {describe(value)}", expr.span))
+        raise Failed(error(BAD_VALUE, f"'{op}' works on numbers, got {describe(value)}", expr.span))
 
     def unknown_name(self, name: str, span: Span, scope: dict[str, Any]) -> Diagnostic:
         if name == CHANNELS_NAME:
@@ -486,9 +491,11 @@ class Resolver:
                     label = self.label(statement, scope)
                     key = self.claim(space, label, statement.label_span or statement.span)
                 except Failed as failure:
+                    # Shape inference stops at a statement that cannot be named, as at any other.
                     self.diagnostics.append(failure.diagnostic)
-                    label, key = None, f".{space.spliced}"
+                    nodes.append(InvalidNode(key=f".{space.spliced}", label=None, span=statement.span))
                     space.spliced += 1
+                    continue
             try:
                 nodes.append(self.statement(statement, key, label, scope, stack, weight, inner))
             except Failed as failure:
@@ -602,11 +609,18 @@ class Resolver:
         raise AssertionError(f"unhandled statement {statement!r}")
 
     def branch(
-        self, branch: ir.Branch, scope: dict[str, Any], stack: tuple[str, ...], weight: int, space: Namespace
+        self,
+        branch: ir.Branch,
+        scope: dict[str, Any],
+        stack: tuple[str, ...],
+        weight: int,
+        space: Namespace,
+        default: str | None = None,
     ) -> BranchNode:
-        """A branch (or a written-out shortcut): a module of its own among `space`'s members."""
+        """A branch (or a written-out shortcut, named `shortcut` unless it says): a module of its
+        own among `space`'s members."""
         try:
-            key = self.claim(space, branch.name, branch.span)
+            key = self.claim(space, branch.name or default, branch.span)
         except Failed as failure:
             self.diagnostics.append(failure.diagnostic)
             key = f".{space.spliced}"
@@ -707,7 +721,7 @@ class Resolver:
         path = None
         shortcut_key = None
         if statement.shortcut is not None:
-            path = self.branch(statement.shortcut, scope, stack, weight, space)
+            path = self.branch(statement.shortcut, scope, stack, weight, space, default="shortcut")
             shortcut_key = path.key
         elif shortcut == "project":
             shortcut_key = self.claim(space, "shortcut", statement.span)
@@ -850,6 +864,8 @@ class Resolver:
             )
 
 
+_Number = TypeVar("_Number", int, float)
+
 #: The name a layer's arguments may use for the channel (or feature) count it receives.
 CHANNELS_NAME = "channels"
 
@@ -905,9 +921,13 @@ def _bad_name(name: str) -> str | None:
     return None
 
 
-def _in_range(value: int, span: Span) -> int:
+def _in_range(value: _Number, span: Span) -> _Number:
     """Integers are 64-bit, as PyTorch's sizes are: a bigger one is a mistake, and unbounded
-    arithmetic on it (`x * x * x …`) would make numbers too long to print."""
+    arithmetic on it (`x * x * x …`) would make numbers too long to print. Floats must be finite."""
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        raise Failed(error(BAD_VALUE, "this number is out of range: it is not finite", span))
     if -INT_LIMIT <= value < INT_LIMIT:
         return value
     raise Failed(

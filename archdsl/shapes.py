@@ -14,6 +14,7 @@ from typing import Any
 
 from . import layers
 from .errors import Diagnostic, Failed, Note, Span, error, warning
+from .layers.base import IMAGE_AXES, Axes
 from .resolve import (
     BAD_VALUE,
     TOO_LARGE,
@@ -77,6 +78,8 @@ class Shaped:
     children: list[Shaped] = field(default_factory=list)
     #: No module of its own: its members are its namespace's (`*` statements, a repeat's passes).
     spliced: bool = False
+    #: Its output's axes by name, where known (see `Source.axes`).
+    axes: Axes | None = None
 
     @property
     def name(self) -> str:
@@ -122,6 +125,8 @@ class Source:
     shape: Shape
     span: Span | None
     op: str | None
+    #: Its axes' names, where known (`("H", "W", "C")` after `permute(1, 2, 0)` of an image).
+    axes: Axes | None = None
 
 
 class Inference:
@@ -140,7 +145,9 @@ class Inference:
             layers: list[Shaped] = []
             output: Source | None = None
         else:
-            layers, output = self.sequence(model.body, Source(model.input_shape, None, None), "")
+            shape = model.input_shape
+            axes = IMAGE_AXES if len(shape) == 3 else ("F",) if len(shape) == 1 else None
+            layers, output = self.sequence(model.body, Source(shape, None, None, axes), "")
         params = sum(layer.params for layer in layers)
         if params > MAX_PARAMS and output is not None:
             self.report(_too_many_params(f"model {model.name}", params, model.name_span), None)
@@ -173,7 +180,7 @@ class Inference:
                 self.report(_too_many_elements(f"{result.op} gives", result.output, node.span), None)
                 return shaped, None
             shaped.append(result)
-            current = Source(result.output, node.span, result.op)
+            current = Source(result.output, node.span, result.op, result.axes)
         return shaped, current
 
     def statement(self, node: Node, source: Source, prefix: str) -> Shaped | None:
@@ -201,6 +208,7 @@ class Inference:
                 children,
                 op=node.block,
                 args=dict(node.params),
+                axes=output.axes,
             )
         if isinstance(node, RepeatNode):
             return self.repeat(node, source, path, inner)
@@ -212,12 +220,15 @@ class Inference:
             children, output = self.sequence(node.body, source, inner)
             if output is None:
                 return None
-            return self._composite("group", node, path, source.shape, output.shape, children)
+            return self._composite(
+                "group", node, path, source.shape, output.shape, children, axes=output.axes
+            )
         return self.residual(node, source, path, inner)
 
     def layer(self, node: LayerNode, source: Source, path: str) -> Shaped | None:
         spec = layers.LAYERS[node.op]
         try:
+            _check_layout(node, spec, source)
             if any(isinstance(value, Deferred) for value in node.args.values()):
                 node = self._with_channels(node, spec, source.shape)
             outcome = spec.shape(node, source.shape)
@@ -241,6 +252,7 @@ class Inference:
             outcome.params,
             outcome.macs,
             node.args,
+            axes=spec.axes(node.args, source.axes, outcome.output),
         )
 
     @staticmethod
@@ -279,12 +291,20 @@ class Inference:
                     output.shape,
                     children,
                     key=f".{index}",
+                    axes=output.axes,
                 )
             )
             passes[-1].spliced = True
             current = output
         return self._composite(
-            "repeat", node, path, source.shape, current.shape, passes, args={"count": node.count}
+            "repeat",
+            node,
+            path,
+            source.shape,
+            current.shape,
+            passes,
+            args={"count": node.count},
+            axes=current.axes,
         )
 
     def concat(self, node: ConcatNode, source: Source, path: str, inner: str) -> Shaped | None:
@@ -323,7 +343,9 @@ class Inference:
         output = (sum(b.output[0] for b in branches), *first.output[1:])
         split = node.split
         sizes = tuple(given.shape[0] for given in inputs) if split is not False else None
-        return self._composite("concat", node, path, source.shape, output, branches, args={"split": sizes})
+        return self._composite(
+            "concat", node, path, source.shape, output, branches, args={"split": sizes}, axes=first.axes
+        )
 
     def _split(self, node: ConcatNode, source: Source) -> list[Source] | None:
         """What each branch receives: the whole input, or its share of the channels."""
@@ -360,14 +382,14 @@ class Inference:
                     source,
                 )
                 return None
-        return [Source((size, *source.shape[1:]), source.span, source.op) for size in sizes]
+        return [Source((size, *source.shape[1:]), source.span, source.op, source.axes) for size in sizes]
 
     def branch(self, branch: BranchNode, source: Source, prefix: str) -> Shaped | None:
         path = prefix + branch.key
         children, output = self.sequence(branch.body, source, path + ".")
         if output is None:
             return None
-        return self._composite("branch", branch, path, source.shape, output.shape, children)
+        return self._composite("branch", branch, path, source.shape, output.shape, children, axes=output.axes)
 
     def gate(self, node: GateNode, source: Source, path: str, inner: str) -> Shaped | None:
         children, output = self.sequence(node.body, source, inner)
@@ -395,7 +417,7 @@ class Inference:
                 None,
             )
             return None
-        return self._composite("gate", node, path, x, x, children)
+        return self._composite("gate", node, path, x, x, children, axes=source.axes)
 
     def residual(self, node: ResidualNode, source: Source, path: str, inner: str) -> Shaped | None:
         children, output = self.sequence(node.body, source, inner)
@@ -442,7 +464,9 @@ class Inference:
             if projection is None:
                 return None
             children.append(projection)
-        return self._composite("residual", node, path, x, y, children, args={"shortcut": node.shortcut})
+        return self._composite(
+            "residual", node, path, x, y, children, args={"shortcut": node.shortcut}, axes=output.axes
+        )
 
     def projection(self, node: ResidualNode, x: Shape, y: Shape, prefix: str) -> Shaped | None:
         span = node.arg_spans.get("shortcut", node.span)
@@ -554,6 +578,7 @@ class Inference:
         op: str | None = None,
         args: dict[str, Any] | None = None,
         key: str | None = None,
+        axes: Axes | None = None,
     ) -> Shaped:
         """A statement made of others; `key` names one pass of a repeat (which has no label)."""
         return Shaped(
@@ -570,6 +595,7 @@ class Inference:
             args or {},
             children,
             spliced=getattr(node, "splice", False),
+            axes=axes,
         )
 
     def report(self, diagnostic: Diagnostic, source: Source | None) -> None:
@@ -597,6 +623,36 @@ class Inference:
             )
         return Note(
             message=f"{fmt(source.shape)} comes from {source.op} at line {source.span.line}", span=source.span
+        )
+
+
+def _check_layout(node: LayerNode, spec: layers.Layer, source: Source) -> None:
+    """A layer that needs channels first, or a last axis that is no spatial one, on a sample
+    whose axes a permute reordered (or that is an image, for `linear` and `layernorm`)."""
+    axes, shape = source.axes, source.shape
+    if axes is None or len(axes) != 3 or spec.layout == "any":
+        return
+    named = "[" + ", ".join(f"{a} = {n}" for a, n in zip(axes, shape, strict=True)) + "]"
+    # H and W may be swapped (a transposed image is still one); the channels must come first.
+    if spec.layout == "image" and axes[0] != "C" and set(axes) == set(IMAGE_AXES):
+        back = ", ".join(str(axes.index(a)) for a in IMAGE_AXES)
+        raise fail(
+            RANK,
+            f"{node.op} needs the channels first, [C, H, W], but this sample's axes are {named} "
+            f"(a permute reordered them); `permute({back})` puts them back",
+            node.span,
+        )
+    if spec.layout == "features" and axes[-1] in ("H", "W"):
+        if node.op == "layernorm":
+            fix = "`layernorm2d` normalises the channels"
+        else:
+            fix = f"add `flatten` before it (giving [{math.prod(shape)}])"
+        last = ", ".join(str(axes.index(a)) for a in (*(a for a in axes if a != "C"), "C"))
+        raise fail(
+            RANK,
+            f"{node.op} acts on the last axis, here {axes[-1]} of {named}: {fix}, or `permute({last})` "
+            "moves the channels last",
+            node.span,
         )
 
 

@@ -142,7 +142,7 @@ class ToIR(Transformer[Any, Any]):
         if token.type == "STAR":
             return Prefix(token, {"splice": True})
         span = self._token_span(token)
-        if token.type == "NAME":
+        if token.type != "STRING":  # a name, or a keyword used as one
             return Prefix(token, {"label": str(token), "label_span": span})
         text = unescape(token[1:-1])
         parts = self._interpolated(text, token) if "{" in text or "}" in text else None
@@ -277,11 +277,11 @@ class ToIR(Transformer[Any, Any]):
     # --- expressions ----------------------------------------------------------------------------
 
     def expr(self, children: list[Any]) -> Any:
-        """`a op b op c …` with * and // binding tighter than + and -, all left-associative."""
+        """`a op b op c …` with *, / and // binding tighter than + and -, all left-associative."""
         terms: list[Any] = [children[0]]
         ops: list[str] = []
         for op, operand in zip(children[1::2], children[2::2], strict=True):
-            if op in ("*", "//"):
+            if op in ("*", "/", "//"):
                 terms[-1] = self._make_binop(str(op), terms[-1], operand)
             else:
                 ops.append(str(op))

@@ -283,6 +283,8 @@ class Rejected(Exception):
         self.reason = reason
         #: The ids of the statements PyTorch ran before refusing this one.
         self.ran: set[int] = set()
+        #: Statements the same rule refuses too (the other names a repeat's passes repeat).
+        self.also: set[int] = set()
 
 
 @dataclass
@@ -367,19 +369,15 @@ class Runner:
     def composite(self, s: Any, x: Any, space: Space, env: dict[str, int]) -> Any:
         if isinstance(s, Call):
             block = self.blocks[s.block]
-            inner: dict[str, int] = {}
-            given = dict(
-                zip([n for n, _ in block.params], [evaluate(v, env) for v in s.positional], strict=False)
-            )
-            given.update({k: evaluate(v, env) for k, v in s.keywords})
-            for name, default in block.params:
-                inner[name] = given[name] if name in given else evaluate(default, inner)
-            return self.sequence(block.body, x, space, inner)
+            return self.sequence(block.body, x, space, self.bind(block, s, env))
         if isinstance(s, Repeat):
             count = evaluate(s.count, env)
             if count < 0:
                 raise Rejected(s, space.prefix, f"archdsl rule: a repeat count is ≥ 0, got {count}")
+            refused = self.check_names(s, count, space, env)
             for index in range(count):
+                if refused is not None and refused[0] == index:
+                    raise refused[1]
                 here = {**env, s.index: index} if s.index else env
                 x = self.sequence(s.body, x, space, here)
             return x
@@ -393,10 +391,68 @@ class Runner:
                 g not in (1, n) for g, n in zip(gate.shape[1:], x.shape[1:], strict=True)
             ):
                 raise Rejected(s, space.prefix, f"archdsl rule: gate {tuple(gate.shape)} on {tuple(x.shape)}")
-            return x * gate
+            return _named(x * gate, _axes(x))
         if isinstance(s, Group):
             return self.sequence(s.body, x, space, env)
         return self.residual(s, x, space, env)
+
+    def check_names(
+        self, s: Repeat, count: int, space: Space, env: dict[str, int]
+    ) -> tuple[int, Rejected] | None:
+        """archdsl names the members of all a repeat's passes before it runs any, and refuses a
+        name a pass gives again at each statement that gives it; it then runs the passes up to the
+        first such one. Returns that pass's index and the refusal."""
+        seen = set(space.names)
+        position = space.count
+        taken: list[tuple[int, Any]] = []
+        for index in range(count):
+            here = {**env, s.index: index} if s.index else env
+            for statement, label in self.members(s.body, here):
+                key = str(position) if label is None else label
+                position += 1
+                if key in seen:
+                    taken.append((index, statement))
+                seen.add(key)
+        if not taken:
+            return None
+        first, statement = taken[0]
+        rejected = Rejected(statement, space.prefix, "archdsl rule: a name every pass gives")
+        rejected.also = {id(other) for _, other in taken}
+        return first, rejected
+
+    def members(self, statements: list[Any], env: dict[str, int]) -> list[tuple[Any, str | None]]:
+        """The statements that name members of the module these stand in, with their names."""
+        found: list[tuple[Any, str | None]] = []
+        for s in statements:
+            if not getattr(s, "splice", False):
+                found.append((s, None if s.label is None else s.label.format(**env)))
+            elif isinstance(s, Call):
+                block = self.blocks[s.block]
+                found += self.members(block.body, self.bind(block, s, env))
+            elif isinstance(s, Repeat):
+                for index in range(max(evaluate(s.count, env), 0)):
+                    found += self.members(s.body, {**env, s.index: index} if s.index else env)
+            elif isinstance(s, Concat):
+                found += [(branch, branch.name) for branch in s.branches]
+            elif isinstance(s, Residual):
+                found += self.members(s.body, env)
+                if s.path is not None:
+                    found.append((s.path, s.path.name or "shortcut"))
+                elif s.project:
+                    found.append((s, "shortcut"))
+            else:
+                found += self.members(s.body, env)
+        return found
+
+    def bind(self, block: BlockDef, s: Call, env: dict[str, int]) -> dict[str, int]:
+        inner: dict[str, int] = {}
+        given = dict(
+            zip([n for n, _ in block.params], [evaluate(v, env) for v in s.positional], strict=False)
+        )
+        given.update({k: evaluate(v, env) for k, v in s.keywords})
+        for name, default in block.params:
+            inner[name] = given[name] if name in given else evaluate(default, inner)
+        return inner
 
     def concat(self, s: Concat, x: Any, space: Space, env: dict[str, int]) -> Any:
         count = len(s.branches)
@@ -406,11 +462,16 @@ class Runner:
             if s.split is True:
                 parts = list(self.torch.chunk(x, count, dim=1))
             else:
+                if min(s.split) < 1:
+                    raise Rejected(
+                        s, space.prefix, f"archdsl rule: split channel counts are positive: {s.split}"
+                    )
                 if sum(s.split) != x.shape[1]:
                     raise Rejected(s, space.prefix, f"split {s.split} of {x.shape[1]} channels")
                 parts = list(self.torch.split(x, list(s.split), dim=1))
             if len(parts) != count:
                 raise Rejected(s, space.prefix, f"torch.chunk gives {len(parts)} parts for {count} branches")
+            parts = [_named(part, _axes(x)) for part in parts]
         outputs = []
         for branch, part in zip(s.branches, parts, strict=True):
             key = space.claim(branch, branch.name)
@@ -418,7 +479,7 @@ class Runner:
             self.ref.shapes[key] = tuple(y.shape[1:])
             outputs.append(y)
         try:
-            return self.torch.cat(outputs, dim=1)
+            return _named(self.torch.cat(outputs, dim=1), _axes(outputs[0]))
         except (RuntimeError, IndexError) as exc:
             raise Rejected(s, space.prefix, f"torch.cat: {exc}") from None
 
@@ -434,12 +495,12 @@ class Runner:
                 raise Rejected(
                     s, key, f"archdsl rule: shortcut {tuple(shortcut.shape)}, body {tuple(y.shape)}"
                 )
-            return y + shortcut
+            return _named(y + shortcut, _axes(y))
         if not s.project:
             # x + body(x) would broadcast ([1, H, W] + [C, H, W]); archdsl documents equal shapes.
             if y.shape != x.shape:
                 raise Rejected(s, space.prefix, f"archdsl rule: residual {tuple(x.shape)} → {tuple(y.shape)}")
-            return x + y
+            return _named(x + y, _axes(y))
         path = space.claim(s, "shortcut")
         options = {k: evaluate(v, env) for k, v in s.options if k != "shortcut"}
         bias, stride = options.get("bias", True), options.get("stride")
@@ -468,9 +529,28 @@ class Runner:
         if projected.shape != y.shape:
             raise Rejected(s, path, f"projection gives {tuple(projected.shape)}, body {tuple(y.shape)}")
         self.ref.shapes[path] = tuple(projected.shape[1:])
-        return y + projected
+        return _named(y + projected, _axes(y))
 
     def layer(self, s: Layer, x: Any, path: str, env: dict[str, int]) -> Any:
+        """The layer in PyTorch, holding [C, H, W] samples to archdsl's documented layout rules:
+        their axes are followed by name through permutes; conv, pools and channel norms need the
+        channels first, linear and layernorm a last axis that is not H or W."""
+        axes = _axes(x)
+        if axes is not None and len(axes) == 3:
+            if s.op in IMAGE_LAYOUT and axes[0] != "C":
+                raise Rejected(s, path, f"archdsl rule: {s.op} on axes {axes}")
+            if s.op in ("linear", "layernorm") and axes[-1] in ("H", "W"):
+                raise Rejected(s, path, f"archdsl rule: {s.op} over {axes[-1]} of {axes}")
+        y = self._layer(s, x, path, env)
+        if s.op == "permute" and axes is not None:
+            dims = [evaluate(v, env) for v in s.positional]
+            dims = list(dims[0]) if len(dims) == 1 and isinstance(dims[0], tuple) else dims
+            return _named(y, tuple(axes[d] for d in dims))
+        if axes is not None and y.dim() == x.dim():
+            return _named(y, axes)
+        return _named(y, IMAGE if y.dim() == 4 else None)
+
+    def _layer(self, s: Layer, x: Any, path: str, env: dict[str, int]) -> Any:
         from torch import nn
 
         op = s.op
@@ -556,6 +636,12 @@ class Runner:
                     module = kind(size, elementwise_affine=kw.get("affine", True), **norm)
             elif op == "dropout":
                 module = nn.Dropout(kw.get("p", 0.5))
+            elif op == "scale":
+                # A bare parameter of its module (ConvNeXt's layer scale), here one of its own.
+                init = pos[0] if pos else kw.get("init", 1.0)
+                gamma = nn.Parameter(self.torch.full((x.shape[1], *(1,) * (x.dim() - 2)), float(init)))
+                self.ref.params[path] = gamma.numel()
+                return x * gamma
             elif op == "stochasticdepth":
                 from torchvision.ops import StochasticDepth
 
@@ -590,8 +676,6 @@ class Runner:
                 self.ref.params[path] = 0
                 return x.permute(0, *(d + 1 for d in dims))
             elif op == "linear":
-                if x.dim() == 4:
-                    raise Rejected(s, path, f"archdsl rule: no linear on [C, H, W] {tuple(x.shape[1:])}")
                 out = pos[0] if pos else kw["out"]
                 out = x.shape[-1] if isinstance(out, Same) else out
                 positive(out, "out")
@@ -601,6 +685,34 @@ class Runner:
             return self.module(module, path)(x)
         except (RuntimeError, ValueError, IndexError) as exc:
             raise Rejected(s, path, f"{type(exc).__name__}: {exc}") from None
+
+
+#: The layers that need a [C, H, W] sample's channels first (archdsl follows the axes' names).
+IMAGE_LAYOUT = frozenset(
+    {
+        "conv",
+        "maxpool",
+        "avgpool",
+        "adaptiveavgpool",
+        "adaptivemaxpool",
+        "batchnorm",
+        "layernorm2d",
+        "groupnorm",
+        "dropout2d",
+        "shuffle",
+    }
+)
+IMAGE = ("C", "H", "W")
+
+
+def _axes(x: Any) -> tuple[str, ...] | None:
+    """The names of a sample's axes, where known: carried on the tensor."""
+    return getattr(x, "axes", None)
+
+
+def _named(x: Any, axes: tuple[str, ...] | None) -> Any:
+    x.axes = axes
+    return x
 
 
 SIMPLE = {
@@ -624,9 +736,18 @@ def run_reference(spec: Spec) -> Reference:
     runner = Runner(spec)
     try:
         with torch.no_grad():
-            y = runner.sequence(spec.body, torch.randn(BATCH, *spec.input), Space(""), {})
+            x = torch.randn(BATCH, *spec.input)
+            y = runner.sequence(spec.body, _named(x, IMAGE if x.dim() == 4 else None), Space(""), {})
     except Rejected as rejected:
         rejected.ran = runner.ref.ran
+        # archdsl names every statement before inferring any shape, so a name that a repeat's
+        # passes give twice is refused even where PyTorch fails first, in an earlier pass.
+        for repeat in (r for r in _walk(spec.body) if isinstance(r, Repeat)):
+            count = evaluate(repeat.count, {})
+            if isinstance(count, int) and count > 1:
+                found = runner.check_names(repeat, count, Space(""), {})
+                if found is not None:
+                    rejected.also |= found[1].also
         raise
     runner.ref.output = tuple(y.shape[1:])
     return runner.ref
@@ -655,8 +776,16 @@ class Generator:
     def label(self) -> str | None:
         if self.chance(0.1):
             self.labels += 1
-            return f"s{self.labels}"
+            return f"s{self.labels}" if self.chance(0.8) else f"s-{self.labels}"
         return None
+
+    def splice(self, statement: Any) -> Any:
+        """Sometimes `*`: the composite's members join the enclosing module (a label would be
+        meaningless then, so it goes)."""
+        if self.chance(0.15):
+            statement.splice = True
+            statement.label = None
+        return statement
 
     def pair(self, low: int, high: int) -> int | tuple[int, int]:
         if self.chance(0.75):
@@ -667,6 +796,14 @@ class Generator:
 
     def conv(self, shape: list[int]) -> Layer:
         c = shape[0]
+        if self.chance(0.08):
+            # A depthwise convolution written with `channels`, the count the layer receives.
+            out: Any = self.pick([CHANNELS, Op("*", CHANNELS, 2)])
+            k = self.pick([1, 3])
+            shape[0] = c if isinstance(out, Channels) else 2 * c
+            return Layer(
+                "conv", (out,), (("kernel", k), ("padding", k // 2), ("groups", CHANNELS)), self.label()
+            )
         groups = 1
         if self.chance(0.15):
             divisors = [g for g in (2, 3, 4) if c % g == 0]
@@ -754,6 +891,7 @@ class Generator:
                 "logsoftmax",
                 "dropout",
                 "stochasticdepth",
+                "scale",
                 "batchnorm",
                 "layernorm",
                 "groupnorm",
@@ -764,6 +902,8 @@ class Generator:
         kw: tuple[tuple[str, Any], ...] = ()
         if op in ("groupnorm", "shuffle"):
             positional = (self.groups(shape[0]),)
+        elif op == "scale" and self.chance(0.6):
+            positional = (self.pick([1e-6, 0.5, 2]),)
         elif op == "stochasticdepth":
             positional = (self.pick([0.0, 0.2, 0.5, 1]),)
             if self.chance(0.4):
@@ -886,6 +1026,8 @@ class Generator:
 
     def concat(self, shape: list[int], depth: int) -> Concat:
         image = len(shape) == 3
+        if image and self.chance(0.25):
+            return self.split(shape, depth)
         branches = []
         total = 0
         ends: list[list[int]] = []
@@ -909,6 +1051,50 @@ class Generator:
             total += inner[0] if inner else 0
         shape[:] = [total, *ends[0][1:]]
         return Concat(branches, self.label())
+
+    def split(self, shape: list[int], depth: int) -> Concat:
+        """Branches on shares of the channels (ShuffleNet's units): torch.chunk's, or given."""
+        count = self.r.randint(1, 3)
+        split: Any = True
+        if self.chance(0.4):
+            first = self.r.randint(1, max(1, shape[0] - 1))
+            split = (first, shape[0] - first) if count == 2 else (shape[0],) * count
+        share = list(shape)
+        share[0] = -(-shape[0] // count)
+        branches = []
+        for index in range(count):
+            inner = list(share)
+            body = [self.keeping(inner, keep_channels=True) for _ in range(self.r.randint(0, 2))]
+            branches.append(Branch(f"b{index}" if self.chance(0.3) else None, body))
+        return Concat(branches, self.label(), split=split)
+
+    def gate(self, shape: list[int]) -> Gate:
+        """Squeeze-and-excitation (a [C, 1, 1] gate), a spatial [1, H, W] one, or one per element;
+        now and then of a shape that does not broadcast."""
+        c = shape[0]
+        if len(shape) == 1:
+            return Gate(
+                [self.linear([c]), Layer("relu"), Layer("linear", (c,)), Layer("sigmoid")], self.label()
+            )
+        roll = self.r.random()
+        if roll < 0.6:
+            squeeze = self.r.randint(1, max(1, c))
+            out = c if self.chance(0.9) else c + 1
+            body: list[Any] = [
+                Layer("adaptiveavgpool", (1,)),
+                Layer("conv", (squeeze,), (("kernel", 1),), self.label()),
+                self.pick([Layer("relu"), Layer("silu")]),
+                Layer("conv", (out,), (("kernel", 1),)),
+                self.pick([Layer("sigmoid"), Layer("hardsigmoid")]),
+            ]
+        elif roll < 0.85:
+            body = [Layer("conv", (1,), (("kernel", 3), ("padding", 1))), Layer("sigmoid")]
+        else:
+            body = [self.activation(list(shape))]
+        return Gate(body, self.label())
+
+    def group(self, shape: list[int], depth: int) -> Group:
+        return Group([self.statement(shape, depth + 1) for _ in range(self.r.randint(1, 3))], self.label())
 
     def residual(self, shape: list[int], depth: int) -> Residual:
         inner = list(shape)
@@ -939,6 +1125,16 @@ class Generator:
                 body.append(self.keeping(inner, keep_channels=False))
             else:
                 body.append(self.statement(inner, depth + 1))
+        if len(shape) == 3 and len(inner) == 3 and self.chance(0.3):
+            # The shortcut written out, ResNet's downsample: a 1×1 conv (with the body's stride,
+            # when it took one) and a batchnorm, which must give the body's shape.
+            step = stride if stride is not None else 1
+            path: list[Any] = [Layer("conv", (inner[0],), (("kernel", 1), ("stride", step), ("bias", False)))]
+            if self.chance(0.7):
+                path.append(Layer("batchnorm"))
+            shape[:] = inner
+            name = self.pick([None, "downsample", "proj"])
+            return Residual(body, label=self.label(), path=Branch(name, path))
         options: list[tuple[str, Any]] = [("shortcut", "project")]
         if self.chance(0.25):
             options.append(("stride", stride if stride is not None and self.chance(0.7) else self.pair(1, 3)))
@@ -960,7 +1156,15 @@ class Generator:
         ]
         if self.chance(0.2):
             body.append(self.statement(list(shape), depth + 1))
-        return Repeat(count, body, self.label())
+        index = None
+        if self.chance(0.3):
+            # Names that hold the pass's index (RegNet's "block1-0", DenseNet's "denselayer1").
+            index = "i"
+            for statement in body:
+                if statement.label is not None or self.chance(0.5):
+                    self.labels += 1
+                    statement.label = f"r{self.labels}-{{i}}" if self.chance(0.9) else f"r{self.labels}"
+        return Repeat(count, body, self.label(), index=index)
 
     # --- blocks ----------------------------------------------------------------------------------
 
@@ -1060,13 +1264,17 @@ class Generator:
         if len(shape) == 3:
             roll = self.r.random()
             if composite and roll < 0.1:
-                return self.concat(shape, depth)
+                return self.splice(self.concat(shape, depth))
             if composite and roll < 0.2:
-                return self.residual(shape, depth)
+                return self.splice(self.residual(shape, depth))
             if composite and roll < 0.27:
-                return self.repeat(shape, depth)
+                return self.splice(self.repeat(shape, depth))
             if composite and roll < 0.37:
-                return self.call(shape, depth)
+                return self.splice(self.call(shape, depth))
+            if composite and roll < 0.4:
+                return self.splice(self.gate(shape))
+            if composite and roll < 0.42:
+                return self.splice(self.group(shape, depth))
             if roll < 0.42:
                 shape[:] = [_prod(shape)]
                 return Layer("flatten", (), (), self.label())
@@ -1076,11 +1284,13 @@ class Generator:
         if len(shape) == 1:
             roll = self.r.random()
             if composite and roll < 0.08:
-                return self.concat(shape, depth)
+                return self.splice(self.concat(shape, depth))
             if composite and roll < 0.16:
-                return self.residual(shape, depth)
+                return self.splice(self.residual(shape, depth))
             if composite and roll < 0.22:
-                return self.repeat(shape, depth)
+                return self.splice(self.repeat(shape, depth))
+            if composite and roll < 0.25:
+                return self.splice(self.gate(shape))
             if roll < 0.3:
                 return self.view(shape)
             if roll < 0.7:
@@ -1192,7 +1402,10 @@ def compare(spec: Spec, build: bool = True) -> Verdict:
         # statements may be fine in one call and wrong in another, so only the model's lines count.
         model_start = text.split("\n").index(MODEL_HEADER) + 1
         ran = {lines[s] for s in _walk(spec.body) if id(s) in rejected.ran}
-        blamed = [n for n in error_lines if n != line and (n in ran or model_start <= n < line)]
+        also = {line for statement, line in lines.items() if id(statement) in rejected.also}
+        blamed = [
+            n for n in error_lines if n != line and n not in also and (n in ran or model_start <= n < line)
+        ]
         if blamed:
             return Verdict(
                 False,
@@ -1259,7 +1472,11 @@ def built_shapes(model: Any, input_shape: Shape, paths: dict[str, Shape]) -> dic
     network = build_model(model)
     seen: dict[str, Shape] = {}
     modules = dict(network.named_modules())
+    parameters = dict(network.named_parameters())
     for path in paths:
+        if path not in modules and path in parameters:  # a bare parameter (`scale`), no module
+            seen[path] = paths[path]
+            continue
         modules[path].register_forward_hook(
             lambda _m, _a, out, path=path: seen.__setitem__(path, tuple(out.shape[1:]))
         )
@@ -1329,6 +1546,18 @@ FRAGMENTS = [
     "é",
     "B()",
     "block B(n: int) { repeat n { B(n) } }",
+    "gate {",
+    "shortcut",
+    "*",
+    "*residual {",
+    "as i",
+    '"s-{i}":',
+    '"{',
+    "channels",
+    "scale(1e-6)",
+    "/",
+    "concat(split=true) {",
+    "block: {",
 ]
 #: Values that stress limits: huge and long numbers, deep nesting, self-reference.
 EXTREMES = [

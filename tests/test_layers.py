@@ -15,7 +15,6 @@ from torch import nn
 import archdsl
 from archdsl import runtime
 from archdsl.builder import build_model
-from archdsl.layers import dense
 from archdsl.loader import Loader
 from archdsl.program import Program, compile_file
 from archdsl.shapes import Shaped, ShapedModel
@@ -114,15 +113,32 @@ def test_linear_maps_the_last_axis_with_the_same_weights_at_every_position() -> 
     assert (deep.output, deep.params, deep.macs) == ((2, 4, 5, 3), 18, 2 * 4 * 5 * 18)
 
 
-def test_linear_on_an_image_is_refused_through_one_hook(monkeypatch: pytest.MonkeyPatch) -> None:
-    program = compile_text("permute(1, 2, 0) linear(4)", "[3, 5, 6]")
-    assert [(d.code, d.message) for d in program.errors] == [
-        ("E102", "linear needs a flat [F] input, got [5, 6, 3]; add `flatten` before it (giving [90])")
-    ]
-    # The layout check replaces the predicate: a channels-last [H, W, C] is then mapped on C.
-    monkeypatch.setattr(dense, "image_axes_last", lambda shape: False)
+def test_linear_and_layernorm_map_the_channels_of_a_channels_last_image_and_refuse_its_w() -> None:
+    # Shape inference follows the axes through permutes: [C, H, W] → [H, W, C] maps C.
     (_permute, linear) = shaped("permute(1, 2, 0) linear(4)", "[3, 5, 6]").layers
     assert (linear.output, linear.params, linear.macs) == ((5, 6, 4), 16, 5 * 6 * 12)
+    assert linear.axes == ("H", "W", "C")
+    for statement, fix in (
+        ("linear(4)", "add `flatten` before it (giving [90])"),
+        ("layernorm", "`layernorm2d` normalises the channels"),
+    ):
+        program = compile_text(statement, "[3, 5, 6]")
+        op = statement.split("(")[0]
+        assert [(d.code, d.message) for d in program.errors] == [
+            (
+                "E102",
+                f"{op} acts on the last axis, here W of [C = 3, H = 5, W = 6]: {fix}, or "
+                "`permute(1, 2, 0)` moves the channels last",
+            )
+        ]
+    # and a convolution needs the channels first again
+    program = compile_text("permute(1, 2, 0) conv(4, kernel=1)", "[3, 5, 6]")
+    assert [d.message for d in program.errors] == [
+        "conv needs the channels first, [C, H, W], but this sample's axes are [H = 5, W = 6, C = 3] "
+        "(a permute reordered them); `permute(2, 0, 1)` puts them back"
+    ]
+    # a transposed image is still one
+    assert not compile_text("permute(0, 2, 1) conv(4, kernel=1)", "[3, 5, 6]").errors
 
 
 def test_layernorm2d_is_torchvisions_convnext_layernorm2d_weight_for_weight() -> None:

@@ -120,8 +120,12 @@ def test_each_broken_definition_is_reported_and_the_rest_still_parses() -> None:
     assert [m.name for m in source_file(result.items, "t.arch").models] == ["B"]
 
 
-def test_keywords_cannot_be_statement_names() -> None:
-    assert syntax_errors("model M { input [1] repeat: relu }")[0][2].startswith("expected")
+def test_keywords_name_statements_but_nothing_else() -> None:
+    # torchvision calls ConvNeXt's body `block`: a keyword may name a statement (its module) ...
+    assert syntax_errors("model M { input [1] repeat: relu block: tanh }") == []
+    # ... but is no layer, parameter or value
+    assert syntax_errors("model M { input [1] block }")[0][2].startswith("expected")
+    assert syntax_errors("block B(repeat: int) { relu }")[0][2].startswith("expected")
 
 
 def test_unterminated_string_is_named() -> None:

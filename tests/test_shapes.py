@@ -118,7 +118,8 @@ def test_batchnorm_without_affine_has_no_parameters() -> None:
             "linear(4)",
             "[2, 3, 5]",
             "E102",
-            "linear needs a flat [F] input, got [2, 3, 5]; add `flatten` before it (giving [30])",
+            "linear acts on the last axis, here W of [C = 2, H = 3, W = 5]: add `flatten` before it "
+            "(giving [30]), or `permute(1, 2, 0)` moves the channels last",
         ),
         (
             "conv(4, kernel=1)",

@@ -79,6 +79,11 @@ class Parameter:
     fill: Any
 
 
+#: The names of a sample's axes where they are known: an image's are C, H and W, in that order.
+Axes = tuple[str, ...]
+IMAGE_AXES: Axes = ("C", "H", "W")
+
+
 # --- receptive-field rules (read by receptive.py) -------------------------------------------------
 
 
@@ -141,6 +146,10 @@ class Layer:
     #: The diagram's colour group: conv, pool, norm, activation, linear, dropout, reshape, block, other.
     kind: ClassVar[str] = "other"
     variadic: ClassVar[str | None] = None
+    #: What it asks of a [C, H, W] sample's axes, which shape inference follows through permutes:
+    #: "image", channels first (convolutions, pools, channel norms); "features", a last axis that is
+    #: no spatial one (linear and layernorm map the last axis); or "any".
+    layout: ClassVar[str] = "any"
     #: Arguments the one-class-per-block emitter may write as expressions in a block's parameters.
     symbolic_args: ClassVar[tuple[str, ...]] = ()
     #: Arguments that may be a block parameter of any type, passed straight to the constructor.
@@ -167,6 +176,13 @@ class Layer:
         from ..builder import construct
 
         return construct(self.module(node))
+
+    def axes(self, args: dict[str, Any], axes: Axes | None, output: Shape) -> Axes | None:
+        """What its output's axes are (`("C", "H", "W")`), given its input's, or None where that is
+        not known: kept by a layer that keeps the rank; an image's after a reshape to rank 3."""
+        if axes is not None and len(axes) == len(output):
+            return axes
+        return IMAGE_AXES if len(output) == 3 else None
 
     def describe(self, node: Shaped) -> str:
         """A short label with the arguments that matter: `conv 5×5, 16, /2`."""

@@ -21,7 +21,7 @@ from ..sizes import (
 )
 from ..symbolic import mul
 from ..values import boolean, channels, int_list, positive_int, string
-from .base import WHOLE, Arg, FieldRule, Layer, Mixes, Module, NotSymbolic, Permutes
+from .base import WHOLE, Arg, Axes, FieldRule, Layer, Mixes, Module, NotSymbolic, Permutes
 
 if TYPE_CHECKING:
     from ..resolve import LayerNode
@@ -136,6 +136,9 @@ class Permute(Layer):
             )
         return Outcome(tuple(shape[d] for d in dims))
 
+    def axes(self, args: dict[str, Any], axes: Axes | None, output: Shape) -> Axes | None:
+        return None if axes is None else tuple(axes[d] for d in args["dims"])
+
     def module(self, node: Shaped) -> Module:
         return Module("archdsl.Permute", tuple(node.args["dims"]))
 
@@ -154,6 +157,7 @@ def _listed(axes: list[int]) -> str:
 
 
 class Shuffle(Layer):
+    layout = "image"
     name = "shuffle"
     torch = "nn.ChannelShuffle"
     doc = "channel shuffle (ShuffleNet): C as [groups, C/groups], transposed"
@@ -182,13 +186,8 @@ class Shuffle(Layer):
         return Mixes((0,))
 
 
-def image_axes_last(shape: Shape) -> bool:
-    """Whether the sample's last axis is a spatial one (W of [C, H, W]), which `linear` refuses to
-    map. A hook for the layout check to replace: until then every rank-3 sample is [C, H, W]."""
-    return len(shape) == 3
-
-
 class Linear(Layer):
+    layout = "features"
     name = "linear"
     torch = "nn.Linear"
     doc = "fully connected layer on the last axis"
@@ -202,13 +201,6 @@ class Linear(Layer):
     passed_args = ("bias",)
 
     def shape(self, node: LayerNode, shape: Shape) -> Outcome:
-        if image_axes_last(shape):
-            flat = math.prod(shape)
-            raise fail(
-                RANK,
-                f"linear needs a flat [F] input, got {fmt(shape)}; add `flatten` before it (giving [{flat}])",
-                node.span,
-            )
         features_in = shape[-1]
         features_out = out_count(node, features_in, "features")
         weights = features_in * features_out

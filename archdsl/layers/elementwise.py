@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ..errors import warning
 from ..sizes import BATCH_AXIS, NO_GRADIENT, RANK, Outcome, Shape, divides, fail, fmt, needs_image
 from ..values import any_int, boolean, choice, number, positive_int, positive_number, probability
-from .base import Arg, FieldRule, Layer, Mixes, Module, Pointwise, plain
+from .base import Arg, FieldRule, Layer, Mixes, Module, Parameter, Pointwise, plain
 
 if TYPE_CHECKING:
     from ..resolve import LayerNode
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 
 class BatchNorm(Layer):
+    layout = "image"
     name = "batchnorm"
     torch = "nn.BatchNorm1d / nn.BatchNorm2d / nn.BatchNorm3d (by rank)"
     doc = "batch normalisation over the channel (or feature) axis"
@@ -100,6 +101,7 @@ class _LayerNorm(Layer):
 
 
 class LayerNorm(_LayerNorm):
+    layout = "features"
     name = "layernorm"
     torch = "nn.LayerNorm(last axis)"
     doc = "layer normalisation over the last axis"
@@ -110,6 +112,7 @@ class LayerNorm(_LayerNorm):
 
 
 class LayerNorm2d(_LayerNorm):
+    layout = "image"
     name = "layernorm2d"
     torch = "torchvision's ConvNeXt LayerNorm2d (an nn.LayerNorm over the channels)"
     doc = "layer normalisation over the channels of each position of [C, H, W]"
@@ -124,6 +127,7 @@ class LayerNorm2d(_LayerNorm):
 
 
 class GroupNorm(Layer):
+    layout = "image"
     name = "groupnorm"
     torch = "nn.GroupNorm"
     doc = "group normalisation: each group of channels over its channels and positions"
@@ -194,6 +198,7 @@ class Dropout(_Dropout):
 
 
 class Dropout2d(_Dropout):
+    layout = "image"
     name = "dropout2d"
     torch = "nn.Dropout2d"
     doc = "channel-wise dropout"
@@ -321,8 +326,37 @@ class LogSoftmax(_Softmax):
     args = (Arg("dim", any_int, "axis, counting the batch as 0", 1),)
 
 
+class Scale(Layer):
+    """A learnt scale per channel: ConvNeXt's layer scale, `x * gamma` with `gamma` of shape
+    [C, 1, 1]. It is no module but a bare parameter of the module it stands in, under its name
+    (`layer_scale: scale(1e-6)` is the parameter `layer_scale`, as torchvision names it)."""
+
+    name = "scale"
+    torch = "nn.Parameter(torch.full((C, 1, 1), init)), multiplied in"
+    doc = "a learnt scale per channel (layer scale)"
+    kind = "norm"
+    args = (Arg("init", number, "the scales' initial value", 1.0),)
+    passed_args = ("init",)
+
+    def shape(self, node: LayerNode, shape: Shape) -> Outcome:
+        return Outcome(shape, shape[0])
+
+    def parameter(self, node: Shaped) -> Parameter:
+        return Parameter((node.input[0], *(1,) * (len(node.input) - 1)), node.args["init"])
+
+    def module(self, node: Shaped) -> Module:
+        raise AssertionError("scale is a parameter of its module, not a module (see `parameter`)")
+
+    def describe(self, node: Shaped) -> str:
+        return f"scale ×{node.args['init']:g}"
+
+    def needs(self, args: dict[str, Any], shape: tuple[Any, ...], output: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (shape[0],)
+
+
 LAYERS = (
     BatchNorm,
+    Scale,
     LayerNorm,
     LayerNorm2d,
     GroupNorm,

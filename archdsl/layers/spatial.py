@@ -45,6 +45,7 @@ def conv_pads(
 
 
 class Conv(Layer):
+    layout = "image"
     name = "conv"
     torch = "nn.Conv2d"
     doc = "2-D convolution"
@@ -166,6 +167,7 @@ _CEIL = Arg("ceil", boolean, "round the output size up (ceil_mode)", False)
 
 
 class _Pool(Layer):
+    layout = "image"
     kind = "pool"
     symbolic_args: ClassVar[tuple[str, ...]] = ("kernel", "stride", "padding")
 
@@ -297,6 +299,7 @@ class AvgPool(_Pool):
 
 
 class _AdaptivePool(Layer):
+    layout = "image"
     kind = "pool"
     args = (Arg("size", positive_pair, "output size, an int or [h, w]", required=True),)
 
