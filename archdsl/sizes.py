@@ -108,11 +108,15 @@ class Window:
         """Input rows (or columns) no window covers because the division is not exact.
 
         Rows left over at the end of the padded input are padding first: a stride-2 3×3 conv with
-        padding 1 on an even size leaves only a padding row unused, which loses nothing.
+        padding 1 on an even size leaves only a padding row unused, which loses nothing. A window
+        narrower than its stride skips the rows between windows by design (a 1×1 conv with stride
+        2 reads every other row): left-over rows no more than that gap are skipped as those are,
+        not dropped. Only the rows where one more window would have started are.
         """
         if self.ceil or self.numerator < 0:
             return 0
-        return max(self.numerator % self.stride - self.pad_right, 0)
+        gap = max(self.stride - self.effective_kernel, 0)
+        return max(self.numerator % self.stride - gap - self.pad_right, 0)
 
     def formula(self) -> str:
         padding = self.pad_left + self.pad_right

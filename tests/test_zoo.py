@@ -1,0 +1,120 @@
+"""The torchvision zoo as specs: each `specs/torchvision/<name>.arch` is exactly
+`torchvision.models.<name>(weights=None)`, checked without torch.
+
+For each network the spec's first model is built, torchvision's network is made with random
+weights and random batchnorm statistics, affine parameters and layer scales, and its `state_dict`
+is loaded into ours with `strict=True`. In eval mode both must give the same output on a random
+batch (within 1e-5 of the output's scale); the static parameter count must be torchvision's, and
+every statement's static shape what PyTorch produces there. Images are small (the networks pool
+adaptively) to keep this to seconds on two cores.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+import archdsl
+from archdsl.builder import build_model
+from archdsl.shapes import Shaped
+
+from conftest import ROOT, torch_threads
+
+torchvision = pytest.importorskip("torchvision")
+
+ZOO = ROOT / "specs" / "torchvision"
+
+#: name: (torchvision's extra arguments, the image size the test runs).
+NETWORKS: dict[str, tuple[dict[str, Any], int]] = {
+    "alexnet": ({}, 64),
+    "vgg16_bn": ({}, 32),
+    "resnet18": ({}, 64),
+    "resnet50": ({}, 64),
+    "resnext50_32x4d": ({}, 64),
+    "wide_resnet50_2": ({}, 64),
+    "squeezenet1_1": ({}, 64),
+    "googlenet": ({"aux_logits": False, "init_weights": False}, 64),
+    "inception_v3": ({"aux_logits": False, "init_weights": False}, 75),
+    "densenet121": ({}, 64),
+    "mobilenet_v2": ({}, 64),
+    "mobilenet_v3_large": ({}, 64),
+    "mnasnet1_0": ({}, 64),
+    "shufflenet_v2_x1_0": ({}, 64),
+    "efficientnet_b0": ({}, 64),
+    "efficientnet_v2_s": ({}, 64),
+    "regnet_x_400mf": ({}, 64),
+    "regnet_y_400mf": ({}, 64),
+    "convnext_tiny": ({}, 64),
+}
+
+WRITTEN = sorted(p.stem for p in ZOO.glob("*.arch"))
+
+
+def randomized(model: nn.Module) -> nn.Module:
+    """Random normalisation statistics and affine parameters, and layer scales away from 1e-6:
+    with torchvision's initial ones a misplaced norm or scale would hardly show in the output."""
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.running_mean.normal_(0, 0.5, generator=generator)
+                module.running_var.uniform_(0.5, 2.0, generator=generator)
+            if isinstance(module, nn.modules.batchnorm._BatchNorm | nn.LayerNorm | nn.GroupNorm):
+                if module.weight is not None:
+                    module.weight.uniform_(0.5, 1.5, generator=generator)
+                if module.bias is not None:
+                    module.bias.normal_(0, 0.2, generator=generator)
+        for name, parameter in model.named_parameters():
+            if name.endswith("layer_scale"):
+                parameter.uniform_(0.5, 1.5, generator=generator)
+    return model
+
+
+def walk(nodes: list[Shaped]) -> list[Shaped]:
+    return [n for node in nodes for n in (node, *walk(node.children))]
+
+
+def test_every_spec_is_a_listed_network() -> None:
+    assert set(WRITTEN) <= set(NETWORKS)
+
+
+@pytest.mark.parametrize("name", WRITTEN)
+def test_spec_is_torchvisions_network_weight_for_weight(name: str) -> None:
+    extra, size = NETWORKS[name]
+    program = archdsl.load(str(ZOO / f"{name}.arch"), size=size)
+    model = program.models[0]
+    assert model.name == name
+    theirs = randomized(torchvision.models.get_model(name, weights=None, **extra)).eval()
+    assert model.params == sum(p.numel() for p in theirs.parameters())
+    ours = build_model(model).eval()
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    produced: dict[str, tuple[int, ...]] = {}
+    modules = dict(ours.named_modules())
+    statements = [node for node in walk(model.layers) if not node.spliced and node.path in modules]
+    for node in statements:
+        modules[node.path].register_forward_hook(
+            lambda _m, _a, out, path=node.path: produced.__setitem__(path, tuple(out.shape[1:]))
+        )
+    x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(1))
+    with torch_threads(2), torch.no_grad():
+        expected, got = theirs(x), ours(x)
+    scale = expected.abs().max().item()
+    assert (got - expected).abs().max().item() <= 1e-5 * max(scale, 1.0), name
+    assert {n.path: n.output for n in statements} == produced
+
+
+def test_the_zoo_checks_clean_without_torch(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, archdsl\n"
+        f"diagnostics = archdsl.check([{str(ZOO)!r}])\n"
+        "print(len(diagnostics), 'torch' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout == "0 False\n"
