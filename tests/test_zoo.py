@@ -11,6 +11,7 @@ adaptively) to keep this to seconds on two cores.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,25 @@ def randomized(model: nn.Module) -> nn.Module:
     return model
 
 
+#: Modules whose training behaviour differs from eval's: ours must stand where torchvision's do.
+STATEFUL = ("Dropout", "Dropout2d", "StochasticDepth", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
+
+
+def leaves(model: nn.Module) -> dict[str, str]:
+    """Each module without children, as `Class(arguments)`: `inplace` aside (it changes no value),
+    the hyperparameters training depends on (dropout and stochastic-depth rates, batchnorm's eps
+    and momentum) that an eval-mode comparison does not see."""
+    found = {}
+    for path, module in model.named_modules():
+        if not list(module.children()):
+            text = ", ".join(
+                part for part in module.extra_repr().split(", ") if not part.startswith("inplace=")
+            )
+            # (3, 3) and 3 build the same window
+            found[path] = re.sub(r"\((-?\d+), \1\)", r"\1", f"{type(module).__name__}({text})")
+    return found
+
+
 def walk(nodes: list[Shaped]) -> list[Shaped]:
     return [n for node in nodes for n in (node, *walk(node.children))]
 
@@ -105,6 +125,12 @@ def test_spec_is_torchvisions_network_weight_for_weight(name: str) -> None:
     scale = expected.abs().max().item()
     assert (got - expected).abs().max().item() <= 1e-5 * max(scale, 1.0), name
     assert {n.path: n.output for n in statements} == produced
+    # torchvision's every leaf module is ours at its path, with its arguments; where we have a
+    # module it has none (a functional op: torch.flatten, F.relu), ours changes nothing in training.
+    ours_leaves, their_leaves = leaves(ours), leaves(theirs)
+    assert {p: ours_leaves.get(p) for p in their_leaves} == their_leaves
+    extra = [m for p, m in ours_leaves.items() if p not in their_leaves and m.startswith(STATEFUL)]
+    assert extra == []
 
 
 def test_the_zoo_checks_clean_without_torch(tmp_path: Path) -> None:
