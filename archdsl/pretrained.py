@@ -19,6 +19,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import did_you_mean
@@ -272,3 +273,177 @@ def build(name: str, part: str | None, weights: str | None, freeze: bool) -> nn.
     if freeze:
         module.requires_grad_(False)
     return module
+
+
+# --- the zoo: torchvision's networks as specs, checked without torch ------------------------------
+
+#: `specs/torchvision/<name>.arch`, shipped in the package: each is torchvision's network exactly.
+ZOO = Path(__file__).with_name("zoo")
+
+#: The members of each zoo network's weights enum (`DEFAULT` is an alias, listed last), so that
+#: `weights=` is checked without torchvision; `tests/test_pretrained.py` holds them to torchvision's.
+ZOO_WEIGHTS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(
+        (
+            "alexnet",
+            "vgg16_bn",
+            "resnet18",
+            "squeezenet1_1",
+            "googlenet",
+            "inception_v3",
+            "densenet121",
+            "mnasnet1_0",
+            "shufflenet_v2_x1_0",
+            "efficientnet_b0",
+            "efficientnet_v2_s",
+            "convnext_tiny",
+        ),
+        ("IMAGENET1K_V1", "DEFAULT"),
+    ),
+    **dict.fromkeys(
+        (
+            "resnet50",
+            "resnext50_32x4d",
+            "wide_resnet50_2",
+            "mobilenet_v2",
+            "mobilenet_v3_large",
+            "regnet_x_400mf",
+            "regnet_y_400mf",
+        ),
+        ("IMAGENET1K_V1", "IMAGENET1K_V2", "DEFAULT"),
+    ),
+}
+
+
+def in_zoo(name: str) -> bool:
+    """Whether `name` is checked from its spec, without torch."""
+    return name in ZOO_WEIGHTS and (ZOO / f"{name}.arch").is_file()
+
+
+@functools.cache
+def zoo_model(name: str) -> Any:
+    """The zoo spec's first model, resolved (its input statement aside: a layer gives its own)."""
+    from .loader import Loader
+    from .resolve import block_scopes, resolve_model
+
+    path = str(ZOO / f"{name}.arch")
+    closure = Loader().closure(path)
+    scopes, _ = block_scopes(closure.files, closure.graph)
+    definition = closure.files[closure.root].models[0]
+    resolved, problems = resolve_model(definition, scopes.get(closure.root, {}))
+    assert not any(d.is_error for d in problems), f"{path} has errors"
+    return resolved
+
+
+def _members(node: Any) -> Iterator[tuple[str, Any]]:
+    """A resolved statement's member modules by key, through the statements spliced into it."""
+    from .resolve import BranchNode, ConcatNode, RepeatNode, ResidualNode
+
+    children: list[Any]
+    if isinstance(node, RepeatNode):
+        children = [n for body in node.passes for n in body]
+    elif isinstance(node, ConcatNode):
+        children = list(node.branches)
+    elif isinstance(node, ResidualNode):
+        children = [*node.body, *([node.path] if node.path is not None else [])]
+    else:
+        children = list(getattr(node, "body", []))
+    for child in children:
+        if getattr(child, "splice", False) and not isinstance(child, BranchNode):
+            yield from _members(child)
+        else:
+            yield child.key, child
+
+
+@functools.cache
+def zoo_parts(name: str) -> dict[str, tuple[int, ...]]:
+    """The parts of a zoo network, as torchvision's module tree has them, with the input each
+    receives at the spec's default size. torchvision registers every module it names; the spec's
+    unnamed statements beside named ones are its functional ops (`torch.flatten`), no parts."""
+    from .shapes import infer
+
+    shaped, _ = infer(zoo_model(name))
+    assert shaped is not None
+    parts: dict[str, tuple[int, ...]] = {}
+
+    def visit(nodes: list[Any]) -> None:
+        members = _shaped_members(nodes)
+        named = any(not key.isdigit() for key, _ in members)
+        for key, node in members:
+            if named and key.isdigit():
+                continue
+            parts[node.path] = node.input
+            if not (node.kind == "layer" or (node.kind == "shortcut" and node.op != "path")):
+                visit(node.children)
+
+    visit(shaped.layers)
+    return parts
+
+
+def _shaped_members(nodes: list[Any]) -> list[tuple[str, Any]]:
+    found: list[tuple[str, Any]] = []
+    for node in nodes:
+        if node.spliced:
+            found += _shaped_members(node.children)
+        else:
+            found.append((node.key, node))
+    return found
+
+
+def static(name: str, part: str | None, weights: str | None, shape: tuple[int, ...]) -> Probe:
+    """What `probe` finds, from the zoo spec: no torch. Raises `Refused` as `check` does, and for an
+    input the part cannot take (E111, with the spec's own message)."""
+    from .layers.base import IMAGE_AXES
+    from .shapes import Inference, Source
+
+    if weights is not None and weights not in ZOO_WEIGHTS[name]:
+        known = ZOO_WEIGHTS[name]
+        raise Refused(
+            f'{name} has no weights "{weights}" (it has {", ".join(known)}){did_you_mean(weights, known)}',
+            "weights",
+        )
+    model = zoo_model(name)
+    parts = zoo_parts(name)
+    nodes = list(model.body)
+    expected = model.input_shape
+    if part is not None:
+        where, prefix = name, ""
+        holder: Any = model
+        for component in part.split("."):
+            children = {key: child for key, child in _members(holder) if prefix + key in parts}
+            child = children.get(component)
+            if child is None:
+                listed = ", ".join(children) if children else "none"
+                raise Refused(
+                    f'{where} has no part "{component}" (its parts: {listed})'
+                    f"{did_you_mean(component, children)}",
+                    "part",
+                )
+            holder, where, prefix = child, f"{where}.{component}", f"{prefix}{component}."
+        nodes = [holder]
+        expected = parts[part]
+    # Its layers are torchvision's, made for the channels they were made for: a convolution does
+    # not infer its input channels from what it is given, as a spec's own would.
+    if len(shape) != len(expected) or shape[0] != expected[0]:
+        raise Refused(
+            f"pretrained {title(name, part)} takes {expected[0]} channels ({_described(expected)}), "
+            f"not the {fmt(shape)} it is given",
+            None,
+            PRETRAINED,
+        )
+    inference = Inference(model)
+    axes = IMAGE_AXES if len(shape) == 3 else None
+    shaped, output = inference.sequence(nodes, Source(shape, None, None, axes), "")
+    errors = [d for d in inference.diagnostics if d.is_error]
+    if errors or output is None:
+        reason = errors[0].message if errors else "it cannot take it"
+        raise Refused(
+            f"pretrained {title(name, part)} cannot take a {fmt(shape)} input: {reason}", None, PRETRAINED
+        )
+    return Probe(output.shape, sum(n.params for n in shaped), sum(n.macs for n in shaped))
+
+
+def _described(shape: tuple[int, ...]) -> str:
+    if len(shape) == 3:
+        return f"[{shape[0]}, H, W]"
+    return fmt(shape)

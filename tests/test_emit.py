@@ -517,3 +517,14 @@ def test_the_modern_layers_emit_what_the_builder_builds_in_eval_and_in_training(
     expected = built.train()(x)
     torch.manual_seed(3)
     assert torch.equal(ours.train()(x), expected)
+
+
+def test_an_emitted_class_slices_as_nn_sequential_does(tmp_path: Path) -> None:
+    path = ROOT / "specs" / "vgg16.arch"
+    net = load_source(emitted(path), tmp_path).VGG16()
+    head = net[:2]
+    assert type(head) is nn.Sequential and len(head) == 2
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(head(x), net[1](net[0](x)))
+        assert torch.equal(net[0][:1](x), net[0][0](x))  # the block's class slices too

@@ -292,3 +292,30 @@ def test_train_max_params_above_the_model_lets_it_train(
     )
     assert code == 0, text
     assert (out / "model.pt").is_file()
+
+
+def test_a_zoo_network_is_checked_from_its_spec_without_importing_torch(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def check(body: str) -> subprocess.CompletedProcess[str]:
+        spec = tmp_path / "transfer.arch"
+        spec.write_text(body, encoding="utf-8")
+        code = (
+            "import sys, archdsl\n"
+            "diagnostics = archdsl.check([sys.argv[1]])\n"
+            "print([d.message for d in diagnostics], 'torch' in sys.modules)\n"
+        )
+        return subprocess.run(
+            [sys.executable, "-c", code, str(spec)], capture_output=True, text=True, check=True
+        )
+
+    clean = check(
+        'model T {\n    input [64, 16, 16]\n    pretrained("resnet18", part="layer1", freeze=true)\n'
+        "    flatten linear(10)\n}\n"
+    )
+    assert clean.stdout == "[] False\n"
+    # layer1 was made for 64 channels: a convolution of torchvision's does not infer them
+    wrong = check('model T {\n    input [3, 64, 64]\n    pretrained("resnet18", part="layer1")\n}\n')
+    message = "pretrained resnet18.layer1 takes 64 channels ([64, H, W]), not the [3, 64, 64] it is given"
+    assert wrong.stdout == f"[{message!r}] False\n"

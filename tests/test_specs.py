@@ -127,3 +127,20 @@ def test_the_built_module_prints_under_the_spec_names() -> None:
     net = archdsl.build(str(ROOT / "specs" / "googlenet_mini.arch"))
     assert repr(net).startswith("GoogLeNetMini(")
     assert "(3): Inception(" in repr(net)
+
+
+def test_a_built_network_slices_as_nn_sequential_does(tmp_path: Path) -> None:
+    net = archdsl.build(str(ROOT / "specs" / "lenet5.arch"))
+    head = net[:2]
+    assert isinstance(head, nn.Sequential) and [type(m).__name__ for m in head] == ["Conv2d", "Tanh"]
+    assert net[-1] is list(net.children())[-1] and len(net[2:5]) == 3
+    spec = tmp_path / "features.arch"
+    spec.write_text(
+        "model M { input [3, 8, 8] features: { conv(4, kernel=3) relu maxpool(2) } flatten }\n",
+        encoding="utf-8",
+    )
+    built = archdsl.build(str(spec))
+    features = built.features[:2]
+    assert [type(m).__name__ for m in features] == ["Conv2d", "ReLU"]
+    x = torch.randn(1, 3, 8, 8)
+    assert torch.equal(features(x), built.features[1](built.features[0](x)))

@@ -144,3 +144,33 @@ def test_the_zoo_checks_clean_without_torch(tmp_path: Path) -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout == "0 False\n"
+
+
+@pytest.mark.parametrize("name", WRITTEN)
+def test_pretrained_parts_are_checked_from_the_spec_as_torchvision_runs_them(name: str) -> None:
+    from archdsl import pretrained
+
+    extra, size = NETWORKS[name]
+    theirs = torchvision.models.get_model(name, weights=None, **extra)
+    # the parts a spec offers are exactly torchvision's submodules
+    assert set(pretrained.zoo_parts(name)) == {path for path, _ in theirs.named_modules() if path}
+    tops = [None, *(path for path in pretrained.zoo_parts(name) if "." not in path)]
+    for part in tops:
+        given = pretrained.zoo_parts(name)[part] if part else (3, size, size)
+        if part and len(given) == 3:
+            given = (given[0], max(given[1] // 2, 8), max(given[2] // 2, 8))
+        try:
+            static = pretrained.static(name, part, None, given)
+        except pretrained.Refused as refused:  # a part too small for this input: so is torchvision's
+            with pytest.raises(pretrained.Refused):
+                pretrained.probe(name, part, given)
+            assert "cannot take" in refused.message
+            continue
+        assert static == pretrained.probe(name, part, given), part
+
+
+@pytest.mark.parametrize("name", WRITTEN)
+def test_the_weights_table_is_torchvisions(name: str) -> None:
+    from archdsl import pretrained
+
+    assert pretrained.ZOO_WEIGHTS[name] == tuple(torchvision.models.get_model_weights(name).__members__)

@@ -249,8 +249,12 @@ class Pretrained(Layer):
 
         a = node.args
         try:
-            pretrained.check(a["name"], a["part"], a["weights"])
-            probe = pretrained.probe(a["name"], a["part"], shape)
+            if pretrained.in_zoo(a["name"]):
+                # torchvision's network written as a spec: checked from it, without torch.
+                probe = pretrained.static(a["name"], a["part"], a["weights"], shape)
+            else:
+                pretrained.check(a["name"], a["part"], a["weights"])
+                probe = pretrained.probe(a["name"], a["part"], shape)
         except pretrained.Refused as refused:
             span = node.arg_spans.get(refused.arg, node.span) if refused.arg else node.span
             raise fail(refused.code, refused.message, span) from None
