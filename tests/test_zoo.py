@@ -133,6 +133,25 @@ def test_spec_is_torchvisions_network_weight_for_weight(name: str) -> None:
     assert extra == []
 
 
+@pytest.mark.parametrize("name", WRITTEN)
+def test_emitted_source_takes_torchvisions_weights_and_computes_what_torchvision_does(
+    name: str, tmp_path: Path
+) -> None:
+    from archdsl.emit import emit_source
+
+    from test_emit import load_source
+
+    extra, size = NETWORKS[name]
+    program = archdsl.load(str(ZOO / f"{name}.arch"), size=size)
+    emitted = getattr(load_source(emit_source(program.models[0], program=program), tmp_path), name)()
+    theirs = randomized(torchvision.models.get_model(name, weights=None, **extra)).eval()
+    emitted.load_state_dict(theirs.state_dict(), strict=True)
+    x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(2))
+    with torch_threads(2), torch.no_grad():
+        expected, got = theirs(x), emitted.eval()(x)
+    assert (got - expected).abs().max().item() <= 1e-5 * max(expected.abs().max().item(), 1.0)
+
+
 def test_the_zoo_checks_clean_without_torch(tmp_path: Path) -> None:
     import subprocess
     import sys
