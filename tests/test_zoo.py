@@ -137,9 +137,9 @@ def test_spec_is_torchvisions_network_weight_for_weight(name: str) -> None:
 def test_emitted_source_takes_torchvisions_weights_and_computes_what_torchvision_does(
     name: str, tmp_path: Path
 ) -> None:
-    from archdsl.emit import emit_source
-
     from test_emit import load_source
+
+    from archdsl.emit import emit_source
 
     extra, size = NETWORKS[name]
     program = archdsl.load(str(ZOO / f"{name}.arch"), size=size)
