@@ -517,3 +517,22 @@ def test_the_modern_layers_emit_what_the_builder_builds_in_eval_and_in_training(
     expected = built.train()(x)
     torch.manual_seed(3)
     assert torch.equal(ours.train()(x), expected)
+
+
+def test_spliced_branches_emit_what_the_builder_builds(tmp_path: Path) -> None:
+    from test_resolve import FIRE
+
+    path = tmp_path / "fire.arch"
+    path.write_text(FIRE, encoding="utf-8")
+    source = emitted(path)
+    assert ruff_format_check(source, "--isolated").returncode == 0
+    built = archdsl.build(str(path))
+    assert list(built.state_dict()) == [
+        "f.squeeze.weight",
+        "f.squeeze.bias",
+        "f.e1.weight",
+        "f.e1.bias",
+        "f.e3.weight",
+        "f.e3.bias",
+    ]
+    assert_same_network(path, "M", source, tmp_path)
