@@ -148,6 +148,8 @@ class Repeat(Statement):
 class Branch(Node):
     name: str | None
     body: list[Stmt]
+    #: `*branch { … }`: its members join the concat's module rather than forming one of their own.
+    splice: bool = False
 
 
 class Concat(Statement):

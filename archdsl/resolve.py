@@ -104,12 +104,14 @@ class RepeatNode:
 
 @dataclass(slots=True)
 class BranchNode:
-    """A concat's branch, or a residual's written-out shortcut: always a module of its own."""
+    """A concat's branch, or a residual's written-out shortcut: a module of its own, unless
+    spliced (`*branch`), when its members are the concat's."""
 
     key: str
     label: str | None
     span: Span
     body: list[Node]
+    splice: bool = False
 
 
 @dataclass(slots=True)
@@ -618,7 +620,12 @@ class Resolver:
         default: str | None = None,
     ) -> BranchNode:
         """A branch (or a written-out shortcut, named `shortcut` unless it says): a module of its
-        own among `space`'s members."""
+        own among `space`'s members, or, spliced, none: its members are `space`'s."""
+        if branch.splice:
+            key = f".{space.spliced}"
+            space.spliced += 1
+            body = self.body(branch.body, scope, stack, weight, space)
+            return BranchNode(key=key, label=None, span=branch.span, body=body, splice=True)
         try:
             key = self.claim(space, branch.name or default, branch.span)
         except Failed as failure:

@@ -386,7 +386,7 @@ class Inference:
 
     def branch(self, branch: BranchNode, source: Source, prefix: str) -> Shaped | None:
         path = prefix + branch.key
-        children, output = self.sequence(branch.body, source, path + ".")
+        children, output = self.sequence(branch.body, source, prefix if branch.splice else path + ".")
         if output is None:
             return None
         return self._composite("branch", branch, path, source.shape, output.shape, children, axes=output.axes)

@@ -218,11 +218,18 @@ class ToIR(Transformer[Any, Any]):
         )
 
     def branch(self, children: list[Any]) -> ir.Branch:
-        keyword, name, *body, _close = children
-        return ir.Branch.of(span=self._span(keyword, name or keyword), name=_branch_name(name), body=body)
+        star, keyword, name, *body, _close = children
+        if star is not None and name is not None:
+            raise LabelError("a spliced branch (`*branch`) makes no module, so it takes no name", name)
+        return ir.Branch.of(
+            span=self._span(star or keyword, name or keyword),
+            name=_branch_name(name),
+            body=body,
+            splice=star is not None,
+        )
 
     def shortcut(self, children: list[Any]) -> ir.Branch:
-        return self.branch(children)
+        return self.branch([None, *children])
 
     def residual(self, children: list[Any]) -> ir.Residual:
         prefix, keyword, args, *body, _close = children

@@ -77,6 +77,8 @@ class Layer:
 class Branch:
     name: str | None
     body: list[Any]
+    #: `*branch { … }`: no module; its members join the concat's (it has no name then).
+    splice: bool = False
 
 
 # A composite's `splice` writes it `*…`: its members join the enclosing module's. A label may hold
@@ -236,7 +238,8 @@ def render(spec: Spec) -> tuple[str, dict[Any, int]]:
                 head = f"concat(split={expr_text(s.split)})" if s.split is not False else "concat"
                 emit(_labelled(s, head + " {"), depth, s)
                 for branch in s.branches:
-                    emit(f"branch {_name(branch.name)} {{" if branch.name else "branch {", depth + 1, branch)
+                    head = f"branch {_name(branch.name)} {{" if branch.name else "branch {"
+                    emit("*" + head if branch.splice else head, depth + 1, branch)
                     body(branch.body, depth + 2)
                     emit("}", depth + 1)
                 emit("}", depth)
@@ -433,7 +436,8 @@ class Runner:
                 for index in range(max(evaluate(s.count, env), 0)):
                     found += self.members(s.body, {**env, s.index: index} if s.index else env)
             elif isinstance(s, Concat):
-                found += [(branch, branch.name) for branch in s.branches]
+                for branch in s.branches:
+                    found += self.members(branch.body, env) if branch.splice else [(branch, branch.name)]
             elif isinstance(s, Residual):
                 found += self.members(s.body, env)
                 if s.path is not None:
@@ -474,6 +478,9 @@ class Runner:
             parts = [_named(part, _axes(x)) for part in parts]
         outputs = []
         for branch, part in zip(s.branches, parts, strict=True):
+            if branch.splice:
+                outputs.append(self.sequence(branch.body, part, space, env))
+                continue
             key = space.claim(branch, branch.name)
             y = self.sequence(branch.body, part, Space(key + "."), env)
             self.ref.shapes[key] = tuple(y.shape[1:])
@@ -1046,7 +1053,7 @@ class Generator:
                 else:
                     body.append(self.statement(inner, depth + 1))
             name = f"b{index}" if self.chance(0.3) else None
-            branches.append(Branch(name, body))
+            branches.append(Branch(name, body, splice=name is None and self.chance(0.25)))
             ends.append(inner)
             total += inner[0] if inner else 0
         shape[:] = [total, *ends[0][1:]]
@@ -1065,7 +1072,8 @@ class Generator:
         for index in range(count):
             inner = list(share)
             body = [self.keeping(inner, keep_channels=True) for _ in range(self.r.randint(0, 2))]
-            branches.append(Branch(f"b{index}" if self.chance(0.3) else None, body))
+            name = f"b{index}" if self.chance(0.3) else None
+            branches.append(Branch(name, body, splice=name is None and self.chance(0.25)))
         return Concat(branches, self.label(), split=split)
 
     def gate(self, shape: list[int]) -> Gate:

@@ -528,3 +528,22 @@ def test_an_emitted_class_slices_as_nn_sequential_does(tmp_path: Path) -> None:
     with torch.no_grad():
         assert torch.equal(head(x), net[1](net[0](x)))
         assert torch.equal(net[0][:1](x), net[0][0](x))  # the block's class slices too
+
+
+def test_spliced_branches_emit_what_the_builder_builds(tmp_path: Path) -> None:
+    from test_resolve import FIRE
+
+    path = tmp_path / "fire.arch"
+    path.write_text(FIRE, encoding="utf-8")
+    source = emitted(path)
+    assert ruff_format_check(source, "--isolated").returncode == 0
+    built = archdsl.build(str(path))
+    assert list(built.state_dict()) == [
+        "f.squeeze.weight",
+        "f.squeeze.bias",
+        "f.e1.weight",
+        "f.e1.bias",
+        "f.e3.weight",
+        "f.e3.bias",
+    ]
+    assert_same_network(path, "M", source, tmp_path)

@@ -104,6 +104,16 @@ def test_composites_parse_with_labels_and_named_branches() -> None:
     )
 
 
+def test_a_spliced_branch_parses_and_takes_no_name() -> None:
+    text = "model M { input [3, 8, 8] concat { *branch { relu } branch { tanh } } }"
+    (concat,) = parse_ok(text).models[0].body[1:]
+    assert isinstance(concat, ir.Concat) and [b.splice for b in concat.branches] == [True, False]
+    assert concat.branches[0].span.column == 36  # from the `*`
+    assert syntax_errors("model M { concat { *branch b { relu } } }") == [
+        (1, 28, "a spliced branch (`*branch`) makes no module, so it takes no name")
+    ]
+
+
 def test_syntax_error_names_what_was_expected_after_which_token() -> None:
     assert syntax_errors("model M { input [1, 8, 8] relu ) }") == [
         (1, 32, "expected a layer or '}' after 'relu', found ')'")

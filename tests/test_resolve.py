@@ -142,6 +142,32 @@ def test_unnamed_statements_are_numbered_like_nn_sequential_skipping_input_and_t
     assert [c.path for c in repeat.children[1].children] == ["3.2", "3.3"]
 
 
+#: SqueezeNet's Fire: the expands of both branches are members of the block, as torchvision's are.
+FIRE = """
+block Fire(width: int) {
+    squeeze: conv(4, kernel=1)
+    *concat {
+        *branch { e1: conv(width, kernel=1) a1: relu }
+        branch { }
+        *branch { e3: conv(width, kernel=3, padding=1) }
+    }
+}
+model M { input [3, 8, 8] f: Fire(6) }
+"""
+
+
+def test_a_spliced_branchs_members_join_the_module_its_concat_stands_in() -> None:
+    program = compile_text(FIRE)
+    assert program.diagnostics == []
+    (fire,) = program.model().layers
+    (concat,) = fire.children[1:]
+    first, empty, last = concat.children
+    assert (first.spliced, empty.spliced, last.spliced) == (True, False, True)
+    # members numbered on through the spliced branches: squeeze, e1, a1, the empty branch, e3
+    assert [c.path for c in (*first.children, empty, *last.children)] == ["f.e1", "f.a1", "f.3", "f.e3"]
+    assert concat.output == (16, 8, 8) and fire.params == 16 + 30 + 222
+
+
 def test_repeat_count_is_an_integer_expression_and_zero_is_allowed() -> None:
     program = compile_text(
         "block B(n: int) { repeat n * 2 - 1 { relu } }\nmodel M { input [2] B(2) repeat 0 { tanh } }"
