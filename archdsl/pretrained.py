@@ -360,17 +360,14 @@ def zoo_parts(name: str) -> dict[str, tuple[int, ...]]:
     """The parts of a zoo network, as torchvision's module tree has them, with the input each
     receives at the spec's default size. torchvision registers every module it names; the spec's
     unnamed statements beside named ones are its functional ops (`torch.flatten`), no parts."""
-    from .shapes import infer
-
-    shaped, _ = infer(zoo_model(name))
-    assert shaped is not None
+    shaped = _default(name)
     parts: dict[str, tuple[int, ...]] = {}
 
     def visit(nodes: list[Any]) -> None:
         members = _shaped_members(nodes)
         named = any(not key.isdigit() for key, _ in members)
         for key, node in members:
-            if named and key.isdigit():
+            if (named and key.isdigit()) or node.op == "scale":  # a bare parameter is no part
                 continue
             parts[node.path] = node.input
             if not (node.kind == "layer" or (node.kind == "shortcut" and node.op != "path")):
@@ -406,11 +403,12 @@ def static(name: str, part: str | None, weights: str | None, shape: tuple[int, .
     parts = zoo_parts(name)
     nodes = list(model.body)
     expected = model.input_shape
+    prefix = ""  # the module path of the namespace the part stands in
     if part is not None:
-        where, prefix = name, ""
+        where, inner = name, ""
         holder: Any = model
         for component in part.split("."):
-            children = {key: child for key, child in _members(holder) if prefix + key in parts}
+            children = {key: child for key, child in _members(holder) if inner + key in parts}
             child = children.get(component)
             if child is None:
                 listed = ", ".join(children) if children else "none"
@@ -419,7 +417,7 @@ def static(name: str, part: str | None, weights: str | None, shape: tuple[int, .
                     f"{did_you_mean(component, children)}",
                     "part",
                 )
-            holder, where, prefix = child, f"{where}.{component}", f"{prefix}{component}."
+            holder, where, prefix, inner = child, f"{where}.{component}", inner, f"{inner}{component}."
         nodes = [holder]
         expected = parts[part]
     # Its layers are torchvision's, made for the channels they were made for: a convolution does
@@ -433,14 +431,48 @@ def static(name: str, part: str | None, weights: str | None, shape: tuple[int, .
         )
     inference = Inference(model)
     axes = IMAGE_AXES if len(shape) == 3 else None
-    shaped, output = inference.sequence(nodes, Source(shape, None, None, axes), "")
+    shaped, output = inference.sequence(nodes, Source(shape, None, None, axes), prefix)
     errors = [d for d in inference.diagnostics if d.is_error]
     if errors or output is None:
         reason = errors[0].message if errors else "it cannot take it"
         raise Refused(
             f"pretrained {title(name, part)} cannot take a {fmt(shape)} input: {reason}", None, PRETRAINED
         )
+    # Nor does a linear layer infer its features: every layer's weights must be those it has at
+    # the spec's own size (a classifier after `flatten` takes one image size only).
+    made = _default_layers(name)
+    for node in _walk(shaped):
+        if node.kind == "layer" and node.path in made and node.params != made[node.path].params:
+            built = made[node.path]
+            raise Refused(
+                f"pretrained {title(name, part)} cannot take a {fmt(shape)} input: its {node.path} "
+                f"({built.op}) was made for {fmt(built.input)}, and would receive {fmt(node.input)}",
+                None,
+                PRETRAINED,
+            )
     return Probe(output.shape, sum(n.params for n in shaped), sum(n.macs for n in shaped))
+
+
+@functools.cache
+def _default(name: str) -> Any:
+    """The zoo network shaped at its spec's own size."""
+    from .shapes import infer
+
+    shaped, _ = infer(zoo_model(name))
+    assert shaped is not None
+    return shaped
+
+
+@functools.cache
+def _default_layers(name: str) -> dict[str, Any]:
+    """The zoo network's statements at its spec's own size, by module path."""
+    return {node.path: node for node in _walk(_default(name).layers)}
+
+
+def _walk(nodes: list[Any]) -> Iterator[Any]:
+    for node in nodes:
+        yield node
+        yield from _walk(node.children)
 
 
 def _described(shape: tuple[int, ...]) -> str:
