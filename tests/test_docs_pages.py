@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from conftest import ROOT, SPECS, run_cli
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz's dot is not installed")
 
 REGENERATE = "archdsl docs specs -o docs/models"
+ZOO_REGENERATE = "archdsl docs specs/torchvision -o docs/models/torchvision --depth 1"
 
 LENET_TABLE = """\
 | module | op | output | params | MACs | receptive field | stride |
@@ -63,7 +65,7 @@ def docs(*args: str) -> tuple[int, str]:
 
 
 def tree(directory: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()}
 
 
 @needs_dot
@@ -230,20 +232,32 @@ def test_output_is_deterministic(in_root: Path, tmp_path: Path) -> None:
 
 
 @needs_dot
-def test_docs_models_is_up_to_date(in_root: Path, tmp_path: Path) -> None:
-    """docs/models is generated from specs/; the .md pages and the DOT beside each diagram must be
-    what the current code writes. The SVG bytes are not compared: graphviz writes its version and
-    its own layout into them, which differ between installations."""
-    code, out = docs("specs", "-o", str(tmp_path))
+@pytest.mark.parametrize(
+    ("command", "pages"),
+    [
+        (REGENERATE, len(SPECS)),
+        (ZOO_REGENERATE, len(list((ROOT / "specs" / "torchvision").glob("*.arch")))),
+    ],
+)
+def test_docs_models_is_up_to_date(command: str, pages: int, in_root: Path, tmp_path: Path) -> None:
+    """docs/models is generated from specs/ (and docs/models/torchvision from the zoo); the .md
+    pages and the DOT beside each diagram must be what the current code writes. The SVG bytes are
+    not compared: graphviz writes its version and its own layout into them, which differ between
+    installations."""
+    args = shlex.split(command)[1:]
+    committed_dir = ROOT / args[args.index("-o") + 1]
+    args[args.index("-o") + 1] = str(tmp_path)
+    code, out = run_cli(*args)
     assert code == 0, out
     fresh = tree(tmp_path)
-    committed = tree(ROOT / "docs" / "models")
-    stale = f"docs/models is out of date; regenerate it with `{REGENERATE}` and commit the result"
+    committed = tree(committed_dir)
+    where = committed_dir.relative_to(ROOT)
+    stale = f"{where} is out of date; regenerate it with `{command}` and commit the result"
     assert sorted(committed) == sorted(fresh), stale
     for name, data in fresh.items():
         if not name.endswith(".svg"):
             assert committed[name] == data, f"{name}: {stale}"
-    assert len([name for name in fresh if name.endswith(".md")]) == len(SPECS) + 1
+    assert len([name for name in fresh if name.endswith(".md")]) == pages + 1
 
 
 @needs_dot
