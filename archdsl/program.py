@@ -178,7 +178,12 @@ def find_specs(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
     for given in paths:
         path = os.fspath(given)
         if os.path.isdir(path):
-            found = sorted(_arch_files(path))
+            found = sorted(
+                os.path.join(root, name)
+                for root, _dirs, names in os.walk(path)
+                for name in names
+                if name.endswith(".arch")
+            )
             if not found:
                 raise FileNotFoundError(f"{path}: no .arch files in this directory")
             files.extend(found)
@@ -187,19 +192,6 @@ def find_specs(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
         else:
             raise FileNotFoundError(f"{path}: no such file or directory")
     return list(dict.fromkeys(os.path.normpath(f) for f in files))
-
-
-def _arch_files(directory: str) -> Iterator[str]:
-    """The `.arch` files under `directory`, through links to directories (`specs/torchvision` is
-    one), each directory once: a link back up the tree does not loop."""
-    seen: set[str] = set()
-    for root, dirs, names in os.walk(directory, followlinks=True):
-        real = os.path.realpath(root)
-        if real in seen:
-            dirs[:] = []
-            continue
-        seen.add(real)
-        yield from (os.path.join(root, name) for name in names if name.endswith(".arch"))
 
 
 def compile_files(

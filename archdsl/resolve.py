@@ -297,6 +297,8 @@ class Resolver:
         self.too_large_reported = False
         #: Off while a repeat's passes after its first resolve: the first counted for them all.
         self.counting = True
+        #: Inside a repeat that runs no pass: its body is resolved once, to check names and arguments.
+        self.dry = 0
         self.depth = 0
         #: The top-level body of the model being resolved (where input and train belong).
         self.model_body: Sequence[ir.Stmt] | None = None
@@ -626,12 +628,9 @@ class Resolver:
             space.spliced += 1
             body = self.body(branch.body, scope, stack, weight, space)
             return BranchNode(key=key, label=None, span=branch.span, body=body, splice=True)
-        try:
-            key = self.claim(space, branch.name or default, branch.span)
-        except Failed as failure:
-            self.diagnostics.append(failure.diagnostic)
-            key = f".{space.spliced}"
-            space.spliced += 1
+        # A branch whose name is refused refuses its concat (or residual): shape inference stops
+        # there, as at a statement whose name is refused.
+        key = self.claim(space, branch.name or default, branch.span)
         body = self.body(branch.body, scope, stack, weight)
         return BranchNode(key=key, label=branch.name, span=branch.span, body=body)
 
@@ -655,13 +654,18 @@ class Resolver:
         inner_weight = weight * max(count, 1)
         self._grow(0, statement.span, inner_weight)
         index = statement.index
-        if count == 0:
+        if count == 0 or self.dry:
             # No pass runs, so nothing is built: the body is still held to its names and
             # arguments (a typo is wrong at any count), but not to values that may be wrong
-            # only at this count (a block called with n=0, w=1 whose `conv(w - 2)` never runs).
+            # only at this count (a block called with n=0, w=1 whose `conv(w - 2)` never runs),
+            # nor to names its passes would give twice (a repeat inside resolves one pass).
             checked = len(self.diagnostics)
             dry = {**scope, index: 0} if index else scope
-            self.body(statement.body, dry, stack, inner_weight, Namespace())
+            self.dry += 1
+            try:
+                self.body(statement.body, dry, stack, inner_weight, Namespace())
+            finally:
+                self.dry -= 1
             self.diagnostics[checked:] = [d for d in self.diagnostics[checked:] if d.code != BAD_VALUE]
             return RepeatNode(key, label, statement.span, [], statement.splice)
         passes: list[list[Node]] = []

@@ -346,6 +346,11 @@ class Runner:
         self.torch = torch
         self.blocks = {b.name: b for b in spec.blocks}
         self.ref = Reference()
+        #: Statements and branches whose names archdsl refuses (see `name_all`), by id, with the
+        #: occurrence (a repeat's pass) at which it refuses them; how often each was named and run.
+        self.refused: dict[int, int] = {}
+        self.named: dict[int, int] = {}
+        self.reached: dict[int, int] = {}
 
     def module(self, module: Any, path: str) -> Any:
         self.ref.params[path] = self.ref.params.get(path, 0) + sum(p.numel() for p in module.parameters())
@@ -355,6 +360,7 @@ class Runner:
         """Runs statements whose members join `space`: each takes its name, or its position among
         the members; a spliced one's members take theirs in turn."""
         for s in statements:
+            self.refuse(s, space)
             if getattr(s, "splice", False):
                 x = self.composite(s, x, space, env)
             else:
@@ -377,10 +383,7 @@ class Runner:
             count = evaluate(s.count, env)
             if count < 0:
                 raise Rejected(s, space.prefix, f"archdsl rule: a repeat count is ≥ 0, got {count}")
-            refused = self.check_names(s, count, space, env)
             for index in range(count):
-                if refused is not None and refused[0] == index:
-                    raise refused[1]
                 here = {**env, s.index: index} if s.index else env
                 x = self.sequence(s.body, x, space, here)
             return x
@@ -399,54 +402,62 @@ class Runner:
             return self.sequence(s.body, x, space, env)
         return self.residual(s, x, space, env)
 
-    def check_names(
-        self, s: Repeat, count: int, space: Space, env: dict[str, int]
-    ) -> tuple[int, Rejected] | None:
-        """archdsl names the members of all a repeat's passes before it runs any, and refuses a
-        name a pass gives again at each statement that gives it; it then runs the passes up to the
-        first such one. Returns that pass's index and the refusal."""
-        seen = set(space.names)
-        position = space.count
-        taken: list[tuple[int, Any]] = []
-        for index in range(count):
-            here = {**env, s.index: index} if s.index else env
-            for statement, label in self.members(s.body, here):
-                key = str(position) if label is None else label
-                position += 1
-                if key in seen:
-                    taken.append((index, statement))
-                seen.add(key)
-        if not taken:
-            return None
-        first, statement = taken[0]
-        rejected = Rejected(statement, space.prefix, "archdsl rule: a name every pass gives")
-        rejected.also = {id(other) for _, other in taken}
-        return first, rejected
-
-    def members(self, statements: list[Any], env: dict[str, int]) -> list[tuple[Any, str | None]]:
-        """The statements that name members of the module these stand in, with their names."""
-        found: list[tuple[Any, str | None]] = []
+    def name_all(self, statements: list[Any], space: Space, env: dict[str, int]) -> None:
+        """archdsl names every module before it infers any shape: this walks the spec as its resolver
+        does, claiming each name in its module, and records in `self.refused` each statement (or
+        branch) whose name a module already has — a name every pass of a repeat gives, two spliced
+        statements' members — which archdsl refuses, stopping there."""
         for s in statements:
-            if not getattr(s, "splice", False):
-                found.append((s, None if s.label is None else s.label.format(**env)))
-            elif isinstance(s, Call):
-                block = self.blocks[s.block]
-                found += self.members(block.body, self.bind(block, s, env))
-            elif isinstance(s, Repeat):
-                for index in range(max(evaluate(s.count, env), 0)):
-                    found += self.members(s.body, {**env, s.index: index} if s.index else env)
-            elif isinstance(s, Concat):
-                for branch in s.branches:
-                    found += self.members(branch.body, env) if branch.splice else [(branch, branch.name)]
-            elif isinstance(s, Residual):
-                found += self.members(s.body, env)
-                if s.path is not None:
-                    found.append((s.path, s.path.name or "shortcut"))
-                elif s.project:
-                    found.append((s, "shortcut"))
-            else:
-                found += self.members(s.body, env)
-        return found
+            if getattr(s, "splice", False):
+                self.name_composite(s, space, env)
+                continue
+            label = None if s.label is None else s.label.format(**env)
+            if not self.claims(space, s, label) or isinstance(s, Layer):
+                continue
+            self.name_composite(s, Space(""), env)
+
+    def claims(self, space: Space, statement: Any, label: str | None) -> bool:
+        key = str(space.count) if label is None else label
+        space.count += 1
+        occurrence = self.named[id(statement)] = self.named.get(id(statement), 0) + 1
+        if key in space.names:
+            # A statement a repeat runs again is refused in one pass only: the one counted here.
+            self.refused.setdefault(id(statement), occurrence)
+            return False
+        space.names.add(key)
+        return True
+
+    def name_composite(self, s: Any, space: Space, env: dict[str, int]) -> None:
+        if isinstance(s, Call):
+            block = self.blocks[s.block]
+            self.name_all(block.body, space, self.bind(block, s, env))
+        elif isinstance(s, Repeat):
+            count = evaluate(s.count, env)
+            for index in range(count if isinstance(count, int) else 0):
+                self.name_all(s.body, space, {**env, s.index: index} if s.index else env)
+        elif isinstance(s, Concat):
+            for branch in s.branches:
+                if branch.splice:
+                    self.name_all(branch.body, space, env)
+                elif self.claims(space, branch, branch.name):
+                    self.name_all(branch.body, Space(""), env)
+        elif isinstance(s, Residual):
+            self.name_all(s.body, space, env)
+            if s.path is not None:
+                if self.claims(space, s.path, s.path.name or "shortcut"):
+                    self.name_all(s.path.body, Space(""), env)
+            elif s.project:
+                self.claims(space, s, "shortcut")
+        else:
+            self.name_all(s.body, space, env)
+
+    def refuse(self, statement: Any, space: Space) -> None:
+        """Refuses a statement (or branch) where archdsl does: at the occurrence `name_all` found."""
+        if id(statement) not in self.refused:
+            return
+        reached = self.reached[id(statement)] = self.reached.get(id(statement), 0) + 1
+        if reached == self.refused[id(statement)]:
+            raise Rejected(statement, space.prefix, "archdsl rule: a name its module already has")
 
     def bind(self, block: BlockDef, s: Call, env: dict[str, int]) -> dict[str, int]:
         inner: dict[str, int] = {}
@@ -459,6 +470,8 @@ class Runner:
         return inner
 
     def concat(self, s: Concat, x: Any, space: Space, env: dict[str, int]) -> Any:
+        for branch in s.branches:
+            self.refuse(branch, space)
         count = len(s.branches)
         if s.split is False:
             parts = [x] * count
@@ -493,6 +506,8 @@ class Runner:
     def residual(self, s: Residual, x: Any, space: Space, env: dict[str, int]) -> Any:
         from torch import nn
 
+        if s.path is not None:
+            self.refuse(s.path, space)
         y = self.sequence(s.body, x, space, env)
         if s.path is not None:
             key = space.claim(s.path, s.path.name or "shortcut")
@@ -741,20 +756,16 @@ def run_reference(spec: Spec) -> Reference:
     import torch
 
     runner = Runner(spec)
+    runner.name_all(spec.body, Space(""), {})
     try:
         with torch.no_grad():
             x = torch.randn(BATCH, *spec.input)
             y = runner.sequence(spec.body, _named(x, IMAGE if x.dim() == 4 else None), Space(""), {})
     except Rejected as rejected:
         rejected.ran = runner.ref.ran
-        # archdsl names every statement before inferring any shape, so a name that a repeat's
-        # passes give twice is refused even where PyTorch fails first, in an earlier pass.
-        for repeat in (r for r in _walk(spec.body) if isinstance(r, Repeat)):
-            count = evaluate(repeat.count, {})
-            if isinstance(count, int) and count > 1:
-                found = runner.check_names(repeat, count, Space(""), {})
-                if found is not None:
-                    rejected.also |= found[1].also
+        # archdsl names every statement before inferring any shape: a name it refuses is refused
+        # where PyTorch fails first, earlier, too.
+        rejected.also |= set(runner.refused)
         raise
     runner.ref.output = tuple(y.shape[1:])
     return runner.ref
