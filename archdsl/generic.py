@@ -22,7 +22,7 @@ from typing import Any
 
 from . import ir, layers
 from .layers import NotSymbolic
-from .resolve import PARAM_TYPES, BlockEntry
+from .resolve import PARAM_TYPES, BlockEntry, mentions
 from .shapes import Shaped, ShapedModel
 from .symbolic import UNKNOWN, Sym, Value, Var, add, choice, known, mul, names, sub, window
 from .symbolic import evaluate as evaluate_value
@@ -107,26 +107,6 @@ def _symbolic(node: Shaped, **changes: Any) -> Shaped:
     """A copy of `node` whose sizes (`input`, `output`) and arguments may be expressions: a
     `Shaped` in all but the type of its sizes, which only `emit` reads."""
     return replace(node, **changes)
-
-
-def _mentions(expr: ir.Expr, scope: Iterable[str]) -> bool:
-    """Whether `expr` reads a name in `scope`."""
-    wanted = set(scope)
-    pending: list[Any] = [expr]
-    while pending:
-        node = pending.pop()
-        kind = node.kind
-        if kind == "name" and node.name in wanted:
-            return True
-        if kind == "list":
-            pending.extend(node.items)
-        elif kind == "binop":
-            pending.extend((node.left, node.right))
-        elif kind == "neg":
-            pending.append(node.operand)
-        elif kind == "call":
-            pending.extend(a.value for a in node.args)
-    return False
 
 
 def _integer(value: Any) -> Value:
@@ -311,7 +291,7 @@ class Analysis:
             if param.default is None:
                 params.append(Param(param.name, param.type_name))
                 continue
-            if _mentions(param.default, declared):
+            if mentions(param.default, declared):
                 # `p: int = k // 2`: None in the signature, computed first thing in `__init__`.
                 earlier = {p.name: Var(p.name) for p in params}
                 computed = _integer(evaluate(param.default, earlier))
@@ -470,7 +450,7 @@ class _Walk:
             name = arg.name if arg.name is not None else (spec.variadic or order[index])
             if name == "in":
                 raise NotGeneric(f"{op} asserts its input size (in=)")
-            if not _mentions(arg.value, env):
+            if not mentions(arg.value, env):
                 continue  # a constant: the same at every call, as shape inference normalised it
             if name in spec.passed_args and arg.value.kind == "name":
                 args[name] = self.passed(env[arg.value.name], node.args[name], f"{op} {name}")
@@ -604,7 +584,7 @@ class _Walk:
         scope: Mapping[str, BlockEntry],
         shape: Shape,
     ) -> Shaped:
-        if any(_mentions(arg.value, env) for arg in statement.args):
+        if any(mentions(arg.value, env) for arg in statement.args):
             raise NotGeneric("a residual's arguments depend on a parameter")
         if statement.shortcut is not None:
             raise NotGeneric("a residual whose shortcut is written out")

@@ -821,7 +821,7 @@ class Resolver:
         result = []
         for a in args:
             span = a.value.span if a.name is None else a.span
-            if CHANNELS_NAME not in scope and _reads(a.value, CHANNELS_NAME):
+            if CHANNELS_NAME not in scope and mentions(a.value, (CHANNELS_NAME,)):
                 value: Any = Deferred(functools.partial(self._with_channels, a.value, scope))
             else:
                 value = self.evaluate(a.value, scope)
@@ -881,14 +881,15 @@ _Number = TypeVar("_Number", int, float)
 CHANNELS_NAME = "channels"
 
 
-def _reads(expr: ir.Expr, name: str) -> bool:
-    """Whether `expr` mentions `name` (a bare name, anywhere inside it)."""
+def mentions(expr: ir.Expr, scope: Iterable[str]) -> bool:
+    """Whether `expr` reads a name in `scope` (a bare name, anywhere inside it)."""
+    wanted = set(scope)
     pending: list[Any] = [expr]
     while pending:
         node = pending.pop()
         kind = node.kind
         if kind == "name":
-            if node.name == name:
+            if node.name in wanted:
                 return True
         elif kind == "list":
             pending.extend(node.items)
