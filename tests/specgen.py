@@ -44,7 +44,7 @@ class P:
 
 @dataclass(frozen=True)
 class Op:
-    """Integer arithmetic on parameters: + - * //."""
+    """Arithmetic on parameters: + - * // and, on floats, /."""
 
     op: str
     left: Any
@@ -168,7 +168,7 @@ class Spec:
 
 # --- rendering ------------------------------------------------------------------------------------
 
-_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "//": 2}
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "//": 2}
 
 
 def expr_text(value: Any, parent: int = 0) -> str:
@@ -315,7 +315,7 @@ def evaluate(value: Any, env: dict[str, int]) -> Any:
             return left - right
         if value.op == "*":
             return left * right
-        return left // right
+        return left / right if value.op == "/" else left // right
     if isinstance(value, tuple | list):
         return tuple(evaluate(v, env) for v in value)
     return value
@@ -1183,6 +1183,10 @@ class Generator:
                 if statement.label is not None or self.chance(0.5):
                     self.labels += 1
                     statement.label = f"r{self.labels}-{{i}}" if self.chance(0.9) else f"r{self.labels}"
+            if self.chance(0.3):
+                # a rate rising pass by pass, in float arithmetic (EfficientNet's stochastic depth)
+                rate = Op("/", Op("*", 0.2, Op("+", P("i"), 1)), self.pick([4, 8.0]))
+                body.append(Layer("stochasticdepth", (rate,), (("mode", "row"),)))
         return Repeat(count, body, self.label(), index=index)
 
     # --- blocks ----------------------------------------------------------------------------------
