@@ -250,10 +250,9 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     models = [m for p in programs for m in p.models]
 
     if args.format == "json":
-        from .report import check_json
+        from .report import check_json, json_text
 
-        json.dump(check_json(diagnostics, models), out, indent=2, ensure_ascii=False)
-        out.write("\n")
+        out.write(json_text(check_json(diagnostics, models)) + "\n")
     elif args.format == "sarif":
         from .report import sarif
 

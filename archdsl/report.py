@@ -7,6 +7,7 @@ about a whole file (line 0 in its span) has no line or column in any of them.
 from __future__ import annotations
 
 import os
+import json
 from typing import Any
 from urllib.parse import quote
 
@@ -67,6 +68,24 @@ def check_json(diagnostics: list[Diagnostic], models: list[ShapedModel]) -> dict
         "diagnostics": [diagnostic_json(d) for d in diagnostics],
         "models": [model_json(m) for m in models],
     }
+
+
+def json_text(value: Any, expand: int = 4, indent: str = "  ", level: int = 0) -> str:
+    """JSON laid out one item a line down to `expand` levels of nesting (a check's document: its
+    diagnostics, its models, each model's top-level layers), and compact below and for a list of
+    numbers or strings, written by the C encoder: `json.dumps(indent=2)` takes the pure-Python path, which costs more than the check."""
+    flat = isinstance(value, list) and not any(isinstance(item, dict | list) for item in value)
+    if level >= expand or not isinstance(value, dict | list) or not value or flat:
+        return json.dumps(value, ensure_ascii=False)
+    inner = indent * (level + 1)
+    if isinstance(value, dict):
+        items = [
+            f"{inner}{json.dumps(key, ensure_ascii=False)}: {json_text(item, expand, indent, level + 1)}"
+            for key, item in value.items()
+        ]
+        return "{\n" + ",\n".join(items) + "\n" + indent * level + "}"
+    items = [inner + json_text(item, expand, indent, level + 1) for item in value]
+    return "[\n" + ",\n".join(items) + "\n" + indent * level + "]"
 
 
 def _escape_data(text: str) -> str:

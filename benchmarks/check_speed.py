@@ -110,12 +110,13 @@ def child_env(workdir: Path) -> dict[str, str]:
     return env
 
 
-def run_process(command: Sequence[str], env: dict[str, str]) -> float:
-    """Wall time of one process; a failing command stops the benchmark (its numbers would lie)."""
+def run_process(command: Sequence[str], env: dict[str, str], prints: bool = False) -> float:
+    """Wall time of one process; a failing command stops the benchmark (its numbers would lie), as
+    does output from one that should print none (`check -q` of a clean spec)."""
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env)
     elapsed = time.perf_counter() - start
-    if done.returncode != 0 or done.stdout.strip():
+    if done.returncode != 0 or (done.stdout.strip() and not prints):
         raise SystemExit(f"{' '.join(command)} exited {done.returncode}\n{done.stdout}{done.stderr}".rstrip())
     return elapsed
 
@@ -345,6 +346,28 @@ def bench_cold_start(runs: int, env: dict[str, str]) -> None:
 
 
 PRETRAINED_TARGET_S = 0.5
+JSON_TARGET = 1.25
+
+
+def bench_json(spec: Path, runs: int, env: dict[str, str]) -> None:
+    """`check --format json`, whose document holds every statement's shapes, against the text
+    report, alternating, as whole processes."""
+    commands = {"text": check_command(spec), "json": [*check_command(spec), "--format", "json"]}
+    for name, command in commands.items():
+        run_process(command, env, prints=name == "json")
+    samples: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(runs):
+        for name, command in commands.items():
+            samples[name].append(run_process(command, env, prints=name == "json"))
+    text, json_ = (statistics.median(samples[name]) for name in ("text", "json"))
+    lines = len(spec.read_text(encoding="utf-8").splitlines())
+    print(
+        f"check --format json against the text report, {spec.name} ({lines:,} lines; median of {runs} runs)"
+    )
+    print()
+    print(f"  text {text:7.3f} s   json {json_:7.3f} s   json / text {json_ / text:.2f}")
+    print(f"target: json within {JSON_TARGET:g}× of text: {verdict(json_ / text <= JSON_TARGET)}")
+    print()
 
 
 def bench_pretrained(workdir: Path, runs: int, env: dict[str, str]) -> None:
@@ -420,6 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench_by_input_size(workdir, 3 if args.quick else args.runs)
         bench_specs(3 if args.quick else args.runs)
         bench_pretrained(workdir, 3 if args.quick else args.runs, env)
+        bench_json(specs[max(specs)], args.runs, env)
         bench_cold_start(args.runs if args.quick else max(args.runs, 9), env)
     return 0
 
