@@ -6,8 +6,8 @@ about a whole file (line 0 in its span) has no line or column in any of them.
 
 from __future__ import annotations
 
-import os
 import json
+import os
 from typing import Any
 from urllib.parse import quote
 
