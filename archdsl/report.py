@@ -73,7 +73,8 @@ def check_json(diagnostics: list[Diagnostic], models: list[ShapedModel]) -> dict
 def json_text(value: Any, expand: int = 4, indent: str = "  ", level: int = 0) -> str:
     """JSON laid out one item a line down to `expand` levels of nesting (a check's document: its
     diagnostics, its models, each model's top-level layers), and compact below and for a list of
-    numbers or strings, written by the C encoder: `json.dumps(indent=2)` takes the pure-Python path, which costs more than the check."""
+    numbers or strings, written by the C encoder: `json.dumps(indent=2)` takes the pure-Python
+    path, which costs more than the check."""
     flat = isinstance(value, list) and not any(isinstance(item, dict | list) for item in value)
     if level >= expand or not isinstance(value, dict | list) or not value or flat:
         return json.dumps(value, ensure_ascii=False)
