@@ -544,6 +544,8 @@ class Emitter:
         if isinstance(op, flow.Add) and flow.is_chain(op.body):
             body = members[: len(op.body.steps)]  # type: ignore[union-attr]
             rest = members[len(body) :]
+            if [m.key for m in body] != [step.key for step in op.body.steps]:  # type: ignore[union-attr]
+                return None  # the shortcut stands first: the helper registers it last
             if op.shortcut is None and not rest:
                 return self.sequential(body, self.names.helper("Residual"))
             if isinstance(op.shortcut, flow.Call) and len(rest) == 1:

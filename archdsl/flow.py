@@ -94,10 +94,16 @@ def composite(node: Shaped, members: list[Shaped]) -> Op:
     or a composite module's own (then `members` is its own, empty at first)."""
     kind = node.kind
     if kind == "residual":
-        body = [c for c in node.children if c.kind != "shortcut"]
-        shortcuts = [c for c in node.children if c.kind == "shortcut"]
-        flow = sequence(body, members)
-        return Add(flow, statement(shortcuts[0], members) if shortcuts else None)
+        # Members in the order they are written: a shortcut may stand before the body's.
+        steps: list[Op] = []
+        shortcut: Op | None = None
+        for child in node.children:
+            if child.kind == "shortcut":
+                shortcut = statement(child, members)
+            else:
+                step = statement(child, members)
+                steps.extend(step.steps if isinstance(step, Seq) else (step,))
+        return Add(Seq(tuple(steps)), shortcut)
     if kind == "gate":
         return Mul(sequence(node.children, members))
     if kind == "concat":

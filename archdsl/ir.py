@@ -162,8 +162,10 @@ class Residual(Statement):
     kind: Literal["residual"] = "residual"
     args: list[Arg]
     body: list[Stmt]
-    #: `shortcut downsample { … }`: the path the input takes to the sum, written out.
+    #: `shortcut downsample { … }`: the path the input takes to the sum, written out; `shortcut_at`
+    #: body statements come before it (its module stands among theirs where it is written).
     shortcut: Branch | None = None
+    shortcut_at: int = 0
 
 
 class Gate(Statement):

@@ -137,9 +137,11 @@ class ResidualNode:
     batchnorm: bool
     body: list[Node]
     arg_spans: dict[str, Span]
-    #: The projection's or the written-out path's member name.
+    #: The projection's or the written-out path's member name; the path stands after `shortcut_at`
+    #: of the body's statements.
     shortcut_key: str | None = None
     path: BranchNode | None = None
+    shortcut_at: int = 0
     splice: bool = False
 
 
@@ -728,13 +730,18 @@ class Resolver:
                     raise Failed(
                         error(BAD_VALUE, f"'{extra}' applies only to shortcut=project", spans[extra])
                     )
-        body = self.body(statement.body, scope, stack, weight, space)
+        # The written-out shortcut's module stands among the body's where it is written (RegNet
+        # registers `proj` before `f`), so the members are claimed in that order.
+        at = statement.shortcut_at if statement.shortcut is not None else len(statement.body)
+        body = self.body(statement.body[:at], scope, stack, weight, space)
+        shortcut_at = len(body)
         path = None
         shortcut_key = None
         if statement.shortcut is not None:
             path = self.branch(statement.shortcut, scope, stack, weight, space, default="shortcut")
             shortcut_key = path.key
-        elif shortcut == "project":
+        body += self.body(statement.body[at:], scope, stack, weight, space)
+        if shortcut == "project":
             shortcut_key = self.claim(space, "shortcut", statement.span)
         return ResidualNode(
             key=key,
@@ -748,6 +755,7 @@ class Resolver:
             arg_spans=spans,
             shortcut_key=shortcut_key,
             path=path,
+            shortcut_at=shortcut_at,
             splice=statement.splice,
         )
 

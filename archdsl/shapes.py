@@ -458,7 +458,7 @@ class Inference:
                 )
                 return None
             shortcut.kind, shortcut.op = "shortcut", "path"
-            children.append(shortcut)
+            children.insert(node.shortcut_at, shortcut)
         else:
             projection = self.projection(node, x, y, inner)
             if projection is None:

@@ -234,7 +234,7 @@ class ToIR(Transformer[Any, Any]):
     def residual(self, children: list[Any]) -> ir.Residual:
         prefix, keyword, args, *body, _close = children
         shortcuts = [c for c in body if isinstance(c, ir.Branch)]
-        extra = {"shortcut": shortcuts[0]} if shortcuts else {}
+        extra = {"shortcut": shortcuts[0], "shortcut_at": body.index(shortcuts[0])} if shortcuts else {}
         if len(shortcuts) > 1:
             raise LabelError("a residual has one shortcut", shortcuts[1].span)
         return ir.Residual.of(

@@ -101,8 +101,10 @@ class Residual:
     options: tuple[tuple[str, Any], ...] = ()
     label: str | None = None
     splice: bool = False
-    #: A written-out shortcut: `shortcut name { … }`.
+    #: A written-out shortcut: `shortcut name { … }`, written before the body with `path_first`
+    #: (its module then comes first among the residual's members).
     path: Branch | None = None
+    path_first: bool = False
 
 
 @dataclass(eq=False)
@@ -250,12 +252,18 @@ def render(spec: Spec) -> tuple[str, dict[Any, int]]:
             else:
                 head = f"residual({_args((), s.options)})" if s.options else "residual"
                 emit(_labelled(s, head + " {"), depth, s)
-                body(s.body, depth + 1)
-                if s.path is not None:
-                    name = f" {_name(s.path.name)}" if s.path.name else ""
-                    emit(f"shortcut{name} {{", depth + 1, s.path)
-                    body(s.path.body, depth + 2)
+
+                def shortcut(path: Branch) -> None:
+                    name = f" {_name(path.name)}" if path.name else ""
+                    emit(f"shortcut{name} {{", depth + 1, path)
+                    body(path.body, depth + 2)
                     emit("}", depth + 1)
+
+                if s.path is not None and s.path_first:
+                    shortcut(s.path)
+                body(s.body, depth + 1)
+                if s.path is not None and not s.path_first:
+                    shortcut(s.path)
                 emit("}", depth)
 
     for block in spec.blocks:
@@ -442,10 +450,13 @@ class Runner:
                 elif self.claims(space, branch, branch.name):
                     self.name_all(branch.body, Space(""), env)
         elif isinstance(s, Residual):
-            self.name_all(s.body, space, env)
+            if s.path is None or not s.path_first:
+                self.name_all(s.body, space, env)
             if s.path is not None:
                 if self.claims(space, s.path, s.path.name or "shortcut"):
                     self.name_all(s.path.body, Space(""), env)
+                if s.path_first:
+                    self.name_all(s.body, space, env)
             elif s.project:
                 self.claims(space, s, "shortcut")
         else:
@@ -508,9 +519,12 @@ class Runner:
 
         if s.path is not None:
             self.refuse(s.path, space)
+        first = (
+            space.claim(s.path, s.path.name or "shortcut") if s.path is not None and s.path_first else None
+        )
         y = self.sequence(s.body, x, space, env)
         if s.path is not None:
-            key = space.claim(s.path, s.path.name or "shortcut")
+            key = first or space.claim(s.path, s.path.name or "shortcut")
             shortcut = self.sequence(s.path.body, x, Space(key + "."), env)
             self.ref.shapes[key] = tuple(shortcut.shape[1:])
             if shortcut.shape != y.shape:
@@ -1153,7 +1167,7 @@ class Generator:
                 path.append(Layer("batchnorm"))
             shape[:] = inner
             name = self.pick([None, "downsample", "proj"])
-            return Residual(body, label=self.label(), path=Branch(name, path))
+            return Residual(body, label=self.label(), path=Branch(name, path), path_first=self.chance(0.3))
         options: list[tuple[str, Any]] = [("shortcut", "project")]
         if self.chance(0.25):
             options.append(("stride", stride if stride is not None and self.chance(0.7) else self.pair(1, 3)))

@@ -310,3 +310,22 @@ def test_input_and_train_belong_at_the_top_of_a_model() -> None:
     assert [(d.code, d.message) for d in program.diagnostics] == [
         ("E011", "'train' belongs at the top of a model, not inside repeat, concat or residual")
     ]
+
+
+def test_a_shortcut_written_first_is_the_first_member_as_regnet_registers_proj() -> None:
+    program = compile_text("""
+        model M {
+            input [4, 8, 8]
+            *residual {
+                shortcut proj { conv(8, kernel=1, stride=2) }
+                f: conv(8, kernel=3, stride=2, padding=1)
+                relu
+            }
+        }
+    """)
+    residual = program.model().layers[0]
+    assert [(c.path, c.kind) for c in residual.children] == [
+        ("proj", "shortcut"),
+        ("f", "layer"),
+        ("2", "layer"),
+    ]

@@ -124,6 +124,7 @@ def test_spec_is_torchvisions_network_weight_for_weight(name: str) -> None:
     assert model.params == sum(p.numel() for p in theirs.parameters())
     ours = build_model(model).eval()
     ours.load_state_dict(theirs.state_dict(), strict=True)
+    assert list(ours.state_dict()) == list(theirs.state_dict())  # in torchvision's order, too
     produced: dict[str, tuple[int, ...]] = {}
     modules = dict(ours.named_modules())
     statements = [node for node in walk(model.layers) if not node.spliced and node.path in modules]
