@@ -1,7 +1,5 @@
 """`python -m archdsl`: the same as the `archdsl` command."""
 
-import sys
+from .cli import run
 
-from .cli import main
-
-sys.exit(main())
+run()

@@ -238,6 +238,28 @@ def test_static_commands_never_import_torch(command: list[str]) -> None:
     assert "internal error" not in result.stderr
 
 
+def test_a_check_that_ends_the_process_early_still_writes_all_it_printed_and_its_exit_code(
+    tmp_path: Path,
+) -> None:
+    # `run` skips the interpreter's teardown after a check: what sits in stdout's buffer, here far
+    # more than one buffer's worth, must still come out, and the exit code must be the check's.
+    spec = tmp_path / "long.arch"
+    body = "\n".join("    conv(4, kernel=1) relu" for _ in range(600))
+    spec.write_text(
+        f"model Long {{\n    input [1, 8, 8]\n{body}\n    conv(4, kernel=9)\n}}\n", encoding="utf-8"
+    )
+    result = subprocess.run(
+        [PYTHON, "-m", "archdsl", "check", str(spec), "--format", "json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    expected_code, expected = run_cli("check", str(spec), "--format", "json")
+    assert (result.returncode, result.stdout) == (expected_code, expected)
+    assert expected_code == 1 and len(expected) > 100_000
+
+
 def test_python_dash_m_runs_the_same_command() -> None:
     result = subprocess.run(
         [PYTHON, "-m", "archdsl", "check", "-q", "specs/lenet5.arch"],

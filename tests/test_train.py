@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -100,13 +101,93 @@ def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(tmp_path: Pat
         augment=AugmentSpec(crop_padding=2, flip=0.5),
         schedule=ScheduleSpec(name="cosine"),
     )
-    whole = train(shaped, settings, Options(device="cpu", out=str(tmp_path / "whole")))
-    train(shaped, settings, Options(device="cpu", out=str(tmp_path / "parts"), stop_after=1))
+    # The layout is named: two runs timing the layouts could pick differently, and the kernels of
+    # the two layouts round differently. The resumed run names none and keeps the one it started in.
+    whole = train(
+        shaped, settings, Options(device="cpu", out=str(tmp_path / "whole"), layout="channels_last")
+    )
+    train(
+        shaped,
+        settings,
+        Options(device="cpu", out=str(tmp_path / "parts"), stop_after=1, layout="channels_last"),
+    )
     resumed = train(shaped, settings, Options(device="cpu", out=str(tmp_path / "parts"), resume=True))
+    assert resumed.layout == "channels_last"
     expected, actual = whole.model.state_dict(), resumed.model.state_dict()
     assert expected.keys() == actual.keys()
     assert all(torch.equal(expected[k], actual[k]) for k in expected)
     assert [m.train_loss for m in resumed.history] == [m.train_loss for m in whole.history]
+
+
+BATCHNORM_DROPOUT_CNN = """
+model Normed {
+    input [1, 28, 28]
+    conv(8, kernel=3) batchnorm relu maxpool(2)
+    conv(8, kernel=3) batchnorm relu
+    flatten dropout(0.3) linear(10)
+    train { dataset = "fashion-mnist" epochs = 1 batch = 64 optimizer = sgd(lr=0.05, momentum=0.9) }
+}
+"""
+
+
+@needs_fashion
+def test_a_run_that_times_the_layouts_is_the_run_in_the_layout_it_picked(
+    tmp_path: Path, offline: Path
+) -> None:
+    """Timing runs real forward and backward passes (batch-norm statistics move, dropout draws
+    random numbers); none of it may reach the run it precedes."""
+    import torch
+
+    from archdsl.program import compile_file
+    from archdsl.train.loop import Options, Quiet, train
+    from archdsl.train.settings import Overrides, resolve
+
+    shaped = compile_file(write_spec(tmp_path, BATCHNORM_DROPOUT_CNN)).model()
+    settings = resolve(shaped, Overrides(limit=640, test_limit=200, seed=5))
+    messages: list[str] = []
+
+    class Listen(Quiet):
+        def message(self, text: str) -> None:
+            messages.append(text)
+
+    timed = train(shaped, settings, Options(device="cpu"), Listen())
+    assert timed.layout in ("contiguous", "channels_last")
+    [said] = [m for m in messages if m.startswith("memory layout:")]
+    assert re.fullmatch(
+        rf"memory layout: {timed.layout} \(a training step took "
+        r"contiguous [0-9.]+ ms, channels_last [0-9.]+ ms\)",
+        said,
+    )
+    named = train(shaped, settings, Options(device="cpu", layout=timed.layout))
+    expected, actual = named.model.state_dict(), timed.model.state_dict()
+    assert all(torch.equal(expected[k], actual[k]) for k in expected)
+    assert [m.train_loss for m in timed.history] == [m.train_loss for m in named.history]
+
+
+@needs_fashion
+def test_a_named_layout_is_followed_untimed_and_an_unknown_one_is_a_usage_error(
+    tmp_path: Path, offline: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = write_spec(tmp_path, SMALL_CNN)
+    code, text = run_cli(
+        "train",
+        spec,
+        "--limit",
+        "300",
+        "--test-limit",
+        "100",
+        "--epochs",
+        "1",
+        "--layout",
+        "contiguous",
+        "--out",
+        str(tmp_path / "a"),
+    )
+    assert code == 0, text
+    assert "memory layout: contiguous\n" in text
+    capsys.readouterr()
+    code, _ = run_cli("train", spec, "--layout", "rows", "--out", str(tmp_path / "b"))
+    assert code == 2 and "argument --layout: invalid choice: 'rows'" in capsys.readouterr().err
 
 
 @needs_fashion
@@ -221,7 +302,8 @@ def test_loss_stuck_at_chance_is_reported_after_the_epoch_line_and_limit_keeps_t
     out = tmp_path / "o"
     code, text = run_cli("train", write_spec(tmp_path, STUCK), "--limit", "1200", "--out", str(out))
     assert code == 0
-    lines = text.splitlines()
+    layout, *lines = text.splitlines()
+    assert layout.startswith("memory layout: ")
     assert lines[0].startswith("epoch 1: train loss 2.30")
     assert lines[1].startswith(
         "warning: epoch 1: the training loss sat at ln(10) = 2.303 (chance level, accuracy "

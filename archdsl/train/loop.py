@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..atomic import atomic_path
 from ..shapes import ShapedModel
-from . import checkpoint, data, metrics
+from . import checkpoint, data, layout, metrics
 from .errors import TrainError
 from .metrics import EpochMetrics
 from .settings import Settings
@@ -66,8 +66,9 @@ class Options:
     #: Replace an earlier run in `out` (without it or `resume`, such a directory is refused).
     force: bool = False
     compile: bool = False
-    #: channels_last activations: faster for convolutions on CPU (measured) as well as on GPU.
-    channels_last: bool = True
+    #: The activations' memory layout: "contiguous", "channels_last", or "auto", timed per model
+    #: (`layout.measure`); a resumed run keeps the layout it started with.
+    layout: str = "auto"
     #: Stop after this epoch (benchmarks and tests); the schedule still spans `settings.epochs`.
     stop_after: int | None = None
     #: Refuse a model with more parameters (None: as many as fit in this machine's memory).
@@ -108,6 +109,8 @@ class Result:
     out: Path | None
     device: str
     world_size: int
+    #: The memory layout the model trained in ("contiguous" or "channels_last").
+    layout: str = layout.CONTIGUOUS
     stalled: list[int] = field(default_factory=list)
 
 
@@ -288,16 +291,21 @@ def _train(
     if len(dataset.train) == 0 or len(dataset.test) == 0:
         raise TrainError(f"{dataset.source}: the train or test split is empty")
 
+    out = Path(options.out) if options.out is not None else None
+    state: dict[str, Any] | None = None
+    if options.resume:
+        if out is None:
+            raise TrainError("--resume needs the output directory of the run to continue (--out DIR)")
+        state = checkpoint.load(out / checkpoint.CHECKPOINT)
+
     torch.manual_seed(settings.seed)
     model = build_model(shaped, max_params=options.max_params)
-    image_input = len(settings.input) == 3
-    channels_last = options.channels_last and image_input
-    model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+    model.to(device)
 
     shuffle = torch.Generator().manual_seed(settings.seed)
     augment = torch.Generator().manual_seed(settings.seed + 1 + dist.rank)
     pipeline = data.Pipeline(
-        device, settings.normalize, dataset, settings.resize, settings.augment, channels_last, augment
+        device, settings.normalize, dataset, settings.resize, settings.augment, False, augment
     )
     train_images, train_labels = dataset.train.images, dataset.train.labels
     test_images, test_labels = dataset.test.images, dataset.test.labels
@@ -321,17 +329,24 @@ def _train(
     shard = len(dataset.train) // dist.world
     steps_per_epoch = math.ceil(shard / batch)
 
+    criterion = _loss(settings)
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else (lambda: nullcontext())
+    sample = (train_images[:batch], train_labels[:batch].to(device, non_blocking=True))
+    choice = _choose_layout(
+        options.layout, state, len(settings.input) == 3, model, pipeline, sample, criterion, autocast, dist
+    )
+    observer.message(choice.describe())
+    # The optimiser comes after, so that it is made over the parameters as they will train.
+    model.to(memory_format=layout.memory_format(choice.layout))
+    pipeline.channels_last = choice.layout == layout.CHANNELS_LAST
+
     optimizer = _optimizer(settings, model.parameters())
     scheduler, per_step = _schedule(settings, optimizer, steps_per_epoch)
-    criterion = _loss(settings)
 
-    out = Path(options.out) if options.out is not None else None
     history: list[EpochMetrics] = []
     start = 1
-    if options.resume:
-        if out is None:
-            raise TrainError("--resume needs the output directory of the run to continue (--out DIR)")
-        state = checkpoint.load(out / checkpoint.CHECKPOINT)
+    if state is not None:
+        assert out is not None
         try:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
@@ -371,7 +386,6 @@ def _train(
 
         network = DistributedDataParallel(network, device_ids=[device.index] if cuda else None)
 
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else (lambda: nullcontext())
     stalled: list[int] = []
     last = settings.epochs if options.stop_after is None else min(settings.epochs, options.stop_after)
     confusion = torch.zeros(classes, classes, dtype=torch.int64)
@@ -463,6 +477,7 @@ def _train(
                     "augment": _gather_states(augment, dist),
                 },
                 "epoch": epoch,
+                "layout": choice.layout,
                 "history": [asdict(m) for m in history],
                 "recipe": settings.recipe(),
             }
@@ -494,8 +509,44 @@ def _train(
         out=out,
         device=str(device),
         world_size=dist.world,
+        layout=choice.layout,
         stalled=stalled,
     )
+
+
+def _choose_layout(
+    wanted: str,
+    state: dict[str, Any] | None,
+    image_input: bool,
+    model: nn.Module,
+    pipeline: data.Pipeline,
+    sample: tuple[torch.Tensor, torch.Tensor],
+    criterion: nn.Module,
+    autocast: Any,
+    dist: _Distributed,
+) -> layout.Choice:
+    """The layout asked for; for "auto", the resumed run's own, or the faster one measured on the
+    first batch (by rank 0, for every rank: all of them must hold their parameters alike)."""
+    import torch.distributed as torch_dist
+
+    if wanted not in ("auto", *layout.LAYOUTS):
+        raise TrainError(f"layout {wanted!r}: expected auto, {' or '.join(layout.LAYOUTS)}")
+    if not image_input:  # features [F] or sequences: nothing to lay out differently
+        return layout.Choice(layout.CONTIGUOUS, {})
+    if wanted != "auto":
+        return layout.Choice(wanted, {})
+    if state is not None and state.get("layout") in layout.LAYOUTS:
+        return layout.Choice(str(state["layout"]), {})
+    choice = None
+    if dist.rank == 0:
+        x, y = sample
+        choice = layout.measure(model, pipeline(x, train=False), y, criterion, autocast)
+    if dist.active:
+        shared = [choice]
+        torch_dist.broadcast_object_list(shared, src=0)
+        choice = shared[0]
+    assert choice is not None
+    return choice
 
 
 def _stalled(losses: torch.Tensor, row: EpochMetrics, classes: int) -> str | None:
