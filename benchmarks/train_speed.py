@@ -211,9 +211,7 @@ def main() -> int:
             f"{name:<15} {batch:>5} {tutorials_rate:>10,.0f} {runner_rate:>8,.0f} {ceiling_rate:>8,.0f}"
             f"  {runner_rate / ceiling_rate:>14.2f}  {best_layout}"
         )
-    print(
-        "images/s, steady state, medians; the ceiling in its faster layout; target: runner ≥ 0.9 × ceiling"
-    )
+    print("images/s, steady state, medians; the ceiling in its faster layout; target: runner ≥ 0.9 × ceiling")
     return 0
 
 
