@@ -543,7 +543,9 @@ def _choose_layout(
         choice = layout.measure(model, pipeline(x, train=False), y, criterion, autocast)
     if dist.active:
         shared = [choice]
-        torch_dist.broadcast_object_list(shared, src=0)
+        # NCCL sends the pickled object from this rank's own GPU, not whichever is current.
+        device = sample[1].device
+        torch_dist.broadcast_object_list(shared, src=0, device=device if device.type == "cuda" else None)
         choice = shared[0]
     assert choice is not None
     return choice
