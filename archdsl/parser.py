@@ -64,6 +64,21 @@ def _expression_parser() -> Lark:
     )
 
 
+@functools.lru_cache(maxsize=1)
+def concrete_parser() -> Lark:
+    """The grammar without the IR transformer and with every token kept (commas, colons, `;`):
+    the concrete syntax tree that `fmt` lays out again."""
+    cache = Path(tempfile.gettempdir()) / f"archdsl-concrete-{_grammar_digest()}.lark-cache"
+    return Lark(
+        _GRAMMAR.read_text(encoding="utf-8"),
+        parser="lalr",
+        lexer="basic",
+        maybe_placeholders=True,
+        keep_all_tokens=True,
+        cache=str(cache),
+    )
+
+
 def parse_expression(text: str, file: str, line: int, column: int) -> Any:
     """One expression written inside a string at `line`, `column` (1-based) of `file`, as an IR
     expression whose spans point there; raises `LabelError` when it is not one."""
