@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn, TextIO
 
 from . import __version__
-from .errors import Diagnostic, SourceCache, did_you_mean, render
+from .errors import Diagnostic, SourceCache, did_you_mean, render, strict
 from .extras import MissingExtra, extra_of, require
 from .layers import PluginError
 from .loader import Loader
@@ -53,7 +53,11 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     check = commands.add_parser("check", help="check specs statically (shapes, parameters, errors)")
     check.add_argument("paths", nargs="+", metavar="PATH", help=PATHS_HELP)
     _model_option(check, "every")
-    check.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    check.add_argument(
+        "--strict",
+        action="store_true",
+        help="treat warnings as errors (but those an `archdsl: allow CODE` comment on their line allows)",
+    )
     check.add_argument(
         "--format",
         choices=("text", "json", "github", "sarif"),
@@ -107,6 +111,11 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         "--diff",
         action="store_true",
         help="write nothing; print the changes as a unified diff (exit 1 if so)",
+    )
+    fmt.add_argument(
+        "--shapes",
+        action="store_true",
+        help="also write a true `# [C, H, W]` comment on each statement line of a model, and fix stale ones",
     )
 
     emit = commands.add_parser("emit", help="write a model as plain PyTorch source (needs only torch)")
@@ -257,7 +266,7 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     params = dict(parse_param(p) for p in args.param)
     files, programs, diagnostics, loader = _compile_all(args.paths, params, args.model)
     if args.strict:
-        diagnostics = [d if d.is_error else d.as_error() for d in diagnostics]
+        diagnostics = strict(diagnostics)
     errors = sum(d.is_error for d in diagnostics)
     warnings = len(diagnostics) - errors
     models = [m for p in programs for m in p.models]
@@ -291,9 +300,11 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
                 for model in program.models:
                     if model.complete and not program.errors:
                         out.write(f"{program.path}: {model_line(model)}\n")
+            allowed = sum(d.allowed for d in diagnostics)
             out.write(
                 f"checked {_plural(len(files), 'file')}, {_plural(len(models), 'model')}: "
-                f"{_plural(errors, 'error')}, {_plural(warnings, 'warning')}\n"
+                f"{_plural(errors, 'error')}, {_plural(warnings, 'warning')}"
+                f"{f' ({allowed} allowed)' if allowed else ''}\n"
             )
     return EXIT_FAILED if errors else EXIT_OK
 
@@ -528,8 +539,8 @@ def cmd_docs(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_fmt(args: argparse.Namespace, out: TextIO) -> int:
-    """Exit 1 when a file has syntax errors (it is left as it is), or when --check or --diff finds
-    a file to change."""
+    """Exit 1 when a file has syntax errors (or, with --shapes, any error; it is left as it is),
+    or when --check or --diff finds a file to change."""
     import difflib
 
     from .atomic import write_text
@@ -550,7 +561,7 @@ def cmd_fmt(args: argparse.Namespace, out: TextIO) -> int:
         name = "<stdin>" if stdin else file
         text = sys.stdin.read() if stdin else _read_spec(file)
         try:
-            formatted = format_text(text, name)
+            formatted = format_text(text, name, shapes=args.shapes)
         except FormatError as exc:
             failed.append(file)
             cache = SourceCache({name: text})

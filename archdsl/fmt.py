@@ -66,8 +66,29 @@ class FormatError(Exception):
         self.diagnostics = diagnostics or []
 
 
-def format_text(text: str, file: str = "<string>") -> str:
-    """`text` in the canonical layout. Raises `FormatError` when it does not parse."""
+def format_text(text: str, file: str = "<string>", shapes: bool = False) -> str:
+    """`text` in the canonical layout. With `shapes`, every statement line of a model's body also
+    gets a true `# [C, H, W]` comment, and stale ones are rewritten (`shape_comments.refresh`);
+    imports are then read from beside `file`. Raises `FormatError` when the text does not parse
+    (or, with `shapes`, does not check)."""
+    formatted = _format(text, file)
+    if not shapes:
+        return formatted
+    from .loader import Loader
+    from .program import compile_file
+    from .shape_comments import refresh, statements
+
+    bom = "\ufeff" if formatted.startswith("\ufeff") else ""
+    loader = Loader()
+    loader.add_text(formatted, file)
+    program = compile_file(file, loader=loader)
+    if program.errors:
+        raise FormatError(f"{file}: cannot write shape comments: the spec has errors", program.errors)
+    trivia = scan(formatted.removeprefix("\ufeff"))
+    return bom + _format(refresh(trivia, statements(program.models, trivia, program.path)), file)
+
+
+def _format(text: str, file: str) -> str:
     from .parser import concrete_parser, parse
 
     bom = "\ufeff" if text.startswith("\ufeff") else ""
