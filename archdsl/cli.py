@@ -118,6 +118,10 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         help="also write a true `# [C, H, W]` comment on each statement line of a model, and fix stale ones",
     )
 
+    commands.add_parser(
+        "lsp", help="run the language server on standard input and output (needs archdsl[lsp])"
+    )
+
     emit = commands.add_parser("emit", help="write a model as plain PyTorch source (needs only torch)")
     emit.add_argument("file", metavar="FILE", help=FILE_HELP)
     _model_option(emit, "every")
@@ -610,6 +614,14 @@ def _read_spec(file: str) -> str:
         raise _unreadable(exc, file) from None
 
 
+def cmd_lsp(args: argparse.Namespace, out: TextIO) -> int:
+    require("archdsl lsp", "lsp")
+    from .lsp import serve
+
+    serve()
+    return EXIT_OK
+
+
 def cmd_emit(args: argparse.Namespace, out: TextIO) -> int:
     """Warnings go to stderr: without -o, stdout is the source and must stay valid Python."""
     from .atomic import write_text
@@ -641,6 +653,7 @@ COMMANDS = {
     "docs": cmd_docs,
     "emit": cmd_emit,
     "fmt": cmd_fmt,
+    "lsp": cmd_lsp,
 }
 
 
