@@ -345,3 +345,18 @@ def test_fuzzed_edits_never_break_the_server(client: Client, tmp_path: Path) -> 
     spec.write_text(text, encoding="utf-8")
     assert received(client.wait_for_diagnostics(uri, version)) == expected(spec)
     assert b"Traceback" not in b"".join(client.stderr)
+
+
+def test_the_latency_benchmark_runs() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "benchmarks/lsp_latency.py", "--statements", "100", "--keystrokes", "4"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "keystroke-to-diagnostics on a 100-statement spec" in result.stdout
