@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from .errors import Diagnostic, Span
 from .layers import CONCAT, KEYWORD_VALUES, RESIDUAL, Arg, Layer, Signature, find, names
 from .loader import LoadedFile, Loader, display_path
 from .program import Program, compile_file
-from .shape_comments import Statement, shape_of, statements
+from .shape_comments import Statement, shape_of, statements, walk
 from .shapes import Shaped, ShapedModel
 from .sizes import fmt
 
@@ -69,7 +68,7 @@ class Analysis:
         """Every statement of every model whose text is in this document, with its model."""
         found = []
         for model in self.program.models:
-            for node in _walk(model.layers):
+            for node in walk(model.layers):
                 if node.span.file == self.path and node.kind not in ("iteration", "branch", "shortcut"):
                     found.append((node, model))
         return found
@@ -108,14 +107,6 @@ def diagnostics_by_file(analysis: Analysis) -> dict[str, list[Diagnostic]]:
     for diagnostic in analysis.program.diagnostics:
         found.setdefault(diagnostic.span.file, []).append(diagnostic)
     return found
-
-
-def _walk(nodes: list[Shaped]) -> Iterator[Shaped]:
-    stack = list(reversed(nodes))
-    while stack:
-        node = stack.pop()
-        yield node
-        stack.extend(reversed(node.children))
 
 
 def _contains(span: Span, line: int, column: int) -> bool:

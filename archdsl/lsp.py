@@ -114,6 +114,13 @@ class ArchServer(LanguageServer):
     async def run(self, function: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.worker, function, *args)
 
+    async def located(self, params: Any) -> tuple[editor.Analysis, Positions, int, int]:
+        """For a request at a position: the document's check, its positions, and the position as
+        archdsl's 1-based line and column."""
+        analysis = await self.analysis(params.text_document.uri)
+        positions = Positions(analysis.text, self.encoding())
+        return (analysis, positions, *positions.from_client(params.position))
+
     async def analysis(self, uri: str) -> editor.Analysis:
         """The check of the document's current text (made now if the last one is stale)."""
         text, _ = self.text(uri)
@@ -276,9 +283,8 @@ def create_server() -> ArchServer:
     @server.feature(types.TEXT_DOCUMENT_HOVER)
     @_guarded
     async def hover(ls: ArchServer, params: types.HoverParams) -> types.Hover | None:
-        analysis = await ls.analysis(params.text_document.uri)
-        positions = Positions(analysis.text, ls.encoding())
-        found = editor.hover(analysis, *positions.from_client(params.position))
+        analysis, positions, line, column = await ls.located(params)
+        found = editor.hover(analysis, line, column)
         if found is None:
             return None
         return types.Hover(
@@ -305,9 +311,8 @@ def create_server() -> ArchServer:
     @server.feature(types.TEXT_DOCUMENT_DEFINITION)
     @_guarded
     async def definition(ls: ArchServer, params: types.DefinitionParams) -> types.Location | None:
-        analysis = await ls.analysis(params.text_document.uri)
-        positions = Positions(analysis.text, ls.encoding())
-        span = editor.definition(analysis, *positions.from_client(params.position))
+        analysis, positions, line, column = await ls.located(params)
+        span = editor.definition(analysis, line, column)
         if span is None:
             return None
         if span.file == analysis.path:

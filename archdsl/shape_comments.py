@@ -59,7 +59,7 @@ def statements(models: list[ShapedModel], trivia: Trivia, file: str) -> dict[int
     found: dict[int, Statement] = {}
     for model in models:
         model_lines = (model.span.line, model.span.end_line)
-        for node in _walk(model.layers):
+        for node in walk(model.layers):
             span = node.span
             if node.kind in _NOT_STATEMENTS or span.file != file or span.whole_file:
                 continue
@@ -76,7 +76,8 @@ def statements(models: list[ShapedModel], trivia: Trivia, file: str) -> dict[int
     return found
 
 
-def _walk(nodes: list[Shaped]) -> Iterator[Shaped]:
+def walk(nodes: list[Shaped]) -> Iterator[Shaped]:
+    """Every statement under `nodes`, depth first, in source order."""
     stack = list(reversed(nodes))
     while stack:
         node = stack.pop()

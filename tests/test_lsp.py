@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from lsp_client import Client, position
+from specgen import FRAGMENTS
 
 import archdsl
 from archdsl.fmt import format_text
@@ -295,27 +296,7 @@ def test_fuzzed_edits_never_break_the_server(client: Client, tmp_path: Path) -> 
     spec = tmp_path / "fuzzed.arch"
     uri = client.open(spec, text)
     version = 1
-    pieces = [
-        "(",
-        ")",
-        "{",
-        "}",
-        "[",
-        "]",
-        ",",
-        "=",
-        ":",
-        "*",
-        '"',
-        "#",
-        "\n",
-        "conv(",
-        "relu ",
-        "repeat 3 {",
-        "😀",
-        "-1",
-        "1e9",
-    ]
+    pieces = [*FRAGMENTS, "\n", "😀", "#", '"']
     for step in range(120):
         start, end = sorted(rng.randrange(len(text) + 1) for _ in range(2))
         end = min(end, start + rng.randint(0, 12))
