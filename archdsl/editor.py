@@ -322,6 +322,10 @@ def definition(analysis: Analysis, line: int, column: int) -> Span | None:
 # --- inlay hints ----------------------------------------------------------------------------------
 
 
+#: Shapes an inlay hint lists, at most (a block called at many sizes has one per size).
+MAX_HINT_SHAPES = 3
+
+
 @dataclass
 class InlayHint:
     line: int
@@ -346,7 +350,9 @@ def inlay_hints(analysis: Analysis, first_line: int = 1, last_line: int | None =
         if statement.end in commented:
             continue
         column = statement.end - trivia.line_starts[line - 1] + 1
-        hints.append(InlayHint(line, column, " | ".join(fmt(s) for s in statement.shapes)))
+        shapes = [fmt(s) for s in statement.shapes[:MAX_HINT_SHAPES]]
+        more = " | …" if len(statement.shapes) > MAX_HINT_SHAPES else ""
+        hints.append(InlayHint(line, column, " | ".join(shapes) + more))
     return hints
 
 
