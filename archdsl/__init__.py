@@ -61,27 +61,29 @@ def check(
     returns every diagnostic, errors and warnings, sorted by position; an empty list when clean.
 
     `model` checks only the models of that name; `params` override model parameters; `strict`
-    returns warnings as errors. Raises `FileNotFoundError` for a missing path or a directory
-    without specs, `OSError` for an unreadable file.
+    returns warnings as errors (but those an `archdsl: allow CODE` comment allows). Raises
+    `FileNotFoundError` for a missing path or a directory without specs, `OSError` for an
+    unreadable file.
     """
+    from .errors import strict as promoted
     from .program import compile_files, find_specs
 
     given = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     _, diagnostics, _ = compile_files(find_specs(given), params, model)
-    return [d.as_error() for d in diagnostics] if strict else diagnostics
+    return promoted(diagnostics) if strict else diagnostics
 
 
 def load(path: PathLike, model: str | None = None, strict: bool = False, **params: Any) -> Program:
     """Parses and checks a spec file (without importing torch).
 
     `model` restricts the work to one model of the file; `params` override the model's parameters.
-    Raises `ArchError` when the spec has errors (or warnings, with `strict=True`) or defines no
-    model, and `OSError` when the file cannot be read.
+    Raises `ArchError` when the spec has errors (or warnings a comment does not allow, with
+    `strict=True`) or defines no model, and `OSError` when the file cannot be read.
     """
     from .program import compile_file, no_model
 
     program = compile_file(os.fspath(path), model=model, params=params or None)
-    failing = [d for d in program.diagnostics if d.is_error or strict]
+    failing = [d for d in program.diagnostics if d.is_error or (strict and not d.allowed)]
     if failing:
         raise ArchError(failing)
     if not program.models:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn, TextIO
 
 from . import __version__
-from .errors import Diagnostic, SourceCache, did_you_mean, render
+from .errors import Diagnostic, SourceCache, did_you_mean, render, strict
 from .extras import MissingExtra, extra_of, require
 from .layers import PluginError
 from .loader import Loader
@@ -53,7 +53,11 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     check = commands.add_parser("check", help="check specs statically (shapes, parameters, errors)")
     check.add_argument("paths", nargs="+", metavar="PATH", help=PATHS_HELP)
     _model_option(check, "every")
-    check.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    check.add_argument(
+        "--strict",
+        action="store_true",
+        help="treat warnings as errors (but those an `archdsl: allow CODE` comment on their line allows)",
+    )
     check.add_argument(
         "--format",
         choices=("text", "json", "github", "sarif"),
@@ -95,6 +99,28 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     _model_option(docs, "every")
     docs.add_argument("-o", "--output", required=True, metavar="DIR", help="directory for the pages")
     docs.add_argument("--depth", type=int, metavar="N", help="draw blocks nested deeper than N as one node")
+
+    fmt = commands.add_parser("fmt", help="rewrite specs in the one canonical layout, keeping every comment")
+    fmt.add_argument(
+        "paths", nargs="+", metavar="PATH", help=f"{PATHS_HELP}; - formats standard input to standard output"
+    )
+    fmt.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 listing the files it would change"
+    )
+    fmt.add_argument(
+        "--diff",
+        action="store_true",
+        help="write nothing; print the changes as a unified diff (exit 1 if so)",
+    )
+    fmt.add_argument(
+        "--shapes",
+        action="store_true",
+        help="also write a true `# [C, H, W]` comment on each statement line of a model, and fix stale ones",
+    )
+
+    commands.add_parser(
+        "lsp", help="run the language server on standard input and output (needs archdsl[lsp])"
+    )
 
     emit = commands.add_parser("emit", help="write a model as plain PyTorch source (needs only torch)")
     emit.add_argument("file", metavar="FILE", help=FILE_HELP)
@@ -250,7 +276,7 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     params = dict(parse_param(p) for p in args.param)
     files, programs, diagnostics, loader = _compile_all(args.paths, params, args.model)
     if args.strict:
-        diagnostics = [d if d.is_error else d.as_error() for d in diagnostics]
+        diagnostics = strict(diagnostics)
     errors = sum(d.is_error for d in diagnostics)
     warnings = len(diagnostics) - errors
     models = [m for p in programs for m in p.models]
@@ -284,9 +310,11 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
                 for model in program.models:
                     if model.complete and not program.errors:
                         out.write(f"{program.path}: {model_line(model)}\n")
+            allowed = sum(d.allowed for d in diagnostics)
             out.write(
                 f"checked {_plural(len(files), 'file')}, {_plural(len(models), 'model')}: "
-                f"{_plural(errors, 'error')}, {_plural(warnings, 'warning')}\n"
+                f"{_plural(errors, 'error')}, {_plural(warnings, 'warning')}"
+                f"{f' ({allowed} allowed)' if allowed else ''}\n"
             )
     return EXIT_FAILED if errors else EXIT_OK
 
@@ -521,6 +549,86 @@ def cmd_docs(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_fmt(args: argparse.Namespace, out: TextIO) -> int:
+    """Exit 1 when a file has syntax errors (or, with --shapes, any error; it is left as it is),
+    or when --check or --diff finds a file to change."""
+    import difflib
+
+    from .atomic import write_text
+    from .fmt import FormatError, format_text
+
+    stdin = "-" in args.paths
+    if stdin and len(args.paths) > 1:
+        raise UsageError("fmt - reads standard input: give it no other path")
+    try:
+        files = ["-"] if stdin else find_specs(args.paths)
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from None
+    changed: list[str] = []
+    failed: list[str] = []
+    # With --diff, standard output is the diff; what fmt says goes to standard error.
+    talk = sys.stderr if args.diff or stdin else out
+    for file in files:
+        name = "<stdin>" if stdin else file
+        text = sys.stdin.read() if stdin else _read_spec(file)
+        try:
+            formatted = format_text(text, name, shapes=args.shapes)
+        except FormatError as exc:
+            failed.append(file)
+            cache = SourceCache({name: text})
+            for diagnostic in exc.diagnostics:
+                talk.write(render(diagnostic, cache, color=_color(talk)) + "\n\n")
+            if not exc.diagnostics:
+                talk.write(f"archdsl: error: {exc}\n")
+            if stdin and not (args.check or args.diff):
+                out.write(text)  # an editor piping its buffer through fmt keeps it
+            continue
+        if formatted != text:
+            changed.append(file)
+        if args.diff:
+            diff = difflib.unified_diff(text.splitlines(True), formatted.splitlines(True), name, name)
+            out.writelines(diff)
+        elif stdin:
+            out.write("" if args.check else formatted)
+        elif formatted == text:
+            continue
+        elif args.check:
+            talk.write(f"would reformat {file}\n")
+        else:
+            try:
+                write_text(file, formatted)
+            except OSError as exc:
+                raise UsageError(f"{file}: {exc.strerror or exc}") from None
+            talk.write(f"reformatted {file}\n")
+    if not stdin:
+        verb = "would be reformatted" if args.check or args.diff else "reformatted"
+        unchanged = len(files) - len(changed) - len(failed)
+        broken = f", {len(failed)} not formatted" if failed else ""
+        talk.write(f"{_plural(len(changed), 'file')} {verb}, {unchanged} unchanged{broken}\n")
+    if failed:
+        return EXIT_FAILED
+    return EXIT_FAILED if changed and (args.check or args.diff) else EXIT_OK
+
+
+def _read_spec(file: str) -> str:
+    """A spec's text for fmt (a byte-order mark kept). Unreadable or not UTF-8: a usage error."""
+    try:
+        with open(file, encoding="utf-8", newline="") as handle:
+            return handle.read()
+    except UnicodeDecodeError:
+        raise UsageError(f"{file}: not UTF-8 text") from None
+    except OSError as exc:
+        raise _unreadable(exc, file) from None
+
+
+def cmd_lsp(args: argparse.Namespace, out: TextIO) -> int:
+    require("archdsl lsp", "lsp")
+    from .lsp import serve
+
+    serve()
+    return EXIT_OK
+
+
 def cmd_emit(args: argparse.Namespace, out: TextIO) -> int:
     """Warnings go to stderr: without -o, stdout is the source and must stay valid Python."""
     from .atomic import write_text
@@ -551,6 +659,8 @@ COMMANDS = {
     "render": cmd_render,
     "docs": cmd_docs,
     "emit": cmd_emit,
+    "fmt": cmd_fmt,
+    "lsp": cmd_lsp,
 }
 
 

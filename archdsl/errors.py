@@ -96,6 +96,7 @@ CODES: dict[str, str] = {
     "W002": "no gradient reaches earlier layers",
     "W003": "softmax over the batch axis",
     "W004": "the file defines nothing: no model and no block",
+    "W005": "a shape comment disagrees with the inferred shape",
 }
 
 
@@ -120,6 +121,8 @@ class Diagnostic(BaseModel):
     message: str
     span: SpanField
     notes: tuple[Note, ...] = ()
+    #: A warning the spec means: `# archdsl: allow CODE` on its line. `--strict` does not fail on it.
+    allowed: bool = False
 
     @property
     def is_error(self) -> bool:
@@ -154,6 +157,11 @@ class Diagnostic(BaseModel):
     def as_error(self) -> Diagnostic:
         """The same finding promoted to an error (what `--strict` does to warnings)."""
         return self.model_copy(update={"severity": Severity.ERROR})
+
+
+def strict(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """What `--strict` reports: every warning as an error, but those a comment allows."""
+    return [d if d.is_error or d.allowed else d.as_error() for d in diagnostics]
 
 
 class ArchError(Exception):

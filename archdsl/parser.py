@@ -30,19 +30,23 @@ _GRAMMAR = Path(__file__).with_name("grammar.lark")
 _TRANSFORMER = ToIR()
 
 
-@functools.lru_cache(maxsize=1)
-def lark_parser() -> Lark:
+def _lark(name: str, **options: Any) -> Lark:
     # The LALR tables are cached on disk keyed by the grammar's hash: building them costs more
     # than the rest of `archdsl check`'s start-up together.
-    cache = Path(tempfile.gettempdir()) / f"archdsl-grammar-{_grammar_digest()}.lark-cache"
+    cache = Path(tempfile.gettempdir()) / f"archdsl-{name}-{_grammar_digest()}.lark-cache"
     return Lark(
         _GRAMMAR.read_text(encoding="utf-8"),
         parser="lalr",
         lexer="basic",
         maybe_placeholders=True,
-        transformer=_TRANSFORMER,
         cache=str(cache),
+        **options,
     )
+
+
+@functools.lru_cache(maxsize=1)
+def lark_parser() -> Lark:
+    return _lark("grammar", transformer=_TRANSFORMER)
 
 
 def _parse(text: str, file: str) -> list[Any]:
@@ -52,16 +56,14 @@ def _parse(text: str, file: str) -> list[Any]:
 
 @functools.lru_cache(maxsize=1)
 def _expression_parser() -> Lark:
-    cache = Path(tempfile.gettempdir()) / f"archdsl-expr-{_grammar_digest()}.lark-cache"
-    return Lark(
-        _GRAMMAR.read_text(encoding="utf-8"),
-        parser="lalr",
-        lexer="basic",
-        start="expr",
-        maybe_placeholders=True,
-        transformer=_TRANSFORMER,
-        cache=str(cache),
-    )
+    return _lark("expr", start="expr", transformer=_TRANSFORMER)
+
+
+@functools.lru_cache(maxsize=1)
+def concrete_parser() -> Lark:
+    """The grammar without the IR transformer and with every token kept (commas, colons, `;`):
+    the concrete syntax tree that `fmt` lays out again."""
+    return _lark("concrete", keep_all_tokens=True)
 
 
 def parse_expression(text: str, file: str, line: int, column: int) -> Any:

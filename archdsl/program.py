@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import ir
-from .errors import ArchError, Diagnostic, Span, did_you_mean, error, sort_key, warning
+from .comments import Trivia, allowed_codes, scan
+from .errors import ArchError, Diagnostic, Note, Span, did_you_mean, error, sort_key, warning
 from .loader import Loader
 from .resolve import BlockEntry, block_scopes, check_definitions, resolve_model
 from .shapes import ShapedModel, infer
@@ -153,8 +154,35 @@ def _compile(path: str, loader: Loader, model: str | None, params: dict[str, Any
         diagnostics.extend(shape_problems)
         if shaped is not None:
             program.models.append(shaped)
-    program.diagnostics = _unique(sorted(diagnostics, key=sort_key))
+    text = loader.sources.get(closure.root)
+    if not params and text is not None and program.models:
+        # Shape comments describe the default parameters: with others they are not judged.
+        from .shape_comments import stale_comments
+
+        diagnostics.extend(stale_comments(program.models, text, closure.root))
+    program.diagnostics = _unique(sorted(_allow(diagnostics, loader.sources), key=sort_key))
     return program
+
+
+def _allow(diagnostics: list[Diagnostic], sources: dict[str, str]) -> list[Diagnostic]:
+    """Marks the warnings that a `# archdsl: allow CODE` comment on their line names as meant."""
+    scanned: dict[str, Trivia] = {}
+    result = []
+    for diagnostic in diagnostics:
+        span = diagnostic.span
+        if diagnostic.is_error or span.whole_file or span.file not in sources:
+            result.append(diagnostic)
+            continue
+        if span.file not in scanned:
+            scanned[span.file] = scan(sources[span.file])
+        if diagnostic.code in allowed_codes(scanned[span.file].on_line(span.line)):
+            note = Note(
+                message=f"allowed by `archdsl: allow {diagnostic.code}` in a comment on line {span.line}: "
+                "`check --strict` does not fail on it"
+            )
+            diagnostic = diagnostic.model_copy(update={"allowed": True, "notes": (*diagnostic.notes, note)})
+        result.append(diagnostic)
+    return result
 
 
 def _unique(diagnostics: list[Diagnostic]) -> list[Diagnostic]:

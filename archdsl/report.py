@@ -33,6 +33,7 @@ def diagnostic_json(diagnostic: Diagnostic) -> dict[str, Any]:
         "code": diagnostic.code,
         "message": diagnostic.message,
         "notes": [note.message for note in diagnostic.notes],
+        "allowed": diagnostic.allowed,
     }
 
 
@@ -155,6 +156,9 @@ def _sarif_result(diagnostic: Diagnostic, rule_index: dict[str, int]) -> dict[st
     }
     if diagnostic.code in rule_index:
         result["ruleIndex"] = rule_index[diagnostic.code]
+    if diagnostic.allowed:
+        justification = f"# archdsl: allow {diagnostic.code}"
+        result["suppressions"] = [{"kind": "inSource", "justification": justification}]
     return result
 
 

@@ -223,14 +223,18 @@ def _run(code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([PYTHON, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("command", [["check", "specs"], ["summary", "specs/resnet_mini.arch"]])
+@pytest.mark.parametrize(
+    "command", [["check", "specs"], ["summary", "specs/resnet_mini.arch"], ["fmt", "--check", "specs"]]
+)
 def test_static_commands_never_import_torch(command: list[str]) -> None:
-    # An import of torch anywhere in check or summary would fail here: sys.modules maps it to None.
+    # An import of torch (or of the language server's pygls) anywhere in check or summary would
+    # fail here: sys.modules maps them to None.
     result = _run(
-        "import sys; sys.modules['torch'] = None\n"
+        "import sys; sys.modules['torch'] = sys.modules['pygls'] = sys.modules['lsprotocol'] = None\n"
         "from archdsl.cli import main\n"
         f"code = main({command!r})\n"
-        "loaded = [n for n, module in sys.modules.items() if module and n.split('.')[0] == 'torch']\n"
+        "heavy = ('torch', 'pygls', 'lsprotocol')\n"
+        "loaded = [n for n, module in sys.modules.items() if module and n.split('.')[0] in heavy]\n"
         "assert not loaded, loaded\n"
         "sys.exit(code)\n"
     )

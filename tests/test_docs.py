@@ -8,7 +8,7 @@ import re
 import pytest
 
 from archdsl.errors import CODES
-from archdsl.layers import LAYERS, RESIDUAL, Arg, Layer, Signature
+from archdsl.layers import LAYERS, RESIDUAL, Layer, Signature
 from archdsl.loader import Loader
 from archdsl.program import compile_file
 
@@ -18,22 +18,9 @@ LANGUAGE = (ROOT / "docs" / "language.md").read_text(encoding="utf-8")
 EXAMPLES = re.findall(r"```arch\n(.*?)```", LANGUAGE, flags=re.S)
 
 
-def default_text(arg: Arg) -> str:
-    if arg.required:
-        return "required"
-    if arg.default_text is not None:
-        return arg.default_text
-    value = arg.default
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, tuple) and len(set(value)) == 1:
-        return str(value[0])
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
 def argument_table(spec: Layer | Signature) -> str:
     rows = ["| argument | default | meaning |", "|---|---|---|"]
-    rows += [f"| `{arg.name}` | {default_text(arg)} | {arg.doc} |" for arg in spec.args]
+    rows += [f"| `{arg.name}` | {arg.shown_default} | {arg.doc} |" for arg in spec.args]
     return "\n".join(rows) + "\n"
 
 

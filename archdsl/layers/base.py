@@ -33,6 +33,20 @@ class Arg:
     #: Shown in docs and signatures instead of the Python default.
     default_text: str | None = None
 
+    @property
+    def shown_default(self) -> str:
+        """The default as the language reference and the editor show it: `required`, `1`, `"row"`."""
+        if self.required:
+            return "required"
+        if self.default_text is not None:
+            return self.default_text
+        value = self.default
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, tuple) and len(set(value)) == 1:
+            return str(value[0])
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
 
 @dataclass(frozen=True)
 class Signature:

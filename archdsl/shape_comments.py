@@ -1,0 +1,162 @@
+"""Shape comments that cannot lie: `# [16, 10, 10]` after a statement, held to its inferred shape.
+
+Consumes a file's text (its comments, from `comments.py`) and its shaped models; produces W005
+for each shape comment that disagrees with the shape inference, and, for `archdsl fmt --shapes`,
+the text with every such comment written or refreshed.
+
+A trailing comment describes the statement that ends right before it on its line: `conv(6,
+kernel=5) tanh  # [6, 28, 28]` describes `tanh`, and a comment after the `}` of a `repeat`, group,
+`concat`, `residual` or `gate` describes that whole statement. It is a shape comment when its text
+starts with a list of integers (`# [16, 10, 10]`, `# [10] logits`). The shapes it is held to are
+those of the file's own models at their default parameters: a statement in a model's body has one;
+one in a block's body has one per call of the block (and one in a repeat, one per pass). When they
+differ, no comment can be true for all of them, and a shape comment there is reported as well.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from .comments import Comment, Trivia, scan
+from .errors import Diagnostic, Note, Span, warning
+from .shapes import Shaped, ShapedModel
+from .sizes import Shape, fmt
+
+STALE_SHAPE = "W005"
+
+#: `# [16, 10, 10]`: the comment's shape, then any other text.
+_SHAPE = re.compile(r"#\s*(\[\s*([0-9]+(?:\s*,\s*[0-9]+)*)\s*,?\s*\])")
+#: Statement kinds that are not statements of their own: a repeat's passes, a concat's branches,
+#: a residual's shortcut.
+_NOT_STATEMENTS = {"iteration", "branch", "shortcut"}
+#: Statements whose span ends at their header: they end at the `}` of their body.
+_BODIES = {"group", "concat", "residual", "gate"}
+
+
+@dataclass
+class Statement:
+    """A statement of the file, as the models use it: every output shape it has, in order."""
+
+    span: Span
+    what: str  #: `tanh`, `Stage`, the group
+    end: int  #: the offset just past its last character
+    in_model: bool  #: written in a model's body (not in a block's)
+    shapes: list[Shape] = field(default_factory=list)
+
+
+def stale_comments(models: list[ShapedModel], text: str, file: str) -> list[Diagnostic]:
+    """W005 for each shape comment of `file` (whose text is `text`) that its models contradict."""
+    trivia = scan(text)
+    if not any(c.trailing and _SHAPE.match(c.text) for c in trivia.comments):
+        return []
+    return check(trivia, statements(models, trivia, file), file)
+
+
+def statements(models: list[ShapedModel], trivia: Trivia, file: str) -> dict[int, Statement]:
+    """The statements of `file` that `models` use, keyed by the offset just past their last character."""
+    found: dict[int, Statement] = {}
+    for model in models:
+        model_lines = (model.span.line, model.span.end_line)
+        for node in walk(model.layers):
+            span = node.span
+            if node.kind in _NOT_STATEMENTS or span.file != file or span.whole_file:
+                continue
+            end = trivia.offset(span.end_line, span.end_column)
+            if node.kind in _BODIES:
+                end = trivia.closing_brace_after(trivia.offset(span.line, span.column)) or end
+            statement = found.get(end)
+            if statement is None:
+                in_model = model.file == file and model_lines[0] <= span.line <= model_lines[1]
+                what = f"`{node.op}`" if node.kind in ("layer", "block") else f"the {node.kind}"
+                statement = found[end] = Statement(span, what, end, in_model)
+            if node.output not in statement.shapes:
+                statement.shapes.append(node.output)
+    return found
+
+
+def walk(nodes: list[Shaped]) -> Iterator[Shaped]:
+    """Every statement under `nodes`, depth first, in source order."""
+    stack = list(reversed(nodes))
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(reversed(node.children))
+
+
+def shape_of(comment: Comment) -> tuple[Shape, re.Match[str]] | None:
+    """The shape a comment starts with, and the match of its brackets."""
+    match = _SHAPE.match(comment.text)
+    if match is None:
+        return None
+    return tuple(int(d) for d in match.group(2).split(",")), match
+
+
+def check(trivia: Trivia, found: dict[int, Statement], file: str) -> list[Diagnostic]:
+    """W005 for each shape comment in `file` that disagrees with its statement's shapes."""
+    problems: list[Diagnostic] = []
+    for comment in trivia.comments:
+        if not comment.trailing:
+            continue
+        parsed = shape_of(comment)
+        statement = found.get(comment.code_end)
+        if parsed is None or statement is None:
+            continue
+        written, match = parsed
+        shapes = statement.shapes
+        if shapes == [written]:
+            continue
+        line, column = comment.line, comment.column
+        span = Span(file, line, column + match.start(1), line, column + match.end(1))
+        if len(shapes) == 1:
+            message = (
+                f"shape comment {fmt(written)} is stale: {statement.what} gives {fmt(shapes[0])}; "
+                "`archdsl fmt --shapes` rewrites it"
+            )
+        else:
+            listed = " or ".join([", ".join(fmt(s) for s in shapes[:-1]), fmt(shapes[-1])])
+            message = (
+                f"shape comment {fmt(written)} cannot be true: {statement.what} gives {listed}, "
+                "depending on the call or pass; `archdsl fmt --shapes` removes it"
+            )
+        notes: tuple[Note, ...] = ()
+        if not statement.in_model:
+            notes = (Note(message="a statement in a block has a shape at each call of the block"),)
+        problems.append(warning(STALE_SHAPE, message, span, *notes))
+    return problems
+
+
+def refresh(trivia: Trivia, found: dict[int, Statement]) -> str:
+    """The text with a true shape comment on every line that ends a statement of a model's body
+    (the statement's shape first, any other comment text kept after it), stale ones rewritten,
+    and those that cannot be true (a block's statement with several shapes) taken out."""
+    text = trivia.text
+    edits: list[tuple[int, int, str]] = []
+    commented = {c.code_end: c for c in trivia.comments if c.trailing}
+    for end, statement in found.items():
+        comment = commented.get(end)
+        if comment is None:
+            line_end = text.find("\n", end)
+            rest = text[end : len(text) if line_end < 0 else line_end]
+            if statement.in_model and len(statement.shapes) == 1 and not rest.strip():
+                edits.append((end, end, f"  # {fmt(statement.shapes[0])}"))
+            continue
+        parsed = shape_of(comment)
+        if len(statement.shapes) == 1:
+            shape = fmt(statement.shapes[0])
+            if parsed is not None:
+                _, match = parsed
+                edits.append((comment.offset, comment.offset + match.end(0), f"# {shape}"))
+            elif statement.in_model:
+                body = comment.text[1:].strip()
+                edits.append((comment.offset, comment.offset + len(comment.text), f"# {shape}  {body}"))
+        elif parsed is not None:
+            _, match = parsed
+            rest = comment.text[match.end(0) :].lstrip(" :;,-–—").strip()
+            replacement = f"# {rest}" if rest else ""
+            start = comment.offset if rest else comment.code_end
+            edits.append((start, comment.offset + len(comment.text), replacement))
+    for start, stop, replacement in sorted(edits, reverse=True):
+        text = text[:start] + replacement + text[stop:]
+    return text
