@@ -102,6 +102,22 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     emit.add_argument("-o", "--output", metavar="OUT", help="the .py file to write (default: stdout)")
     _param_option(emit)
 
+    export = commands.add_parser(
+        "export", help="write a model as ONNX, for onnxruntime or Netron (needs archdsl[onnx])"
+    )
+    export.add_argument("file", metavar="FILE", help=FILE_HELP)
+    _model_option(export, "one")
+    export.add_argument("-o", "--output", required=True, metavar="OUT", help="the .onnx file to write")
+    export.add_argument(
+        "--weights",
+        metavar="STATE_DICT",
+        help="a state_dict saved by torch.save to load first (archdsl train's model.pt)",
+    )
+    export.add_argument(
+        "--opset", type=_positive(int), metavar="N", help="the ONNX opset (default: torch.onnx's)"
+    )
+    _param_option(export)
+
     train = commands.add_parser(
         "train", help="train a model on its dataset (its train section's recipe; needs archdsl[train])"
     )
@@ -537,8 +553,44 @@ def cmd_emit(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
+    """Exit 1 when the weights do not fit the model or torch.onnx fails; nothing is written then."""
+    require("archdsl export", "onnx", ("torch", "onnx", "onnxscript"))
+    if args.weights is not None and not os.path.isfile(args.weights):
+        raise UsageError(f"{args.weights}: no such file")
+    compiled = _compile_one(args, out, one=True)
+    if compiled is None:
+        return EXIT_FAILED
+    program, cache = compiled
+    model = program.models[0]
+    for diagnostic in program.warnings:
+        out.write(render(diagnostic, cache, color=_color(out)) + "\n\n")
+
+    from .errors import ArchError
+    from .export import ExportError, export_model
+
+    try:
+        exported = export_model(model, args.output, weights=args.weights, opset=args.opset)
+    except ExportError as exc:
+        sys.stderr.write(f"archdsl: error: {exc}\n")
+        return EXIT_FAILED
+    except ArchError as exc:  # the builder's: too many parameters, pretrained weights that fail
+        for diagnostic in exc.diagnostics:
+            out.write(render(diagnostic, cache, color=_color(out)) + "\n\n")
+        return EXIT_FAILED
+    except OSError as exc:
+        raise UsageError(f"{args.output}: {exc.strerror or exc}") from None
+    beside = f", weights in {exported.data}" if exported.data else ""
+    out.write(
+        f"wrote {exported.path} ({model.name}, ONNX opset {exported.opset}, "
+        f"input [batch, {', '.join(map(str, model.input))}]{beside})\n"
+    )
+    return EXIT_OK
+
+
 COMMANDS = {
     "check": cmd_check,
+    "export": cmd_export,
     "summary": cmd_summary,
     "train": cmd_train,
     "render": cmd_render,

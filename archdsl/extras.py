@@ -2,7 +2,8 @@
 
 `pip install archdsl` is the checker alone (lark, pydantic): `check`, `summary`, `render`, `docs`,
 `emit` and `load` never import torch. `archdsl[torch]` adds what building needs (`build`,
-`summary --verify`, `pretrained(...)` layers), `archdsl[train]` the training runner. A command
+`summary --verify`, `pretrained(...)` layers), `archdsl[train]` the training runner, `archdsl[onnx]`
+`archdsl export` (and onnxruntime, to run what it writes). A command
 that needs a missing extra raises `MissingExtra` before it starts, naming the extra to install;
 the CLI prints it and exits 2.
 """
@@ -15,6 +16,7 @@ import importlib.util
 EXTRAS: dict[str, tuple[str, ...]] = {
     "torch": ("torch", "torchvision", "torchinfo"),
     "train": ("torch", "torchvision", "matplotlib", "tqdm"),
+    "onnx": ("torch", "torchvision", "onnx", "onnxscript", "onnxruntime"),
 }
 
 

@@ -154,6 +154,10 @@ def test_every_static_command_works_without_torch(light: Path, tmp_path: Path) -
             ["summary", "specs/lenet5.arch", "--verify"],
             "summary --verify needs torch, which is not installed: pip install 'archdsl[torch]'",
         ),
+        (
+            ["export", "specs/lenet5.arch", "-o", "lenet5.onnx"],
+            "archdsl export needs torch, which is not installed: pip install 'archdsl[onnx]'",
+        ),
     ],
 )
 def test_a_command_needing_an_extra_names_it_with_exit_2(
