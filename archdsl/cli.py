@@ -118,6 +118,29 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     )
     _param_option(export)
 
+    import_ = commands.add_parser(
+        "import",
+        help="write an existing nn.Module as a spec (runs the factory's Python code; needs archdsl[torch])",
+        description="Calls MODULE:FACTORY (with --arg values as keyword arguments), traces the module "
+        "it returns with torch.fx and writes it as a spec whose module loads the original's "
+        "state_dict strictly and gives its outputs (checked before anything is written). This "
+        "imports MODULE and runs its code, as `python -c` would: import only code you trust.",
+    )
+    import_.add_argument(
+        "target", metavar="MODULE:FACTORY", help="e.g. torchvision.models:resnet18, or mypkg.nets:Net"
+    )
+    import_.add_argument(
+        "--input", metavar="C,H,W", help="the per-sample input shape (default: from the first layer, 224×224)"
+    )
+    import_.add_argument("-o", "--output", metavar="FILE.arch", help="the spec to write (default: stdout)")
+    import_.add_argument(
+        "--arg",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a keyword argument for the factory, e.g. --arg num_classes=10 (repeatable)",
+    )
+
     train = commands.add_parser(
         "train", help="train a model on its dataset (its train section's recipe; needs archdsl[train])"
     )
@@ -588,8 +611,56 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_import(args: argparse.Namespace, out: TextIO) -> int:
+    """Exit 1 when the module cannot be written as a spec; nothing is written then."""
+    require("archdsl import", "torch", ("torch",))
+    sample = None
+    if args.input is not None:
+        try:
+            sample = tuple(int(part) for part in args.input.split(","))
+        except ValueError:
+            sample = ()
+        if not sample or min(sample) < 1:
+            raise UsageError(
+                f"--input takes positive sizes separated by commas (3,224,224), got '{args.input}'"
+            )
+    if ":" not in args.target:
+        raise UsageError(f"expected MODULE:FACTORY (torchvision.models:resnet18), got '{args.target}'")
+    arguments = dict(parse_param(a) for a in args.arg)
+
+    from .atomic import write_text
+    from .importer import ImportFailed, import_module, load_factory
+
+    command = " ".join(
+        ["archdsl import", args.target]
+        + ([f"--input {args.input}"] if args.input else [])
+        + [f"--arg {a}" for a in args.arg]
+    )
+    try:
+        module, name = load_factory(args.target, arguments)
+        kind = f"{type(module).__module__}.{type(module).__qualname__}"
+        header = [f"Imported by `{command}` ({kind})."]
+        imported = import_module(module, name, sample, header)
+    except ImportFailed as exc:
+        sys.stderr.write(f"archdsl: error: {exc}\n")
+        return EXIT_FAILED
+    if args.output is None:
+        out.write(imported.text)
+        return EXIT_OK
+    try:
+        write_text(args.output, imported.text)
+    except OSError as exc:
+        raise UsageError(f"{args.output}: {exc.strerror or exc}") from None
+    out.write(
+        f"wrote {args.output} ({imported.name}: {imported.params:,} parameters, {imported.lines} lines; "
+        "it loads the module's state_dict strictly and gives its outputs)\n"
+    )
+    return EXIT_OK
+
+
 COMMANDS = {
     "check": cmd_check,
+    "import": cmd_import,
     "export": cmd_export,
     "summary": cmd_summary,
     "train": cmd_train,
