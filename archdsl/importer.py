@@ -232,9 +232,19 @@ def dense_concatenations(graph: fx.Graph) -> None:
         for depth in range(len(owners), 0, -1):
             path = owners[depth - 1][1][0]
             if _is_input_of(before, path):
-                if not _within(here, path):
+                if not _within(here, path) or _as_its_sibling(before, owners[depth - 1][1]):
                     node.meta["nn_module_stack"] = collections.OrderedDict(owners[:depth])
                 break
+
+
+def _as_its_sibling(before: fx.Node, module: tuple[str, type]) -> bool:
+    """Whether `before` is a concatenation already moved into a sibling of `module` of its class
+    (the block's last layer concatenates as the layers before it did)."""
+    stack = list((before.meta.get("nn_module_stack") or {}).values())
+    if not _is_cat(before) or not stack:
+        return False
+    path, cls = stack[-1]
+    return cls is module[1] and path.rpartition(".")[0] == module[0].rpartition(".")[0]
 
 
 def _path_of(stack: list[str]) -> str:
@@ -549,6 +559,7 @@ class Reader:
         inputs = _tensor_args(first)
         if len(unit.nodes) == 1 and first.op == "call_module":
             statement = self.leaf(full, module, first)
+            statement.input = _shape(inputs[0]) if inputs else ()
             if full in self.named:
                 if any(True for _ in module.parameters()) or any(True for _ in module.buffers()):
                     raise ImportFailed(
@@ -604,7 +615,13 @@ class Reader:
                 f"{path or type(self.root).__name__} calls {_op_name(node)}{_where(node)}: the language "
                 "has no statement for it"
             )
-        return [Stmt("layer", op=op, args=args, output=output) for op, args in made]
+        inputs = _tensor_args(node)
+        shape = _shape(inputs[0]) if inputs else ()
+        made_statements = []
+        for op, args in made:
+            made_statements.append(Stmt("layer", op=op, args=args, output=output, input=shape))
+            shape = output
+        return made_statements
 
     def scale(self, path: str, node: fx.Node) -> Stmt | None:
         """x · a parameter of the module, of shape [C, 1, 1]: a `scale` statement of its name."""
@@ -908,15 +925,16 @@ class Writer:
             label = self._label(s, count)
             self.lines.append(Line(indent, label + call_text(s), s.output))
             return
-        if s.kind == "group":
+        if s.kind in ("group", "plain"):
             label = self._label(s, count)
             self.block_of(label + "{", s.body, indent, s.output, [0])
             return
         if s.kind == "repeat":
-            head = f"*repeat {s.count}" + (f" as {s.index}" if s.index else "") + " {"
+            head = f"*repeat {_expr_text(s.count)}" + (f" as {s.index}" if s.index else "") + " {"
             inner = [count[0]]
             self.block_of(head, s.body, indent, s.output, inner)
-            count[0] += (inner[0] - count[0]) * s.count
+            # after a repeat of a parameter's count, numbers are not known: names are written
+            count[0] += (inner[0] - count[0]) * s.count if isinstance(s.count, int) else -(10**9)
             return
         if s.kind == "residual":
             self.lines.append(Line(indent, "*residual {"))
@@ -954,18 +972,34 @@ class Writer:
     def block_of(
         self, head: str, body: list[Stmt], indent: int, shape: tuple[int, ...] | None, count: list[int]
     ) -> None:
-        """`head body }`, on one line when the body is a few layers and fits."""
-        if all(b.kind == "layer" for b in body):
-            inline = [layer_text(b.op, b.args) if b.name is None else None for b in body]
-            numbered = all(b.name is None or b.name == str(count[0] + i) for i, b in enumerate(body))
-            text = f"{head} {' '.join(str(t) for t in inline)} }}" if body else f"{head} }}"
-            if numbered and None not in inline and indent * 4 + len(text) <= WIDTH - 10:
-                count[0] += len(body)
-                self.lines.append(Line(indent, text, shape))
-                return
+        """`head body }`, on one line when the body is a few layers or calls and fits."""
+        trial = [count[0]]
+        inline = [self.one_line(b, trial) for b in body]
+        text = f"{head} {' '.join(str(t) for t in inline)} }}" if body else f"{head} }}"
+        if None not in inline and indent * 4 + len(text) <= WIDTH - 10:
+            count[0] = trial[0]
+            self.lines.append(Line(indent, text, shape))
+            return
         self.lines.append(Line(indent, head))
         self.body(body, indent + 1, count)
         self.lines.append(Line(indent, "}", shape))
+
+    def one_line(self, s: Stmt, count: list[int]) -> str | None:
+        """A statement's text when it takes one line (an unnamed layer, a call, a repeat of one)."""
+        if s.kind == "layer" and (s.name is None or s.name == str(count[0])):
+            count[0] += 1
+            return layer_text(s.op, s.args)
+        if s.kind == "call":
+            return self._label(s, count) + call_text(s)
+        if s.kind == "repeat" and len(s.body) == 1 and isinstance(s.count, int):
+            start = count[0]
+            inner = self.one_line(s.body[0], count)
+            if inner is None:
+                return None
+            count[0] = start + (count[0] - start) * s.count
+            head = f"*repeat {s.count}" + (f" as {s.index}" if s.index else "")
+            return f"{head} {{ {inner} }}"
+        return None
 
     def text(self) -> list[str]:
         width = max((4 * line.indent + len(line.text) for line in self.lines if line.shape), default=0)
@@ -997,7 +1031,7 @@ def spec_text(
         writer = Writer()
         writer.body(block_body, 1, [0])
         signature = f"({', '.join(params)})" if params else ""
-        lines += ["", f"block {block}{signature} {{", *writer.text(), "}"]
+        lines += ["", f"block {block}{signature} {{  # shapes at its first call", *writer.text(), "}"]
     writer = Writer()
     writer.lines.append(Line(1, f"input {shape_text(sample)}"))
     writer.body(body, 1, [0])

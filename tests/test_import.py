@@ -70,11 +70,13 @@ def round_trip(module: Any, name: str, sample: tuple[int, ...], tmp_path: Path) 
 
 
 @pytest.mark.parametrize("name", sorted(NETWORKS))
-def test_torchvision_network_round_trips_with_the_zoos_parameters(name: str, tmp_path: Path) -> None:
+def test_torchvision_network_round_trips_and_compares_with_the_zoo(name: str, tmp_path: Path) -> None:
     module = torchvision.models.get_model(name, weights=None, **NETWORKS[name])
-    _, model = round_trip(module, name, (3, 32, 32), tmp_path)
+    text, model = round_trip(module, name, (3, 32, 32), tmp_path)
     zoo = ROOT / "specs" / "torchvision" / f"{name}.arch"
     assert model.params == archdsl.load(zoo, size=32).model().params
+    written = len(zoo.read_text(encoding="utf-8").splitlines())
+    assert len(text.splitlines()) <= 1.5 * written, (len(text.splitlines()), written)
 
 
 def test_a_sequential_cnn_round_trips(tmp_path: Path) -> None:
@@ -84,7 +86,9 @@ def test_a_sequential_cnn_round_trips(tmp_path: Path) -> None:
 
 def test_a_forward_with_a_residual_becomes_a_residual_in_a_block(tmp_path: Path) -> None:
     text, _ = round_trip(nets.ResidualNet(), "ResidualNet", (3, 16, 16), tmp_path)
-    assert "*residual {" in text
+    block = text.split("block Block {")[1].split("\n}\n")[0]
+    assert "*residual {" in block and "conv: conv(8, kernel=3, padding=1, bias=false)" in block
+    assert "blocks: { *repeat 3 { Block() } }" in text
 
 
 def test_every_line_of_the_model_carries_its_shape(tmp_path: Path) -> None:
