@@ -273,6 +273,11 @@ def _unknown_model(diagnostics: list[Diagnostic], model: str | None, names: list
     raise UsageError(f"no model '{model}' in the {files} files{listed}{did_you_mean(model, names)}")
 
 
+def _write_diagnostics(stream: TextIO, diagnostics: Sequence[Diagnostic], cache: SourceCache) -> None:
+    for diagnostic in diagnostics:
+        stream.write(render(diagnostic, cache, color=_color(stream)) + "\n\n")
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
@@ -482,8 +487,7 @@ def cmd_train(args: argparse.Namespace, out: TextIO) -> int:
         sys.stderr.write(f"archdsl: error: {exc}\n")
         return EXIT_FAILED
     except ArchError as exc:  # the builder's: too many parameters, pretrained weights that fail
-        for diagnostic in exc.diagnostics:
-            talk.write(render(diagnostic, cache, color=_color(talk)) + "\n\n")
+        _write_diagnostics(talk, exc.diagnostics, cache)
         return EXIT_FAILED
     finally:
         if talk is not out:
@@ -586,8 +590,7 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_FAILED
     program, cache = compiled
     model = program.models[0]
-    for diagnostic in program.warnings:
-        out.write(render(diagnostic, cache, color=_color(out)) + "\n\n")
+    _write_diagnostics(out, program.warnings, cache)
 
     from .errors import ArchError
     from .export import ExportError, export_model
@@ -598,8 +601,7 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
         sys.stderr.write(f"archdsl: error: {exc}\n")
         return EXIT_FAILED
     except ArchError as exc:  # the builder's: too many parameters, pretrained weights that fail
-        for diagnostic in exc.diagnostics:
-            out.write(render(diagnostic, cache, color=_color(out)) + "\n\n")
+        _write_diagnostics(out, exc.diagnostics, cache)
         return EXIT_FAILED
     except OSError as exc:
         raise UsageError(f"{args.output}: {exc.strerror or exc}") from None

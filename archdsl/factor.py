@@ -118,7 +118,9 @@ def _slots(stmt: Stmt) -> Iterator[tuple[Stmt, str]]:
 
 
 def _get(stmt: Stmt, key: str) -> Any:
-    return stmt.count if key == "#count" else _plain(stmt.args[key])
+    if key == "#count":
+        return stmt.count
+    return _plain(stmt.args[key]) if stmt.kind == "layer" else stmt.args[key]
 
 
 def _plain(value: Any) -> Any:
@@ -185,7 +187,12 @@ def _block(name: str, calls: list[Stmt]) -> Block:
         expression = _expression(stmt, key, values, [slots[position][0] for slots in per_call], params)
         if expression is None:
             parameter = _new_name(stmt, key, params)
-            params.append((parameter, _type(values), values))
+            kind = _type(values)
+            if kind == "list":  # kernels of 3 and of [1, 7]: every one a pair
+                values = [
+                    [v, v] if isinstance(v, int) and not isinstance(v, bool) else list(v) for v in values
+                ]
+            params.append((parameter, kind, values))
             for i, value in enumerate(values):
                 arguments[i].append(value)
             expression = Expr(parameter)

@@ -632,7 +632,7 @@ class Reader:
         owner, _, name = target.rpartition(".")
         if owner != path:
             return None
-        tensor = self.root.get_parameter(target)
+        tensor = self.root.get_parameter(target).detach()
         shape = tuple(tensor.shape)
         sample = _shape(node)
         if shape != (sample[0], *(1,) * (len(sample) - 1)):
@@ -776,6 +776,23 @@ def _functional(node: fx.Node, torch: Any) -> list[tuple[str, dict[str, Any]]] |
         return [(op, {"dim": _arg(node, 1, "dim", None)})]
     if target is F.dropout:
         return [("dropout", {"p": _arg(node, 1, "p", 0.5)})]
+    if target in (F.avg_pool2d, F.max_pool2d):
+        kernel = _pair(_arg(node, 1, "kernel_size", None))
+        stride = _arg(node, 2, "stride", None)
+        found: dict[str, Any] = {"kernel": kernel, "padding": _pair(_arg(node, 3, "padding", 0))}
+        if stride and _pair(stride) != kernel:
+            found["stride"] = _pair(stride)
+        if target is F.avg_pool2d:
+            if _arg(node, 6, "divisor_override", None) is not None:
+                return None
+            found["ceil"] = _arg(node, 4, "ceil_mode", False)
+            found["count_include_pad"] = _arg(node, 5, "count_include_pad", True)
+            return [("avgpool", found)]
+        if _arg(node, 6, "return_indices", False):
+            return None
+        found["dilation"] = _pair(_arg(node, 4, "dilation", 1))
+        found["ceil"] = _arg(node, 5, "ceil_mode", False)
+        return [("maxpool", found)]
     if target is F.adaptive_avg_pool2d:
         return [("adaptiveavgpool", {"size": _pair(_arg(node, 1, "output_size", None))})]
     if target is F.adaptive_max_pool2d:

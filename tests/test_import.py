@@ -53,7 +53,8 @@ def round_trip(module: Any, name: str, sample: tuple[int, ...], tmp_path: Path) 
 
     module = randomized(module).eval()
     with torch_threads(2):
-        imported = import_module(module, name, sample)
+        # the command's header line too, so that lines count as the command writes them
+        imported = import_module(module, name, sample, header=[f"Imported by a test ({name})."])
     path = tmp_path / f"{name}.arch"
     path.write_text(imported.text, encoding="utf-8")
     assert [d for d in archdsl.check(path) if d.is_error] == []
