@@ -29,7 +29,7 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -143,11 +143,22 @@ def trace(module: nn.Module, sample: tuple[int, ...]) -> fx.GraphModule:
         def is_leaf_module(self, m: nn.Module, qualified_name: str) -> bool:
             return type(m).__name__ in table or super().is_leaf_module(m, qualified_name)
 
+        # Where fx cannot decide a branch or a loop (`if x.shape[-1] > 8:`, `h, w = x.shape[2:]`),
+        # the module is run on the sample up to that point and the branch it takes is followed:
+        # the spec is for this input shape. A branch on a tensor's values is refused.
+        def to_bool(self, obj: fx.Proxy) -> bool:
+            return bool(_concrete(self, obj.node, module, sample))
+
+        def iter(self, obj: fx.Proxy) -> Iterator[Any]:
+            return iter(_concrete(self, obj.node, module, sample))
+
     tracer = Tracer(autowrap_functions=_wrapped_functions())
     tracer.record_stack_traces = True
     module.eval()
     try:
         graph = tracer.trace(module)
+    except ImportFailed:
+        raise
     except Exception as exc:
         where = _where_raised(exc)
         raise ImportFailed(
@@ -155,6 +166,7 @@ def trace(module: nn.Module, sample: tuple[int, ...]) -> fx.GraphModule:
             f"{_first_line(exc)} (data-dependent control flow, such as an `if` on a tensor's values, "
             "has no statement in the language)"
         ) from None
+    _drop_followed_conditions(graph)
     traced = fx.GraphModule(module, graph)
     x = torch.randn(2, *sample)
     try:
@@ -168,6 +180,67 @@ def trace(module: nn.Module, sample: tuple[int, ...]) -> fx.GraphModule:
     with torch.no_grad():
         ShapeProp(traced).propagate(x)
     return traced
+
+
+#: What a shape-only value is read from: `x.shape`, `x.size()`, `x.dim()`, `len(x)`.
+_SHAPE_QUERIES = ("size", "dim", "numel", "shape", "ndim", "ndimension")
+
+
+def _drop_followed_conditions(graph: fx.Graph) -> None:
+    """The shape arithmetic of a branch already followed, which nothing else uses."""
+    for node in reversed(list(graph.nodes)):
+        arithmetic = node.op == "call_function" and (
+            getattr(node.target, "__module__", None) in ("_operator", "operator")
+            or node.target in (getattr, len)
+        )
+        query = node.op == "call_method" and node.target in _SHAPE_QUERIES
+        if not node.users and (arithmetic or query):
+            graph.erase_node(node)
+
+
+def _concrete(tracer: Any, node: fx.Node, module: nn.Module, sample: tuple[int, ...]) -> Any:
+    """The value `node` takes when the module runs on the sample, if it depends on the input's
+    shape only; `ImportFailed` at its line when it depends on the input's values."""
+    from torch import fx
+
+    stack, seen = [node], set()
+    while stack:
+        current = stack.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        target = current.target
+        attribute = current.args[1] if target is getattr and len(current.args) > 1 else None
+        if (current.op == "call_method" and target in _SHAPE_QUERIES) or attribute in _SHAPE_QUERIES:
+            continue
+        if target is len:
+            continue
+        if current.op == "placeholder":
+            raise ImportFailed(
+                f"{type(module).__name__}'s forward branches on its input's values{_where(node)}: "
+                "data-dependent control flow has no statement in the language"
+            )
+        stack.extend(a for a in current.all_input_nodes)
+    graph = fx.Graph()
+    copied: dict[fx.Node, fx.Node] = {}
+    for original in tracer.graph.nodes:
+        copied[original] = graph.node_copy(original, copied.__getitem__)
+        if original is node:
+            break
+    graph.output(copied[node])
+    import torch
+    from torch.fx import _symbolic_trace
+
+    # While fx traces, it patches nn.Module so that parameters come back as proxies; the sample
+    # runs with those patches lifted (fx's own context for this, which dynamo uses too).
+    unpatched = getattr(_symbolic_trace, "_maybe_revert_all_patches", None)
+    if unpatched is None:
+        raise ImportFailed(
+            f"{type(module).__name__}'s forward branches on its input's shape{_where(node)}, which this "
+            "torch's fx gives no way to follow"
+        )
+    with unpatched(), torch.no_grad():
+        return fx.Interpreter(module, graph=graph).run(torch.randn(2, *sample))
 
 
 def _first_line(exc: BaseException) -> str:

@@ -63,3 +63,18 @@ class Branchy(nn.Module):
         if x.sum() > 0:
             return self.conv(x)
         return self.conv(-x)
+
+
+class ShapeBranch(nn.Module):
+    """A branch on the input's shape, which fx alone cannot trace: followed as this input takes it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.pool = nn.MaxPool2d(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        if x.shape[-1] > 8:
+            x = self.pool(x)
+        return torch.flatten(x, 1)
