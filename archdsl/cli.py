@@ -128,6 +128,45 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     emit.add_argument("-o", "--output", metavar="OUT", help="the .py file to write (default: stdout)")
     _param_option(emit)
 
+    export = commands.add_parser(
+        "export", help="write a model as ONNX, for onnxruntime or Netron (needs archdsl[onnx])"
+    )
+    export.add_argument("file", metavar="FILE", help=FILE_HELP)
+    _model_option(export, "one")
+    export.add_argument("-o", "--output", required=True, metavar="OUT", help="the .onnx file to write")
+    export.add_argument(
+        "--weights",
+        metavar="STATE_DICT",
+        help="a state_dict saved by torch.save to load first (archdsl train's model.pt)",
+    )
+    export.add_argument(
+        "--opset", type=_positive(int), metavar="N", help="the ONNX opset (default: torch.onnx's)"
+    )
+    _param_option(export)
+
+    import_ = commands.add_parser(
+        "import",
+        help="write an existing nn.Module as a spec (runs the factory's Python code; needs archdsl[torch])",
+        description="Calls MODULE:FACTORY (with --arg values as keyword arguments), traces the module "
+        "it returns with torch.fx and writes it as a spec whose module loads the original's "
+        "state_dict strictly and gives its outputs (checked before anything is written). This "
+        "imports MODULE and runs its code, as `python -c` would: import only code you trust.",
+    )
+    import_.add_argument(
+        "target", metavar="MODULE:FACTORY", help="e.g. torchvision.models:resnet18, or mypkg.nets:Net"
+    )
+    import_.add_argument(
+        "--input", metavar="C,H,W", help="the per-sample input shape (default: from the first layer, 224×224)"
+    )
+    import_.add_argument("-o", "--output", metavar="FILE.arch", help="the spec to write (default: stdout)")
+    import_.add_argument(
+        "--arg",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a keyword argument for the factory, e.g. --arg num_classes=10 (repeatable)",
+    )
+
     train = commands.add_parser(
         "train", help="train a model on its dataset (its train section's recipe; needs archdsl[train])"
     )
@@ -264,6 +303,11 @@ def _unknown_model(diagnostics: list[Diagnostic], model: str | None, names: list
         raise UsageError(unknown[0].message)
     listed = f" (models: {', '.join(dict.fromkeys(names))})" if names else ""
     raise UsageError(f"no model '{model}' in the {files} files{listed}{did_you_mean(model, names)}")
+
+
+def _write_diagnostics(stream: TextIO, diagnostics: Sequence[Diagnostic], cache: SourceCache) -> None:
+    for diagnostic in diagnostics:
+        stream.write(render(diagnostic, cache, color=_color(stream)) + "\n\n")
 
 
 def _plural(n: int, word: str) -> str:
@@ -478,8 +522,7 @@ def cmd_train(args: argparse.Namespace, out: TextIO) -> int:
         sys.stderr.write(f"archdsl: error: {exc}\n")
         return EXIT_FAILED
     except ArchError as exc:  # the builder's: too many parameters, pretrained weights that fail
-        for diagnostic in exc.diagnostics:
-            talk.write(render(diagnostic, cache, color=_color(talk)) + "\n\n")
+        _write_diagnostics(talk, exc.diagnostics, cache)
         return EXIT_FAILED
     finally:
         if talk is not out:
@@ -652,8 +695,90 @@ def cmd_emit(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
+    """Exit 1 when the weights do not fit the model or torch.onnx fails; nothing is written then."""
+    require("archdsl export", "onnx", ("torch", "onnx", "onnxscript"))
+    if args.weights is not None and not os.path.isfile(args.weights):
+        raise UsageError(f"{args.weights}: no such file")
+    compiled = _compile_one(args, out, one=True)
+    if compiled is None:
+        return EXIT_FAILED
+    program, cache = compiled
+    model = program.models[0]
+    _write_diagnostics(out, program.warnings, cache)
+
+    from .errors import ArchError
+    from .export import ExportError, export_model
+
+    try:
+        exported = export_model(model, args.output, weights=args.weights, opset=args.opset)
+    except ExportError as exc:
+        sys.stderr.write(f"archdsl: error: {exc}\n")
+        return EXIT_FAILED
+    except ArchError as exc:  # the builder's: too many parameters, pretrained weights that fail
+        _write_diagnostics(out, exc.diagnostics, cache)
+        return EXIT_FAILED
+    except OSError as exc:
+        raise UsageError(f"{args.output}: {exc.strerror or exc}") from None
+    beside = f", weights in {exported.data}" if exported.data else ""
+    out.write(
+        f"wrote {exported.path} ({model.name}, ONNX opset {exported.opset}, "
+        f"input [batch, {', '.join(map(str, model.input))}]{beside})\n"
+    )
+    return EXIT_OK
+
+
+def cmd_import(args: argparse.Namespace, out: TextIO) -> int:
+    """Exit 1 when the module cannot be written as a spec; nothing is written then."""
+    require("archdsl import", "torch", ("torch",))
+    sample = None
+    if args.input is not None:
+        try:
+            sample = tuple(int(part) for part in args.input.split(","))
+        except ValueError:
+            sample = ()
+        if not sample or min(sample) < 1:
+            raise UsageError(
+                f"--input takes positive sizes separated by commas (3,224,224), got '{args.input}'"
+            )
+    if ":" not in args.target:
+        raise UsageError(f"expected MODULE:FACTORY (torchvision.models:resnet18), got '{args.target}'")
+    arguments = dict(parse_param(a) for a in args.arg)
+
+    from .atomic import write_text
+    from .importer import ImportFailed, import_module, load_factory
+
+    command = " ".join(
+        ["archdsl import", args.target]
+        + ([f"--input {args.input}"] if args.input else [])
+        + [f"--arg {a}" for a in args.arg]
+    )
+    try:
+        module, name = load_factory(args.target, arguments)
+        kind = f"{type(module).__module__}.{type(module).__qualname__}"
+        header = [f"Imported by `{command}` ({kind})."]
+        imported = import_module(module, name, sample, header)
+    except ImportFailed as exc:
+        sys.stderr.write(f"archdsl: error: {exc}\n")
+        return EXIT_FAILED
+    if args.output is None:
+        out.write(imported.text)
+        return EXIT_OK
+    try:
+        write_text(args.output, imported.text)
+    except OSError as exc:
+        raise UsageError(f"{args.output}: {exc.strerror or exc}") from None
+    out.write(
+        f"wrote {args.output} ({imported.name}: {imported.params:,} parameters, {imported.lines} lines; "
+        "it loads the module's state_dict strictly and gives its outputs)\n"
+    )
+    return EXIT_OK
+
+
 COMMANDS = {
     "check": cmd_check,
+    "import": cmd_import,
+    "export": cmd_export,
     "summary": cmd_summary,
     "train": cmd_train,
     "render": cmd_render,

@@ -3,7 +3,8 @@
 `pip install archdsl` is the checker alone (lark, pydantic): `check`, `summary`, `render`, `docs`,
 `emit` and `load` never import torch. `archdsl[torch]` adds what building needs (`build`,
 `summary --verify`, `pretrained(...)` layers), `archdsl[train]` the training runner, `archdsl[lsp]`
-the language server (`archdsl lsp`). A command
+the language server (`archdsl lsp`), `archdsl[onnx]` `archdsl export` (and onnxruntime, to run
+what it writes). A command
 that needs a missing extra raises `MissingExtra` before it starts, naming the extra to install;
 the CLI prints it and exits 2.
 """
@@ -17,6 +18,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "torch": ("torch", "torchvision", "torchinfo"),
     "train": ("torch", "torchvision", "matplotlib", "tqdm"),
     "lsp": ("pygls", "lsprotocol"),
+    "onnx": ("torch", "torchvision", "onnx", "onnxscript", "onnxruntime"),
 }
 
 

@@ -18,6 +18,13 @@ from archdsl.cli import main
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "specs").glob("*.arch"))
 
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+#: Real training runs read Debian's dataset-fashion-mnist (scripts/install.sh installs it).
+needs_fashion = pytest.mark.skipif(
+    not (FASHION / "train-images-idx3-ubyte.gz").is_file(),
+    reason="Debian's dataset-fashion-mnist is not installed",
+)
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-goldens", action="store_true", help="rewrite golden files from current output")
@@ -28,6 +35,21 @@ def in_root(monkeypatch: pytest.MonkeyPatch) -> Path:
     """Runs the test from the repository root, so paths in diagnostics are stable."""
     monkeypatch.chdir(ROOT)
     return ROOT
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No downloads, and an empty default data root: only --data-root and Debian's files count."""
+    root = tmp_path / "data-root"
+    monkeypatch.setenv("ARCHDSL_NO_DOWNLOAD", "1")
+    monkeypatch.setenv("ARCHDSL_DATA", str(root))
+    return root
+
+
+def write_spec(tmp_path: Path, text: str, name: str = "net.arch") -> str:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
 
 
 @contextlib.contextmanager

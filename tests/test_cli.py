@@ -122,13 +122,19 @@ def test_directory_without_specs_is_a_usage_error(tmp_path: Path, capsys: pytest
     assert capsys.readouterr().err == f"archdsl: error: {tmp_path}: no .arch files in this directory\n"
 
 
-@pytest.mark.parametrize("command", ["check", "summary", "render", "docs", "emit", "train"])
+@pytest.mark.parametrize("command", ["check", "summary", "render", "docs", "emit", "train", "export"])
 def test_an_unknown_model_is_a_usage_error_without_a_source_caret(
     command: str, in_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    extra = {"render": ["-o", str(tmp_path / "x.dot")], "docs": ["-o", str(tmp_path / "d")]}.get(command, [])
-    if command == "train":
+    extra = {
+        "render": ["-o", str(tmp_path / "x.dot")],
+        "docs": ["-o", str(tmp_path / "d")],
+        "export": ["-o", str(tmp_path / "x.onnx")],
+    }.get(command, [])
+    if command in ("train", "export"):
         pytest.importorskip("torch")
+    if command == "export":
+        pytest.importorskip("onnxscript")
     code, out = run_cli(command, "specs/lenet5.arch", "--model", "LeNet", *extra)
     assert (code, out) == (2, "")
     assert capsys.readouterr().err == (
@@ -164,15 +170,18 @@ def test_check_model_across_files_checks_the_files_that_define_it(
     )
 
 
-@pytest.mark.parametrize("command", ["render", "train"])
+@pytest.mark.parametrize("command", ["render", "train", "export"])
 def test_a_command_that_makes_one_thing_needs_model_when_the_file_has_several(
     command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    if command == "train":
+    if command in ("train", "export"):
         pytest.importorskip("torch")
+    if command == "export":
+        pytest.importorskip("onnxscript")
     spec = tmp_path / "two.arch"
     spec.write_text(SEVERAL, encoding="utf-8")
-    code, _ = run_cli(command, str(spec), *(["-o", str(tmp_path / "x.dot")] if command == "render" else []))
+    output = {"render": ["-o", str(tmp_path / "x.dot")], "export": ["-o", str(tmp_path / "x.onnx")]}
+    code, _ = run_cli(command, str(spec), *output.get(command, []))
     assert code == 2
     assert capsys.readouterr().err == (
         f"archdsl: error: {spec} defines 2 models (A, B); choose one with --model\n"
@@ -186,7 +195,7 @@ def test_an_unknown_option_shows_the_commands_usage(capsys: pytest.CaptureFixtur
     assert err.startswith("archdsl: error: unrecognized arguments: --bogus\nusage: archdsl check [-h]")
 
 
-@pytest.mark.parametrize("command", ["check", "summary", "render", "docs", "emit", "train"])
+@pytest.mark.parametrize("command", ["check", "summary", "render", "docs", "emit", "train", "export"])
 def test_every_positional_argument_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         run_cli(command, "--help")

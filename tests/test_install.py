@@ -155,6 +155,14 @@ def test_every_static_command_works_without_torch(light: Path, tmp_path: Path) -
             "summary --verify needs torch, which is not installed: pip install 'archdsl[torch]'",
         ),
         (["lsp"], "archdsl lsp needs pygls, which is not installed: pip install 'archdsl[lsp]'"),
+        (
+            ["import", "torchvision.models:resnet18"],
+            "archdsl import needs torch, which is not installed: pip install 'archdsl[torch]'",
+        ),
+        (
+            ["export", "specs/lenet5.arch", "-o", "lenet5.onnx"],
+            "archdsl export needs torch, which is not installed: pip install 'archdsl[onnx]'",
+        ),
     ],
 )
 def test_a_command_needing_an_extra_names_it_with_exit_2(

@@ -24,9 +24,7 @@ from archdsl.program import Program, compile_file
 from archdsl.receptive import receptive_fields
 from archdsl.summary import describe
 
-from conftest import run_cli
-
-FASHION = Path("/usr/share/datasets/fashion-mnist")
+from conftest import needs_fashion, run_cli, write_spec
 
 
 def check_text(text: str, name: str = "net.arch") -> Program:
@@ -38,12 +36,6 @@ def check_text(text: str, name: str = "net.arch") -> Program:
 def rendered(program: Program) -> str:
     cache = SourceCache(program.sources)
     return "\n\n".join(render(d, cache) for d in program.diagnostics)
-
-
-def write_spec(tmp_path: Path, text: str, name: str = "net.arch") -> str:
-    path = tmp_path / name
-    path.write_text(text, encoding="utf-8")
-    return str(path)
 
 
 def reference(name: str, part: str | None) -> nn.Module:
@@ -277,9 +269,7 @@ def test_train_refuses_a_model_over_max_params_before_loading_data(
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.skipif(
-    not (FASHION / "train-images-idx3-ubyte.gz").is_file(), reason="needs Debian's dataset-fashion-mnist"
-)
+@needs_fashion
 def test_train_max_params_above_the_model_lets_it_train(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

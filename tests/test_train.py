@@ -20,14 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, needs_fashion, run_cli, write_spec
 
 PYTHON = sys.executable
-FASHION = Path("/usr/share/datasets/fashion-mnist")
-needs_fashion = pytest.mark.skipif(
-    not (FASHION / "train-images-idx3-ubyte.gz").is_file(),
-    reason="Debian's dataset-fashion-mnist is not installed",
-)
 
 SMALL_CNN = """
 model Small {
@@ -37,21 +32,6 @@ model Small {
     train { dataset = "fashion-mnist" epochs = 2 batch = 64 optimizer = sgd(lr=0.05, momentum=0.9) }
 }
 """
-
-
-def write_spec(tmp_path: Path, text: str, name: str = "net.arch") -> str:
-    path = tmp_path / name
-    path.write_text(text, encoding="utf-8")
-    return str(path)
-
-
-@pytest.fixture
-def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """No downloads, and an empty default data root: only --data-root and Debian's files count."""
-    root = tmp_path / "data-root"
-    monkeypatch.setenv("ARCHDSL_NO_DOWNLOAD", "1")
-    monkeypatch.setenv("ARCHDSL_DATA", str(root))
-    return root
 
 
 @needs_fashion

@@ -11,7 +11,6 @@ adaptively) to keep this to seconds on two cores.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from torch import nn
 
 import archdsl
 from archdsl.builder import build_model
+from archdsl.importer import agrees, leaves
 from archdsl.shapes import Shaped
 
 from conftest import ROOT, torch_threads
@@ -77,33 +77,6 @@ def randomized(model: nn.Module) -> nn.Module:
 
 #: Modules whose training behaviour differs from eval's: ours must stand where torchvision's do.
 STATEFUL = ("Dropout", "Dropout2d", "StochasticDepth", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
-
-
-def leaves(model: nn.Module) -> dict[str, str]:
-    """Each module without children, as `Class(arguments)` the way it prints itself: `inplace`
-    aside (it changes no value), the hyperparameters training depends on (dropout and
-    stochastic-depth rates, batchnorm's eps and momentum) that an eval-mode comparison does not
-    see. Its repr, not its `extra_repr`: torchvision's StochasticDepth prints its p and mode in
-    `__repr__` (and its string unquoted, `mode=row`, so strings are compared unquoted)."""
-    found = {}
-    for path, module in model.named_modules():
-        if not list(module.children()):
-            name, _, text = repr(module).partition("(")
-            text = ", ".join(
-                part for part in text.removesuffix(")").split(", ") if not part.startswith("inplace=")
-            )
-            text = re.sub(r"'([^']*)'", r"\1", text)
-            # (3, 3) and 3 build the same window
-            found[path] = re.sub(r"\((-?\d+), \1\)", r"\1", f"{name}({text})")
-    return found
-
-
-def agrees(ours: str | None, theirs: str) -> str | None:
-    """Ours where it is theirs; where theirs prints no arguments (torchvision's Permute keeps its
-    dims to itself), the class alone: the outputs' agreement checks what such a module computes."""
-    if ours is not None and theirs.endswith("()") and ours.startswith(theirs[:-1]):
-        return theirs
-    return ours
 
 
 def walk(nodes: list[Shaped]) -> list[Shaped]:

@@ -169,8 +169,19 @@ class Layer:
     #: Arguments that may be a block parameter of any type, passed straight to the constructor.
     passed_args: ClassVar[tuple[str, ...]] = ()
 
+    #: The PyTorch module classes, by class name, that `arguments` reads back (`archdsl import`).
+    imports: ClassVar[tuple[str, ...]] = ()
+
     def arg(self, name: str) -> Arg:
         return next(a for a in self.args if a.name == name)
+
+    def arguments(self, module: Any) -> dict[str, Any] | None:
+        """The inverse of `module()`, for `archdsl import`: the arguments of a statement that builds
+        `module` (an instance of a class named in `imports`), read from its attributes, or None when
+        no statement of this layer builds it (a setting the layer has no argument for). Values as
+        the arguments take them (pairs as tuples); those at their default may be left out. Reads
+        attributes only, so it imports nothing."""
+        return {}
 
     def shape(self, node: LayerNode, shape: Shape) -> Outcome:
         """The output shape, parameters and MACs for one sample of `shape`, or `fail(...)`."""
@@ -238,11 +249,23 @@ def plain(name: str, torch_name: str, doc: str, kind: str = "activation") -> typ
     def module(self: Pointwise, node: Shaped) -> Module:
         return Module(f"nn.{torch_name}")
 
-    attributes = {"name": name, "torch": f"nn.{torch_name}", "doc": doc, "kind": kind, "module": module}
+    attributes = {
+        "name": name,
+        "torch": f"nn.{torch_name}",
+        "doc": doc,
+        "kind": kind,
+        "module": module,
+        "imports": (torch_name,),
+    }
     return type(torch_name, (Pointwise,), attributes)
 
 
 # --- text helpers for `describe` ------------------------------------------------------------------
+
+
+def pair_of(value: Any) -> tuple[Any, Any]:
+    """PyTorch's int-or-pair arguments (`kernel_size=3`, `(3, 3)`) as a pair."""
+    return (value, value) if isinstance(value, int) else (value[0], value[1])
 
 
 def size_text(pair: tuple[int, int]) -> str:

@@ -37,6 +37,11 @@ class Flatten(Layer):
     def shape(self, node: LayerNode, shape: Shape) -> Outcome:
         return Outcome((math.prod(shape),))
 
+    imports = ("Flatten",)
+
+    def arguments(self, module: Any) -> dict[str, Any] | None:
+        return {} if (module.start_dim, module.end_dim) == (1, -1) else None
+
     def module(self, node: Shaped) -> Module:
         return Module("nn.Flatten")
 
@@ -83,6 +88,12 @@ class View(Layer):
                 span,
             )
         return Outcome(dims)
+
+    imports = ("View",)
+
+    def arguments(self, module: Any) -> dict[str, Any] | None:
+        # archdsl's own View (emitted source's): its shape keeps the batch apart.
+        return {"dims": tuple(module.shape)} if type(module).__module__.startswith("archdsl") else None
 
     def module(self, node: Shaped) -> Module:
         # `view(-1)` is already concrete in the shaped IR: the output shape is the reshape target.
@@ -139,6 +150,15 @@ class Permute(Layer):
     def axes(self, args: dict[str, Any], axes: Axes | None, output: Shape) -> Axes | None:
         return None if axes is None else tuple(axes[d] for d in args["dims"])
 
+    imports = ("Permute",)
+
+    def arguments(self, module: Any) -> dict[str, Any] | None:
+        dims = tuple(module.dims)
+        if type(module).__module__.startswith("archdsl"):
+            return {"dims": dims}
+        # torchvision's Permute counts the batch axis, which must stay first
+        return {"dims": tuple(d - 1 for d in dims[1:])} if dims and dims[0] == 0 else None
+
     def module(self, node: Shaped) -> Module:
         return Module("archdsl.Permute", tuple(node.args["dims"]))
 
@@ -176,6 +196,11 @@ class Shuffle(Layer):
         divides(node, shape[0], "channels")
         return Outcome(shape)
 
+    imports = ("ChannelShuffle",)
+
+    def arguments(self, module: Any) -> dict[str, Any] | None:
+        return {"groups": module.groups}
+
     def module(self, node: Shaped) -> Module:
         return Module("nn.ChannelShuffle", (node.args["groups"],))
 
@@ -210,6 +235,11 @@ class Linear(Layer):
             weights + (features_out if node.args["bias"] else 0),
             weights * math.prod(shape[:-1]),
         )
+
+    imports = ("Linear",)
+
+    def arguments(self, module: Any) -> dict[str, Any] | None:
+        return {"out": module.out_features, "bias": module.bias is not None}
 
     def module(self, node: Shaped) -> Module:
         return Module(

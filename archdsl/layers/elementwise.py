@@ -27,6 +27,12 @@ class BatchNorm(Layer):
         Arg("affine", boolean, "learn scale and shift", True),
     )
     passed_args = ("eps", "momentum", "affine")
+    imports = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
+
+    def arguments(self, module: Any) -> dict[str, Any] | None:
+        if module.momentum is None or not module.track_running_stats:
+            return None
+        return {"eps": module.eps, "momentum": module.momentum, "affine": module.affine}
 
     def shape(self, node: LayerNode, shape: Shape) -> Outcome:
         if not 1 <= len(shape) <= 4:
@@ -85,6 +91,12 @@ class _LayerNorm(Layer):
         """The axis normalised, per sample."""
         raise NotImplementedError
 
+    def arguments(self, module: Any) -> dict[str, Any] | None:
+        if len(module.normalized_shape) != 1:
+            return None
+        affine = module.elementwise_affine
+        return {"eps": module.eps, "affine": affine, "bias": not affine or module.bias is not None}
+
     def shape(self, node: LayerNode, shape: Shape) -> Outcome:
         return Outcome(shape, _norm_params(node.args, shape[self.axis(shape)]))
 
@@ -106,6 +118,7 @@ class LayerNorm(_LayerNorm):
     torch = "nn.LayerNorm(last axis)"
     doc = "layer normalisation over the last axis"
     target = "nn.LayerNorm"
+    imports = ("LayerNorm",)
 
     def axis(self, shape: tuple[Any, ...]) -> int:
         return len(shape) - 1
@@ -117,6 +130,7 @@ class LayerNorm2d(_LayerNorm):
     torch = "torchvision's ConvNeXt LayerNorm2d (an nn.LayerNorm over the channels)"
     doc = "layer normalisation over the channels of each position of [C, H, W]"
     target = "archdsl.LayerNorm2d"
+    imports = ("LayerNorm2d",)
 
     def axis(self, shape: tuple[Any, ...]) -> int:
         return 0
@@ -140,6 +154,16 @@ class GroupNorm(Layer):
     )
     symbolic_args = ("groups",)
     passed_args = ("eps", "affine", "bias")
+    imports = ("GroupNorm",)
+
+    def arguments(self, module: Any) -> dict[str, Any] | None:
+        affine = module.affine
+        return {
+            "groups": module.num_groups,
+            "eps": module.eps,
+            "affine": affine,
+            "bias": not affine or module.bias is not None,
+        }
 
     def shape(self, node: LayerNode, shape: Shape) -> Outcome:
         # nn.GroupNorm takes any [C, ...], a flat [C] too.
@@ -182,6 +206,9 @@ class _Dropout(Pointwise):
             )
         return Outcome(shape, warnings=warnings)
 
+    def arguments(self, module: Any) -> dict[str, Any] | None:
+        return {"p": module.p}
+
     def module(self, node: Shaped) -> Module:
         # The probability is written even at its default: it is what a reader looks for.
         return Module(self.torch, (), {"p": node.args["p"]})
@@ -193,6 +220,7 @@ class _Dropout(Pointwise):
 class Dropout(_Dropout):
     name = "dropout"
     torch = "nn.Dropout"
+    imports = ("Dropout",)
     doc = "element-wise dropout"
     args = (Arg("p", probability, "probability of zeroing an element", 0.5),)
 
@@ -201,6 +229,7 @@ class Dropout2d(_Dropout):
     layout = "image"
     name = "dropout2d"
     torch = "nn.Dropout2d"
+    imports = ("Dropout2d",)
     doc = "channel-wise dropout"
     args = (Arg("p", probability, "probability of zeroing a channel", 0.5),)
 
@@ -221,6 +250,10 @@ class StochasticDepth(_Dropout):
     )
     passed_args = ("p", "mode")
     zeroes = "every sample"
+    imports = ("StochasticDepth",)
+
+    def arguments(self, module: Any) -> dict[str, Any] | None:
+        return {"p": module.p, "mode": module.mode}
 
     def module(self, node: Shaped) -> Module:
         a = node.args
@@ -237,6 +270,10 @@ class LeakyReLU(Pointwise):
     doc = "x for x ≥ 0, slope·x below"
     args = (Arg("slope", number, "slope for x < 0", 0.01),)
     passed_args = ("slope",)
+    imports = ("LeakyReLU",)
+
+    def arguments(self, module: Any) -> dict[str, Any] | None:
+        return {"slope": module.negative_slope}
 
     def module(self, node: Shaped) -> Module:
         return Module("nn.LeakyReLU", (), {"negative_slope": node.args["slope"]}, {"negative_slope": 0.01})
@@ -251,6 +288,10 @@ class ELU(Pointwise):
     doc = "exponential linear unit"
     args = (Arg("alpha", number, "scale of the negative part", 1.0),)
     passed_args = ("alpha",)
+    imports = ("ELU",)
+
+    def arguments(self, module: Any) -> dict[str, Any] | None:
+        return {"alpha": module.alpha}
 
     def module(self, node: Shaped) -> Module:
         return Module("nn.ELU", (), {"alpha": node.args["alpha"]}, {"alpha": 1.0})
@@ -270,6 +311,10 @@ class GELU(Pointwise):
         ),
     )
     passed_args = ("approximate",)
+    imports = ("GELU",)
+
+    def arguments(self, module: Any) -> dict[str, Any] | None:
+        return {"approximate": module.approximate}
 
     def module(self, node: Shaped) -> Module:
         return Module("nn.GELU", (), {"approximate": node.args["approximate"]}, {"approximate": "none"})
@@ -279,6 +324,9 @@ class GELU(Pointwise):
 
 
 class _Softmax(Pointwise):
+    def arguments(self, module: Any) -> dict[str, Any] | None:
+        return None if module.dim is None else {"dim": module.dim}
+
     def shape(self, node: LayerNode, shape: Shape) -> Outcome:
         dim = node.args["dim"]
         rank = len(shape) + 1  # with the batch axis
@@ -315,6 +363,7 @@ class _Softmax(Pointwise):
 class Softmax(_Softmax):
     name = "softmax"
     torch = "nn.Softmax"
+    imports = ("Softmax",)
     doc = "softmax along an axis"
     args = (Arg("dim", any_int, "axis, counting the batch as 0", 1),)
 
@@ -322,6 +371,7 @@ class Softmax(_Softmax):
 class LogSoftmax(_Softmax):
     name = "logsoftmax"
     torch = "nn.LogSoftmax"
+    imports = ("LogSoftmax",)
     doc = "log of softmax along an axis"
     args = (Arg("dim", any_int, "axis, counting the batch as 0", 1),)
 

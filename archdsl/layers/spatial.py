@@ -21,7 +21,18 @@ from ..sizes import (
 )
 from ..symbolic import UNKNOWN, window
 from ..values import boolean, channels, conv_padding, nonnegative_pair, positive_int, positive_pair
-from .base import ADAPTIVE, Arg, FieldRule, Layer, Module, Sliding, pair_or_int, size_text, step_text
+from .base import (
+    ADAPTIVE,
+    Arg,
+    FieldRule,
+    Layer,
+    Module,
+    Sliding,
+    pair_of,
+    pair_or_int,
+    size_text,
+    step_text,
+)
 
 if TYPE_CHECKING:
     from ..resolve import LayerNode
@@ -68,6 +79,21 @@ class Conv(Layer):
     )
     symbolic_args = ("out", "kernel", "stride", "padding", "dilation", "groups")
     passed_args = ("bias",)
+    imports = ("Conv2d",)
+
+    def arguments(self, module: Any) -> dict[str, Any] | None:
+        if module.padding_mode != "zeros":
+            return None
+        padding = module.padding if isinstance(module.padding, str) else pair_of(module.padding)
+        return {
+            "out": module.out_channels,
+            "kernel": pair_of(module.kernel_size),
+            "stride": pair_of(module.stride),
+            "padding": padding,
+            "dilation": pair_of(module.dilation),
+            "groups": module.groups,
+            "bias": module.bias is not None,
+        }
 
     def shape(self, node: LayerNode, shape: Shape) -> Outcome:
         needs_image(node, shape)
@@ -250,9 +276,15 @@ class MaxPool(_Pool):
         _CEIL,
     )
     symbolic_args = ("kernel", "stride", "padding", "dilation")
+    imports = ("MaxPool2d",)
 
     def dilation(self, node_args: dict[str, Any]) -> Any:
         return node_args["dilation"]
+
+    def arguments(self, module: Any) -> dict[str, Any] | None:
+        if module.return_indices:
+            return None
+        return {**_pool_arguments(module), "dilation": pair_of(module.dilation)}
 
     def module(self, node: Shaped) -> Module:
         a = node.args
@@ -281,6 +313,12 @@ class AvgPool(_Pool):
         _CEIL,
         Arg("count_include_pad", boolean, "count padding zeros in the average", True),
     )
+    imports = ("AvgPool2d",)
+
+    def arguments(self, module: Any) -> dict[str, Any] | None:
+        if module.divisor_override is not None:
+            return None
+        return {**_pool_arguments(module), "count_include_pad": module.count_include_pad}
 
     def module(self, node: Shaped) -> Module:
         a = node.args
@@ -298,10 +336,21 @@ class AvgPool(_Pool):
         )
 
 
+def _pool_arguments(module: Any) -> dict[str, Any]:
+    kernel = pair_of(module.kernel_size)
+    stride = pair_of(module.stride) if module.stride else kernel
+    found = {"kernel": kernel, "padding": pair_of(module.padding), "ceil": module.ceil_mode}
+    return found if stride == kernel else {**found, "stride": stride}
+
+
 class _AdaptivePool(Layer):
     layout = "image"
     kind = "pool"
     args = (Arg("size", positive_pair, "output size, an int or [h, w]", required=True),)
+
+    def arguments(self, module: Any) -> dict[str, Any] | None:
+        size = pair_of(module.output_size)
+        return None if None in size else {"size": size}
 
     def shape(self, node: LayerNode, shape: Shape) -> Outcome:
         needs_image(node, shape)
@@ -324,12 +373,14 @@ class _AdaptivePool(Layer):
 class AdaptiveAvgPool(_AdaptivePool):
     name = "adaptiveavgpool"
     torch = "nn.AdaptiveAvgPool2d"
+    imports = ("AdaptiveAvgPool2d",)
     doc = "average pooling to a fixed output size"
 
 
 class AdaptiveMaxPool(_AdaptivePool):
     name = "adaptivemaxpool"
     torch = "nn.AdaptiveMaxPool2d"
+    imports = ("AdaptiveMaxPool2d",)
     doc = "max pooling to a fixed output size"
 
 

@@ -1,0 +1,1 @@
+"""Hand-written modules for `archdsl import`'s tests, as a user's package would hold them."""

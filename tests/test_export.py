@@ -1,0 +1,199 @@
+"""`archdsl export`: every spec of the repository as ONNX, checked by onnx's checker and run by
+onnxruntime against PyTorch; `--weights` (a training run's `model.pt`), `--opset`, and the errors.
+
+The zoo networks run at a small image size (64, inception_v3's smallest is 75): the export's cost
+is the graph's size, not the image's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import archdsl
+from archdsl.builder import build_model
+
+from conftest import ROOT, SPECS, needs_fashion, run_cli, torch_threads, write_spec
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+ZOO = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "specs" / "torchvision").glob("*.arch"))
+ZOO_SIZE = {"specs/torchvision/inception_v3.arch": 75}
+
+
+def randomize(net: torch.nn.Module) -> torch.nn.Module:
+    """Batchnorm statistics away from 0 and 1, so that a misplaced or dropped norm shows."""
+    from test_zoo import randomized
+
+    return randomized(net)
+
+
+def run_onnx(model: Path | bytes, x: torch.Tensor) -> torch.Tensor:
+    """onnxruntime's output for `x`, from a file or the model's bytes."""
+    given = model if isinstance(model, bytes) else str(model)
+    session = ort.InferenceSession(given, providers=["CPUExecutionProvider"])
+    (output,) = session.run(None, {"input": x.numpy()})
+    return torch.from_numpy(output)
+
+
+SMALL_CNN = """
+model Small {
+    input [1, 28, 28]
+    conv(8, kernel=3) relu maxpool(2)
+    flatten dropout(0.1) linear(10)
+    train { dataset = "fashion-mnist" epochs = 1 batch = 64 optimizer = sgd(lr=0.05) }
+}
+"""
+
+
+def assert_close(got: torch.Tensor, expected: torch.Tensor, what: str = "") -> None:
+    assert got.shape == expected.shape, what
+    assert (got - expected).abs().max().item() <= 1e-4 * max(expected.abs().max().item(), 1.0), what
+
+
+@pytest.mark.parametrize("spec", SPECS + ZOO)
+def test_every_spec_exports_checks_and_runs_in_onnxruntime_as_in_pytorch(spec: str) -> None:
+    """The graph `archdsl export` writes (`to_onnx`, here kept in memory: VGG's weights are half a
+    gigabyte), with random weights and batchnorm statistics."""
+    from archdsl.export import to_onnx
+
+    params = {"size": ZOO_SIZE.get(spec, 64)} if spec in ZOO else {}
+    for model in archdsl.load(ROOT / spec, **params).models:
+        net = randomize(build_model(model)).eval()
+        with torch_threads(2):
+            proto = to_onnx(net, model.input, name=model.name)
+        onnx.checker.check_model(proto, full_check=True)
+        x = torch.randn(3, *model.input, generator=torch.Generator().manual_seed(0))
+        with torch_threads(2), torch.no_grad():
+            assert_close(run_onnx(proto.SerializeToString(), x), net(x), model.name)
+
+
+def test_the_batch_axis_is_dynamic_and_the_graph_is_named_after_the_model(
+    in_root: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "net.onnx"
+    code, text = run_cli("export", "specs/resnet_mini.arch", "-o", str(out))
+    assert (code, text) == (0, f"wrote {out} (ResNetMini, ONNX opset 20, input [batch, 1, 28, 28])\n")
+    proto = onnx.load(str(out))
+    (given,) = proto.graph.input
+    dims = [d.dim_param or d.dim_value for d in given.type.tensor_type.shape.dim]
+    assert (given.name, dims) == ("input", ["batch", 1, 28, 28])
+    assert proto.graph.name == "ResNetMini" and proto.producer_name == "archdsl"
+    # the metadata names module paths, never this machine's files
+    keys = {p.key for node in proto.graph.node for p in node.metadata_props}
+    assert "pkg.torch.onnx.name_scopes" in keys and "pkg.torch.onnx.stack_trace" not in keys
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    for batch in (1, 5):
+        (y,) = session.run(None, {"input": torch.zeros(batch, 1, 28, 28).numpy()})
+        assert y.shape == (batch, 10)
+
+
+def test_runtime_modules_export() -> None:
+    """archdsl's own modules, as emitted source uses them (the builder writes the same computations
+    with its flow interpreter, which every spec above exercises), in one chain: one export."""
+    from torch import nn
+
+    from archdsl import runtime
+    from archdsl.export import to_onnx
+
+    conv = nn.Conv2d(8, 8, 3, padding=1)
+    chain = nn.Sequential(
+        runtime.Residual(conv, nn.ReLU(), shortcut=nn.Conv2d(8, 8, 1), name="downsample"),
+        runtime.Residual(nn.Conv2d(8, 8, 3, padding=1)),
+        runtime.Gate(nn.AdaptiveAvgPool2d(1), nn.Conv2d(8, 8, 1), nn.Sigmoid()),
+        runtime.Permute(1, 2, 0),
+        nn.LayerNorm(8),
+        runtime.Permute(2, 0, 1),
+        runtime.LayerNorm2d(8, eps=1e-6),
+        runtime.StochasticDepth(0.5, "row"),
+        runtime.View(8, 64),
+        runtime.View(8, 8, 8),
+        runtime.Concat({"a": nn.Conv2d(8, 4, 1), "b": nn.Identity()}),
+        runtime.Concat({"a": nn.Identity(), "b": nn.Conv2d(9, 9, 1)}, split=[3, 9]),
+    ).eval()
+    x = torch.randn(2, 8, 8, 8)
+    with torch.no_grad():
+        assert_close(run_onnx(to_onnx(chain, (8, 8, 8)).SerializeToString(), x), chain(x))
+
+
+@needs_fashion
+def test_a_training_runs_model_pt_loads_with_weights(tmp_path: Path, offline: Path) -> None:
+    spec = write_spec(tmp_path, SMALL_CNN)
+    run = tmp_path / "run"
+    code, text = run_cli("train", spec, "--limit", "256", "--test-limit", "64", "--out", str(run))
+    assert code == 0, text
+    out = tmp_path / "small.onnx"
+    code, text = run_cli("export", spec, "-o", str(out), "--weights", str(run / "model.pt"))
+    assert code == 0, text
+    net = archdsl.build(spec).eval()
+    net.load_state_dict(torch.load(run / "model.pt", weights_only=True))
+    x = torch.randn(4, 1, 28, 28)
+    with torch.no_grad():
+        assert_close(run_onnx(out, x), net(x))
+    # a training checkpoint holds the same weights under "model"
+    code, _ = run_cli("export", spec, "-o", str(tmp_path / "c.onnx"), "--weights", str(run / "checkpoint.pt"))
+    assert code == 0
+    with torch.no_grad():
+        assert_close(run_onnx(tmp_path / "c.onnx", x), net(x))
+
+
+def test_weights_that_do_not_fit_the_model_are_refused_and_nothing_is_written(
+    in_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    weights = tmp_path / "lenet.pt"
+    torch.save(archdsl.build("specs/lenet5.arch").state_dict(), weights)
+    out = tmp_path / "x.onnx"
+    code, text = run_cli(
+        "export", "specs/lenet5.arch", "-p", "classes=100", "-o", str(out), "--weights", str(weights)
+    )
+    assert (code, text, out.exists()) == (1, "", False)
+    assert capsys.readouterr().err == (
+        f"archdsl: error: {weights} does not fit the model: 11.weight has shape [10, 84], the model's "
+        "is [100, 84]; 11.bias has shape [10], the model's is [100]\n"
+    )
+    torch.save({"0.weight": torch.zeros(1)}, weights)
+    code, _ = run_cli("export", "specs/lenet5.arch", "-o", str(out), "--weights", str(weights))
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith(f"archdsl: error: {weights} does not fit the model: missing 0.bias, 3.weight")
+    weights.write_bytes(b"not a pickle")
+    code, _ = run_cli("export", "specs/lenet5.arch", "-o", str(out), "--weights", str(weights))
+    assert code == 1 and "not a state_dict saved by torch.save" in capsys.readouterr().err
+    code, _ = run_cli("export", "specs/lenet5.arch", "-o", str(out), "--weights", str(tmp_path / "none.pt"))
+    assert (code, capsys.readouterr().err) == (2, f"archdsl: error: {tmp_path / 'none.pt'}: no such file\n")
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_an_opset_the_exporter_cannot_write_is_an_error_without_a_traceback(
+    in_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "x.onnx"
+    code, text = run_cli("export", "specs/lenet5.arch", "-o", str(out), "--opset", "13")
+    assert (code, text, out.exists()) == (1, "", False)
+    assert capsys.readouterr().err == (
+        "archdsl: error: torch.onnx cannot write this model at opset 13 (it wrote opset 18); "
+        "ask for 18 or later\n"
+    )
+    code, _ = run_cli("export", "specs/lenet5.arch", "-o", str(out), "--opset", "18")
+    assert code == 0 and onnx.load(str(out)).opset_import[0].version == 18
+
+
+def test_export_without_the_onnx_extra_names_it(
+    in_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "onnxscript" else find_spec(name, *a)
+    )
+    code, _ = run_cli("export", "specs/lenet5.arch", "-o", str(tmp_path / "x.onnx"))
+    assert (code, capsys.readouterr().err) == (
+        2,
+        "archdsl: error: archdsl export needs onnxscript, which is not installed: "
+        "pip install 'archdsl[onnx]'\n",
+    )
