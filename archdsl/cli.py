@@ -164,7 +164,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="a keyword argument for the factory, e.g. --arg num_classes=10 (repeatable)",
+        help="a keyword argument for the factory, as a Python literal (--arg num_classes=10, "
+        "--arg aux_logits=False, --arg weights=None); a bare word is a string (repeatable)",
     )
 
     train = commands.add_parser(
@@ -267,6 +268,23 @@ def parse_param(text: str) -> tuple[str, Any]:
             except ValueError:
                 value = raw
     return name, value
+
+
+def parse_factory_arg(text: str) -> tuple[str, Any]:
+    """`--arg NAME=VALUE`: the value as Python writes it (`False`, `None`, `0.5`, `(3, 3)`,
+    `'name'`), since it goes to a Python factory; the spec's `true`/`false` too; anything else is
+    the string itself (`--arg weights=DEFAULT`)."""
+    import ast
+
+    name, sep, raw = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise UsageError(f"--arg takes NAME=VALUE, got '{text}'")
+    if raw in ("true", "false"):
+        return name, raw == "true"
+    try:
+        return name, ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return name, raw
 
 
 def _color(stream: TextIO) -> bool:
@@ -743,7 +761,7 @@ def cmd_import(args: argparse.Namespace, out: TextIO) -> int:
             )
     if ":" not in args.target:
         raise UsageError(f"expected MODULE:FACTORY (torchvision.models:resnet18), got '{args.target}'")
-    arguments = dict(parse_param(a) for a in args.arg)
+    arguments = dict(parse_factory_arg(a) for a in args.arg)
 
     from .atomic import write_text
     from .importer import ImportFailed, import_module, load_factory

@@ -1156,6 +1156,21 @@ def agrees(ours: str | None, theirs: str) -> str | None:
     return ours
 
 
+def idle_modules(module: nn.Module, used: set[str]) -> list[str]:
+    """The outermost submodules whose state the traced forward never touches (GoogLeNet's
+    auxiliary classifiers in eval mode)."""
+    idle: list[str] = []
+    for key in module.state_dict():
+        parts = key.split(".")[:-1]
+        for depth in range(1, len(parts) + 1):
+            prefix = ".".join(parts[:depth])
+            if not any(u == prefix or u.startswith(prefix + ".") for u in used):
+                if prefix not in idle:
+                    idle.append(prefix)
+                break
+    return idle
+
+
 def prove(text: str, original: nn.Module, sample: tuple[int, ...], ran: set[str]) -> int:
     """Compiles, builds and runs `text` against `original`; returns its line count. Raises
     `ImportFailed` (as a bug of the importer) when it does not reproduce the module."""
@@ -1244,5 +1259,16 @@ def import_module(
     ]
     text = spec_text(name, given, body, blocks, top)
     ran = {str(n.target) for n in traced.graph.nodes if n.op == "call_module"}
+    idle = idle_modules(
+        module, {str(n.target) for n in traced.graph.nodes if n.op in ("call_module", "get_attr")}
+    )
+    if idle:
+        held = sum(p.numel() for path in idle for p in module.get_submodule(path).parameters())
+        raise ImportFailed(
+            f"{type(module).__name__} holds modules that do not run on a [{', '.join(map(str, given))}] "
+            f"input in eval mode ({', '.join(idle)}: {held:,} parameters): a spec has no statement for a "
+            "module that never runs, so its state_dict could not load; build the module without them "
+            "(for torchvision's googlenet and inception_v3, --arg aux_logits=False)"
+        )
     lines = prove(text, module, given, ran)
     return Imported(text, name, params, lines)

@@ -152,6 +152,38 @@ def test_a_branch_on_the_inputs_shape_is_followed_as_that_input_takes_it(
     assert ("pool: maxpool(2)" in text) == pooled
 
 
+def test_modules_that_never_run_are_named_and_nothing_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "googlenet.arch"
+    code, _ = run_cli("import", "torchvision.models:googlenet", "--input", "3,64,64", "-o", str(out))
+    assert (code, out.exists()) == (1, False)
+    assert capsys.readouterr().err.endswith(
+        "archdsl: error: GoogLeNet holds modules that do not run on a [3, 64, 64] input in eval mode "
+        "(aux1, aux2: 6,379,984 parameters): a spec has no statement for a module that never runs, so "
+        "its state_dict could not load; build the module without them (for torchvision's googlenet and "
+        "inception_v3, --arg aux_logits=False)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("given", "value"),
+    [
+        ("aux_logits=False", False),
+        ("aux_logits=false", False),
+        ("weights=None", None),
+        ("dropout=0.5", 0.5),
+        ("kernel=(3, 3)", (3, 3)),
+        ("weights=DEFAULT", "DEFAULT"),
+        ("name='x y'", "x y"),
+    ],
+)
+def test_factory_arguments_are_python_literals(given: str, value: object) -> None:
+    from archdsl.cli import parse_factory_arg
+
+    assert parse_factory_arg(given) == (given.split("=")[0], value)
+
+
 def test_a_bad_target_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert run_cli("import", "torchvision.models")[0] == 2
     assert "expected MODULE:FACTORY" in capsys.readouterr().err
