@@ -42,9 +42,9 @@ def actions_step() -> list[str]:
     return [line.strip() for line in run.splitlines() if line.strip()]
 
 
-def hook_entry() -> str:
+def hook_entry(hook: str) -> str:
     text = (ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8")
-    (entry,) = re.findall(r"^\s+entry: (.+)$", text, flags=re.M)
+    (entry,) = re.findall(rf"^- id: {hook}\n(?:  .*\n)*?  entry: (.+)$", text, flags=re.M)
     return entry.strip()
 
 
@@ -116,10 +116,18 @@ def test_check_github_annotates_an_error_in_the_light_install(light: Path, tmp_p
 def test_the_pre_commit_hook_entry_checks_the_files_it_is_given(light: Path, tmp_path: Path) -> None:
     (tmp_path / "bad.arch").write_text(BAD_SPEC, encoding="utf-8")
     (tmp_path / "good.arch").write_text("model A {\n    input [4]\n    linear(2)\n}\n", encoding="utf-8")
-    entry = hook_entry().split()
+    entry = hook_entry("archdsl-check").split()
     assert run(light, *entry, "good.arch", cwd=tmp_path).returncode == 0
     failed = run(light, *entry, "good.arch", "bad.arch", cwd=tmp_path)
     assert failed.returncode == 1 and "bad.arch:3:24: error[E104]" in failed.stdout
+
+
+def test_the_pre_commit_fmt_hook_rewrites_the_files_it_is_given(light: Path, tmp_path: Path) -> None:
+    messy = tmp_path / "messy.arch"
+    messy.write_text("model A {\n  input [4]\n      linear(2)   # [2]\n}\n", encoding="utf-8")
+    done = run(light, *hook_entry("archdsl-fmt").split(), "messy.arch", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert messy.read_text(encoding="utf-8") == "model A {\n    input [4]\n    linear(2)  # [2]\n}\n"
 
 
 def test_every_static_command_works_without_torch(light: Path, tmp_path: Path) -> None:
