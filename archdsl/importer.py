@@ -273,6 +273,24 @@ def _where(node: fx.Node) -> str:
     return _user_frame(frames)
 
 
+def implicit_broadcasts(graph: fx.Graph) -> None:
+    """`x * y.expand_as(x)` (or `y.expand(...)`), as squeeze-and-excitation is often written, is
+    `x * y`: the product broadcasts the gate anyway, so the expansion is dropped and the product
+    read as a gate. An expansion used for anything else stays, and is refused with its line."""
+    products = {operator.mul, operator.imul, "mul", "mul_"}
+    for node in list(graph.nodes):
+        if not (node.op == "call_method" and node.target in ("expand_as", "expand")):
+            continue
+        users = list(node.users)
+        if users and all(
+            (u.op == "call_function" and u.target in products)
+            or (u.op == "call_method" and u.target in products)
+            for u in users
+        ):
+            node.replace_all_uses_with(node.args[0])
+            graph.erase_node(node)
+
+
 def dense_concatenations(graph: fx.Graph) -> None:
     """DenseNet's concatenations, rewritten as the language writes them: torchvision concatenates
     all earlier features in each layer, `cat([x, y1, …, yk])`; that is `cat([cat([x, y1, …]), yk])`
@@ -960,8 +978,33 @@ def shape_text(shape: tuple[int, ...]) -> str:
     return "[" + ", ".join(map(str, shape)) + "]"
 
 
-def name_text(name: str) -> str:
-    return name if name.isidentifier() else f'"{name}"'
+#: The language's keywords: a statement's `name:` may be one, a branch's or shortcut's name not.
+KEYWORDS = frozenset(
+    [
+        "import",
+        "block",
+        "model",
+        "input",
+        "train",
+        "repeat",
+        "concat",
+        "branch",
+        "residual",
+        "shortcut",
+        "gate",
+        "as",
+        "true",
+        "false",
+    ]
+)
+
+
+def name_text(name: str, keyword_ok: bool = True) -> str:
+    """`name` as the spec writes it: bare where the grammar takes it, else quoted. A statement's
+    `name:` may be a keyword (ConvNeXt's `block:`), except the three that start an expression or a
+    file's import."""
+    keyword = name in KEYWORDS and (not keyword_ok or name in ("import", "true", "false"))
+    return name if name.isidentifier() and not keyword else f'"{name}"'
 
 
 WIDTH = 100
@@ -1031,8 +1074,10 @@ class Writer:
             self.body(s.body, indent + 1, count)
             if s.shortcut is not None:
                 count[0] += 1
+                # `shortcut` is what an unnamed clause is called (and a keyword, so not a name there)
+                name = s.shortcut.name
                 self.block_of(
-                    f"shortcut {name_text(s.shortcut.name or 'shortcut')} {{",
+                    "shortcut {" if name in (None, "shortcut") else f"shortcut {name_text(name, False)} {{",
                     s.shortcut.body,
                     indent + 1,
                     s.output,
@@ -1053,7 +1098,11 @@ class Writer:
                 else:
                     count[0] += 1
                     self.block_of(
-                        f"branch {name_text(branch.name or '')} {{", branch.body, indent + 1, None, [0]
+                        f"branch {name_text(branch.name or '', keyword_ok=False)} {{",
+                        branch.body,
+                        indent + 1,
+                        None,
+                        [0],
                     )
             self.lines.append(Line(indent, "}", s.output))
             return
@@ -1247,6 +1296,7 @@ def import_module(
             f"{type(module).__name__}'s input shape cannot be told from its first layer: give --input"
         )
     traced = trace(module, given)
+    implicit_broadcasts(traced.graph)
     dense_concatenations(traced.graph)
     reader = Reader(module, traced)
     body = reader.module_body("", reader.input, reader.output)

@@ -92,6 +92,25 @@ def test_a_forward_with_a_residual_becomes_a_residual_in_a_block(tmp_path: Path)
     assert "blocks: { *repeat 3 { Block() } }" in text
 
 
+@pytest.mark.parametrize(
+    ("factory", "sample", "written"),
+    [
+        # functional ReLUs after modules, torch.flatten
+        (nets.TutorialNet, (3, 32, 32), "conv1: conv(6, kernel=5) relu"),
+        # a shortcut called `shortcut` (the clause's own name), empty for the identity; `+=`;
+        # F.avg_pool2d; view(out.size(0), -1)
+        (nets.CifarResNet, (3, 32, 32), "shortcut { conv(channels * 2, kernel=1, stride=2, bias=false)"),
+        # x.size(), view(b, c), view(b, c, 1, 1), x * y.expand_as(x)
+        (nets.SENet, (3, 16, 16), "*gate {"),
+    ],
+)
+def test_modules_as_tutorials_and_popular_repositories_write_them_round_trip(
+    factory: Any, sample: tuple[int, ...], written: str, tmp_path: Path
+) -> None:
+    text, _ = round_trip(factory(), factory.__name__, sample, tmp_path)
+    assert written in text
+
+
 def test_every_line_of_the_model_carries_its_shape(tmp_path: Path) -> None:
     text, _ = round_trip(nets.seed_cnn(), "seed_cnn", (1, 28, 28), tmp_path)
     body = text.split("model seed_cnn {\n")[1].splitlines()[1:-1]
@@ -209,3 +228,15 @@ def test_help_says_importing_runs_the_users_code(capsys: pytest.CaptureFixture[s
 def _line_of(code: str) -> int:
     lines = Path(nets.__file__).read_text(encoding="utf-8").splitlines()
     return next(i for i, line in enumerate(lines, 1) if line.strip() == code)
+
+
+def test_names_are_quoted_where_the_grammar_would_read_a_keyword() -> None:
+    from archdsl.importer import name_text
+
+    assert [name_text(n) for n in ("conv1", "block", "true", "block1-0")] == [
+        "conv1",
+        "block",  # a statement's `block:` (ConvNeXt's)
+        '"true"',
+        '"block1-0"',
+    ]
+    assert name_text("block", keyword_ok=False) == '"block"'  # `branch "block" { … }`

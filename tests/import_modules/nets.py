@@ -1,9 +1,11 @@
-"""A seed-style Sequential CNN, a module with its own forward and a residual, and two that the
-language cannot express (an op it has no statement for; control flow on a tensor's values)."""
+"""A seed-style Sequential CNN, a module with its own forward and a residual, two that the language
+cannot express (an op it has no statement for; control flow on a tensor's values), and networks
+written as tutorials and popular repositories write them."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -78,3 +80,117 @@ class ShapeBranch(nn.Module):
         if x.shape[-1] > 8:
             x = self.pool(x)
         return torch.flatten(x, 1)
+
+
+class TutorialNet(nn.Module):
+    """The CIFAR-10 network of PyTorch's 60-minute blitz, functional ReLUs and all."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 6, 5)
+        self.pool = nn.MaxPool2d(2, 2)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.fc1 = nn.Linear(16 * 5 * 5, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(F.relu(self.conv1(x)))
+        x = self.pool(F.relu(self.conv2(x)))
+        x = torch.flatten(x, 1)
+        x = F.relu(self.fc1(x))
+        x = F.relu(self.fc2(x))
+        return self.fc3(x)
+
+
+class CifarBlock(nn.Module):
+    """ResNet's basic block as kuangliu/pytorch-cifar writes it."""
+
+    expansion = 1
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_planes != planes:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_planes, planes, kernel_size=1, stride=stride, bias=False),
+                nn.BatchNorm2d(planes),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += self.shortcut(x)
+        out = F.relu(out)
+        return out
+
+
+class CifarResNet(nn.Module):
+    """kuangliu/pytorch-cifar's ResNet: a shortcut named `shortcut`, empty where it is the identity;
+    `out += self.shortcut(x)`; `F.avg_pool2d`; `out.view(out.size(0), -1)`."""
+
+    def __init__(self, num_blocks: tuple[int, ...] = (1, 1, 1, 1), num_classes: int = 10) -> None:
+        super().__init__()
+        self.in_planes = 64
+        self.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.layer1 = self._make_layer(64, num_blocks[0], 1)
+        self.layer2 = self._make_layer(128, num_blocks[1], 2)
+        self.layer3 = self._make_layer(256, num_blocks[2], 2)
+        self.layer4 = self._make_layer(512, num_blocks[3], 2)
+        self.linear = nn.Linear(512, num_classes)
+
+    def _make_layer(self, planes: int, num_blocks: int, stride: int) -> nn.Sequential:
+        layers: list[nn.Module] = []
+        for s in [stride] + [1] * (num_blocks - 1):
+            layers.append(CifarBlock(self.in_planes, planes, s))
+            self.in_planes = planes
+        return nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.layer1(out)
+        out = self.layer2(out)
+        out = self.layer3(out)
+        out = self.layer4(out)
+        out = F.avg_pool2d(out, 4)
+        out = out.view(out.size(0), -1)
+        return self.linear(out)
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-excitation as it is commonly written: `x.size()`, `view`, `expand_as`."""
+
+    def __init__(self, c: int, r: int = 4) -> None:
+        super().__init__()
+        self.avg_pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Sequential(
+            nn.Linear(c, c // r, bias=False),
+            nn.ReLU(inplace=True),
+            nn.Linear(c // r, c, bias=False),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, _, _ = x.size()
+        y = self.avg_pool(x).view(b, c)
+        y = self.fc(y).view(b, c, 1, 1)
+        return x * y.expand_as(x)
+
+
+class SENet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, 3, padding=1)
+        self.se = SqueezeExcite(16)
+        self.head = nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.conv(x))
+        x = self.se(x)
+        x = x.mean([2, 3])
+        return self.head(x)
