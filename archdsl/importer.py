@@ -277,16 +277,11 @@ def implicit_broadcasts(graph: fx.Graph) -> None:
     """`x * y.expand_as(x)` (or `y.expand(...)`), as squeeze-and-excitation is often written, is
     `x * y`: the product broadcasts the gate anyway, so the expansion is dropped and the product
     read as a gate. An expansion used for anything else stays, and is refused with its line."""
-    products = {operator.mul, operator.imul, "mul", "mul_"}
     for node in list(graph.nodes):
         if not (node.op == "call_method" and node.target in ("expand_as", "expand")):
             continue
         users = list(node.users)
-        if users and all(
-            (u.op == "call_function" and u.target in products)
-            or (u.op == "call_method" and u.target in products)
-            for u in users
-        ):
+        if users and all(_is_product(u) for u in users):
             node.replace_all_uses_with(node.args[0])
             graph.erase_node(node)
 
@@ -361,6 +356,24 @@ ENTRY = "<input>"
 
 ADD = {operator.add, operator.iadd, "add", "add_"}
 MUL = {operator.mul, operator.imul, "mul", "mul_"}
+
+
+def _is_sum(node: fx.Node) -> bool:
+    """`a + b`, `a += b`, `a.add(b)`, `torch.add(a, b)` (not with an `alpha`, which scales b)."""
+    import torch
+
+    target = _target(node)
+    alpha = node.kwargs.get("alpha", 1)
+    plain = isinstance(alpha, int | float) and alpha == 1 and len(node.args) <= 2
+    return plain and (target in ADD or target is torch.add)
+
+
+def _is_product(node: fx.Node) -> bool:
+    """`a * b`, `a *= b`, `a.mul(b)`, `torch.mul(a, b)`."""
+    import torch
+
+    target = _target(node)
+    return len(node.args) <= 2 and (target in MUL or target is torch.mul)
 
 
 def _target(node: fx.Node) -> Any:
@@ -441,19 +454,26 @@ class Reader:
                 f"{type(root).__name__}'s forward returns {type(result).__name__}, not one tensor"
             )
         self.output: fx.Node = result
+        # A leaf no layer builds is named before the flow is read: an LSTM's tuple, say, would
+        # otherwise break the flow first and hide what is missing.
+        for node in self.nodes:
+            if node.op == "call_module" and type(self.modules[str(node.target)]).__name__ not in self.table:
+                self.leaf(str(node.target), self.modules[str(node.target)], node)
         #: how many times each leaf module has been written, per enclosing module
         self.named: set[str] = set()
 
     # the condensed graph of the module at `path` ("" for the root), entered at `entry`
     def units(self, path: str) -> tuple[list[Unit], dict[fx.Node, Unit]]:
-        depth = 0 if not path else path.count(".") + 1
         units: list[Unit] = []
         owner: dict[fx.Node, Unit] = {}
         by_child: dict[str, Unit] = {}
         for node in self.nodes:
             stack = _stack(node)
-            if path and (len(stack) < depth or stack[depth - 1] != path):
+            # The modules called on the way to a node; a ModuleList or ModuleDict, never called,
+            # is not among them (`blocks.0` runs right under the root).
+            if path and path not in stack:
                 continue
+            depth = stack.index(path) + 1 if path else 0
             if not _is_tensor(node):
                 continue  # sizes and other plumbing feed a view's shape, not the flow
             if len(stack) > depth:
@@ -524,7 +544,47 @@ class Reader:
                     "forward computes more than its output has no spec"
                 )
         graph = _Graph(by_key, preds, succs, exit_key)
-        return self.chain(path, graph, ENTRY, exit_key, graph.reachable(ENTRY))
+        statements = self.chain(path, graph, ENTRY, exit_key, graph.reachable(ENTRY))
+        return _numbered_apart(self.containers(path, statements))
+
+    def containers(self, path: str, statements: list[Stmt]) -> list[Stmt]:
+        """The members of a container that is never called (`self.blocks = nn.ModuleList(…)`, run
+        by a loop in forward; a ModuleDict) stand in the calling module's body under dotted names
+        (`blocks.0`); each run of them becomes a group named after the container, so that the
+        names stay the module's. The unnamed layers between them (a functional ReLU) join it."""
+        out: list[Stmt] = []
+        i = 0
+        while i < len(statements):
+            head = _container_of(statements[i])
+            if head is None:
+                out.append(statements[i])
+                i += 1
+                continue
+            last = j = i
+            while j < len(statements):
+                here = statements[j]
+                if here.name is not None and _container_of(here) == head:
+                    last = j
+                elif here.name is not None or here.kind != "layer":
+                    break
+                j += 1
+            members = statements[i : last + 1]
+            for member in members:
+                if member.name is not None:
+                    member.name = member.name[len(head) + 1 :]
+            full = f"{path}.{head}" if path else head
+            out.append(
+                Stmt(
+                    "group",
+                    name=head,
+                    body=_numbered_apart(self.containers(full, members)),
+                    cls=type(self.modules[full]),
+                    output=members[-1].output,
+                    input=members[0].input,
+                )
+            )
+            i = last + 1
+        return out
 
     # --- decomposition ----------------------------------------------------------------------------
 
@@ -566,9 +626,8 @@ class Reader:
                 f"{path or 'the model'}: {unit.path} takes several inputs{_where(unit.last)}; "
                 "the language passes each module one"
             )
-        target = _target(node)
         operands = [self._key_of(graph, arg) for arg in _tensor_args(node)]
-        if target in ADD and len(operands) == 2:
+        if _is_sum(node) and len(operands) == 2:
             bodies = [self.branch(path, graph, start, o, allowed) for o in operands]
             if len(bodies[0]) < len(bodies[1]):
                 bodies.reverse()
@@ -581,7 +640,7 @@ class Reader:
                     )
                 clause = Stmt("shortcut", name=shortcut[0].name, body=shortcut[0].body, output=_shape(node))
             return Stmt("residual", body=body, shortcut=clause, spliced=True, output=_shape(node))
-        if target in MUL and len(operands) == 2 and start in operands:
+        if _is_product(node) and len(operands) == 2 and start in operands:
             other = operands[1] if operands[0] == start else operands[0]
             body = self.branch(path, graph, start, other, allowed)
             return Stmt("gate", body=body, spliced=True, output=_shape(node))
@@ -644,7 +703,8 @@ class Reader:
             return self.function(path, unit.node)
         full = unit.path
         module = self.modules[full]
-        name = full.rsplit(".", 1)[-1]
+        # relative to the calling module: dotted where it sits in a container never called
+        name = full[len(path) + 1 :] if path and full.startswith(path + ".") else full
         first = unit.nodes[0]
         output = _shape(unit.last)
         inputs = _tensor_args(first)
@@ -697,8 +757,7 @@ class Reader:
         output = _shape(node)
         made = _functional(node, torch)
         if made is None:
-            target = _target(node)
-            if target in MUL:
+            if _is_product(node):
                 scale = self.scale(path, node)
                 if scale is not None:
                     return [scale]
@@ -888,10 +947,19 @@ def _functional(node: fx.Node, torch: Any) -> list[tuple[str, dict[str, Any]]] |
         return [("adaptiveavgpool", {"size": _pair(_arg(node, 1, "output_size", None))})]
     if target is F.adaptive_max_pool2d:
         return [("adaptivemaxpool", {"size": _pair(_arg(node, 1, "output_size", None))})]
-    if target is torch.flatten or method == "flatten":
+    flattens = target is torch.flatten or method == "flatten"
+    if flattens:
         start, end = _arg(node, 1, "start_dim", 0), _arg(node, 2, "end_dim", -1)
-        return [("flatten", {})] if (start, end) == (1, -1) else None
-    if method in ("view", "reshape") or target is torch.reshape:
+        if (start, end) == (1, -1):
+            return [("flatten", {})]
+        if start == 0:  # folds the batch axis into the sample's: no per-sample layer does that
+            return None
+    # A reshape that keeps the batch axis, written from the output's shape (which fx recorded):
+    # `view(b, c)` after `b, c = x.shape[:2]`, `squeeze(-1)`, `flatten(2)`.
+    reshapes = ("view", "reshape", "squeeze", "unsqueeze")
+    if flattens or method in reshapes or target in (torch.reshape, torch.squeeze, torch.unsqueeze):
+        if node.meta["tensor_meta"].shape[0] != _tensor_args(node)[0].meta["tensor_meta"].shape[0]:
+            return None  # it moves the batch axis (`view(1, -1)`)
         shape = _shape(node)
         if len(shape) == 1:
             return [("flatten", {})]
@@ -1017,6 +1085,29 @@ class Line:
     shape: tuple[int, ...] | None = None
     #: a line of layers only, which a following unnamed layer may join
     joinable: bool = False
+
+
+def _container_of(statement: Stmt) -> str | None:
+    name = statement.name
+    return name.split(".", 1)[0] if name is not None and "." in name else None
+
+
+def _numbered_apart(statements: list[Stmt]) -> list[Stmt]:
+    """An unnamed statement is numbered by its place, as in nn.Sequential; where a member of the
+    module is named that number (a ModuleList's `1`, behind a functional ReLU), the unnamed one is
+    named after its layer instead (`relu_1`): it holds no weights, so any name keeps the
+    state_dict's. Bodies with composites (whose members number on) are left as they are."""
+    if any(s.kind not in ("layer", "group", "call") for s in statements):
+        return statements
+    taken = {s.name for s in statements if s.name is not None}
+    for place, statement in enumerate(statements):
+        if statement.name is None and str(place) in taken:
+            name = f"{statement.op or statement.kind}_{place}"
+            while name in taken:
+                name += "_"
+            statement.name = name
+            taken.add(name)
+    return statements
 
 
 class Writer:

@@ -102,6 +102,8 @@ def test_a_forward_with_a_residual_becomes_a_residual_in_a_block(tmp_path: Path)
         (nets.CifarResNet, (3, 32, 32), "shortcut { conv(channels * 2, kernel=1, stride=2, bias=false)"),
         # x.size(), view(b, c), view(b, c, 1, 1), x * y.expand_as(x)
         (nets.SENet, (3, 16, 16), "*gate {"),
+        # ModuleLists run by loops and a ModuleDict keep their names as groups
+        (nets.Looped, (3, 8, 8), "blocks: { *repeat 3 { LoopBlock() } }"),
     ],
 )
 def test_modules_as_tutorials_and_popular_repositories_write_them_round_trip(
@@ -147,6 +149,18 @@ def test_an_unsupported_op_names_the_op_and_the_forwards_line_and_writes_nothing
         "`return torch.cumsum(self.conv(x), dim=1)`): the language has no statement for it\n"
     )
     assert "Traceback" not in err
+
+
+def test_a_module_no_layer_builds_is_named_before_the_flow_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(TESTS)
+    code, _ = run_cli("import", "import_modules.nets:Recurrent", "--input", "5,8")
+    assert code == 1
+    assert capsys.readouterr().err == (
+        f"archdsl: error: rnn is a torch.nn.modules.rnn.LSTM ({nets.__file__}:"
+        f"{_line_of('return self.rnn(x)[0]')}: `return self.rnn(x)[0]`): no layer of the language builds it\n"
+    )
 
 
 def test_data_dependent_control_flow_is_an_error_at_its_line(

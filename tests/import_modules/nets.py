@@ -194,3 +194,43 @@ class SENet(nn.Module):
         x = self.se(x)
         x = x.mean([2, 3])
         return self.head(x)
+
+
+class LoopBlock(nn.Module):
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(c, c, 3, padding=1)
+        self.bn = nn.BatchNorm2d(c)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.add(x, F.relu(self.bn(self.conv(x))))
+
+
+class Looped(nn.Module):
+    """Blocks in a ModuleList run by a loop, layers in one with functional ReLUs between them, a
+    ModuleDict, `torch.add` for the residual, and `squeeze` for the flatten."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList([nn.Conv2d(3 if i == 0 else 8, 8, 3, padding=1) for i in range(3)])
+        self.blocks = nn.ModuleList([LoopBlock(8) for _ in range(3)])
+        self.heads = nn.ModuleDict({"hidden": nn.Linear(8, 16), "out": nn.Linear(16, 10)})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = F.relu(layer(x), inplace=True)
+        for block in self.blocks:
+            x = block(x)
+        x = F.adaptive_avg_pool2d(x, 1).squeeze(-1).squeeze(-1)
+        return self.heads["out"](F.relu(self.heads["hidden"](x)))
+
+
+class Recurrent(nn.Module):
+    """An LSTM, which no layer of the language builds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.LSTM(8, 16, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rnn(x)[0]
