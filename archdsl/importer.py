@@ -1020,7 +1020,8 @@ def layer_text(op: str, args: dict[str, Any]) -> str:
         default = arg.default
         if not arg.required and (value == default or (isinstance(default, tuple) and _same(value, default))):
             continue
-        if (arg.required or arg.name in POSITIONAL) and not parts:
+        # positional only where the call reads it so: the layer's first argument
+        if (arg.required or (arg.name in POSITIONAL and arg is layer.args[0])) and not parts:
             parts.append(_expr_text(value))
         else:
             parts.append(f"{arg.name}={_expr_text(value)}")

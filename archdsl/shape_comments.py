@@ -90,7 +90,21 @@ def shape_of(comment: Comment) -> tuple[Shape, re.Match[str]] | None:
     match = _SHAPE.match(comment.text)
     if match is None:
         return None
-    return tuple(int(d) for d in match.group(2).split(",")), match
+    return tuple(_size(d) for d in match.group(2).split(",")), match
+
+
+#: What a written size too long to be any tensor's is read as (no shape has it; and Python will
+#: not convert a string of more than 4,300 digits at all).
+_NO_SIZE = -1
+
+
+def _size(digits: str) -> int:
+    digits = digits.strip().lstrip("0") or "0"
+    return int(digits) if len(digits) <= 30 else _NO_SIZE
+
+
+def _written(shape: Shape, match: re.Match[str]) -> str:
+    return fmt(shape) if _NO_SIZE not in shape else match.group(1)[:40] + "…"
 
 
 def check(trivia: Trivia, found: dict[int, Statement], file: str) -> list[Diagnostic]:
@@ -111,13 +125,13 @@ def check(trivia: Trivia, found: dict[int, Statement], file: str) -> list[Diagno
         span = Span(file, line, column + match.start(1), line, column + match.end(1))
         if len(shapes) == 1:
             message = (
-                f"shape comment {fmt(written)} is stale: {statement.what} gives {fmt(shapes[0])}; "
-                "`archdsl fmt --shapes` rewrites it"
+                f"shape comment {_written(written, match)} is stale: {statement.what} gives "
+                f"{fmt(shapes[0])}; `archdsl fmt --shapes` rewrites it"
             )
         else:
             listed = " or ".join([", ".join(fmt(s) for s in shapes[:-1]), fmt(shapes[-1])])
             message = (
-                f"shape comment {fmt(written)} cannot be true: {statement.what} gives {listed}, "
+                f"shape comment {_written(written, match)} cannot be true: {statement.what} gives {listed}, "
                 "depending on the call or pass; `archdsl fmt --shapes` removes it"
             )
         notes: tuple[Note, ...] = ()

@@ -697,6 +697,9 @@ class Runner:
                 module = nn.LeakyReLU(kw.get("slope", 0.01))
             elif op == "elu":
                 module = nn.ELU(kw.get("alpha", 1.0))
+            elif op == "prelu":
+                slopes = x.shape[1] if kw.get("per_channel", False) else 1
+                module = nn.PReLU(slopes, init=kw.get("init", 0.25))
             elif op in SIMPLE:
                 module = getattr(nn, SIMPLE[op])()
             elif op == "view":
@@ -918,6 +921,7 @@ class Generator:
                 "mish",
                 "identity",
                 "leakyrelu",
+                "prelu",
                 "elu",
                 "softmax",
                 "logsoftmax",
@@ -953,6 +957,9 @@ class Generator:
             kw = (("slope", self.pick([0.1, 0.2, 0.01])),)
         elif op == "elu" and self.chance(0.5):
             kw = (("alpha", self.pick([0.5, 1.0, 2])),)
+        elif op == "prelu" and self.chance(0.6):
+            options = [("per_channel", self.chance(0.7)), ("init", self.pick([0.25, 0.1, 0.0]))]
+            kw = tuple(self.r.sample(options, self.r.randint(1, 2)))
         elif op in ("softmax", "logsoftmax") and self.chance(0.6):
             rank = len(shape) + 1
             kw = (("dim", self.r.randint(-rank - 1, rank)),)  # sometimes out of range

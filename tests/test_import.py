@@ -104,6 +104,7 @@ def test_a_forward_with_a_residual_becomes_a_residual_in_a_block(tmp_path: Path)
         (nets.SENet, (3, 16, 16), "*gate {"),
         # ModuleLists run by loops and a ModuleDict keep their names as groups
         (nets.Looped, (3, 8, 8), "blocks: { *repeat 3 { LoopBlock() } }"),
+        (nets.Looped, (3, 8, 8), "act: prelu(per_channel=true, init=0.1)"),
     ],
 )
 def test_modules_as_tutorials_and_popular_repositories_write_them_round_trip(

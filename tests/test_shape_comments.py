@@ -46,6 +46,17 @@ def test_a_stale_shape_comment_is_w005_with_both_shapes_and_the_fix(tmp_path: Pa
     assert stale.severity is archdsl.Severity.WARNING
 
 
+def test_a_size_no_tensor_has_is_stale_not_a_crash(tmp_path: Path) -> None:
+    # Found by the fuzzer: Python refuses to convert a string of more than 4,300 digits to an int.
+    huge = "9" * 5000
+    text = f"model A {{\n    input [4]\n    linear(2)  # [{huge}]\n    relu       # [0002]\n}}\n"
+    (found,) = check(text, tmp_path)
+    assert (found.line, found.column) == (3, 18)
+    assert found.message == (
+        f"shape comment [{huge[:39]}… is stale: `linear` gives [2]; `archdsl fmt --shapes` rewrites it"
+    )
+
+
 def test_a_comment_after_a_closing_brace_describes_the_whole_statement(tmp_path: Path) -> None:
     assert check(SPEC, tmp_path) == []
     (stale,) = check(SPEC.replace("}                             # [8, 8, 8]", "}  # [8, 9, 9]"), tmp_path)

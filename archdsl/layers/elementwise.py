@@ -282,6 +282,38 @@ class LeakyReLU(Pointwise):
         return f"leakyrelu {node.args['slope']:g}"
 
 
+class PReLU(Layer):
+    """nn.PReLU: its slopes are weights (`weight`, one, or one per channel of the first axis)."""
+
+    name = "prelu"
+    torch = "nn.PReLU"
+    doc = "x for x ≥ 0, a learnt slope·x below: one slope, or one per channel"
+    kind = "activation"
+    args = (
+        Arg("per_channel", boolean, "a slope per channel (the first axis) instead of one for all", False),
+        Arg("init", number, "the slopes' initial value", 0.25),
+    )
+    passed_args = ("init",)
+    imports = ("PReLU",)
+
+    def arguments(self, module: Any) -> dict[str, Any] | None:
+        return {"per_channel": module.num_parameters > 1, "init": module.init}
+
+    def shape(self, node: LayerNode, shape: Shape) -> Outcome:
+        return Outcome(shape, shape[0] if node.args["per_channel"] else 1)
+
+    def module(self, node: Shaped) -> Module:
+        slopes = node.input[0] if node.args["per_channel"] else 1
+        kwargs = {"num_parameters": slopes, "init": node.args["init"]}
+        return Module("nn.PReLU", (), kwargs, {"num_parameters": 1, "init": 0.25})
+
+    def describe(self, node: Shaped) -> str:
+        return f"prelu ×{node.input[0]}" if node.args["per_channel"] else "prelu"
+
+    def needs(self, args: dict[str, Any], shape: tuple[Any, ...], output: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (shape[0],) if args["per_channel"] else ()
+
+
 class ELU(Pointwise):
     name = "elu"
     torch = "nn.ELU"
@@ -416,6 +448,7 @@ LAYERS = (
     plain("relu", "ReLU", "max(0, x)"),
     plain("relu6", "ReLU6", "min(max(0, x), 6)"),
     LeakyReLU,
+    PReLU,
     plain("tanh", "Tanh", "hyperbolic tangent"),
     plain("sigmoid", "Sigmoid", "logistic function"),
     plain("hardsigmoid", "Hardsigmoid", "relu6(x + 3)/6, a piecewise-linear sigmoid"),

@@ -208,12 +208,13 @@ class LoopBlock(nn.Module):
 
 class Looped(nn.Module):
     """Blocks in a ModuleList run by a loop, layers in one with functional ReLUs between them, a
-    ModuleDict, `torch.add` for the residual, and `squeeze` for the flatten."""
+    ModuleDict, `torch.add` for the residual, a PReLU, and `squeeze` for the flatten."""
 
     def __init__(self) -> None:
         super().__init__()
         self.layers = nn.ModuleList([nn.Conv2d(3 if i == 0 else 8, 8, 3, padding=1) for i in range(3)])
         self.blocks = nn.ModuleList([LoopBlock(8) for _ in range(3)])
+        self.act = nn.PReLU(8, init=0.1)
         self.heads = nn.ModuleDict({"hidden": nn.Linear(8, 16), "out": nn.Linear(16, 10)})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -221,7 +222,7 @@ class Looped(nn.Module):
             x = F.relu(layer(x), inplace=True)
         for block in self.blocks:
             x = block(x)
-        x = F.adaptive_avg_pool2d(x, 1).squeeze(-1).squeeze(-1)
+        x = F.adaptive_avg_pool2d(self.act(x), 1).squeeze(-1).squeeze(-1)
         return self.heads["out"](F.relu(self.heads["hidden"](x)))
 
 
