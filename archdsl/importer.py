@@ -122,6 +122,20 @@ def _importable() -> dict[str, list[Layer]]:
     return table
 
 
+def _reads_as_layer(module: nn.Module, table: dict[str, list[Layer]]) -> bool:
+    """Whether a layer reads `module` back: its class has a name the table knows, and it is that
+    class, with its attributes (timm's own `GELU`, say, shares torch's name but not its
+    `approximate`; it is traced into instead, down to the `F.gelu` it calls)."""
+    candidates = table.get(type(module).__name__, [])
+    for layer in candidates:
+        try:
+            layer.arguments(module)
+        except AttributeError:
+            continue
+        return True
+    return False
+
+
 def _wrapped_functions() -> tuple[Callable[..., Any], ...]:
     """Functions traced as one op rather than into: torchvision's channel shuffle."""
     try:
@@ -141,7 +155,7 @@ def trace(module: nn.Module, sample: tuple[int, ...]) -> fx.GraphModule:
 
     class Tracer(fx.Tracer):
         def is_leaf_module(self, m: nn.Module, qualified_name: str) -> bool:
-            return type(m).__name__ in table or super().is_leaf_module(m, qualified_name)
+            return _reads_as_layer(m, table) or super().is_leaf_module(m, qualified_name)
 
         # Where fx cannot decide a branch or a loop (`if x.shape[-1] > 8:`, `h, w = x.shape[2:]`),
         # the module is run on the sample up to that point and the branch it takes is followed:
@@ -457,7 +471,7 @@ class Reader:
         # A leaf no layer builds is named before the flow is read: an LSTM's tuple, say, would
         # otherwise break the flow first and hide what is missing.
         for node in self.nodes:
-            if node.op == "call_module" and type(self.modules[str(node.target)]).__name__ not in self.table:
+            if node.op == "call_module" and not _reads_as_layer(self.modules[str(node.target)], self.table):
                 self.leaf(str(node.target), self.modules[str(node.target)], node)
         #: how many times each leaf module has been written, per enclosing module
         self.named: set[str] = set()
@@ -531,6 +545,13 @@ class Reader:
                         )
                     if key not in inputs:
                         inputs.append(key)
+            if not inputs and unit.node is not None:
+                raise ImportFailed(
+                    f"{path or type(self.root).__name__} computes a tensor that does not come from its "
+                    f"input ({_op_name(unit.node)}{_where(unit.node)}, of a parameter or a constant): "
+                    "the language's statements transform their input, and a parameter is multiplied "
+                    "in only as stored, [C, 1, 1] (`scale`)"
+                )
             preds[unit.key] = inputs
             for key in inputs:
                 succs.setdefault(key, []).append(unit.key)
@@ -742,7 +763,10 @@ class Reader:
     def leaf(self, path: str, module: nn.Module, node: fx.Node) -> Stmt:
         kind = type(module).__name__
         for layer in self.table.get(kind, []):
-            arguments = layer.arguments(module)
+            try:
+                arguments = layer.arguments(module)
+            except AttributeError:  # a class of that name from elsewhere
+                continue
             if arguments is not None:
                 return Stmt("layer", op=layer.name, args=arguments, output=_shape(node))
         raise ImportFailed(
@@ -753,7 +777,14 @@ class Reader:
     def function(self, path: str, node: fx.Node) -> list[Stmt]:
         """A functional op of a module's forward, as the layer(s) computing it (unnamed)."""
         import torch
+        from torch.fx.passes.shape_prop import TensorMetadata
 
+        if not isinstance(node.meta.get("tensor_meta"), TensorMetadata):  # several tensors
+            raise ImportFailed(
+                f"{path or type(self.root).__name__} calls {_op_name(node)}{_where(node)}, which gives "
+                "several tensors, and uses them otherwise than a split concat does (each share through "
+                "its own path, concatenated back in order): the language has no statement for it"
+            )
         output = _shape(node)
         made = _functional(node, torch)
         if made is None:

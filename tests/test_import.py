@@ -105,6 +105,8 @@ def test_a_forward_with_a_residual_becomes_a_residual_in_a_block(tmp_path: Path)
         # ModuleLists run by loops and a ModuleDict keep their names as groups
         (nets.Looped, (3, 8, 8), "blocks: { *repeat 3 { LoopBlock() } }"),
         (nets.Looped, (3, 8, 8), "act: prelu(per_channel=true, init=0.1)"),
+        # a class called GELU that is not torch's is traced into
+        (nets.OwnGELU, (3, 8, 8), 'gelu(approximate="tanh")'),
     ],
 )
 def test_modules_as_tutorials_and_popular_repositories_write_them_round_trip(
@@ -162,6 +164,34 @@ def test_a_module_no_layer_builds_is_named_before_the_flow_is_read(
         f"archdsl: error: rnn is a torch.nn.modules.rnn.LSTM ({nets.__file__}:"
         f"{_line_of('return self.rnn(x)[0]')}: `return self.rnn(x)[0]`): no layer of the language builds it\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "code", "says"),
+    [
+        (
+            "ReshapedGamma",
+            "return self.conv(x).mul(self.gamma.reshape(1, -1, 1, 1))",
+            "computes a tensor that does not come from its input (Tensor.reshape ({file}:{line}: `{code}`), "
+            "of a parameter or a constant): the language's statements transform their input, and a "
+            "parameter is multiplied in only as stored, [C, 1, 1] (`scale`)",
+        ),
+        (
+            "SplitPaths",
+            "parts = torch.split(x, 2, 1)",
+            "calls torch.functional.split ({file}:{line}: `{code}`), which gives several tensors, and uses "
+            "them otherwise than a split concat does (each share through its own path, concatenated back "
+            "in order): the language has no statement for it",
+        ),
+    ],
+)
+def test_what_the_language_cannot_hold_is_named_at_its_line(
+    name: str, code: str, says: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(TESTS)
+    assert run_cli("import", f"import_modules.nets:{name}", "--input", "4,8,8")[0] == 1
+    expected = says.format(file=nets.__file__, line=_line_of(code), code=code)
+    assert capsys.readouterr().err == f"archdsl: error: {name} {expected}\n"
 
 
 def test_data_dependent_control_flow_is_an_error_at_its_line(

@@ -235,3 +235,44 @@ class Recurrent(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.rnn(x)[0]
+
+
+class GELU(nn.Module):
+    """A class of torch's name that is not torch's (timm has one): traced into, not read as nn.GELU."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(x, approximate="tanh")
+
+
+class OwnGELU(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.act = GELU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.act(self.conv(x)), 1)
+
+
+class ReshapedGamma(nn.Module):
+    """A parameter stored as [C], reshaped in forward (timm's ConvNeXt): not the [C, 1, 1] of `scale`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+        self.gamma = nn.Parameter(torch.ones(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x).mul(self.gamma.reshape(1, -1, 1, 1))
+
+
+class SplitPaths(nn.Module):
+    """torch.split into equal shares used one by one (Res2Net), which gives a tuple."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(4, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        parts = torch.split(x, 2, 1)
+        return self.conv(torch.cat([parts[1], parts[0]], 1))
