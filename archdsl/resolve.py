@@ -175,6 +175,26 @@ class InvalidNode:
 Node = LayerNode | BlockNode | RepeatNode | ConcatNode | ResidualNode | GateNode | GroupNode | InvalidNode
 
 
+def _stops(nodes: list[Node]) -> bool:
+    """Whether shape inference stops in `nodes`: they hold a statement refused (`InvalidNode`)."""
+    stack: list[Any] = list(nodes)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, InvalidNode):
+            return True
+        if isinstance(node, RepeatNode):
+            stack.extend(n for one in node.passes for n in one)
+        elif isinstance(node, ConcatNode):
+            stack.extend(node.branches)
+        elif isinstance(node, ResidualNode):
+            stack.extend(node.body)
+            if node.path is not None:
+                stack.append(node.path)
+        elif isinstance(node, BlockNode | BranchNode | GateNode | GroupNode):
+            stack.extend(node.body)
+    return False
+
+
 @dataclass(frozen=True)
 class Deferred:
     """A layer argument that reads `channels`, the count the layer receives: evaluated by shape
@@ -675,10 +695,16 @@ class Resolver:
         try:
             for number in range(count):
                 here = {**scope, index: number} if index else scope
+                reported = len(self.diagnostics)
                 passes.append(self.body(statement.body, here, stack, inner_weight, space))
                 if self.too_large_reported:
                     # Refused already (E110): expanding the rest would only take the memory.
                     return InvalidNode(key=key, label=label, span=statement.span)
+                if any(d.is_error for d in self.diagnostics[reported:]) and _stops(passes[-1]):
+                    # A pass with an error: shape inference stops at it, in this pass, and the
+                    # passes after it would report it again (a typo in `repeat 1000000 { … }`
+                    # took a minute). The passes so far stay, for inference to reach it.
+                    return RepeatNode(key, label, statement.span, passes, statement.splice)
                 # The first pass counts for all of them (its layers weigh `inner_weight`), so a
                 # repeat that expands past the limit is refused before its other passes resolve.
                 self.counting = False

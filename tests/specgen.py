@@ -519,6 +519,10 @@ class Runner:
 
         if s.path is not None:
             self.refuse(s.path, space)
+        elif s.project:
+            # archdsl names the projection `shortcut` after the body (a spliced residual of the
+            # body may have taken the name), and refuses the whole residual where it is taken.
+            self.refuse(s, space)
         first = (
             space.claim(s.path, s.path.name or "shortcut") if s.path is not None and s.path_first else None
         )

@@ -86,6 +86,16 @@ def test_an_integer_literal_too_long_for_python_is_out_of_range_not_a_crash() ->
     assert program.diagnostics[0].span.column == 13
 
 
+def test_an_error_in_a_long_repeat_is_reported_once_without_expanding_every_pass(tmp_path: Path) -> None:
+    # Found by the fuzzer (seed 6072): each of the million passes failed anew, a minute's work.
+    path = tmp_path / "spec.arch"
+    path.write_text("model M {\n    input [4]\n    repeat 1000000 { relux }\n}\n", encoding="utf-8")
+    found = archdsl.check(path)
+    assert [(d.code, d.line, d.column, d.message) for d in found] == [
+        ("E002", 3, 22, "unknown layer or block 'relux'; did you mean 'relu'?")
+    ]
+
+
 def test_leading_zeros_do_not_make_an_integer_long() -> None:
     program = check_text("model M { input [" + "0" * 5000 + "3] relu }\n")
     assert program.diagnostics == [] and program.model().output == (3,)
