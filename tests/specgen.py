@@ -359,6 +359,11 @@ class Runner:
         self.refused: dict[int, int] = {}
         self.named: dict[int, int] = {}
         self.reached: dict[int, int] = {}
+        #: A projected residual's `shortcut` is claimed apart from the residual's own name: by a
+        #: stand-in of its own, so that the two claims' occurrences are counted apart.
+        self.projections: dict[int, object] = {}
+        #: Statements archdsl blames for a name taken inside them (a projection's).
+        self.blamed_within: set[int] = set()
 
     def module(self, module: Any, path: str) -> Any:
         self.ref.params[path] = self.ref.params.get(path, 0) + sum(p.numel() for p in module.parameters())
@@ -457,18 +462,23 @@ class Runner:
                     self.name_all(s.path.body, Space(""), env)
                 if s.path_first:
                     self.name_all(s.body, space, env)
-            elif s.project:
-                self.claims(space, s, "shortcut")
+            elif s.project and not self.claims(space, self.projection(s), "shortcut"):
+                self.blamed_within.add(id(s))
         else:
             self.name_all(s.body, space, env)
 
-    def refuse(self, statement: Any, space: Space) -> None:
-        """Refuses a statement (or branch) where archdsl does: at the occurrence `name_all` found."""
+    def projection(self, residual: Any) -> object:
+        return self.projections.setdefault(id(residual), object())
+
+    def refuse(self, statement: Any, space: Space, blamed: Any = None) -> None:
+        """Refuses a statement (or branch) where archdsl does: at the occurrence `name_all` found.
+        `blamed` is the statement reported, where `statement` stands for part of it."""
         if id(statement) not in self.refused:
             return
         reached = self.reached[id(statement)] = self.reached.get(id(statement), 0) + 1
         if reached == self.refused[id(statement)]:
-            raise Rejected(statement, space.prefix, "archdsl rule: a name its module already has")
+            where = statement if blamed is None else blamed
+            raise Rejected(where, space.prefix, "archdsl rule: a name its module already has")
 
     def bind(self, block: BlockDef, s: Call, env: dict[str, int]) -> dict[str, int]:
         inner: dict[str, int] = {}
@@ -522,7 +532,7 @@ class Runner:
         elif s.project:
             # archdsl names the projection `shortcut` after the body (a spliced residual of the
             # body may have taken the name), and refuses the whole residual where it is taken.
-            self.refuse(s, space)
+            self.refuse(self.projection(s), space, s)
         first = (
             space.claim(s.path, s.path.name or "shortcut") if s.path is not None and s.path_first else None
         )
@@ -786,7 +796,7 @@ def run_reference(spec: Spec) -> Reference:
         rejected.ran = runner.ref.ran
         # archdsl names every statement before inferring any shape: a name it refuses is refused
         # where PyTorch fails first, earlier, too.
-        rejected.also |= set(runner.refused)
+        rejected.also |= set(runner.refused) | runner.blamed_within
         raise
     runner.ref.output = tuple(y.shape[1:])
     return runner.ref
