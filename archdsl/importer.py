@@ -136,6 +136,28 @@ def _reads_as_layer(module: nn.Module, table: dict[str, list[Layer]]) -> bool:
     return False
 
 
+def _fused(module: nn.Module, table: dict[str, list[Layer]]) -> type | None:
+    """The torch.nn class a module extends with stateless children it runs after itself (timm's
+    `BatchNormAct2d`: a BatchNorm2d whose forward then runs its `drop` and `act`), or None. Such a
+    module is read as that layer under the module's name followed by its children, unnamed: the
+    state_dict is the same, and the outputs, which prove() compares, tell whether the reading
+    holds."""
+    if type(module).__name__ in table:
+        return None
+    base = next(
+        (c for c in type(module).__mro__[1:] if c.__module__.startswith("torch.nn.") and c.__name__ in table),
+        None,
+    )
+    children = [child for _, child in module.named_children()]
+    if base is None or not children:
+        return None
+    for child in children:
+        stateful = any(True for _ in child.parameters()) or any(True for _ in child.buffers())
+        if stateful or not _reads_as_layer(child, table):
+            return None
+    return base
+
+
 def _wrapped_functions() -> tuple[Callable[..., Any], ...]:
     """Functions traced as one op rather than into: torchvision's channel shuffle."""
     try:
@@ -155,7 +177,8 @@ def trace(module: nn.Module, sample: tuple[int, ...]) -> fx.GraphModule:
 
     class Tracer(fx.Tracer):
         def is_leaf_module(self, m: nn.Module, qualified_name: str) -> bool:
-            return _reads_as_layer(m, table) or super().is_leaf_module(m, qualified_name)
+            readable = _reads_as_layer(m, table) or _fused(m, table) is not None
+            return readable or super().is_leaf_module(m, qualified_name)
 
         # Where fx cannot decide a branch or a loop (`if x.shape[-1] > 8:`, `h, w = x.shape[2:]`),
         # the module is run on the sample up to that point and the branch it takes is followed:
@@ -471,8 +494,10 @@ class Reader:
         # A leaf no layer builds is named before the flow is read: an LSTM's tuple, say, would
         # otherwise break the flow first and hide what is missing.
         for node in self.nodes:
-            if node.op == "call_module" and not _reads_as_layer(self.modules[str(node.target)], self.table):
-                self.leaf(str(node.target), self.modules[str(node.target)], node)
+            leaf = self.modules[str(node.target)] if node.op == "call_module" else None
+            if leaf is None or _reads_as_layer(leaf, self.table) or _fused(leaf, self.table) is not None:
+                continue
+            self.leaf(str(node.target), leaf, node)
         #: how many times each leaf module has been written, per enclosing module
         self.named: set[str] = set()
 
@@ -653,6 +678,8 @@ class Reader:
             if len(bodies[0]) < len(bodies[1]):
                 bodies.reverse()
             body, shortcut = bodies
+            # `x + self.downsample(x)` where that is an nn.Identity is the identity shortcut
+            shortcut = [s for s in shortcut if not (s.kind == "layer" and s.op == "identity")]
             clause = None
             if shortcut:
                 if len(shortcut) != 1 or shortcut[0].kind != "group":
@@ -729,6 +756,8 @@ class Reader:
         first = unit.nodes[0]
         output = _shape(unit.last)
         inputs = _tensor_args(first)
+        if len(unit.nodes) == 1 and first.op == "call_module" and _fused(module, self.table) is not None:
+            return self.fused(full, name, module, first)
         if len(unit.nodes) == 1 and first.op == "call_module":
             statement = self.leaf(full, module, first)
             statement.input = _shape(inputs[0]) if inputs else ()
@@ -759,6 +788,37 @@ class Reader:
                 input=_shape(entry),
             )
         ]
+
+    def fused(self, full: str, name: str, module: nn.Module, node: fx.Node) -> list[Stmt]:
+        """A module read by `_fused`: its torch.nn layer under its name, then its children."""
+        if full in self.named:
+            raise ImportFailed(
+                f"{full} is called more than once{_where(node)}: the language has no shared weights"
+            )
+        self.named.add(full)
+        base = _fused(module, self.table)
+        assert base is not None
+        inputs = _tensor_args(node)
+        statements = []
+        for layer in self.table[base.__name__]:
+            arguments = layer.arguments(module)
+            if arguments is not None:
+                output = _shape(node)
+                statements.append(Stmt("layer", op=layer.name, args=arguments, name=name, output=output))
+                break
+        else:
+            raise ImportFailed(
+                f"{full} is a {type(module).__module__}.{type(module).__name__}{_where(node)}, a "
+                f"{base.__name__} with settings no layer of the language takes"
+            )
+        statements[0].input = _shape(inputs[0]) if inputs else ()
+        for child_name, child in module.named_children():
+            if type(child).__name__ == "Identity":
+                continue
+            statement = self.leaf(f"{full}.{child_name}", child, node)
+            statement.input = statements[0].output
+            statements.append(statement)
+        return statements
 
     def leaf(self, path: str, module: nn.Module, node: fx.Node) -> Stmt:
         kind = type(module).__name__
@@ -1387,7 +1447,8 @@ def prove(text: str, original: nn.Module, sample: tuple[int, ...], ran: set[str]
         )
     mine = leaves(ours)
     theirs = {p: t for p, t in leaves(original).items() if p in ran}
-    wrong = [p for p, t in theirs.items() if agrees(mine.get(p), t) != t]
+    # an nn.Identity has no settings to compare (and stands nowhere where it was a shortcut)
+    wrong = [p for p, t in theirs.items() if t != "Identity()" and agrees(mine.get(p), t) != t]
     if wrong:
         raise ImportFailed(
             f"the spec's {wrong[0]} is {mine.get(wrong[0])}, the module's {theirs[wrong[0]]} "

@@ -107,6 +107,10 @@ def test_a_forward_with_a_residual_becomes_a_residual_in_a_block(tmp_path: Path)
         (nets.Looped, (3, 8, 8), "act: prelu(per_channel=true, init=0.1)"),
         # a class called GELU that is not torch's is traced into
         (nets.OwnGELU, (3, 8, 8), 'gelu(approximate="tanh")'),
+        # timm's BatchNormAct2d: the batchnorm under the module's name, then its activation
+        (nets.Fused, (3, 16, 16), "bn1: batchnorm silu"),
+        # `x + self.downsample(x)` with an nn.Identity is the identity shortcut
+        (nets.Fused, (3, 16, 16), "blocks: { *repeat 2 { FusedBlock() } }"),
     ],
 )
 def test_modules_as_tutorials_and_popular_repositories_write_them_round_trip(

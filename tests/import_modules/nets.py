@@ -276,3 +276,43 @@ class SplitPaths(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         parts = torch.split(x, 2, 1)
         return self.conv(torch.cat([parts[1], parts[0]], 1))
+
+
+class BatchNormAct2d(nn.BatchNorm2d):
+    """timm's fused norm and activation: a BatchNorm2d whose forward runs its `drop` and `act`."""
+
+    def __init__(self, channels: int, act: bool = True) -> None:
+        super().__init__(channels)
+        self.drop = nn.Identity()
+        self.act = nn.SiLU() if act else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean, var = self.running_mean, self.running_var
+        x = F.batch_norm(x, mean, var, self.weight, self.bias, self.training, self.momentum, self.eps)
+        return self.act(self.drop(x))
+
+
+class FusedBlock(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn = BatchNormAct2d(channels, act=False)
+        self.downsample = nn.Identity()  # timm's RegNet when no projection is needed
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.bn(self.conv(x)) + self.downsample(x))
+
+
+class Fused(nn.Module):
+    """Norm-and-activation modules and an nn.Identity shortcut, as timm builds its networks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv_stem = nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False)
+        self.bn1 = BatchNormAct2d(8)
+        self.blocks = nn.Sequential(FusedBlock(8), FusedBlock(8))
+        self.classifier = nn.Linear(8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.blocks(self.bn1(self.conv_stem(x)))
+        return self.classifier(x.mean((2, 3)))
