@@ -167,6 +167,11 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         help="a keyword argument for the factory, as a Python literal (--arg num_classes=10, "
         "--arg aux_logits=False, --arg weights=None); a bare word is a string (repeatable)",
     )
+    import_.add_argument(
+        "--name",
+        help="the model's name in the spec (default: the factory's, `resnet18`; give one for a "
+        "generic factory such as timm:create_model)",
+    )
 
     train = commands.add_parser(
         "train", help="train a model on its dataset (its train section's recipe; needs archdsl[train])"
@@ -764,15 +769,20 @@ def cmd_import(args: argparse.Namespace, out: TextIO) -> int:
     arguments = dict(parse_factory_arg(a) for a in args.arg)
 
     from .atomic import write_text
-    from .importer import ImportFailed, import_module, load_factory
+    from .importer import KEYWORDS, ImportFailed, import_module, load_factory
+
+    if args.name is not None and (not args.name.isidentifier() or args.name in KEYWORDS):
+        raise UsageError(f"--name takes a name for the model (letters, digits, _), got '{args.name}'")
 
     command = " ".join(
         ["archdsl import", args.target]
         + ([f"--input {args.input}"] if args.input else [])
         + [f"--arg {a}" for a in args.arg]
+        + ([f"--name {args.name}"] if args.name else [])
     )
     try:
         module, name = load_factory(args.target, arguments)
+        name = args.name or name
         kind = f"{type(module).__module__}.{type(module).__qualname__}"
         header = [f"Imported by `{command}` ({kind})."]
         imported = import_module(module, name, sample, header)

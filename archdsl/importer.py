@@ -94,7 +94,7 @@ def load_factory(target: str, arguments: dict[str, Any]) -> tuple[nn.Module, str
     if not isinstance(made, nn.Module):
         raise ImportFailed(f"{target}(…) gave a {type(made).__name__}, not an nn.Module")
     name = attribute.split(".")[-1]
-    return made, name if name.isidentifier() else "imported"
+    return made, name if name.isidentifier() and name not in KEYWORDS else "imported"
 
 
 def default_input(module: nn.Module) -> tuple[int, ...] | None:

@@ -142,6 +142,20 @@ def test_the_command_writes_a_spec_that_checks_clean(tmp_path: Path, monkeypatch
     assert archdsl.load(out).model().output == (5,)
 
 
+def test_the_model_takes_the_name_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(TESTS)  # a generic factory (timm:create_model) would name every model alike
+    out = tmp_path / "net.arch"
+    given = ("--input", "1,28,28", "--name", "Seed", "-o", str(out))
+    code, _ = run_cli("import", "import_modules.nets:seed_cnn", *given)
+    assert code == 0
+    text = out.read_text(encoding="utf-8")
+    assert "--name Seed` (" in text.splitlines()[0] and "\nmodel Seed {\n" in text
+    assert run_cli("import", "import_modules.nets:seed_cnn", "--name", "model")[0] == 2
+    assert "--name takes a name for the model (letters, digits, _), got 'model'" in capsys.readouterr().err
+
+
 def test_an_unsupported_op_names_the_op_and_the_forwards_line_and_writes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
