@@ -1465,6 +1465,17 @@ class Imported:
     lines: int
 
 
+def _canonical(text: str) -> str:
+    """The spec in `archdsl fmt`'s layout, so that a formatter run on it changes nothing. Text that
+    does not parse is left to `prove`, which reports it."""
+    from .fmt import FormatError, format_text
+
+    try:
+        return format_text(text)
+    except FormatError:
+        return text
+
+
 def import_module(
     module: nn.Module,
     name: str,
@@ -1491,7 +1502,7 @@ def import_module(
         f"{params:,} parameters. Names are the module's, so its state_dict loads with strict=True;",
         "shapes are for one sample of the input.",
     ]
-    text = spec_text(name, given, body, blocks, top)
+    text = _canonical(spec_text(name, given, body, blocks, top))
     ran = {str(n.target) for n in traced.graph.nodes if n.op == "call_module"}
     idle = idle_modules(
         module, {str(n.target) for n in traced.graph.nodes if n.op in ("call_module", "get_attr")}

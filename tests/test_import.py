@@ -55,6 +55,9 @@ def round_trip(module: Any, name: str, sample: tuple[int, ...], tmp_path: Path) 
     with torch_threads(2):
         # the command's header line too, so that lines count as the command writes them
         imported = import_module(module, name, sample, header=[f"Imported by a test ({name})."])
+    from archdsl.fmt import format_text
+
+    assert format_text(imported.text) == imported.text  # `archdsl fmt` would change nothing
     path = tmp_path / f"{name}.arch"
     path.write_text(imported.text, encoding="utf-8")
     assert [d for d in archdsl.check(path) if d.is_error] == []
