@@ -92,6 +92,7 @@ CODES: dict[str, str] = {
     "E111": "pretrained model fails on its input, or its weights cannot be loaded",
     "E112": "permute dims are not an order of the sample's axes",
     "E113": "a gate's shape cannot scale its input",
+    "E114": "narrow reaches past the channels",
     "W001": "inexact division in a size rule: input rows or columns are dropped",
     "W002": "no gradient reaches earlier layers",
     "W003": "softmax over the batch axis",

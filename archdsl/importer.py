@@ -1038,6 +1038,8 @@ def _functional(node: fx.Node, torch: Any) -> list[tuple[str, dict[str, Any]]] |
         return [("adaptiveavgpool", {"size": _pair(_arg(node, 1, "output_size", None))})]
     if target is F.adaptive_max_pool2d:
         return [("adaptivemaxpool", {"size": _pair(_arg(node, 1, "output_size", None))})]
+    if target is operator.getitem or method == "narrow" or target is torch.narrow:
+        return _narrowed(node)
     flattens = target is torch.flatten or method == "flatten"
     if flattens:
         start, end = _arg(node, 1, "start_dim", 0), _arg(node, 2, "end_dim", -1)
@@ -1072,6 +1074,39 @@ def _functional(node: fx.Node, torch: Any) -> list[tuple[str, dict[str, Any]]] |
     if getattr(target, "__name__", "") == "channel_shuffle":
         return [("shuffle", {"groups": _arg(node, 1, "groups", None)})]
     return None
+
+
+def _narrowed(node: fx.Node) -> list[tuple[str, dict[str, Any]]] | None:
+    """`x[:, a:b]` (with any full slices after), `x.narrow(1, start, length)`: a `narrow` of the
+    channels; any other indexing, None."""
+    from torch.fx.passes.shape_prop import TensorMetadata
+
+    sources = _tensor_args(node)
+    if len(sources) != 1 or sources[0] is not node.args[0]:
+        return None
+    if not isinstance(sources[0].meta.get("tensor_meta"), TensorMetadata):
+        return None  # a share of a chunk or split, read as a split concat
+    channels = sources[0].meta["tensor_meta"].shape[1]
+    if node.target is operator.getitem:
+        index = node.args[1] if isinstance(node.args[1], tuple) else (node.args[1],)
+        whole = slice(None)
+        rest_whole = all(i == whole or i is Ellipsis for i in index[2:])
+        if len(index) < 2 or index[0] != whole or not isinstance(index[1], slice) or not rest_whole:
+            return None
+        bounds = (index[1].start, index[1].stop, index[1].step)
+        if not all(b is None or isinstance(b, int) for b in bounds):
+            return None
+        start, stop, step = index[1].indices(channels)
+    else:  # x.narrow(dim, start, length), torch.narrow(x, dim, start, length)
+        given = [*node.args[1:4], None, None, None]
+        dim, first, length = given[0], given[1], given[2]
+        rank = len(sources[0].meta["tensor_meta"].shape)
+        if dim not in (1, 1 - rank) or not isinstance(first, int) or not isinstance(length, int):
+            return None
+        start, stop, step = first % channels, first % channels + length, 1
+    if step != 1 or stop <= start:
+        return None
+    return [("narrow", {"length": stop - start, "start": start})]
 
 
 # --- the spec's text ------------------------------------------------------------------------------

@@ -108,6 +108,21 @@ class View(nn.Module):
         return x.reshape(x.shape[0], *self.shape)
 
 
+class Narrow(nn.Module):
+    """Keeps `length` channels of each sample from `start` on: `x[:, start:start + length]`."""
+
+    def __init__(self, length: int, start: int = 0) -> None:
+        super().__init__()
+        self.length = length
+        self.start = start
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.narrow(1, self.start, self.length)
+
+    def extra_repr(self) -> str:
+        return f"{self.length}, start={self.start}"
+
+
 class Permute(nn.Module):
     """Reorders each sample's axes, keeping the batch axis first: `dims` counts from the axis
     after the batch, so `Permute(1, 2, 0)` takes [N, C, H, W] to [N, H, W, C]."""

@@ -722,6 +722,17 @@ class Runner:
                     raise Rejected(s, path, f"archdsl rule: view dims positive or one -1, got {dims}")
                 self.ref.params[path] = 0
                 return x.reshape(x.shape[0], *dims)
+            elif op == "narrow":
+                length = pos[0] if pos else kw["length"]
+                start = kw.get("start", 0)
+                if x.dim() < 2:
+                    raise Rejected(s, path, "no channel axis")
+                if start + length > x.shape[1]:
+                    # PyTorch's slice would stop at the last channel, silently
+                    past = f"narrow {start}+{length} past {x.shape[1]} channels"
+                    raise Rejected(s, path, f"archdsl rule: {past}")
+                self.ref.params[path] = 0
+                return x[:, start : start + length]
             elif op == "permute":
                 dims = pos[0] if len(pos) == 1 and isinstance(pos[0], tuple) else tuple(pos)
                 if any(d < 0 for d in dims):
@@ -1022,7 +1033,21 @@ class Generator:
             return Layer("layernorm2d", (), kw, self.label())
         if roll < 0.76:
             return self.permute(shape)
+        if roll < 0.79:
+            return self.narrow(shape)
         return self.activation(shape)
+
+    def narrow(self, shape: list[int]) -> Layer:
+        """Some channels: mostly ones there are, sometimes past the last."""
+        channels = max(shape[0], 1)  # the generator's guess of the shape may be off
+        length = self.r.randint(1, channels) if self.chance(0.9) else channels + 1
+        room = max(channels - length, 0) + self.pick([0, 0, 0, 1])
+        start = 0 if self.chance(0.5) else self.r.randint(0, room)
+        shape[0] = length
+        kw = (("start", start),) if start or self.chance(0.2) else ()
+        if self.chance(0.2):
+            return Layer("narrow", (), (("length", length), *kw), self.label())
+        return Layer("narrow", (length,), kw, self.label())
 
     # --- layers on features ----------------------------------------------------------------------
 

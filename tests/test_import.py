@@ -114,6 +114,9 @@ def test_a_forward_with_a_residual_becomes_a_residual_in_a_block(tmp_path: Path)
         (nets.Fused, (3, 16, 16), "bn1: batchnorm silu"),
         # `x + self.downsample(x)` with an nn.Identity is the identity shortcut
         (nets.Fused, (3, 16, 16), "blocks: { *repeat 2 { FusedBlock() } }"),
+        # GhostNet's `out[:, :self.out_chs]` after a concatenation, and `x.narrow(1, 1, 4)`
+        (nets.Ghost, (3, 8, 8), "narrow(length)"),
+        (nets.Ghost, (3, 8, 8), "narrow(4, start=1)"),
     ],
 )
 def test_modules_as_tutorials_and_popular_repositories_write_them_round_trip(

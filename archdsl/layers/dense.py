@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..sizes import (
     EMPTY_OUTPUT,
+    NARROW,
     PERMUTATION,
     RANK,
     VIEW_SIZE,
@@ -20,7 +21,7 @@ from ..sizes import (
     out_count,
 )
 from ..symbolic import mul
-from ..values import boolean, channels, int_list, positive_int, string
+from ..values import boolean, channels, int_list, nonnegative_int, positive_int, string
 from .base import WHOLE, Arg, Axes, FieldRule, Layer, Mixes, Module, NotSymbolic, Permutes
 
 if TYPE_CHECKING:
@@ -174,6 +175,50 @@ class Permute(Layer):
 
 def _listed(axes: list[int]) -> str:
     return ", ".join(map(str, axes))
+
+
+class Narrow(Layer):
+    """Some of the channels: GhostNet's `out[:, :self.out_chs]`. The first axis of the sample,
+    whatever its rank, as `x[:, start:start + length]` slices it."""
+
+    name = "narrow"
+    torch = "x[:, start:start + length] (Tensor.narrow on the axis after the batch)"
+    doc = "keep `length` channels from `start` on"
+    kind = "reshape"
+    args = (
+        Arg("length", positive_int, "how many channels to keep", required=True),
+        Arg("start", nonnegative_int, "the first channel kept, from 0", 0),
+    )
+    symbolic_args = ("length", "start")
+
+    def shape(self, node: LayerNode, shape: Shape) -> Outcome:
+        length, start = node.args["length"], node.args["start"]
+        if start + length > shape[0]:
+            raise fail(
+                NARROW,
+                f"narrow({length}, start={start}) keeps channels {start}–{start + length - 1}, but "
+                f"a {fmt(shape)} sample has {shape[0]} (0–{shape[0] - 1})",
+                node.span,
+            )
+        return Outcome((length, *shape[1:]))
+
+    imports = ("Narrow",)
+
+    def arguments(self, module: Any) -> dict[str, Any] | None:
+        # archdsl's own Narrow (emitted source's)
+        if not type(module).__module__.startswith("archdsl"):
+            return None
+        return {"length": module.length, "start": module.start}
+
+    def module(self, node: Shaped) -> Module:
+        return Module("archdsl.Narrow", (node.args["length"],), {"start": node.args["start"]}, {"start": 0})
+
+    def describe(self, node: Shaped) -> str:
+        start, length = node.args["start"], node.args["length"]
+        return f"narrow {start}:{start + length}"
+
+    def symbolic_output(self, args: dict[str, Any], shape: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (args["length"], *shape[1:])
 
 
 class Shuffle(Layer):
@@ -361,4 +406,4 @@ class Pretrained(Layer):
         raise NotSymbolic("a pretrained layer")
 
 
-LAYERS = (Flatten, View, Permute, Shuffle, Linear, Pretrained)
+LAYERS = (Flatten, View, Permute, Narrow, Shuffle, Linear, Pretrained)

@@ -316,3 +316,35 @@ class Fused(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.blocks(self.bn1(self.conv_stem(x)))
         return self.classifier(x.mean((2, 3)))
+
+
+class GhostModule(nn.Module):
+    """GhostNet's module: cheap features concatenated to the primary ones, then `out[:, :n]`."""
+
+    def __init__(self, in_chs: int, out_chs: int) -> None:
+        super().__init__()
+        self.out_chs = out_chs
+        init = (out_chs + 1) // 2
+        self.primary_conv = nn.Sequential(
+            nn.Conv2d(in_chs, init, 1, bias=False), nn.BatchNorm2d(init), nn.ReLU()
+        )
+        self.cheap_operation = nn.Sequential(
+            nn.Conv2d(init, init, 3, padding=1, groups=init, bias=False), nn.BatchNorm2d(init), nn.ReLU()
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x1 = self.primary_conv(x)
+        out = torch.cat([x1, self.cheap_operation(x1)], dim=1)
+        return out[:, : self.out_chs, :, :]
+
+
+class Ghost(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ghost1 = GhostModule(3, 7)
+        self.ghost2 = GhostModule(7, 5)
+        self.fc = nn.Linear(4, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.ghost2(self.ghost1(x)).narrow(1, 1, 4)
+        return self.fc(x.mean((2, 3)))
