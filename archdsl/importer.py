@@ -122,18 +122,21 @@ def _importable() -> dict[str, list[Layer]]:
     return table
 
 
-def _reads_as_layer(module: nn.Module, table: dict[str, list[Layer]]) -> bool:
-    """Whether a layer reads `module` back: its class has a name the table knows, and it is that
-    class, with its attributes (timm's own `GELU`, say, shares torch's name but not its
-    `approximate`; it is traced into instead, down to the `F.gelu` it calls)."""
-    candidates = table.get(type(module).__name__, [])
-    for layer in candidates:
+def _readings(module: nn.Module, layers: list[Layer]) -> Iterator[tuple[Layer, dict[str, Any] | None]]:
+    """Each of `layers` that reads `module` back, with what it reads (None: a setting it has no
+    argument for). One whose attributes the module lacks does not read it: a class of the same
+    name from elsewhere (timm's own `GELU` shares torch's name but not its `approximate`)."""
+    for layer in layers:
         try:
-            layer.arguments(module)
+            yield layer, layer.arguments(module)
         except AttributeError:
             continue
-        return True
-    return False
+
+
+def _reads_as_layer(module: nn.Module, table: dict[str, list[Layer]]) -> bool:
+    """Whether a layer reads `module` back; one no layer reads (timm's `GELU`) is traced into
+    instead, down to the `F.gelu` it calls."""
+    return any(True for _ in _readings(module, table.get(type(module).__name__, [])))
 
 
 def _fused(module: nn.Module, table: dict[str, list[Layer]]) -> type | None:
@@ -158,6 +161,11 @@ def _fused(module: nn.Module, table: dict[str, list[Layer]]) -> type | None:
     return base
 
 
+def _readable(module: nn.Module, table: dict[str, list[Layer]]) -> bool:
+    """Whether `module` is read whole, as a layer (or a fused one), rather than traced into."""
+    return _reads_as_layer(module, table) or _fused(module, table) is not None
+
+
 def _wrapped_functions() -> tuple[Callable[..., Any], ...]:
     """Functions traced as one op rather than into: torchvision's channel shuffle."""
     try:
@@ -177,8 +185,7 @@ def trace(module: nn.Module, sample: tuple[int, ...]) -> fx.GraphModule:
 
     class Tracer(fx.Tracer):
         def is_leaf_module(self, m: nn.Module, qualified_name: str) -> bool:
-            readable = _reads_as_layer(m, table) or _fused(m, table) is not None
-            return readable or super().is_leaf_module(m, qualified_name)
+            return _readable(m, table) or super().is_leaf_module(m, qualified_name)
 
         # Where fx cannot decide a branch or a loop (`if x.shape[-1] > 8:`, `h, w = x.shape[2:]`),
         # the module is run on the sample up to that point and the branch it takes is followed:
@@ -495,7 +502,7 @@ class Reader:
         # otherwise break the flow first and hide what is missing.
         for node in self.nodes:
             leaf = self.modules[str(node.target)] if node.op == "call_module" else None
-            if leaf is None or _reads_as_layer(leaf, self.table) or _fused(leaf, self.table) is not None:
+            if leaf is None or _readable(leaf, self.table):
                 continue
             self.leaf(str(node.target), leaf, node)
         #: how many times each leaf module has been written, per enclosing module
@@ -756,8 +763,9 @@ class Reader:
         first = unit.nodes[0]
         output = _shape(unit.last)
         inputs = _tensor_args(first)
-        if len(unit.nodes) == 1 and first.op == "call_module" and _fused(module, self.table) is not None:
-            return self.fused(full, name, module, first)
+        base = _fused(module, self.table) if len(unit.nodes) == 1 and first.op == "call_module" else None
+        if base is not None:
+            return self.fused(full, name, module, base, first)
         if len(unit.nodes) == 1 and first.op == "call_module":
             statement = self.leaf(full, module, first)
             statement.input = _shape(inputs[0]) if inputs else ()
@@ -789,19 +797,16 @@ class Reader:
             )
         ]
 
-    def fused(self, full: str, name: str, module: nn.Module, node: fx.Node) -> list[Stmt]:
-        """A module read by `_fused`: its torch.nn layer under its name, then its children."""
+    def fused(self, full: str, name: str, module: nn.Module, base: type, node: fx.Node) -> list[Stmt]:
+        """A module read by `_fused`: its torch.nn layer `base` under its name, then its children."""
         if full in self.named:
             raise ImportFailed(
                 f"{full} is called more than once{_where(node)}: the language has no shared weights"
             )
         self.named.add(full)
-        base = _fused(module, self.table)
-        assert base is not None
         inputs = _tensor_args(node)
         statements = []
-        for layer in self.table[base.__name__]:
-            arguments = layer.arguments(module)
+        for layer, arguments in _readings(module, self.table[base.__name__]):
             if arguments is not None:
                 output = _shape(node)
                 statements.append(Stmt("layer", op=layer.name, args=arguments, name=name, output=output))
@@ -822,11 +827,7 @@ class Reader:
 
     def leaf(self, path: str, module: nn.Module, node: fx.Node) -> Stmt:
         kind = type(module).__name__
-        for layer in self.table.get(kind, []):
-            try:
-                arguments = layer.arguments(module)
-            except AttributeError:  # a class of that name from elsewhere
-                continue
+        for layer, arguments in _readings(module, self.table.get(kind, [])):
             if arguments is not None:
                 return Stmt("layer", op=layer.name, args=arguments, output=_shape(node))
         raise ImportFailed(
