@@ -23,6 +23,7 @@ from .comments import Comment, Trivia, scan
 from .errors import Diagnostic, Note, Span, warning
 from .shapes import Shaped, ShapedModel
 from .sizes import Shape, fmt
+from .transformer import OUT_OF_RANGE, decimal
 
 STALE_SHAPE = "W005"
 
@@ -90,21 +91,12 @@ def shape_of(comment: Comment) -> tuple[Shape, re.Match[str]] | None:
     match = _SHAPE.match(comment.text)
     if match is None:
         return None
-    return tuple(_size(d) for d in match.group(2).split(",")), match
-
-
-#: What a written size too long to be any tensor's is read as (no shape has it; and Python will
-#: not convert a string of more than 4,300 digits at all).
-_NO_SIZE = -1
-
-
-def _size(digits: str) -> int:
-    digits = digits.strip().lstrip("0") or "0"
-    return int(digits) if len(digits) <= 30 else _NO_SIZE
+    return tuple(decimal(d.strip()) for d in match.group(2).split(",")), match
 
 
 def _written(shape: Shape, match: re.Match[str]) -> str:
-    return fmt(shape) if _NO_SIZE not in shape else match.group(1)[:40] + "…"
+    """The shape as the warning quotes it: as written where a size is too long to be any tensor's."""
+    return fmt(shape) if OUT_OF_RANGE not in shape else match.group(1)[:40] + "…"
 
 
 def check(trivia: Trivia, found: dict[int, Statement], file: str) -> list[Diagnostic]:

@@ -22,6 +22,14 @@ OUT_OF_RANGE = 2**64
 _ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", '"': '"', "'": "'"}
 
 
+def decimal(digits: str) -> int:
+    """A string of decimal digits as an int, or OUT_OF_RANGE past 64 bits: Python refuses to
+    convert more than 4,300 digits (and doing so takes quadratic time), and nothing here has a
+    size or count that large, so a stand-in will do."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 20 else OUT_OF_RANGE
+
+
 def unescape(body: str) -> str:
     out: list[str] = []
     chars = iter(body)
@@ -311,11 +319,8 @@ class ToIR(Transformer[Any, Any]):
 
     def int_lit(self, children: list[Any]) -> ir.IntLit:
         (token,) = children
-        digits = token.lstrip("0") or "0"
-        # Python refuses to convert more than 4,300 digits (and doing so takes quadratic time);
-        # the resolver reports any value past 64 bits as out of range, so a stand-in will do.
-        value = int(digits) if len(digits) <= 20 else OUT_OF_RANGE
-        return ir.IntLit.of(span=self._token_span(token), value=value)
+        # the resolver reports any value past 64 bits as out of range
+        return ir.IntLit.of(span=self._token_span(token), value=decimal(token))
 
     def float_lit(self, children: list[Any]) -> ir.FloatLit:
         (token,) = children
