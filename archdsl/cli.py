@@ -769,9 +769,10 @@ def cmd_import(args: argparse.Namespace, out: TextIO) -> int:
     arguments = dict(parse_factory_arg(a) for a in args.arg)
 
     from .atomic import write_text
-    from .importer import KEYWORDS, ImportFailed, import_module, load_factory
+    from .importer import ImportFailed, import_module, load_factory
+    from .parser import keywords
 
-    if args.name is not None and (not args.name.isidentifier() or args.name in KEYWORDS):
+    if args.name is not None and (not args.name.isidentifier() or args.name in keywords()):
         raise UsageError(f"--name takes a name for the model (letters, digits, _), got '{args.name}'")
 
     command = " ".join(

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import layers
 from .layers import Layer
+from .parser import keywords
 
 if TYPE_CHECKING:
     from torch import fx, nn
@@ -94,7 +95,7 @@ def load_factory(target: str, arguments: dict[str, Any]) -> tuple[nn.Module, str
     if not isinstance(made, nn.Module):
         raise ImportFailed(f"{target}(…) gave a {type(made).__name__}, not an nn.Module")
     name = attribute.split(".")[-1]
-    return made, name if name.isidentifier() and name not in KEYWORDS else "imported"
+    return made, name if name.isidentifier() and name not in keywords() else "imported"
 
 
 def default_input(module: nn.Module) -> tuple[int, ...] | None:
@@ -1174,32 +1175,11 @@ def shape_text(shape: tuple[int, ...]) -> str:
     return "[" + ", ".join(map(str, shape)) + "]"
 
 
-#: The language's keywords: a statement's `name:` may be one, a branch's or shortcut's name not.
-KEYWORDS = frozenset(
-    [
-        "import",
-        "block",
-        "model",
-        "input",
-        "train",
-        "repeat",
-        "concat",
-        "branch",
-        "residual",
-        "shortcut",
-        "gate",
-        "as",
-        "true",
-        "false",
-    ]
-)
-
-
 def name_text(name: str, keyword_ok: bool = True) -> str:
     """`name` as the spec writes it: bare where the grammar takes it, else quoted. A statement's
     `name:` may be a keyword (ConvNeXt's `block:`), except the three that start an expression or a
     file's import."""
-    keyword = name in KEYWORDS and (not keyword_ok or name in ("import", "true", "false"))
+    keyword = name in keywords() and (not keyword_ok or name in ("import", "true", "false"))
     return name if name.isidentifier() and not keyword else f'"{name}"'
 
 

@@ -66,6 +66,16 @@ def concrete_parser() -> Lark:
     return _lark("concrete", keep_all_tokens=True)
 
 
+@functools.lru_cache(maxsize=1)
+def keywords() -> frozenset[str]:
+    """The grammar's keywords (`block`, `residual`, `true`, …): its terminals that are words."""
+    return frozenset(
+        t.pattern.value
+        for t in lark_parser().terminals
+        if t.pattern.type == "str" and t.pattern.value.isidentifier()
+    )
+
+
 def parse_expression(text: str, file: str, line: int, column: int) -> Any:
     """One expression written inside a string at `line`, `column` (1-based) of `file`, as an IR
     expression whose spans point there; raises `LabelError` when it is not one."""
