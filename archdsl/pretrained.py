@@ -337,18 +337,9 @@ def zoo_model(name: str) -> Any:
 
 def _members(node: Any) -> Iterator[tuple[str, Any]]:
     """A resolved statement's member modules by key, through the statements spliced into it."""
-    from .resolve import BranchNode, ConcatNode, RepeatNode, ResidualNode
+    from .resolve import BranchNode, ResolvedModel, children
 
-    children: list[Any]
-    if isinstance(node, RepeatNode):
-        children = [n for body in node.passes for n in body]
-    elif isinstance(node, ConcatNode):
-        children = list(node.branches)
-    elif isinstance(node, ResidualNode):
-        children = [*node.body, *([node.path] if node.path is not None else [])]
-    else:
-        children = list(getattr(node, "body", []))
-    for child in children:
+    for child in node.body if isinstance(node, ResolvedModel) else children(node):
         if getattr(child, "splice", False) and not isinstance(child, BranchNode):
             yield from _members(child)
         else:

@@ -175,23 +175,28 @@ class InvalidNode:
 Node = LayerNode | BlockNode | RepeatNode | ConcatNode | ResidualNode | GateNode | GroupNode | InvalidNode
 
 
+def children(node: Node | BranchNode) -> list[Node | BranchNode]:
+    """The statements (and branches) a resolved statement holds: every pass of a repeat, a
+    concat's branches, a residual's body and its written shortcut, a block's or group's body."""
+    if isinstance(node, RepeatNode):
+        return [n for one in node.passes for n in one]
+    if isinstance(node, ConcatNode):
+        return list(node.branches)
+    if isinstance(node, ResidualNode):
+        return [*node.body, *([node.path] if node.path is not None else [])]
+    if isinstance(node, BlockNode | BranchNode | GateNode | GroupNode):
+        return list(node.body)
+    return []
+
+
 def _stops(nodes: list[Node]) -> bool:
     """Whether shape inference stops in `nodes`: they hold a statement refused (`InvalidNode`)."""
-    stack: list[Any] = list(nodes)
+    stack: list[Node | BranchNode] = list(nodes)
     while stack:
         node = stack.pop()
         if isinstance(node, InvalidNode):
             return True
-        if isinstance(node, RepeatNode):
-            stack.extend(n for one in node.passes for n in one)
-        elif isinstance(node, ConcatNode):
-            stack.extend(node.branches)
-        elif isinstance(node, ResidualNode):
-            stack.extend(node.body)
-            if node.path is not None:
-                stack.append(node.path)
-        elif isinstance(node, BlockNode | BranchNode | GateNode | GroupNode):
-            stack.extend(node.body)
+        stack.extend(children(node))
     return False
 
 
