@@ -257,10 +257,16 @@ def _param_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def parse_param(text: str) -> tuple[str, Any]:
+def _assignment(text: str, flag: str) -> tuple[str, str]:
+    """`NAME=VALUE` split, NAME an identifier; anything else is a usage error of `flag`."""
     name, sep, raw = text.partition("=")
     if not sep or not name.isidentifier():
-        raise UsageError(f"--param takes NAME=VALUE, got '{text}'")
+        raise UsageError(f"{flag} takes NAME=VALUE, got '{text}'")
+    return name, raw
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    name, raw = _assignment(text, "--param")
     value: Any
     if raw in ("true", "false"):
         value = raw == "true"
@@ -281,9 +287,7 @@ def parse_factory_arg(text: str) -> tuple[str, Any]:
     the string itself (`--arg weights=DEFAULT`)."""
     import ast
 
-    name, sep, raw = text.partition("=")
-    if not sep or not name.isidentifier():
-        raise UsageError(f"--arg takes NAME=VALUE, got '{text}'")
+    name, raw = _assignment(text, "--arg")
     if raw in ("true", "false"):
         return name, raw == "true"
     try:
