@@ -1,26 +1,33 @@
-"""Stage 5a: shaped IR → a real `torch.nn.Module` (the only stage here that imports torch).
+"""Stage 5a: the dataflow graph → a real `torch.nn.Module` (the only stage here that imports torch).
 
-Consumes a `ShapedModel`; every statement is built from the shapes already inferred (in-channels
-and in-features come from the statement's input shape, `same` and `view(-1)` are already
-concrete). Named statements become submodules of that name, unnamed ones are numbered as
-`nn.Sequential` numbers them, so `state_dict` keys follow the spec.
+Consumes a `ShapedModel`'s graph: every module of it (the model, each block call, group and
+composite that is not spliced) becomes an `nn.Module` holding its members under their keys, so
+`state_dict` keys follow the spec; every layer is constructed from its `Module` description (the one
+`emit` writes), in-channels and in-features taken from the shapes already inferred. A module whose
+program runs its members one after another is an `nn.Sequential`; any other runs its program
+(`graph.programs`): the steps `emit` writes as `forward`'s lines, here kept as data and run.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+import operator
 import os
 from collections import OrderedDict
+from dataclasses import replace
+from typing import Any
 
 import torch
 from torch import nn
 
-from . import flow, layers, runtime
+from . import layers, runtime
 from .errors import ArchError, error
-from .flow import Add, Call, Mul, Op, Scale, Seq, is_chain
-from .layers import Module, PluginError
+from .graph import Module as GraphModule
+from .graph import Graph, Node, Program, ShapedModel, Value, is_chain, programs
+from .layers import Function, Input, Inputs, Module, PluginError, SizeOf
 from .runtime import Sequential
-from .shapes import TOO_LARGE, Shaped, ShapedModel, float32_size
+from .shapes import TOO_LARGE, float32_size
 
 
 class Model(Sequential):
@@ -39,12 +46,25 @@ class Block(Model):
     """The body of one block call."""
 
 
-class Graph(nn.Module):
-    """A module whose members (submodules and parameters) do not simply run one after another:
-    its forward follows `flow` (see `flow.py`), which names them. The emitted source writes the
-    same flow out as a `forward` method."""
+# An instruction of a `Graph` module: what it runs, the slots it reads and writes, and the slots
+# that no later instruction reads (freed after it, so a long forward holds what it still needs).
+Instruction = tuple[str, Any, tuple[int, ...], tuple[int, ...], tuple[int, ...]]
 
-    def __init__(self, arch_name: str, members: OrderedDict[str, nn.Module | nn.Parameter], flow: Op):
+
+class Graph(nn.Module):
+    """A module whose members (submodules and parameters) do not simply run one after another: its
+    forward runs its program (see `graph.programs`), which names them. The emitted source writes the
+    same program out as a `forward` method."""
+
+    def __init__(
+        self,
+        arch_name: str,
+        members: OrderedDict[str, nn.Module | nn.Parameter],
+        code: list[Instruction],
+        inputs: int,
+        outputs: tuple[int, ...],
+        keys: list[str] | None = None,
+    ):
         super().__init__()
         self.arch_name = arch_name
         for key, member in members.items():
@@ -52,90 +72,147 @@ class Graph(nn.Module):
                 self.register_parameter(key, member)
             else:
                 self.add_module(key, member)
-        self._flow = flow
+        self._code = code
+        self._inputs = inputs
+        self._outputs = outputs
+        self._keys = keys
 
     def _get_name(self) -> str:
         return self.arch_name
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._run(self._flow, x)
+    def forward(self, *inputs: torch.Tensor) -> Any:
+        if len(inputs) != self._inputs:
+            raise TypeError(f"{self.arch_name} takes {self._inputs} input(s), got {len(inputs)}")
+        slots: dict[int, Any] = dict(enumerate(inputs))
+        for kind, target, reads, writes, frees in self._code:
+            values = [slots[i] for i in reads]
+            if kind == "call":
+                result = self._modules[target](*values)  # type: ignore[misc]
+            elif kind == "scale":
+                result = values[0] * self._parameters[target]
+            else:
+                result = run_function(target, values)
+            if len(writes) == 1 and not (kind == "function" and target.many):
+                slots[writes[0]] = result
+            else:
+                for slot, value in zip(writes, result, strict=True):
+                    slots[slot] = value
+            for slot in frees:
+                del slots[slot]
+        results = [slots[i] for i in self._outputs]
+        if self._keys is not None:
+            return dict(zip(self._keys, results, strict=True))
+        return results[0] if len(results) == 1 else tuple(results)
 
-    def _run(self, op: Op, x: torch.Tensor) -> torch.Tensor:
-        if isinstance(op, Call):
-            return self._modules[op.key](x)  # type: ignore[misc]
-        if isinstance(op, Seq):
-            for step in op.steps:
-                x = self._run(step, x)
-            return x
-        if isinstance(op, Scale):
-            parameter = self._parameters[op.key]
-            assert parameter is not None
-            return x * parameter
-        if isinstance(op, Add):
-            return self._run(op.body, x) + (x if op.shortcut is None else self._run(op.shortcut, x))
-        if isinstance(op, Mul):
-            return x * self._run(op.gate, x)
-        parts = [x] * len(op.branches) if op.split is None else torch.split(x, list(op.split), dim=1)
-        return torch.cat([self._run(b, part) for b, part in zip(op.branches, parts, strict=True)], dim=1)
+
+@functools.cache
+def _target(name: str) -> Any:
+    """The callable a `Function` or `Module` names."""
+    if name.startswith("nn.functional."):
+        return getattr(nn.functional, name[len("nn.functional.") :])
+    if name.startswith("nn."):
+        return getattr(nn, name[3:])
+    if name.startswith("torch."):
+        return getattr(torch, name[len("torch.") :])
+    if name.startswith("archdsl."):
+        return getattr(runtime, name[len("archdsl.") :])
+    package, _, attribute = name.partition(":")
+    try:
+        return getattr(importlib.import_module(package), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise PluginError(f"a layer plugin's module {name} cannot be imported: {exc}") from None
+
+
+def run_function(function: Function, inputs: list[Any]) -> Any:
+    """What a `Function` computes on a node's inputs."""
+    if function.target == "+":
+        return functools.reduce(operator.add, inputs)
+    if function.target == "*":
+        return functools.reduce(operator.mul, inputs)
+    args = [_argument(a, inputs) for a in function.args]
+    kwargs = {k: _argument(v, inputs) for k, v in function.kwargs.items()}
+    return _target(function.target)(*args, **kwargs)
+
+
+def _argument(value: Any, inputs: list[Any]) -> Any:
+    if isinstance(value, Input):
+        return inputs[value.index]
+    if isinstance(value, Inputs):
+        return list(inputs)
+    if isinstance(value, SizeOf):
+        return inputs[value.index].shape[2:]
+    return value
 
 
 def construct(module: Module) -> nn.Module:
     """The `nn.Module` a layer's `Module` describes."""
-    target = module.target
-    if target.startswith("nn."):
-        factory = getattr(nn, target[3:])
-    elif target.startswith("archdsl."):
-        factory = getattr(runtime, target[len("archdsl.") :])
-    else:
-        package, _, name = target.partition(":")
-        try:
-            factory = getattr(importlib.import_module(package), name)
-        except (ImportError, AttributeError) as exc:
-            raise PluginError(f"a layer plugin's module {target} cannot be imported: {exc}") from None
-    return factory(*module.args, **module.kwargs)
+    return _target(module.target)(*module.args, **module.kwargs)  # type: ignore[no-any-return]
 
 
-def _shortcut(node: Shaped) -> nn.Module:
-    a = node.args
-    if node.op == "linear":
-        projection: nn.Module = nn.Linear(node.input[0], node.output[0], bias=a["bias"])
-        norm: nn.Module = nn.BatchNorm1d(node.output[0])
-    else:
-        projection = nn.Conv2d(
-            node.input[0], node.output[0], kernel_size=1, stride=a["stride"], bias=a["bias"]
-        )
-        norm = nn.BatchNorm2d(node.output[0])
-    return nn.Sequential(projection, norm) if a["batchnorm"] else projection
+def compile_program(program: Program) -> tuple[list[Instruction], tuple[int, ...]]:
+    """A program as instructions over numbered slots, each slot freed after its last reader."""
+    slots: dict[Value, int] = {value: index for index, value in enumerate(program.inputs)}
+    steps = []
+    for step in program.steps:
+        reads = tuple(slots[v] for v in step.inputs)
+        writes = tuple(slots.setdefault(v, len(slots)) for v in step.outputs)
+        target = step.target
+        if isinstance(target, GraphModule):
+            steps.append(["call", target.key, reads, writes])
+        elif target.member:
+            steps.append(["scale" if target.parameter else "call", target.key, reads, writes])
+        else:
+            steps.append(["function", layers.LAYERS[target.op].function(target), reads, writes])
+    outputs = tuple(slots[v] for v in program.outputs)
+    last: dict[int, int] = {}
+    for index, (_, _, reads, _) in enumerate(steps):
+        for slot in reads:
+            last[slot] = index
+    code: list[Instruction] = []
+    for index, (kind, target, reads, writes) in enumerate(steps):
+        frees = tuple(sorted({s for s in reads if last[s] == index and s not in outputs}))
+        code.append((kind, target, reads, writes, frees))
+    return code, outputs
 
 
-#: How a composite statement's module prints when it is not a block's.
-_NAMES = {"residual": "Residual", "gate": "Gate", "concat": "Concat"}
+class _Building:
+    """One build: the modules' programs, and whether `pretrained(...)` layers load their weights."""
+
+    def __init__(self, graph: Graph, pretrained_weights: bool):
+        self.programs = programs(graph)
+        self.pretrained_weights = pretrained_weights
+
+    def module(self, module: GraphModule, keys: list[str] | None = None) -> nn.Module:
+        return _module(module, self, keys)
 
 
-def _member(node: Shaped) -> nn.Module | nn.Parameter:
-    parameter = layers.LAYERS[node.op].parameter(node) if node.kind == "layer" else None
-    if parameter is not None:
+def _member(member: Node | GraphModule, building: _Building) -> nn.Module | nn.Parameter:
+    """One member of a module, built: a submodule, a bare parameter, or a layer's module."""
+    if isinstance(member, GraphModule):
+        return building.module(member)
+    if member.parameter:
+        parameter = layers.LAYERS[member.op].parameter(member)
+        assert parameter is not None
         return nn.Parameter(torch.full(parameter.shape, float(parameter.fill)))
-    return build_node(node)
+    if not building.pretrained_weights and member.op == "pretrained" and member.args.get("weights") is not None:
+        member = replace(member, args={**member.args, "weights": None})
+    return layers.LAYERS[member.op].build(member)  # type: ignore[no-any-return]
 
 
-def _module(name: str, members: list[Shaped], op: Op, sequential: type[Model] | None) -> nn.Module:
-    built = OrderedDict((member.key, _member(member)) for member in members)
-    if not is_chain(op):
-        return Graph(name, built, op)
-    modules: OrderedDict[str, nn.Module] = built  # type: ignore[assignment]  # a chain has no parameters
-    return nn.Sequential(modules) if sequential is None else sequential(name, modules)
-
-
-def build_node(node: Shaped) -> nn.Module:
-    if node.kind == "layer":
-        return layers.LAYERS[node.op].build(node)
-    if node.kind == "shortcut" and node.op != "path":
-        return _shortcut(node)
-    members, op = flow.module(node)
-    if node.kind == "block":
-        return _module(node.op, members, op, Block)
-    return _module(_NAMES.get(node.kind, "Sequential"), members, op, None)
+def _module(module: GraphModule, building: _Building, keys: list[str] | None = None) -> nn.Module:
+    members = OrderedDict((key, _member(member, building)) for key, member in module.members.items())
+    built = building.programs
+    program = built[module]
+    if keys is None and is_chain(program):
+        modules: OrderedDict[str, nn.Module] = members  # type: ignore[assignment]  # a chain has no parameters
+        if module.parent is None:
+            return Model(module.title, modules)
+        record = module.record
+        if record is not None and record.kind == "block":
+            return Block(module.title, modules)
+        return nn.Sequential(modules)
+    code, outputs = compile_program(program)
+    return Graph(module.title, members, code, len(program.inputs), outputs, keys)
 
 
 def memory_bytes() -> int | None:
@@ -174,14 +251,16 @@ def size_error(model: ShapedModel, max_params: int | None = None) -> ArchError |
     )
 
 
-def build_model(model: ShapedModel, max_params: int | None = None) -> Model:
+def build_model(
+    model: ShapedModel, max_params: int | None = None, pretrained_weights: bool = True
+) -> nn.Module:
     """Builds the model; raises `ArchError` (E110) if it has more than `max_params` parameters
-    (default: what this machine's memory holds), before allocating any."""
-    if not model.complete:
+    (default: what this machine's memory holds), before allocating any. `pretrained_weights=False`
+    builds `pretrained(...)` layers without their weights (nothing is downloaded)."""
+    if not model.complete or model.graph is None:
         raise ValueError(f"model {model.name} has errors; check it first")
     too_big = size_error(model, max_params)
     if too_big is not None:
         raise too_big
-    members: list[Shaped] = []
-    op = flow.sequence(model.layers, members)
-    return _module(model.name, members, op, Model)  # type: ignore[return-value]
+    graph = model.graph
+    return _Building(graph, pretrained_weights).module(graph.root, graph.output_keys)

@@ -21,7 +21,8 @@ from typing import Any
 from . import ir
 from .comments import Trivia, scan
 from .errors import Diagnostic, Span
-from .layers import CONCAT, KEYWORD_VALUES, RESIDUAL, Arg, Layer, Signature, find, names
+from .constructs import CONCAT, RESIDUAL
+from .layers import KEYWORD_VALUES, Arg, Layer, Signature, find, names
 from .loader import LoadedFile, Loader, display_path
 from .program import Program, compile_file
 from .shape_comments import Statement, shape_of, statements, walk

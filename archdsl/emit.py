@@ -32,14 +32,18 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from . import flow, layers
+from . import layers
 from .generic import Analysis, Generic, Param
-from .shapes import Shaped, ShapedModel, fmt
-from .symbolic import Sym, Value
+from .graph import Module as GraphModule
+from .graph import Node, Program, Shaped, ShapedModel, Step, Value, is_chain, programs
+from .layers import Function, Input, Inputs, SizeOf
+from .sizes import fmt
+from .symbolic import Sym
+from .symbolic import Value as SymbolicValue
 from .values import describe
 
 if TYPE_CHECKING:
-    from .program import Program
+    from .program import Program as SpecProgram
 
 LINE_LENGTH = 88
 INDENT = " " * 4
@@ -209,26 +213,6 @@ def layer_source(node: Shaped, names: Names) -> Expr:
     return call(function, *module.args, **module.options())
 
 
-def _shortcut(node: Shaped) -> Expr:
-    a = node.args
-    if node.op == "linear":
-        projection = call("nn.Linear", node.input[0], node.output[0], **_options(bias=(a["bias"], True)))
-        norm = call("nn.BatchNorm1d", node.output[0])
-    else:
-        projection = call(
-            "nn.Conv2d",
-            node.input[0],
-            node.output[0],
-            kernel_size=1,
-            **_options(stride=(a["stride"], (1, 1)), bias=(a["bias"], True)),
-        )
-        norm = call("nn.BatchNorm2d", node.output[0])
-    if not a["batchnorm"]:
-        return projection
-    shape = fmt(node.output)
-    return Expr("nn.Sequential(", (Item(projection, comment=shape), Item(norm, comment=shape)), exploded=True)
-
-
 # --- helper modules: the builder's own, written out when a spec uses them --------------------------
 
 
@@ -292,25 +276,37 @@ def _is_attribute(key: str) -> bool:
     return key.isidentifier() and not keyword.iskeyword(key) and not private
 
 
-def _numbered(nodes: list[Shaped]) -> bool:
+def _numbered(nodes: list[Any]) -> bool:
     return [n.key for n in nodes] == [str(i) for i in range(len(nodes))]
 
 
-# --- forward: a module's flow as lines ------------------------------------------------------------
+# --- forward: a module's program as lines -----------------------------------------------------------
+
+
+def _reference(key: str) -> str:
+    return f"self.{key}" if _is_attribute(key) else f"getattr(self, {py(key)})"
 
 
 class _Forward:
-    """Writes a flow (`flow.py`) as `forward`'s lines over `x`, with a name per kept tensor."""
+    """Writes a module's program (`graph.programs`) as `forward`'s lines: one line a step, each
+    value in a local named as the spec names it, else as the construct that made it calls it
+    (`identity`, `shortcut`, `gate`, `branch`), else `x`, reused as soon as it is free."""
 
-    def __init__(self, members: dict[str, Shaped]):
-        self.members = members
+    def __init__(self, program: Program, module: GraphModule, shapes: dict[Value, str], names: Names):
+        self.program = program
+        self.module = module
+        self.shapes = shapes
+        self.names = names
         self.lines: list[str] = []
-        self.taken: dict[str, int] = {}
-
-    def name(self, base: str) -> str:
-        count = self.taken.get(base, 0) + 1
-        self.taken[base] = count
-        return base if count == 1 else f"{base}{count}"
+        self.local: dict[Value, str] = {}
+        self.holder: dict[str, Value] = {}  # local name → the value it holds now
+        self.readers: dict[Value, int] = {}
+        for step in program.steps:
+            for value in step.inputs:
+                self.readers[value] = self.readers.get(value, 0) + 1
+        for value in program.outputs:
+            self.readers[value] = self.readers.get(value, 0) + 1
+        self.hints = _inherited_hints(program, module.hints)
 
     def line(self, text: str, comment: str | None = None) -> None:
         line = INDENT * 2 + text
@@ -321,54 +317,125 @@ class _Forward:
         else:  # ruff would split the call to fit its comment: the comment goes above
             self.lines += [f"{INDENT * 2}# {comment}", line]
 
-    def run(self, op: flow.Op, source: str, target: str) -> None:
-        """Lines that compute `op` of `source` into `target`."""
-        if isinstance(op, flow.Call):
-            self.line(f"{target} = {_reference(op.key)}({source})", fmt(self.members[op.key].output))
-        elif isinstance(op, flow.Scale):
-            self.line(f"{target} = {source} * {_reference(op.key)}")
-        elif isinstance(op, flow.Seq):
-            if not op.steps and source != target:
-                self.line(f"{target} = {source}")
-            for index, step in enumerate(op.steps):
-                self.run(step, source if index == 0 else target, target)
-        elif isinstance(op, flow.Add):
-            if op.shortcut is None:
-                kept = self.name("identity")
-                self.line(f"{kept} = {source}")
-            else:
-                kept = self.name("shortcut")
-                self.run(op.shortcut, source, kept)
-            self.run(op.body, source, target)
-            self.line(f"{target} = {target} + {kept}")
-        elif isinstance(op, flow.Mul):
-            gate = self.name("gate")
-            self.run(op.gate, source, gate)
-            self.line(f"{target} = {source} * {gate}")
+    def live(self, name: str) -> bool:
+        value = self.holder.get(name)
+        return value is not None and self.readers.get(value, 0) > 0
+
+    def fresh(self, base: str) -> str:
+        name, number = base, 1
+        while self.live(name) or name in _FORWARD_TAKEN:
+            number += 1
+            name = f"{base}{number}"
+        return name
+
+    def given(self, value: Value) -> str | None:
+        return self.module.names.get(value) or value.name
+
+    def assign(self, value: Value) -> str:
+        """The local a new value goes into: its own name, else `x` (what `x` still holds moves to
+        its hint first, `identity = x`), else a fresh one."""
+        wanted = self.given(value) or self.hints.get(value)
+        if wanted is not None and wanted.isidentifier() and wanted not in _FORWARD_TAKEN:
+            name = self.fresh(wanted)
         else:
-            inputs = [source] * len(op.branches)
-            if op.split is not None:
-                inputs = [self.name("part") for _ in op.branches]
-                names = f"({inputs[0]},)" if len(inputs) == 1 else ", ".join(inputs)
-                self.lines += lay_out(
-                    call(f"{source}.split", list(op.split), dim=1), INDENT * 2, f"{names} = "
-                )
-            outputs = [self.name("branch") for _ in op.branches]
-            for branch, given, output in zip(op.branches, inputs, outputs, strict=True):
-                self.run(branch, given, output)
-            joined = Expr("torch.cat(", (Item("[" + ", ".join(outputs) + "]"), Item("1", "dim=")))
-            self.lines += lay_out(joined, INDENT * 2, f"{target} = ")
+            name = "x"
+            if self.live("x"):
+                held = self.holder["x"]
+                hint = self.hints.get(held)
+                if hint is not None and hint.isidentifier() and not self.live(hint) and hint not in _FORWARD_TAKEN:
+                    self.line(f"{hint} = x")
+                    self.local[held] = hint
+                    self.holder[hint] = held
+                else:
+                    name = self.fresh("x")
+        self.local[value] = name
+        self.holder[name] = value
+        return name
+
+    def run(self) -> list[str]:
+        for step in self.program.steps:
+            reads = step.inputs
+            arguments = [self.local[v] for v in reads]
+            for value in reads:
+                self.readers[value] -= 1
+            expression = self.expression(step, arguments)
+            targets = [self.assign(v) for v in step.outputs]
+            lead = ", ".join(targets)
+            target = step.target
+            if len(targets) == 1 and isinstance(target, Node) and not target.member:
+                if layers.LAYERS[target.op].function(target).many:
+                    lead = f"({targets[0]},)"
+            comment = self.shapes.get(step.outputs[0]) if len(step.outputs) == 1 else None
+            if isinstance(expression, Expr):
+                self.lines += lay_out(expression, INDENT * 2, f"{lead} = ", comment=comment)
+            else:
+                self.line(f"{lead} = {expression}", comment)
+        results = [self.local[v] for v in self.program.outputs]
+        return results
+
+    def expression(self, step: Step, arguments: list[str]) -> Expr | str:
+        target = step.target
+        if isinstance(target, GraphModule):
+            return f"{_reference(target.key)}({', '.join(arguments)})"
+        if target.member and target.parameter:
+            return f"{arguments[0]} * {_reference(target.key)}"
+        if target.member:
+            return f"{_reference(target.key)}({', '.join(arguments)})"
+        return function_source(layers.LAYERS[target.op].function(target), arguments, self.names)
 
 
-def _reference(key: str) -> str:
-    return f"self.{key}" if _is_attribute(key) else f"getattr(self, {py(key)})"
+_FORWARD_TAKEN = frozenset({"self", "torch", "nn", *keyword.kwlist})
+
+
+def _inherited_hints(program: Program, own: dict[Value, str]) -> dict[Value, str]:
+    """The module's hints, and values that lead only into a hinted one take its name: the body of
+    a gate is `gate`."""
+    hints: dict[Value, str] = dict(own)
+    inputs = set(program.inputs)
+    readers: dict[Value, int] = {}
+    for step in program.steps:
+        for value in step.inputs:
+            readers[value] = readers.get(value, 0) + 1
+    for step in reversed(program.steps):
+        if len(step.outputs) != 1 or not step.inputs:
+            continue
+        hint = hints.get(step.outputs[0])
+        if hint is None or step.outputs[0].name is not None:
+            continue
+        source = step.inputs[0]
+        if source in inputs or source.name is not None or source in hints or readers.get(source) != 1:
+            continue
+        hints[source] = hint
+    return hints
+
+
+def function_source(function: Function, arguments: list[str], names: Names) -> Expr | str:
+    """A `Function`, written as a call (or an operator) on the named inputs."""
+    if function.target in ("+", "*"):
+        return f" {function.target} ".join(arguments)
+    target = function.target
+    if target.startswith("archdsl."):
+        target = names.helper(target[len("archdsl.") :])
+    items = [Item(_function_argument(a, arguments)) for a in function.args]
+    items += [Item(_function_argument(v, arguments), f"{k}=") for k, v in function.options().items()]
+    return Expr(f"{target}(", tuple(items))
+
+
+def _function_argument(value: Any, arguments: list[str]) -> str:
+    if isinstance(value, Input):
+        return arguments[value.index]
+    if isinstance(value, Inputs):
+        return "[" + ", ".join(arguments) + "]"
+    if isinstance(value, SizeOf):
+        return f"{arguments[value.index]}.shape[2:]"
+    return py(value)
 
 
 # --- the walk -------------------------------------------------------------------------------------
 
 
 class Emitter:
-    def __init__(self, models: tuple[ShapedModel, ...], program: Program | None = None):
+    def __init__(self, models: tuple[ShapedModel, ...], program: SpecProgram | None = None):
         self.models = models
         self.program = program
         self.analysis: Analysis | None = None
@@ -378,6 +445,14 @@ class Emitter:
         self.generic_classes: dict[str, str] = {}  # block → its one class's name
         self.uses_ordered_dict = False
         self.uses_torch = False
+        self.programs: dict[GraphModule, Program] = {}
+        self.module_of: dict[int, GraphModule] = {}  # a statement's record → its module
+        for model in models:
+            assert model.graph is not None
+            self.programs.update(programs(model.graph))
+            for module in model.graph.modules():
+                if module.record is not None:
+                    self.module_of[id(module.record)] = module
 
     def source(self) -> str:
         model_names = [self.names.claim(model.name) for model in self.models]
@@ -415,49 +490,41 @@ class Emitter:
         for model in self.models:
             params = ", ".join(f"{k}={describe(v)}" for k, v in model.model_params.items())
             signature = f"{model.name}({params})" if params else model.name
-            output = fmt(model.output) if model.output is not None else "?"
-            lines.append(f"# model {signature}: {fmt(model.input)} -> {output}")
+            lines.append(f"# model {signature}: {_io(model.inputs)} -> {_io(model.outputs)}")
         return lines
 
     def model_class(self, model: ShapedModel, name: str) -> str:
-        doc = f"{model.name}: {fmt(model.input)} -> {fmt(model.output or ())}, {model.params:,} parameters."
-        return self.sequence_class(name, doc, model.layers)
+        doc = f"{model.name}: {_io(model.inputs)} -> {_io(model.outputs)}, {model.params:,} parameters."
+        assert model.graph is not None
+        return self.module_class(name, doc, model.graph.root, {}, keys=model.graph.output_keys)
 
-    def sequence_class(
+    def module_class(
         self,
         name: str,
         doc: str,
-        nodes: list[Shaped],
+        module: GraphModule,
+        overlay: dict[str, Shaped],
         params: tuple[str, ...] = (),
         prelude: tuple[str, ...] = (),
+        keys: list[str] | None = None,
     ) -> str:
-        """A model or block body as a class: a `Sequential` when its members run in order and are
-        numbered 0, 1, … (as the builder's are), else an `nn.Module` with its members as
-        attributes and a `forward` that runs its flow. `params` are `__init__`'s, after `self`."""
-        members: list[Shaped] = []
-        op = flow.sequence(nodes, members)
-        return self.namespace_class(name, doc, members, op, params, prelude)
-
-    def namespace_class(
-        self,
-        name: str,
-        doc: str,
-        members: list[Shaped],
-        op: flow.Op,
-        params: tuple[str, ...] = (),
-        prelude: tuple[str, ...] = (),
-    ) -> str:
+        """A module as a class: a `Sequential` when its members run in order and are numbered 0, 1,
+        … (as the builder's are), else an `nn.Module` with its members as attributes and a
+        `forward` that runs its program. `params` are `__init__`'s, after `self`."""
         signature = lay_out(
             Expr("def __init__(", (Item("self"), *map(Item, params))), INDENT, trail=" -> None:"
         )
         head = f'    """{doc}"""\n\n' + "\n".join([*signature, *prelude]) + "\n"
-        if flow.is_chain(op) and _numbered(members):
-            body = "\n".join(lay_out(self.sequential_items(members), INDENT * 2, "super().__init__"))
+        program = self.programs[module]
+        members = list(module.members.values())
+        if keys is None and is_chain(program) and _numbered(members):
+            items = self.sequential_items(members, overlay)
+            body = "\n".join(lay_out(items, INDENT * 2, "super().__init__"))
             return f"class {name}({self.names.helper('Sequential')}):\n{head}{body}"
         self.uses_torch = True
         init = [INDENT * 2 + "super().__init__()"]
         for member in members:
-            parameter = self.parameter(member)
+            parameter = self.parameter(member, overlay)
             if parameter is not None:
                 if _is_attribute(member.key):
                     init += lay_out(parameter, INDENT * 2, f"self.{member.key} = ")
@@ -465,27 +532,64 @@ class Emitter:
                     register = Expr("self.register_parameter(", (Item(py(member.key)), Item(parameter)))
                     init += lay_out(register, INDENT * 2)
             elif _is_attribute(member.key):
-                init += lay_out(self.module(member), INDENT * 2, f"self.{member.key} = ")
+                init += lay_out(self.member(member, overlay), INDENT * 2, f"self.{member.key} = ")
             else:
-                add = Expr("self.add_module(", (Item(py(member.key)), Item(self.module(member))))
+                add = Expr("self.add_module(", (Item(py(member.key)), Item(self.member(member, overlay))))
                 init += lay_out(add, INDENT * 2)
-        forward = _Forward({m.key: m for m in members})
-        forward.run(op, "x", "x")
-        forward.lines.append(f"{INDENT * 2}return x")
-        return (
-            f"class {name}(nn.Module):\n{head}"
-            + "\n".join(init)
-            + "\n\n    def forward(self, x: torch.Tensor) -> torch.Tensor:\n"
-            + "\n".join(forward.lines)
+        return f"class {name}(nn.Module):\n{head}" + "\n".join(init) + "\n\n" + self.forward(
+            module, program, overlay, keys
         )
 
-    def parameter(self, node: Shaped) -> Expr | None:
-        """`nn.Parameter(torch.full((C, 1, 1), 1e-06))` for a statement that is a bare parameter."""
-        if node.kind != "layer":
+    def forward(
+        self, module: GraphModule, program: Program, overlay: dict[str, Shaped], keys: list[str] | None
+    ) -> str:
+        shapes = self.value_shapes(program, overlay)
+        writer = _Forward(program, module, shapes, self.names)
+        parameters = []
+        for value in program.inputs:
+            local = writer.fresh(writer.given(value) or "x")
+            writer.local[value] = local
+            writer.holder[local] = value
+            parameters.append(local)
+        results = writer.run()
+        if keys is not None:
+            returned = "{" + ", ".join(f"{py(k)}: {r}" for k, r in zip(keys, results, strict=True)) + "}"
+            annotation = "dict[str, torch.Tensor]"
+        elif len(results) == 1:
+            returned, annotation = results[0], "torch.Tensor"
+        else:
+            returned = ", ".join(results)
+            annotation = "tuple[" + ", ".join(["torch.Tensor"] * len(results)) + "]"
+        head = lay_out(
+            Expr("def forward(", (Item("self"), *(Item(f"{p}: torch.Tensor") for p in parameters))),
+            INDENT,
+            trail=f" -> {annotation}:",
+        )
+        return "\n".join([*head, *writer.lines, f"{INDENT * 2}return {returned}"])
+
+    @staticmethod
+    def value_shapes(program: Program, overlay: dict[str, Shaped]) -> dict[Value, str]:
+        """Each value's shape as its line's comment: a symbolic one where the class is generic."""
+        shapes: dict[Value, str] = {}
+        for step in program.steps:
+            target = step.target
+            record = overlay.get(target.path) if isinstance(target, Node) else None
+            if record is None and isinstance(target, GraphModule) and target.record is not None:
+                record = overlay.get(target.record.path)
+            for index, value in enumerate(step.outputs):
+                if record is not None and index == 0:
+                    shapes[value] = _shape(record.output)
+                elif value.shape is not None:
+                    shapes[value] = fmt(value.shape)
+        return shapes
+
+    def parameter(self, member: Node | GraphModule, overlay: dict[str, Shaped]) -> Expr | None:
+        """`nn.Parameter(torch.full((C, 1, 1), 1e-06))` for a member that is a bare parameter."""
+        if not isinstance(member, Node) or not member.parameter:
             return None
+        node = overlay.get(member.path, member)
         parameter = layers.LAYERS[node.op].parameter(node)
-        if parameter is None:
-            return None
+        assert parameter is not None
         self.uses_torch = True
         shape = (
             "("
@@ -496,91 +600,173 @@ class Emitter:
         full = Expr("torch.full(", (Item(shape), Item(py(parameter.fill))))
         return Expr("nn.Parameter(", (Item(full),))
 
-    def sequential_items(self, members: list[Shaped]) -> Expr:
+    def sequential_items(self, members: list[Node | GraphModule], overlay: dict[str, Shaped]) -> Expr:
         """`(a, b, …)` for numbered members, `(OrderedDict({"name": a, …}))` for named ones: the
         arguments of `nn.Sequential` (or of `super().__init__` in a `Sequential` subclass)."""
+        def comment(member: Node | GraphModule) -> str:
+            return _shape(self.output_of(member, overlay))
+
         if _numbered(members):
-            items = tuple(Item(self.module(n), comment=fmt(n.output)) for n in members)
+            items = tuple(Item(self.member(m, overlay), comment=comment(m)) for m in members)
             return Expr("(", items, exploded=True)
         self.uses_ordered_dict = True
-        entries = tuple(Item(self.module(n), f"{py(n.key)}: ", fmt(n.output)) for n in members)
+        entries = tuple(Item(self.member(m, overlay), f"{py(m.key)}: ", comment(m)) for m in members)
         table = Expr("OrderedDict(", (Item(Expr("{", entries, "}", exploded=True)),), exploded=True)
         return Expr("(", (Item(table),), exploded=True)
 
-    def sequential(self, members: list[Shaped], helper: str = "nn.Sequential", **options: Any) -> Expr:
-        items = self.sequential_items(members).items
+    def output_of(self, member: Node | GraphModule, overlay: dict[str, Shaped]) -> tuple[Value, ...]:
+        record = member if isinstance(member, Node) else member.record
+        assert record is not None
+        found = overlay.get(record.path, record)
+        return found.output  # type: ignore[return-value]
+
+    def sequential(
+        self, members: list[Node | GraphModule], overlay: dict[str, Shaped], helper: str = "nn.Sequential", **options: Any
+    ) -> Expr:
+        items = self.sequential_items(members, overlay).items
         extra = tuple(Item(value, f"{key}=") for key, value in options.items())
         return Expr(f"{helper}(", items + extra, exploded=True)
 
-    def module(self, node: Shaped) -> Expr | str:
-        """The expression that constructs `node`'s submodule."""
-        if node.kind == "layer":
-            return layer_source(node, self.names)
-        if node.kind == "block":
-            generic = self.analysis.generic(node.op) if self.analysis else None
+    def member(self, member: Node | GraphModule, overlay: dict[str, Shaped]) -> Expr | str:
+        """The expression that constructs a member."""
+        if isinstance(member, Node):
+            return layer_source(overlay.get(member.path, member), self.names)  # type: ignore[arg-type]
+        record = member.record
+        assert record is not None
+        symbolic = overlay.get(record.path)
+        if record.kind == "block":
+            generic = self.analysis.generic(record.op) if self.analysis else None
             if generic is not None:
-                return self.generic_call(node, generic)
-            return self.block(node) + "()"
-        if node.kind == "shortcut" and node.op != "path":
-            return _shortcut(node)
-        if node.kind == "repeat" and isinstance(node.args["count"], Sym):
+                return self.generic_call(symbolic or record, generic)
+            return self.block(member) + "()"
+        if symbolic is not None and symbolic.kind == "repeat" and isinstance(symbolic.args.get("count"), Sym):
             # One pass, built `count` times: the count is a parameter of the class.
-            one = node.children[0].children
-            passes = Generator(tuple(self.module(n) for n in one), node.args["loop"], node.args["count"])
+            one = symbolic.children[0].children
+            elements = tuple(self.member(self.member_at(member, n.path), overlay) for n in one)
+            passes = Generator(elements, symbolic.args["loop"], symbolic.args["count"])
             return Expr("nn.Sequential(", (Item(passes),), exploded=True)
-        members, op = flow.module(node)
-        if flow.is_chain(op):
-            return self.sequential(members)
-        helper = self.helper_call(node, members, op)
+        program = self.programs[member]
+        members = list(member.members.values())
+        if is_chain(program):
+            return self.sequential(members, overlay)
+        helper = self.helper_call(member, program, members, overlay)
         if helper is not None:
             return helper
-        return self.composite_class(node, members, op) + "()"
+        return self.composite_class(member, overlay) + "()"
 
-    def helper_call(self, node: Shaped, members: list[Shaped], op: flow.Op) -> Expr | None:
-        """A residual, gate or concat whose body runs its members in order, through the helper
-        module of its kind; None when it does not fit one."""
-        if isinstance(op, flow.Mul) and flow.is_chain(op.gate):
-            return self.sequential(members, self.names.helper("Gate"))
-        if isinstance(op, flow.Add) and flow.is_chain(op.body):
-            body = members[: len(op.body.steps)]  # type: ignore[union-attr]
-            rest = members[len(body) :]
-            if [m.key for m in body] != [step.key for step in op.body.steps]:  # type: ignore[union-attr]
-                return None  # the shortcut stands first: the helper registers it last
-            if op.shortcut is None and not rest:
-                return self.sequential(body, self.names.helper("Residual"))
-            if isinstance(op.shortcut, flow.Call) and len(rest) == 1:
-                shortcut = rest[0]
-                options: dict[str, Any] = {"shortcut": self.module(shortcut)}
+    def member_at(self, module: GraphModule, path: str) -> Node | GraphModule:
+        for member in module.members.values():
+            found = member.path if isinstance(member, Node) else member.path
+            if found == path:
+                return member
+        raise KeyError(path)
+
+    def helper_call(
+        self,
+        module: GraphModule,
+        program: Program,
+        members: list[Node | GraphModule],
+        overlay: dict[str, Shaped],
+    ) -> Expr | None:
+        """A module whose program is a residual's, a gate's or a concat's in its simplest form, through
+        the helper module of that form; None when it does not fit one."""
+        if len(program.inputs) != 1 or len(program.outputs) != 1 or not program.steps:
+            return None
+        x = program.inputs[0]
+        last = program.steps[-1]
+        target = last.target
+        if not isinstance(target, Node) or target.member or program.outputs[0] is not last.outputs[0]:
+            return None
+        chain = _chain_from(x, program.steps[:-1])
+        if target.op == "mul" and chain is not None and last.inputs == (x, chain[1]) and len(chain[0]) == len(program.steps) - 1:
+            if [s.target for s in chain[0]] == members:
+                return self.sequential(members, overlay, self.names.helper("Gate"))
+        if target.op == "add" and len(last.inputs) == 2:
+            body_steps = program.steps[:-1]
+            y, s = last.inputs
+            if s is x:
+                chain = _chain_from(x, body_steps)
+                if chain is not None and chain[1] is y and [st.target for st in chain[0]] == members:
+                    return self.sequential(members, overlay, self.names.helper("Residual"))
+                return None
+            if not body_steps:
+                return None
+            shortcut_step = body_steps[-1]
+            chain = _chain_from(x, body_steps[:-1])
+            if (
+                chain is not None
+                and chain[1] is y
+                and shortcut_step.inputs == (x,)
+                and shortcut_step.outputs == (s,)
+                and _is_member_step(shortcut_step)
+                and [st.target for st in chain[0]] + [shortcut_step.target] == members
+            ):
+                body = members[:-1]
+                shortcut = members[-1]
+                options: dict[str, Any] = {"shortcut": self.member(shortcut, overlay)}
                 if shortcut.key != "shortcut":
                     options["name"] = py(shortcut.key)
-                return self.sequential(body, self.names.helper("Residual"), **options)
-        if isinstance(op, flow.Cat) and all(isinstance(b, flow.Call) for b in op.branches):
-            branches = tuple(Item(self.module(b), f"{py(b.key)}: ", fmt(b.output)) for b in members)
+                return self.sequential(body, overlay, self.names.helper("Residual"), **options)
+        if target.op == "cat":
+            steps = program.steps[:-1]
+            split = None
+            parts: tuple[Value, ...] = tuple(x for _ in members)
+            if steps and isinstance(steps[0].target, Node) and steps[0].target.op == "split":
+                split = [v.shape[0] for v in steps[0].outputs]  # type: ignore[index]
+                parts = steps[0].outputs
+                steps = steps[1:]
+            if len(members) != len(last.inputs) or len(parts) != len(members):
+                return None
+            # Each branch runs on its share (an empty branch passes it on, as the helper's
+            # empty `nn.Sequential()` does), in the order its member is registered.
+            pending = list(steps)
+            for member, given, output in zip(members, parts, last.inputs, strict=True):
+                if isinstance(member, GraphModule) and not member.members and not self.programs[member].steps:
+                    if output is not given:
+                        return None
+                    continue
+                if not pending:
+                    return None
+                step = pending.pop(0)
+                if step.target is not member or not _is_member_step(step) or step.inputs != (given,):
+                    return None
+                if step.outputs != (output,):
+                    return None
+            if pending:
+                return None
+            branches = tuple(
+                Item(self.member(b, overlay), f"{py(b.key)}: ", _shape(self.output_of(b, overlay))) for b in members
+            )
             items = [Item(Expr("{", branches, "}", exploded=True))]
-            if op.split is not None:
-                items.append(Item(py(list(op.split)), "split="))
+            if split is not None:
+                items.append(Item(py(split), "split="))
             return Expr(f"{self.names.helper('Concat')}(", tuple(items), exploded=True)
         return None
 
-    def composite_class(self, node: Shaped, members: list[Shaped], op: flow.Op) -> str:
-        """A class for a composite statement whose members do not fit a helper: one per distinct
-        body, as for block instances."""
-        doc = f"{node.kind} {fmt(node.input)} -> {fmt(node.output)}, {node.params:,} parameters."
-        body = self.namespace_class("{name}", doc, members, op)
+    def composite_class(self, module: GraphModule, overlay: dict[str, Shaped]) -> str:
+        """A class for a module that fits no helper: one per distinct body, as for block instances."""
+        record = module.record
+        assert record is not None
+        shown = overlay.get(record.path, record)
+        kind = record.kind if record.kind not in ("branch", "shortcut") else "group"
+        doc = f"{kind} {_shape(shown.input)} -> {_shape(shown.output)}, {record.params:,} parameters."
+        body = self.module_class("{name}", doc, module, overlay)
         name = self.block_classes.get(body)
         if name is None:
-            name = self.names.claim(node.kind.capitalize())
+            name = self.names.claim(kind.capitalize())
             self.block_classes[body] = name
             self.classes.append(body.replace("class {name}(", f"class {name}(", 1))
         return name
 
-    def block(self, node: Shaped) -> str:
+    def block(self, module: GraphModule) -> str:
         """The class of this block instance: one class per distinct body."""
-        doc = f"{node.op}: {fmt(node.input)} -> {fmt(node.output)}, {node.params:,} parameters."
-        body = self.sequence_class("{name}", doc, node.children)
+        record = module.record
+        assert record is not None
+        doc = f"{record.op}: {fmt(record.input)} -> {fmt(record.output)}, {record.params:,} parameters."
+        body = self.module_class("{name}", doc, module, {})
         name = self.block_classes.get(body)
         if name is None:
-            name = self.names.claim(node.op, own=node.op)
+            name = self.names.claim(record.op, own=record.op)
             self.block_classes[body] = name
             self.classes.append(body.replace("class {name}(", f"class {name}(", 1))
         return name
@@ -615,15 +801,18 @@ class Emitter:
                 if defaulted and "*" not in params:
                     params.append("*")  # a required parameter after a defaulted one: keyword-only
                 params.append(annotation)
-        # The body first: the classes it calls come before this one.
-        body = self.sequence_class("{name}", "{doc}", generic.body, tuple(params), tuple(prelude))
+        # The body first: the classes it calls come before this one. Its structure is the first
+        # call's module; its sizes and arguments, the symbolic body's.
+        module = self.module_of[id(generic.calls[0])]
+        overlay = {record.path: record for record in _walk_records(generic.body)}
+        body = self.module_class("{name}", "{doc}", module, overlay, tuple(params), tuple(prelude))
         name = self.names.claim(generic.name, own=generic.name)
         self.generic_classes[generic.name] = name
         built_as: dict[str, None] = {}  # each distinct call once, in order
-        for call in generic.calls:
-            written = str(_inline(self.generic_call(call, generic))).replace('"""', '\\"\\"\\"')
-            shapes = f"{fmt(call.input)} -> {fmt(call.output)}"
-            built_as[f"{written}: {shapes}, {call.params:,} parameters"] = None
+        for call_ in generic.calls:
+            written = str(_inline(self.generic_call(call_, generic))).replace('"""', '\\"\\"\\"')
+            shapes = f"{fmt(call_.input)} -> {fmt(call_.output)}"
+            built_as[f"{written}: {shapes}, {call_.params:,} parameters"] = None
         declared = ", ".join(_declaration(p) for p in generic.params)
         where = ", on an input of height H and width W" if len(generic.input) == 3 else ""
         doc = (
@@ -636,7 +825,41 @@ class Emitter:
         return name
 
 
-def _shape(shape: tuple[Value, ...]) -> str:
+def _walk_records(records: list[Shaped]) -> list[Shaped]:
+    found: list[Shaped] = []
+    stack = list(records)
+    while stack:
+        record = stack.pop()
+        found.append(record)
+        stack.extend(record.children)
+    return found
+
+
+def _chain_from(x: Value, steps: list[Step]) -> tuple[list[Step], Value] | None:
+    """Whether `steps` are member calls one after another from `x`: their steps and what they give."""
+    current = x
+    for step in steps:
+        if not _is_member_step(step) or step.inputs != (current,) or len(step.outputs) != 1:
+            return None
+        current = step.outputs[0]
+    return steps, current
+
+
+def _is_member_step(step: Step) -> bool:
+    target = step.target
+    return isinstance(target, GraphModule) or (target.member and not target.parameter)
+
+
+def _io(items: list[tuple[str | None, tuple[int, ...]]]) -> str:
+    """A model's inputs or outputs for its docstring: `[3, 224, 224]`, `(out: [21, 8, 8], aux: …)`."""
+    if len(items) == 1 and items[0][0] is None:
+        return fmt(items[0][1])
+    if not items:
+        return "?"
+    return "(" + ", ".join(f"{k}: {fmt(s)}" if k else fmt(s) for k, s in items) + ")"
+
+
+def _shape(shape: tuple[SymbolicValue, ...]) -> str:
     """A shape whose sizes may be expressions: `[width, H // 2, W // 2]`."""
     return "[" + ", ".join(str(size) for size in shape) + "]"
 
@@ -662,7 +885,7 @@ def _block_names(nodes: list[Shaped]) -> list[str]:
     return list(found)
 
 
-def emit_source(*models: ShapedModel, program: Program | None = None) -> str:
+def emit_source(*models: ShapedModel, program: SpecProgram | None = None) -> str:
     """Python source for `models` (checked, complete): classes whose `state_dict` keys and outputs
     are those of `archdsl.build`'s modules. Deterministic: the same models give the same text.
     With the `program` they come from, blocks that can be are written as one class each, taking

@@ -54,7 +54,18 @@ WIDTH = 100
 
 #: Tokens the layout writes itself, or drops: comments beside them belong to their neighbours.
 _PUNCTUATION = {"COMMA", "SEMICOLON", "COLON", "EQUAL"}
-_BODY_RULES = {"repeat", "concat", "branch", "residual", "shortcut", "gate", "group_stmt", "train_stmt"}
+_BODY_RULES = {
+    "repeat",
+    "concat",
+    "branch",
+    "residual",
+    "shortcut",
+    "gate",
+    "group_stmt",
+    "train_stmt",
+    "then_body",
+    "else_body",
+}
 
 
 class FormatError(Exception):
@@ -297,14 +308,18 @@ class _Layout:
     def statement(self, tree: Tree[Token]) -> Doc:
         children: list[Any] = tree.children
         if tree.data == "call":
-            prefix, op, args = children
-            parts = [*self.prefix(prefix), self.tok(op)]
+            source, prefix, op, args, bind = children
+            parts = [*self.reads(source), *self.prefix(prefix), self.tok(op)]
             if isinstance(args, Tree):
                 parts.append(self.brackets(args, self.argument))
-            return parts
+            return [*parts, *self.bind(bind)]
         if tree.data == "input_stmt":
-            keyword, dims = children
-            return [self.tok(keyword), " ", self.expr(dims)]
+            keyword, dims, bind = children
+            return [self.tok(keyword), " ", self.expr(dims), *self.bind(bind)]
+        if tree.data == "output_stmt":
+            return self.output(children)
+        if tree.data == "if_stmt":
+            return self.conditional(children)
         if tree.data == "train_stmt":
             return [self.tok(children[0]), " ", self.body(children[1:])]
         if tree.data in ("branch", "shortcut"):
@@ -319,8 +334,8 @@ class _Layout:
                 words.append(self.tok(token))
                 star = token.type == "STAR"
             return [*words, " ", self.body(children[start:])]
-        prefix, *rest = children
-        parts = list(self.prefix(prefix))
+        source, prefix, *rest, bind = children
+        parts = [*self.reads(source), *self.prefix(prefix)]
         start = _open_brace(rest)
         header, body = rest[:start], rest[start:]
         for index, piece in enumerate(header):
@@ -335,6 +350,55 @@ class _Layout:
         if header:
             parts.append(" ")
         parts.append(self.body(body))
+        return [*parts, *self.bind(bind)]
+
+    def reads(self, source: Tree[Token] | None) -> list[Doc]:
+        """`skip -> `: the value a statement reads."""
+        if source is None:
+            return []
+        name, arrow = source.children
+        return [self.tok(name), " ", self.tok(arrow), " "]
+
+    def bind(self, bind: Tree[Token] | None) -> list[Doc]:
+        """` as x`, ` as (a, b)`: the names of what a statement gives."""
+        if bind is None:
+            return []
+        keyword, *rest = [c for c in bind.children if c is not None]
+        names = [c for c in rest if isinstance(c, Token) and c.type == "NAME"]
+        if len(rest) == 1:
+            return [" ", self.tok(keyword), " ", self.tok(names[0])]
+        listed: list[Doc] = []
+        for index, name in enumerate(names):
+            if index:
+                listed.append(", ")
+            listed.append(self.tok(name))
+        return [" ", self.tok(keyword), " (", *listed, ")"]
+
+    def output(self, children: list[Any]) -> Doc:
+        """`output a, b` or `output out: a, aux: b`, its items filled within the line."""
+        keyword, *items = [c for c in children if c is not None]
+        values = [i for i in items if isinstance(i, Tree)]
+        parts: list[Doc] = []
+        for index, item in enumerate(values):
+            words = [c for c in item.children if c is not None and not (isinstance(c, Token) and c.type == "COLON")]
+            entry: list[Doc] = [self.tok(words[0]), ": ", self.tok(words[1])] if len(words) == 2 else [self.tok(words[0])]
+            if index < len(values) - 1:
+                entry.append(",")
+                parts.extend([entry, LINE])
+            else:
+                parts.append(entry)
+        return Group([self.tok(keyword), " ", Indent([Fill(parts)])])
+
+    def conditional(self, children: list[Any]) -> Doc:
+        """`if cond { … } else if cond { … } else { … }`."""
+        keyword, condition, then, otherwise_keyword, otherwise = children
+        parts: list[Doc] = [self.tok(keyword), " ", self.expr(condition), " ", self.body(then.children)]
+        if otherwise_keyword is not None:
+            parts += [" ", self.tok(otherwise_keyword), " "]
+            if otherwise.data == "if_stmt":
+                parts.append(self.conditional(otherwise.children))
+            else:
+                parts.append(self.body(otherwise.children))
         return parts
 
     def prefix(self, prefix: Tree[Token] | None) -> list[Doc]:
@@ -440,6 +504,9 @@ class _Layout:
         if kind == "neg":
             minus, operand = children
             return [self.tok(minus), self.expr(operand)]
+        if kind == "not_":
+            word, operand = children
+            return [self.tok(word), " ", self.expr(operand)]
         if kind == "group":
             open_, inner, close = children
             return [self.tok(open_), self.expr(inner), self.tok(close)]

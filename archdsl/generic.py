@@ -179,7 +179,7 @@ def bind(
 
 
 def _statements(body: Sequence[ir.Stmt]) -> list[ir.Stmt]:
-    return [s for s in body if not isinstance(s, ir.Input | ir.Train)]
+    return [s for s in body if not isinstance(s, ir.Input | ir.Train | ir.Output)]
 
 
 def _representable(value: Any) -> bool:
@@ -207,43 +207,19 @@ class Analysis:
         self.reasons: dict[str, str] = {}  # block → why it is not generic
         self._generic: dict[str, Generic | None] = {}
         self.enabled = True
-        try:
-            for model in models:
-                definition = model_defs[model.name]
-                self._collect(definition.body, model.layers, blocks)
-        except (NotGeneric, KeyError, IndexError, ValueError) as problem:  # never expected
-            self.enabled = False
-            self.reasons["*"] = str(problem)
+        for model in models:
+            self._collect(model.layers)
 
-    def _collect(
-        self,
-        statements: Sequence[ir.Stmt],
-        nodes: Sequence[Shaped],
-        scope: Mapping[str, BlockEntry],
-    ) -> None:
-        """Pairs each block call with its definition (the scope it was resolved in); the values the
+    def _collect(self, nodes: Sequence[Shaped]) -> None:
+        """Every block call, with its definition (and the scope it was resolved in); the values the
         resolver bound for the call come with the shaped node."""
-        statements = _statements(statements)
-        if len(statements) != len(nodes):
-            raise NotGeneric("the shaped model does not follow its definition")
-        for statement, node in zip(statements, nodes, strict=True):
-            if isinstance(statement, ir.Call) and statement.op not in layers.LAYERS:
-                entry = scope[statement.op]
-                definition = entry.definition
-                assert definition is not None
-                if not statement.splice:  # a spliced call's members are its namespace's: no class
+        for node in nodes:
+            if node.kind == "block" and node.block is not None:
+                definition = node.block.definition
+                if not node.spliced:  # a spliced call's members are its namespace's: no class
                     self.calls.setdefault(definition.name, []).append(node)
-                self.entries[definition.name] = entry
-                self._collect(definition.body, node.children, entry.scope)
-            elif isinstance(statement, ir.Repeat):
-                for iteration in node.children:
-                    self._collect(statement.body, iteration.children, scope)
-            elif isinstance(statement, ir.Concat):
-                for branch, shaped in zip(statement.branches, node.children, strict=True):
-                    self._collect(branch.body, shaped.children, scope)
-            elif isinstance(statement, ir.Residual):
-                body = [c for c in node.children if c.kind != "shortcut"]
-                self._collect(statement.body, body, scope)
+                self.entries[definition.name] = node.block
+            self._collect(node.children)
 
     # --- queries ----------------------------------------------------------------------------------
 
@@ -286,6 +262,8 @@ class Analysis:
         params = []
         declared = [p.name for p in definition.params]
         for param in definition.params:
+            if param.type_name == "tensor":
+                raise NotGeneric(f"its parameter '{param.name}' is a tensor")
             if param.name in self.reserved:
                 raise NotGeneric(f"its parameter '{param.name}' is a name the generated code needs")
             if param.default is None:
@@ -419,6 +397,10 @@ class _Walk:
         # What the symbolic walk does not follow yet: the block gets a class per distinct call.
         if statement.splice:
             raise NotGeneric("a spliced statement")
+        if isinstance(statement, ir.If):
+            raise NotGeneric("a conditional")
+        if statement.source is not None or statement.binds:
+            raise NotGeneric("a statement that reads or names a value")
         if statement.label_parts is not None:
             raise NotGeneric("a name computed from its parameters")
         if isinstance(statement, ir.Call):
@@ -588,17 +570,24 @@ class _Walk:
             raise NotGeneric("a residual's arguments depend on a parameter")
         if statement.shortcut is not None:
             raise NotGeneric("a residual whose shortcut is written out")
-        body_nodes = [c for c in node.children if c.kind != "shortcut"]
+        projected = node.args.get("shortcut") == "project"
+        body_nodes = node.children[:-1] if projected else node.children
         children, output = self.body(statement.body, body_nodes, env, scope, shape)
-        for shortcut in (c for c in node.children if c.kind == "shortcut"):
-            if shortcut.op == "conv" and not any(a.name == "stride" for a in statement.args):
+        if projected:
+            projection = node.children[-1]
+            conv = projection.children[0] if projection.children else projection
+            if conv.op == "conv" and not any(a.name == "stride" for a in statement.args):
                 # The builder takes the smallest stride that maps the input's size to the body's:
                 # the same for every size only when the body's map is a stride-1 or -2 one's.
                 for axis in (1, 2):
-                    stride = shortcut.args["stride"][axis - 1]
+                    stride = conv.args["stride"][axis - 1]
                     mapped = window(shape[axis], 1, stride, 0)
                     if stride > 2 or not known(output[axis]) or mapped != output[axis]:
                         raise NotGeneric("the shortcut's stride depends on the input's size")
             self.need(shape[0], output[0])
-            children.append(_symbolic(shortcut, input=shape, output=output))
+            symbolic_conv = _symbolic(conv, input=shape, output=output, args={**conv.args, "out": output[0]})
+            if projection.children:
+                norm = _symbolic(projection.children[1], input=output, output=output)
+                symbolic_conv = _symbolic(projection, input=shape, output=output, children=[symbolic_conv, norm])
+            children.append(symbolic_conv)
         return _symbolic(node, input=shape, output=output, children=children)

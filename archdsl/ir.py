@@ -83,7 +83,7 @@ class ListExpr(Node):
 
 class BinOp(Node):
     kind: Literal["binop"] = "binop"
-    op: Literal["+", "-", "*", "/", "//"]
+    op: Literal["+", "-", "*", "/", "//", "==", "!=", "<", "<=", ">", ">=", "and", "or"]
     left: Expr
     right: Expr
 
@@ -93,8 +93,13 @@ class Neg(Node):
     operand: Expr
 
 
+class Not(Node):
+    kind: Literal["not"] = "not"
+    operand: Expr
+
+
 class CallExpr(Node):
-    """`sgd(lr=0.9)` as a value (in `train { }`)."""
+    """`sgd(lr=0.9)` as a value (in `train { }`), or `channels(skip)`, a named value's size."""
 
     kind: Literal["call"] = "call"
     name: str
@@ -102,7 +107,7 @@ class CallExpr(Node):
 
 
 Expr = Annotated[
-    IntLit | FloatLit | StrLit | BoolLit | NameRef | ListExpr | BinOp | Neg | CallExpr,
+    IntLit | FloatLit | StrLit | BoolLit | NameRef | ListExpr | BinOp | Neg | Not | CallExpr,
     Field(discriminator="kind"),
 ]
 
@@ -125,6 +130,14 @@ class Statement(Node):
     label_parts: list[str | Expr] | None = None
     #: `*`: its members join the enclosing module rather than forming a module of their own.
     splice: bool = False
+    #: `skip -> …`: the named value it reads instead of the statement before it.
+    source: str | None = None
+    source_span: SpanField | None = None
+    #: `… as x`, `… as (a, b)`: the names of what it gives; `binds_tuple` for the parenthesised
+    #: form, which takes a statement's several values apart.
+    binds: list[str] | None = None
+    binds_span: SpanField | None = None
+    binds_tuple: bool = False
 
 
 class Call(Statement):
@@ -187,6 +200,30 @@ class Input(Statement):
     dims: list[Expr]
 
 
+class OutputItem(Node):
+    """One value a model or block gives; `key` names it in a model's dict of outputs."""
+
+    key: str | None
+    key_span: SpanField | None = None
+    name: str
+
+
+class Output(Statement):
+    """`output a, b` (a tuple) or `output out: a, aux: b` (a model's dict)."""
+
+    kind: Literal["output"] = "output"
+    items: list[OutputItem]
+
+
+class If(Statement):
+    """`if cond { … } else { … }`: the statements of the branch whose condition holds, in place."""
+
+    kind: Literal["if"] = "if"
+    condition: Expr
+    body: list[Stmt]
+    orelse: list[Stmt] = []
+
+
 class TrainEntry(Node):
     key: str
     value: Expr
@@ -198,7 +235,8 @@ class Train(Statement):
 
 
 Stmt = Annotated[
-    Call | Repeat | Concat | Residual | Gate | Group | Input | Train, Field(discriminator="kind")
+    Call | Repeat | Concat | Residual | Gate | Group | If | Input | Output | Train,
+    Field(discriminator="kind"),
 ]
 
 

@@ -231,12 +231,17 @@ _STATEMENT_STARTS = {
     "GATE",
     "SHORTCUT",
     "INPUT",
+    "OUTPUT",
     "TRAIN",
+    "IF",
 }
 _ITEM_STARTS = {"IMPORT", "BLOCK", "MODEL"}
-_LABEL_KEYWORDS = {"BLOCK", "MODEL", "BRANCH", "AS"}
-_VALUE_STARTS = {"INT", "FLOAT", "STRING", "NAME", "LSQB", "MINUS", "LPAR", "TRUE", "FALSE"}
-_OPERATORS = {"PLUS", "MINUS", "STAR", "SLASH", "FLOORDIV"}
+_LABEL_KEYWORDS = {"BLOCK", "MODEL", "BRANCH", "AS", "ELSE", "AND", "OR", "NOT"}
+#: What may follow a statement's name or call without being a new statement: its `->` (the name
+#: was a value it reads), its `as`, its argument list and label.
+_CONTINUATIONS = {"LPAR", "COLON", "ARROW", "AS"}
+_VALUE_STARTS = {"INT", "FLOAT", "STRING", "NAME", "LSQB", "MINUS", "LPAR", "TRUE", "FALSE", "NOT"}
+_OPERATORS = {"PLUS", "MINUS", "STAR", "SLASH", "FLOORDIV", "EQ", "NE", "LT", "LE", "GT", "GE", "AND", "OR", "ARROW"}
 _WORDS = {
     "NAME": "a name",
     "INT": "an integer",
@@ -264,7 +269,7 @@ def expected_phrase(expected: set[str]) -> str:
         phrases.append("a layer")
         # After a layer name, '(' and ':' would continue it; offering them beside "a layer"
         # only clutters the message, as do the keywords that may name a statement (`block:`).
-        remaining -= _STATEMENT_STARTS | _LABEL_KEYWORDS | {"LPAR", "COLON"}
+        remaining -= _STATEMENT_STARTS | _LABEL_KEYWORDS | _CONTINUATIONS
     if "BLOCK" in remaining:
         phrases.append("'block', 'model' or 'import'")
         remaining -= _ITEM_STARTS | {"$END"}

@@ -322,28 +322,15 @@ def in_zoo(name: str) -> bool:
 
 @functools.cache
 def zoo_model(name: str) -> Any:
-    """The zoo spec's first model, resolved (its input statement aside: a layer gives its own)."""
+    """The zoo spec's first model's definition, and the blocks it sees."""
     from .loader import Loader
-    from .resolve import block_scopes, resolve_model
+    from .resolve import block_scopes
 
     path = str(ZOO / f"{name}.arch")
     closure = Loader().closure(path)
     scopes, _ = block_scopes(closure.files, closure.graph)
     definition = closure.files[closure.root].models[0]
-    resolved, problems = resolve_model(definition, scopes.get(closure.root, {}))
-    assert not any(d.is_error for d in problems), f"{path} has errors"
-    return resolved
-
-
-def _members(node: Any) -> Iterator[tuple[str, Any]]:
-    """A resolved statement's member modules by key, through the statements spliced into it."""
-    from .resolve import BranchNode, ResolvedModel, children
-
-    for child in node.body if isinstance(node, ResolvedModel) else children(node):
-        if getattr(child, "splice", False) and not isinstance(child, BranchNode):
-            yield from _members(child)
-        else:
-            yield child.key, child
+    return definition, scopes.get(closure.root, {})
 
 
 @functools.cache
@@ -358,10 +345,10 @@ def zoo_parts(name: str) -> dict[str, tuple[int, ...]]:
         members = _shaped_members(nodes)
         named = any(not key.isdigit() for key, _ in members)
         for key, node in members:
-            if (named and key.isdigit()) or node.op == "scale":  # a bare parameter is no part
-                continue
+            if (named and key.isdigit()) or node.op == "scale" or key.startswith("."):
+                continue  # a bare parameter, or a function, is no part
             parts[node.path] = node.input
-            if not (node.kind == "layer" or (node.kind == "shortcut" and node.op != "path")):
+            if node.kind != "layer":
                 visit(node.children)
 
     visit(shaped.layers)
@@ -381,8 +368,7 @@ def _shaped_members(nodes: list[Any]) -> list[tuple[str, Any]]:
 def static(name: str, part: str | None, weights: str | None, shape: tuple[int, ...]) -> Probe:
     """What `probe` finds, from the zoo spec: no torch. Raises `Refused` as `check` does, and for an
     input the part cannot take (E111, with the spec's own message)."""
-    from .layers.base import IMAGE_AXES
-    from .shapes import Inference, Source
+    from .elaborate import elaborate_part
 
     if weights is not None and weights not in ZOO_WEIGHTS[name]:
         known = ZOO_WEIGHTS[name]
@@ -390,26 +376,20 @@ def static(name: str, part: str | None, weights: str | None, shape: tuple[int, .
             f'{name} has no weights "{weights}" (it has {", ".join(known)}){did_you_mean(weights, known)}',
             "weights",
         )
-    model = zoo_model(name)
     parts = zoo_parts(name)
-    nodes = list(model.body)
-    expected = model.input_shape
-    prefix = ""  # the module path of the namespace the part stands in
+    expected = _default(name).input
     if part is not None:
         where, inner = name, ""
-        holder: Any = model
         for component in part.split("."):
-            children = {key: child for key, child in _members(holder) if inner + key in parts}
-            child = children.get(component)
-            if child is None:
+            children = [p[len(inner) :] for p in parts if p.startswith(inner) and "." not in p[len(inner) :]]
+            if component not in children:
                 listed = ", ".join(children) if children else "none"
                 raise Refused(
                     f'{where} has no part "{component}" (its parts: {listed})'
                     f"{did_you_mean(component, children)}",
                     "part",
                 )
-            holder, where, prefix, inner = child, f"{where}.{component}", inner, f"{inner}{component}."
-        nodes = [holder]
+            where, inner = f"{where}.{component}", f"{inner}{component}."
         expected = parts[part]
     # Its layers are torchvision's, made for the channels they were made for: a convolution does
     # not infer its input channels from what it is given, as a spec's own would.
@@ -420,37 +400,40 @@ def static(name: str, part: str | None, weights: str | None, shape: tuple[int, .
             None,
             PRETRAINED,
         )
-    inference = Inference(model)
-    axes = IMAGE_AXES if len(shape) == 3 else None
-    shaped, output = inference.sequence(nodes, Source(shape, None, None, axes), prefix)
-    errors = [d for d in inference.diagnostics if d.is_error]
-    if errors or output is None:
+    definition, blocks = zoo_model(name)
+    made, diagnostics = elaborate_part(definition, blocks, part or "", shape)
+    errors = [d for d in diagnostics if d.is_error]
+    if errors or made is None or made.record is None:
         reason = errors[0].message if errors else "it cannot take it"
         raise Refused(
             f"pretrained {title(name, part)} cannot take a {fmt(shape)} input: {reason}", None, PRETRAINED
         )
     # Nor does a linear layer infer its features: every layer's weights must be those it has at
     # the spec's own size (a classifier after `flatten` takes one image size only).
-    made = _default_layers(name)
-    for node in _walk(shaped):
-        if node.kind == "layer" and node.path in made and node.params != made[node.path].params:
-            built = made[node.path]
+    made_here = made.record
+    default = _default_layers(name)
+    for node in _walk([made_here]):
+        if node.kind == "layer" and node.path in default and node.params != default[node.path].params:
+            built = default[node.path]
             raise Refused(
                 f"pretrained {title(name, part)} cannot take a {fmt(shape)} input: its {node.path} "
                 f"({built.op}) was made for {fmt(built.input)}, and would receive {fmt(node.input)}",
                 None,
                 PRETRAINED,
             )
-    return Probe(output.shape, sum(n.params for n in shaped), sum(n.macs for n in shaped))
+    output = made.outputs[0].shape
+    assert output is not None
+    return Probe(output, made_here.params, made_here.macs)
 
 
 @functools.cache
 def _default(name: str) -> Any:
     """The zoo network shaped at its spec's own size."""
-    from .shapes import infer
+    from .elaborate import elaborate_model
 
-    shaped, _ = infer(zoo_model(name))
-    assert shaped is not None
+    definition, blocks = zoo_model(name)
+    shaped, problems = elaborate_model(definition, blocks)
+    assert shaped is not None and not any(d.is_error for d in problems), f"{name} has errors"
     return shaped
 
 

@@ -18,8 +18,9 @@ from . import ir
 from .comments import Trivia, allowed_codes, scan
 from .errors import ArchError, Diagnostic, Note, Span, did_you_mean, error, sort_key, warning
 from .loader import Loader
-from .resolve import BlockEntry, block_scopes, check_definitions, resolve_model
-from .shapes import ShapedModel, infer
+from .elaborate import elaborate_model
+from .graph import ShapedModel
+from .resolve import BlockEntry, block_scopes, check_definitions
 
 UNKNOWN_MODEL = "E013"
 DEFINES_NOTHING = "W004"
@@ -145,13 +146,11 @@ def _compile(path: str, loader: Loader, model: str | None, params: dict[str, Any
     )
     for definition in definitions:
         try:
-            resolved, problems = resolve_model(definition, scopes.get(closure.root, {}), params)
-            shaped, shape_problems = infer(resolved)
+            shaped, problems = elaborate_model(definition, scopes.get(closure.root, {}), params)
         except RecursionError:  # a safety net: resolve's MAX_NESTING should stop it first
             diagnostics.append(error("E110", "this model nests too deeply to check", definition.name_span))
             continue
         diagnostics.extend(problems)
-        diagnostics.extend(shape_problems)
         if shaped is not None:
             program.models.append(shaped)
     text = loader.sources.get(closure.root)

@@ -1,7 +1,8 @@
 """Receptive fields: for every statement of a shaped model, which input pixels one output sees.
 
-Consumes a `ShapedModel` (the shapes stage's output) and computes, without torch, for each
-statement's output and for rows and columns separately:
+Consumes a `ShapedModel`'s graph (the shapes stage's output), follows the fields along its values
+node by node, and reports, without torch, for each statement's output and for rows and columns
+separately:
 
 - `size`: how many rows (columns) of the input image one output position depends on,
 - `jump`: how many input rows apart two neighbouring output positions are (the product of strides),
@@ -20,8 +21,9 @@ The choices this module makes, all conservative (the field never misses a pixel 
   axes are pooled to 1. Otherwise the bins vary in width and step: the widest bin is taken as the
   kernel and the largest step as the stride, and the field is marked inexact (its size is an upper
   bound; its start positions are approximate).
-- concat and residual: the union of the branches' (body's and shortcut's) fields — the widest when
-  they are aligned, which they are in every usual network; the jump is the largest.
+- values joined (a sum, a product, a concatenation: what residuals, gates and concats lower to, and
+  `add`, `mul`, `cat` themselves): the union of their fields — the widest when they are aligned,
+  which they are in every usual network; the jump is the largest.
 - flatten, view, and softmax over a spatial axis: every output depends on every position of its
   input, so the field becomes the union over the whole map and is marked `whole`; later layers
   (linear, …) keep it. A model whose input is not an image ([C, H, W]) has no fields at all.
@@ -47,8 +49,8 @@ import itertools
 from dataclasses import dataclass, replace
 
 from . import layers
-from .layers import ADAPTIVE, WHOLE, Mixes, Permutes, Sliding
-from .shapes import Shaped, ShapedModel
+from .graph import Node, Shaped, ShapedModel, Value
+from .layers import ADAPTIVE, WHOLE, Joins, Mixes, Permutes, Sliding
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,48 +108,46 @@ IMAGE = Field(Axis(1, 1, 0), Axis(1, 1, 0))
 
 
 def receptive_fields(model: ShapedModel) -> dict[str, Field]:
-    """Each statement's field keyed by its module path; empty when the input is not an image."""
-    if len(model.input) != 3:
+    """Each statement's field keyed by its module path; empty when the input is not an image.
+    Fields follow the graph's values, so a value read three stages later (a U-Net's skip) brings
+    its own field to where it is joined."""
+    if len(model.input) != 3 or model.graph is None:
         return {}
-    fields: dict[str, Field] = {}
-    _sequence(model.layers, IMAGE, fields)
-    return fields
+    graph = model.graph
+    fields: dict[Value, Field] = {value: IMAGE for value in graph.inputs if value.shape and len(value.shape) == 3}
+    for node in graph.nodes:
+        given = [fields[v] for v in node.inputs if v in fields]
+        if len(given) != len(node.inputs):
+            continue  # it reads a value with no field (a flat input): neither has its output
+        field = _node(node, given)
+        for value in node.outputs:
+            fields[value] = field
+    found: dict[str, Field] = {}
+    for record in _records(model.layers):
+        if record.result is not None and record.result in fields:
+            found[record.path] = fields[record.result]
+    return found
 
 
-def _sequence(nodes: list[Shaped], field: Field, out: dict[str, Field]) -> Field:
-    for node in nodes:
-        field = _statement(node, field, out)
-    return field
+def _records(records: list[Shaped]) -> list[Shaped]:
+    found: list[Shaped] = []
+    stack = list(reversed(records))
+    while stack:
+        record = stack.pop()
+        found.append(record)
+        stack.extend(reversed(record.children))
+    return found
 
 
-def _statement(node: Shaped, field: Field, out: dict[str, Field]) -> Field:
-    if node.kind == "layer":
-        result = _layer(node, field)
-    elif node.kind in ("block", "repeat", "iteration", "branch", "group") or (
-        node.kind == "shortcut" and node.op == "path"
-    ):
-        result = _sequence(node.children, field, out)
-    elif node.kind == "gate":
-        # x · gate(x): each output reads its own input position and everything the gate saw.
-        result = _union([_sequence(node.children, field, out), field])
-    elif node.kind == "concat":
-        fields = [_statement(branch, field, out) for branch in node.children]
-        result = _union(fields)
-        if 0 in result.grid:  # joined along H or W: neighbours come from different branches
+def _node(node: Node, given: list[Field]) -> Field:
+    rule = layers.LAYERS[node.op].field(node)
+    if isinstance(rule, Joins):
+        result = _union(given)
+        if rule.axis is not None and rule.axis in result.grid:
+            # joined along H or W: neighbours come from different inputs
             result = _whole(result, node.output)
-    elif node.kind == "residual":
-        body = [c for c in node.children if c.kind != "shortcut"]
-        shortcuts = [c for c in node.children if c.kind == "shortcut"]
-        paths = [_sequence(body, field, out)]
-        # An identity shortcut passes the input's field on unchanged.
-        paths.append(_statement(shortcuts[0], field, out) if shortcuts else field)
-        result = _union(paths)
-    elif node.kind == "shortcut":
-        result = _shortcut(node, field)
-    else:
-        raise AssertionError(f"no receptive field rule for a {node.kind}")
-    out[node.path] = result
-    return result
+        return result
+    return _layer(node, given[0])
 
 
 def _union(fields: list[Field]) -> Field:
@@ -158,12 +158,6 @@ def _union(fields: list[Field]) -> Field:
     union = Field(rows, cols, any(f.whole for f in fields), all(f.exact for f in fields), first.grid)
     # Paths that leave H and W on different axes add positions that do not correspond.
     return union if all(f.grid == first.grid for f in fields) else replace(union, whole=True)
-
-
-def _shortcut(node: Shaped, field: Field) -> Field:
-    if node.op != "conv" or field.whole:
-        return field  # a linear projection of features that already see everything
-    return _slide(field, node.input, Sliding((1, 1), node.args["stride"], (0, 0)))
 
 
 def _whole(field: Field, shape: tuple[int, ...]) -> Field:

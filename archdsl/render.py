@@ -1,14 +1,16 @@
 """Diagrams: a shaped model as graphviz DOT text, and DOT rendered to svg, png or pdf.
 
-Consumes a `ShapedModel` (the shapes stage's output) and only formats it, like `summary`: one node
-per layer labelled as the summary describes it, edges labelled with the tensor shape flowing along
-them, blocks as clusters, concat as parallel branches joining in a concat node, residual as a body
-beside its skip edge meeting in an add node. The DOT text is generated here, deterministically,
-with every label an escaped HTML-like label; graphviz's `dot` program only lays it out. No torch.
+Consumes a `ShapedModel` (the shapes stage's output) and only formats it, like `summary`: its
+graph's nodes and values, one node per layer labelled as the summary describes it and one per
+function (a sum, a concatenation), an edge per value read labelled with its shape (a value read by
+several nodes leaves one point), blocks, repeats and groups as clusters from the outline. A value
+read stages later (a U-Net's skip) is an edge across the clusters between; a residual's shortcut
+and a gate's input are dashed. The DOT text is generated here, deterministically, with every label
+an escaped HTML-like label; graphviz's `dot` program only lays it out. No torch.
 
 Node ids are the statements' module paths (`"layer2.0.0.body.3"`), so adding a layer changes no
 other layer's id; nodes that are not modules carry a suffix no path can contain (`":input"`,
-`"layer2.0.0:add"`).
+`"layer2.0.0:add"`, a function statement's `"..3"`).
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ import os
 import shutil
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import layers
 from .atomic import atomic_path, write_text
 from .errors import visible
-from .shapes import Shape, Shaped, ShapedModel, fmt
+from .graph import Graph, Node, Shaped, ShapedModel, Value, flat_outputs
+from .sizes import Shape, fmt
 from .summary import describe, human
 
 FORMATS = ("svg", "png", "pdf", "dot")
@@ -126,31 +129,191 @@ def block_call(node: Shaped) -> str:
 
 
 @dataclass(frozen=True)
-class _Port:
-    """The end of the diagram so far: the node a tensor leaves and the text for its edge."""
-
-    node: str
-    text: str
-
-
-@dataclass(frozen=True)
 class _Options:
     depth: int | None
     expand: bool
     rankdir: str
 
 
-def _shapes(first: Shape, last: Shape | None, passes: int) -> str:
-    """One shape, or the first and last pass's shapes of a repeat drawn once."""
-    if last is None or last == first:
+def _shapes(shapes: list[Shape]) -> str:
+    """One shape, or the first and last of a statement drawn once for several passes of a repeat."""
+    first, last = shapes[0], shapes[-1]
+    if last == first:
         return fmt(first)
-    return f"{fmt(first)} → … → {fmt(last)}" if passes > 2 else f"{fmt(first)} → {fmt(last)}"
+    distinct = len(dict.fromkeys(shapes))
+    return f"{fmt(first)} → … → {fmt(last)}" if distinct > 2 else f"{fmt(first)} → {fmt(last)}"
 
 
 def _vary(first: str, last: str | None, passes: int) -> str:
     if last is None or last == first:
         return first
     return f"{first} → … → {last}" if passes > 2 else f"{first} → {last}"
+
+
+def _merge_label(node: Node, record: Shaped | None) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """A function's node: `+` and `×` as small circles, a concatenation with its channel sum."""
+    name = record.label if record is not None else None
+    if node.op in ("add", "mul"):
+        sign = "+" if node.op == "add" else "×"
+        if name:
+            return [("b", name), ("", sign)], {}
+        return [("b", sign)], {"shape": "circle", "width": "0.3", "fixedsize": "true"}
+    if node.op == "cat":
+        channels = [str(v.shape[0]) for v in node.inputs]  # type: ignore[index]
+        text = f"concat {'+'.join(channels)} = {node.output[0]}"
+    else:
+        text = describe(node)
+    return ([("b", name), ("", text)] if name else [("", text)]), {}
+
+
+@dataclass
+class _Item:
+    """What the walk draws, in order: a node, or a cluster opening or closing."""
+
+    kind: str  # node | open | close
+    id: str = ""
+    label: _Html | None = None
+    style: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+    title: str = ""
+    bold: bool = True
+
+
+class _Walk:
+    """Decides what is drawn: a node per layer and per function, clusters for blocks, repeats and
+    groups; and which drawn node stands for each node of the graph (itself; the first pass's twin
+    of a repeat drawn once; the block drawn as one node)."""
+
+    def __init__(self, options: _Options):
+        self.options = options
+        self.items: list[_Item] = []
+        self.ids: dict[Node, str] = {}
+        #: The nodes a drawn node stands for, in pass order (for the labels of repeats drawn once).
+        self.stands_for: dict[str, list[Node]] = {}
+
+    def draw(self, node_id: str, label: _Html, style: str, **extra: str) -> None:
+        self.items.append(_Item("node", node_id, label, style, extra))
+
+    def records(self, records: list[Shaped], level: int, passes: int) -> None:
+        for record in records:
+            self.record(record, level, passes)
+
+    def record(self, record: Shaped, level: int, passes: int) -> None:
+        if isinstance(record, Node):
+            self.layer(record)
+            return
+        kind = record.kind
+        if kind == "block":
+            depth = self.options.depth
+            if depth is not None and level >= depth:
+                self.collapse(record)
+                return
+            call = block_call(record)
+            self.open(record.path, f"{record.label}: {call}" if record.label else call, "block")
+            self.composite(record, level + 1, passes)
+            self.close()
+        elif kind == "repeat":
+            self.repeat(record, level, passes)
+        elif kind == "group":
+            self.open(record.path, record.label or "group", "other")
+            self.composite(record, level + 1, passes)
+            self.close()
+        elif kind in ("branch", "shortcut") and record.label is not None:
+            self.open(record.path, f"{kind} {record.label}", "other")
+            self.composite(record, level, passes)
+            self.close()
+        elif kind == "shortcut":
+            self.open(record.path, "shortcut", "other")
+            self.composite(record, level, passes)
+            self.close()
+        else:
+            self.composite(record, level, passes)
+
+    def composite(self, record: Shaped, level: int, passes: int) -> None:
+        """A statement's children, with the functions its construct made: a split before them,
+        a join after."""
+        before = [j for j in record.joins if j.op == "split"]
+        after = [j for j in record.joins if j.op != "split"]
+        for join in before:
+            self.join(join, record)
+        self.records(record.children, level, passes)
+        for join in after:
+            self.join(join, record)
+
+    def layer(self, node: Node) -> None:
+        if not node.member:
+            self.join(node, None)
+            return
+        kind = layers.LAYERS[node.op].kind
+        # a name that only repeats the op (`relu: relu`) is not written twice
+        named = node.label is not None and node.label != node.op
+        self.ids[node] = node.path
+        self.stands_for[node.path] = [node]
+        self.items.append(_Item("node", node.path, None, kind, {"named": "1" if named else ""}))
+
+    def join(self, node: Node, record: Shaped | None) -> None:
+        self.ids[node] = node.path
+        self.stands_for[node.path] = [node]
+        self.items.append(_Item("node", node.path, None, "merge", {"record": ""}))
+        self.join_records[node.path] = record
+
+    join_records: dict[str, Shaped | None]
+
+    def collapse(self, record: Shaped) -> None:
+        """A block drawn as one node, standing for every node inside it."""
+        call = block_call(record)
+        lines = [("b", record.label)] if record.label else []
+        lines += [("", call), ("small", f"{human(record.params)} params" if record.params else "no params")]
+        self.items.append(_Item("node", record.path, _label(*lines), "block", {"peripheries": "2"}))
+        for node in _nodes(record):
+            self.ids[node] = record.path
+        self.stands_for[record.path] = []
+
+    def repeat(self, record: Shaped, level: int, passes: int) -> None:
+        count = record.args.get("count", len(record.children))
+        name = f"{record.label}: " if record.label else ""
+        if not record.children:  # repeat 0 runs nothing: its input goes straight on
+            return
+        self.open(record.path, f"{name}repeat ×{count}", "repeat")
+        first, rest = record.children[0], record.children[1:]
+        aligned = all(_aligned(first, other) for other in rest)
+        if self.options.expand or not aligned:
+            for iteration in record.children:
+                self.open(iteration.path, describe(iteration), "iteration", bold=False)
+                self.composite(iteration, level, passes)
+                self.close()
+        else:
+            self.composite(first, level, passes * len(record.children))
+            for other in rest:
+                for mine, theirs in zip(_nodes(first), _nodes(other), strict=True):
+                    drawn = self.ids[mine]
+                    self.ids[theirs] = drawn
+                    if drawn in self.stands_for and self.stands_for[drawn]:
+                        self.stands_for[drawn].append(theirs)
+        self.close()
+
+    def open(self, path: str, title: str, kind: str, *, bold: bool = True) -> None:
+        self.items.append(_Item("open", path, style=kind, title=title, bold=bold))
+
+    def close(self) -> None:
+        self.items.append(_Item("close"))
+
+
+def _nodes(record: Shaped) -> list[Node]:
+    """Every graph node a statement made, in order (its layers, and its constructs' functions)."""
+    if isinstance(record, Node):
+        return [record]
+    found: list[Node] = [j for j in record.joins if j.op == "split"]
+    for child in record.children:
+        found.extend(_nodes(child))
+    found.extend(j for j in record.joins if j.op != "split")
+    return found
+
+
+def _aligned(first: Shaped, other: Shaped) -> bool:
+    """Whether two passes of a repeat made the same statements (so one can be drawn for both)."""
+    mine, theirs = _nodes(first), _nodes(other)
+    return len(mine) == len(theirs) and all(a.op == b.op for a, b in zip(mine, theirs, strict=True))
 
 
 class _Writer:
@@ -160,7 +323,6 @@ class _Writer:
         # Edges are written after every node and cluster, at the top level: an edge written inside a
         # cluster would make its other end, a node outside, a member of that cluster too.
         self.edges: list[str] = []
-        self.targets: dict[str, list[str]] = {}
         # (id, title width, line) of the spacers of clusters opened and still without a first node
         self.spacers: list[tuple[str, float, int]] = []
         self.indent = 1
@@ -172,6 +334,10 @@ class _Writer:
         fill, border = COLORS[kind]
         attrs = {"label": label, "fillcolor": fill, "color": border, **extra}
         self.emit(f"{_id(node_id)} {_attrs(attrs)}")
+        self.beside_spacers(node_id)
+
+    def point(self, node_id: str) -> None:
+        self.emit(f"{_id(node_id)} {_attrs({'shape': 'point', 'width': '0.07', 'color': '#777777'})}")
         self.beside_spacers(node_id)
 
     def beside_spacers(self, node_id: str) -> None:
@@ -191,10 +357,9 @@ class _Writer:
         self.edges.append("    {rank=same; " + " -> ".join(_id(n) for n in row) + ' [style="invis"]}')
         self.spacers.clear()
 
-    def edge(self, port: _Port, target: str, **extra: str) -> None:
-        self.targets.setdefault(port.node, []).append(target)
-        attrs = {"label": _label(("", port.text)), **extra} if port.text else dict(extra)
-        self.edges.append(f"    {_id(port.node)} -> {_id(target)}" + (f" {_attrs(attrs)}" if attrs else ""))
+    def edge(self, source: str, target: str, text: str, **extra: str) -> None:
+        attrs = {"label": _label(("", text)), **extra} if text else dict(extra)
+        self.edges.append(f"    {_id(source)} -> {_id(target)}" + (f" {_attrs(attrs)}" if attrs else ""))
 
     def open_cluster(self, path: str, title: str, kind: str, *, bold: bool = True) -> None:
         self.emit(f"subgraph {_id('cluster_' + path)} {{")
@@ -214,201 +379,35 @@ class _Writer:
         self.indent -= 1
         self.emit("}")
 
-    # A drawn statement may stand for several passes of a repeat drawn once: `twins` are the same
-    # statements in the last pass, used only for the text of labels, and `passes` how many there are.
 
-    def sequence(
-        self, nodes: Sequence[Shaped], twins: Sequence[Shaped] | None, port: _Port, level: int, passes: int
-    ) -> _Port:
-        for index, node in enumerate(nodes):
-            twin = twins[index] if twins is not None else None
-            port = self.statement(node, twin, port, level, passes)
-        return port
-
-    def statement(self, node: Shaped, twin: Shaped | None, port: _Port, level: int, passes: int) -> _Port:
-        out = _shapes(node.output, twin.output if twin else None, passes)
-        if node.kind == "layer":
-            kind = layers.LAYERS[node.op].kind
-            text = _vary(describe(node), describe(twin) if twin else None, passes)
-            # a name that only repeats the op (`relu: relu`) is not written twice
-            named = node.label is not None and node.label != node.op
-            lines = [("b", node.label or ""), ("", text)] if named else [("", text)]
-            self.node(node.path, _label(*lines), kind)
-            self.edge(port, node.path)
-            return _Port(node.path, out)
-        if node.kind == "block":
-            return self.block(node, twin, port, level, passes, out)
-        if node.kind == "repeat":
-            return self.repeat(node, twin, port, level, passes, out)
-        if node.kind == "concat":
-            return self.concat(node, twin, port, level, passes, out)
-        if node.kind == "residual":
-            return self.residual(node, twin, port, level, passes, out)
-        if node.kind == "gate":
-            return self.gate(node, twin, port, level, passes, out)
-        if node.kind == "group":
-            self.open_cluster(node.path, node.label or "group", "other")
-            port = self.sequence(node.children, twin.children if twin else None, port, level + 1, passes)
-            self.close_cluster()
-            return _Port(port.node, out)
-        # a kind this version does not know: drawn as one box rather than dropped
-        self.node(node.path, _label(("", describe(node))), "other")
-        self.edge(port, node.path)
-        return _Port(node.path, out)
-
-    def fork(self, node: Shaped, port: _Port) -> _Port:
-        """A point where a tensor splits (into branches, or a body and its shortcut): the shape is
-        written once, on the edge into it, and the split stays inside the statement's cluster."""
-        fork = f"{node.path}:fork"
-        self.emit(f"{_id(fork)} {_attrs({'shape': 'point', 'width': '0.07', 'color': '#777777'})}")
-        self.beside_spacers(fork)
-        self.edge(port, fork, arrowhead="none")
-        return _Port(fork, "")
-
-    def block(
-        self, node: Shaped, twin: Shaped | None, port: _Port, level: int, passes: int, out: str
-    ) -> _Port:
-        call = block_call(node)
-        depth = self.options.depth
-        if depth is not None and level >= depth:
-            lines = [("b", node.label)] if node.label else []
-            lines += [("", call), ("small", f"{human(node.params)} params" if node.params else "no params")]
-            self.node(node.path, _label(*lines), "block", peripheries="2")
-            self.edge(port, node.path)
-            return _Port(node.path, out)
-        self.open_cluster(node.path, f"{node.label}: {call}" if node.label else call, "block")
-        port = self.sequence(node.children, twin.children if twin else None, port, level + 1, passes)
-        self.close_cluster()
-        return _Port(port.node, out)
-
-    def repeat(
-        self, node: Shaped, twin: Shaped | None, port: _Port, level: int, passes: int, out: str
-    ) -> _Port:
-        count = node.args.get("count", len(node.children))
-        name = f"{node.label}: " if node.label else ""
-        if not node.children:  # repeat 0 passes its input through
-            self.node(node.path, _label(("", f"{name}repeat ×0")), "other")
-            self.edge(port, node.path)
-            return _Port(node.path, out)
-        self.open_cluster(node.path, f"{name}repeat ×{count}", "repeat")
-        if self.options.expand:
-            for index, iteration in enumerate(node.children):
-                other = twin.children[index] if twin else None
-                self.open_cluster(iteration.path, describe(iteration), "iteration", bold=False)
-                port = self.sequence(
-                    iteration.children, other.children if other else None, port, level, passes
-                )
-                self.close_cluster()
-        else:
-            last = (twin or node).children[-1]
-            port = self.sequence(node.children[0].children, last.children, port, level, passes * count)
-        self.close_cluster()
-        return _Port(port.node, out)
-
-    def concat(
-        self, node: Shaped, twin: Shaped | None, port: _Port, level: int, passes: int, out: str
-    ) -> _Port:
-        def joined(concat: Shaped) -> str:
-            channels = [str(b.output[0]) for b in concat.children]
-            return f"concat {'+'.join(channels)} = {concat.output[0]}"
-
-        text = _vary(joined(node), joined(twin) if twin else None, passes)
-        merge = f"{node.path}:concat"
-        port = self.fork(node, port)
-        split = node.args.get("split")
-        ends = []
-        # graphviz orders a rank's nodes left to right, which left-to-right layout turns into bottom
-        # to top: there the branches are written last first, so the first is drawn on top.
-        order = list(enumerate(node.children))
-        if self.options.rankdir == "LR":
-            order.reverse()
-        for index, branch in order:
-            other = twin.children[index] if twin else None
-            named = branch.label is not None
-            if named:
-                self.open_cluster(branch.path, f"branch {branch.label}", "other")
-            # Split branches each take their share of the channels: the edge says which shape.
-            given = _Port(port.node, fmt(branch.input)) if split else port
-            end = self.sequence(branch.children, other.children if other else None, given, level, passes)
-            if named:
-                self.close_cluster()
-            ends.append(_Port(end.node, _shapes(branch.output, other.output if other else None, passes)))
-        # The branches start side by side: without this, labelled edges of unequal branches let a
-        # short branch's first layer sink a rank or two.
-        heads = [t for t in self.targets.get(port.node, []) if t != merge]
-        if len(heads) > 1:
-            self.edges.append("    {rank=same; " + " ".join(_id(h) + ";" for h in heads) + "}")
-        lines = [("b", node.label), ("", text)] if node.label else [("", text)]
-        self.node(merge, _label(*lines), "merge")
-        for end in ends:
-            self.edge(end, merge)
-        return _Port(merge, out)
-
-    def gate(
-        self, node: Shaped, twin: Shaped | None, port: _Port, level: int, passes: int, out: str
-    ) -> _Port:
-        """The body from a fork, its result and the input itself meeting in a × node."""
-        port = self.fork(node, port)
-        end = self.sequence(node.children, twin.children if twin else None, port, level, passes)
-        merge = f"{node.path}:mul"
-        if node.label:
-            self.node(merge, _label(("b", node.label), ("", "×")), "merge")
-        else:
-            self.node(merge, _label(("b", "×")), "merge", shape="circle", width="0.3", fixedsize="true")
-        self.edge(end, merge)
-        self.edge(port, merge, style="dashed", tooltip="the gated input")
-        return _Port(merge, out)
-
-    def residual(
-        self, node: Shaped, twin: Shaped | None, port: _Port, level: int, passes: int, out: str
-    ) -> _Port:
-        body = [c for c in node.children if c.kind != "shortcut"]
-        shortcut = next((c for c in node.children if c.kind == "shortcut"), None)
-        body_twin = [c for c in twin.children if c.kind != "shortcut"] if twin else None
-        port = self.fork(node, port)
-        end = self.sequence(body, body_twin, port, level, passes)
-        merge = f"{node.path}:add"
-        title = [("b", node.label), ("", "+")] if node.label else [("b", "+")]
-        if node.label:
-            self.node(merge, _label(*title), "merge")
-        else:
-            self.node(merge, _label(*title), "merge", shape="circle", width="0.3", fixedsize="true")
-        self.edge(end, merge)
-        if shortcut is None:
-            self.edge(port, merge, style="dashed", tooltip="identity shortcut")
-        elif shortcut.op == "path":
-            twin_short = next((c for c in twin.children if c.kind == "shortcut"), None) if twin else None
-            self.open_cluster(
-                shortcut.path, f"shortcut {shortcut.label}" if shortcut.label else "shortcut", "other"
-            )
-            end = self.sequence(
-                shortcut.children, twin_short.children if twin_short else None, port, level, passes
-            )
-            self.close_cluster()
-            out_short = _shapes(shortcut.output, twin_short.output if twin_short else None, passes)
-            self.edge(_Port(end.node, out_short), merge, style="dashed")
-        else:
-            self.node(
-                shortcut.path,
-                _label(("", _shortcut(shortcut))),
-                "conv" if shortcut.op == "conv" else "linear",
-            )
-            self.edge(port, shortcut.path, style="dashed")
-            twin_short = next((c for c in twin.children if c.kind == "shortcut"), None) if twin else None
-            out_short = _shapes(shortcut.output, twin_short.output if twin_short else None, passes)
-            self.edge(_Port(shortcut.path, out_short), merge, style="dashed")
-        return _Port(merge, out)
+@dataclass
+class _Edge:
+    source: str
+    target: str
+    shapes: list[Shape]
+    dashed: bool
+    #: Which of its source's values it carries (a split gives several).
+    value: int
 
 
-def _shortcut(node: Shaped) -> str:
-    """`shortcut 1×1 conv, 128, /2, batchnorm`: describe's label with the projection's size."""
-    parts = [describe(node), str(node.output[0])]
-    stride = node.args.get("stride")
-    if stride and stride != (1, 1):
-        parts.append(f"/{stride[0]}" if stride[0] == stride[1] else f"/{stride[0]}×{stride[1]}")
-    if node.args.get("batchnorm"):
-        parts.append("batchnorm")
-    return ", ".join(parts)
+def _edges(graph: Graph, walk: _Walk, order: dict[str, int], inputs: dict[Value, str]) -> list[_Edge]:
+    """The drawn edges: each value from the node that makes it to each node that reads it, in the
+    order the graph runs, once per pair of drawn nodes (a repeat drawn once carries every pass)."""
+    found: dict[tuple[str, str, int], _Edge] = {}
+    for node in graph.nodes:
+        target = walk.ids[node]
+        for index, value in enumerate(node.inputs):
+            source = inputs[value] if value.node is None else walk.ids[value.node]
+            if source == target or order[source] >= order[target]:
+                continue  # inside a block drawn as one node, or from one pass of a repeat to the next
+            key = (source, target, value.index)
+            assert value.shape is not None
+            edge = found.get(key)
+            if edge is None:
+                found[key] = _Edge(source, target, [value.shape], index in node.skips, value.index)
+            elif edge.shapes[-1] != value.shape:
+                edge.shapes.append(value.shape)
+    return list(found.values())
 
 
 def dot_source(
@@ -423,12 +422,79 @@ def dot_source(
         raise ValueError(f"rankdir must be one of {', '.join(RANKDIRS)}, not {rankdir!r}")
     if depth is not None and depth < 0:
         raise ValueError(f"depth must be 0 or more, not {depth}")
-    writer = _Writer(_Options(depth=depth, expand=expand, rankdir=rankdir))
+    if model.graph is None:
+        raise ValueError(f"model {model.name} has errors; check it first")
+    graph = model.graph
+    options = _Options(depth=depth, expand=expand, rankdir=rankdir)
+    walk = _Walk(options)
+    walk.join_records = {}
+    walk.records(model.layers, 0, 1)
+    for record in _walk_all(model.layers):
+        for join in record.joins:
+            walk.join_records[join.path] = record
+
+    # The model's inputs and outputs: one `:input` and `:output`, or one each by name.
+    inputs: dict[Value, str] = {}
+    for number, value in enumerate(graph.inputs):
+        inputs[value] = ":input" if len(graph.inputs) == 1 else f":input:{value.name or number}"
+    outputs = flat_outputs(graph)
+    order: dict[str, int] = {name: -1 for name in inputs.values()}
+    for item in walk.items:
+        if item.kind == "node":
+            order[item.id] = len(order)
+    edges = _edges(graph, walk, order, inputs)
+    # A value read by several drawn nodes leaves one point, its shape written once on the way in.
+    targets: dict[tuple[str, int], list[_Edge]] = {}
+    for edge in edges:
+        targets.setdefault((edge.source, edge.value), []).append(edge)
+    forks = {key: f"{key[0]}:fork" + (str(key[1]) if key[1] else "") for key, out in targets.items() if len(out) > 1}
+
+    writer = _Writer(options)
+    for value, name in inputs.items():
+        text = f"input {fmt(value.shape)}" if value.name is None or len(inputs) == 1 else f"{value.name} {fmt(value.shape)}"  # type: ignore[arg-type]
+        writer.node(name, _label(("b", text)), "io")
+        for key, fork in forks.items():
+            if key[0] == name:
+                writer.point(fork)
+    for item in walk.items:
+        if item.kind == "open":
+            writer.open_cluster(item.id, item.title, item.style, bold=item.bold)
+        elif item.kind == "close":
+            writer.close_cluster()
+        else:
+            label, extra = item.label, dict(item.extra)
+            if label is None:
+                label, extra = _drawn_label(item, walk)
+            writer.node(item.id, label, item.style, **extra)
+            for key, fork in forks.items():
+                if key[0] == item.id:
+                    writer.point(fork)
+    for edge in edges:
+        key = (edge.source, edge.value)
+        style = {"style": "dashed"} if edge.dashed else {}
+        if key in forks:
+            continue
+        writer.edge(edge.source, edge.target, _shapes(edge.shapes), **style)
+    written: set[str] = set()
+    for key, fork in forks.items():
+        out = targets[key]
+        if fork not in written:
+            written.add(fork)
+            writer.edge(key[0], fork, _shapes(out[0].shapes), arrowhead="none")
+        for edge in out:
+            writer.edge(fork, edge.target, "", **({"style": "dashed"} if edge.dashed else {}))
+    for number, (key, value) in enumerate(outputs):
+        name = ":output" if len(outputs) == 1 else f":output:{key if key is not None else number}"
+        text = f"output {fmt(value.shape)}" if key is None else f"{key} {fmt(value.shape)}"  # type: ignore[arg-type]
+        writer.node(name, _label(("b", text)), "io")
+        source = inputs[value] if value.node is None else walk.ids[value.node]
+        writer.edge(source, name, fmt(value.shape))  # type: ignore[arg-type]
+
     title = _label(
         ("b", model.name),
         ("small", f"{model.file} · {model.params:,} params · {human(model.macs)} MACs"),
     )
-    graph = {
+    attributes = {
         "label": title,
         "labelloc": "t",
         "fontname": FONT,
@@ -439,7 +505,7 @@ def dot_source(
         "ranksep": "0.3",
         "newrank": "true",
     }
-    node = {
+    node_style = {
         "shape": "box",
         "style": "rounded,filled",
         "fontname": FONT,
@@ -448,7 +514,7 @@ def dot_source(
         "margin": "0.12,0.04",
         "penwidth": "1.2",
     }
-    edge = {
+    edge_style = {
         "fontname": FONT,
         "fontsize": "9",
         "fontcolor": "#666666",
@@ -457,18 +523,31 @@ def dot_source(
     }
     head = [
         f"digraph {_id(model.name)} {{",
-        f"    graph {_attrs(graph)}",
-        f"    node {_attrs(node)}",
-        f"    edge {_attrs(edge)}",
+        f"    graph {_attrs(attributes)}",
+        f"    node {_attrs(node_style)}",
+        f"    edge {_attrs(edge_style)}",
     ]
-    writer.node(":input", _label(("b", f"input {fmt(model.input)}")), "io")
-    port = _Port(":input", fmt(model.input))
-    port = writer.sequence(model.layers, None, port, 0, 1)
-    if model.output is not None:
-        writer.node(":output", _label(("b", f"output {fmt(model.output)}")), "io")
-        writer.edge(port, ":output")
     lines = [line for line in writer.lines if line.strip()]  # spacers of clusters left empty
     return "\n".join([*head, *lines, *writer.edges, "}"]) + "\n"
+
+
+def _drawn_label(item: _Item, walk: _Walk) -> tuple[_Html, dict[str, str]]:
+    nodes = walk.stands_for[item.id]
+    node, last = nodes[0], nodes[-1]
+    if item.style == "merge" or not node.member:
+        lines, extra = _merge_label(node, walk.join_records.get(item.id))
+        return _label(*lines), extra
+    text = _vary(describe(node), describe(last) if last is not node else None, len(nodes))
+    lines = [("b", node.label or ""), ("", text)] if item.extra.get("named") else [("", text)]
+    return _label(*lines), {}
+
+
+def _walk_all(records: list[Shaped]) -> list[Shaped]:
+    found: list[Shaped] = []
+    for record in records:
+        found.append(record)
+        found.extend(_walk_all(record.children))
+    return found
 
 
 def format_of(path: str, option: str) -> str:

@@ -1,15 +1,16 @@
-"""Stage 3: IR → resolved IR. Names, blocks, parameters and `repeat` counts are settled here.
+"""Stage 3: names. What a block or model may call, what its names mean, and what its expressions
+and arguments are worth.
 
-Consumes the `SourceFile`s of one spec and its imports (from `loader.py`); produces one
-`ResolvedModel` per model: a tree of layer, block, repeat, concat and residual nodes whose
-arguments are plain normalised values (ints, `(h, w)` pairs, floats, bools) and whose keys are
-the submodule names the builder will use. Errors are collected, not raised: a statement that
-cannot be resolved becomes an `InvalidNode` so later stages stop there without a second report.
+Consumes the `SourceFile`s of one spec and its imports (from `loader.py`): `block_scopes` says which
+blocks each file sees, `check_definitions` judges what can be judged of a definition without
+calling it. The `Resolver` is the one evaluator of the language's expressions (parameters,
+arithmetic, comparisons, `channels`, the sizes of named values) and binds arguments to signatures,
+converting each value (ints, `(h, w)` pairs, floats, bools, named tensors). `elaborate.py` walks the
+models with it. Errors are collected as `Diagnostic`s, never printed.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -17,13 +18,14 @@ from typing import Any, TypeVar
 
 from . import ir, layers
 from .errors import Diagnostic, Failed, Note, Span, did_you_mean, error
-from .layers import CONCAT, KEYWORD_VALUES, RESIDUAL, Arg, Layer, Signature
+from .layers import KEYWORD_VALUES, Arg, Layer, Signature
 from .module_names import RESERVED_MODULE_NAMES
-from .trainspec import TrainSpec, validate_train
 from .values import (
+    UNKNOWN,
     BadValue,
     CallValue,
     Symbol,
+    TensorRef,
     any_int,
     any_list,
     boolean,
@@ -31,6 +33,7 @@ from .values import (
     number,
     positive_int,
     string,
+    tensor,
 )
 
 UNKNOWN_LAYER = "E002"
@@ -41,6 +44,7 @@ UNKNOWN_NAME = "E006"
 DUPLICATE = "E009"
 RECURSION = "E010"
 MODEL_STRUCTURE = "E011"
+VALUES = "E015"
 TOO_LARGE = "E110"
 
 #: A spec that expands past this many layers is refused before anything is built.
@@ -59,178 +63,9 @@ PARAM_TYPES: dict[str, Callable[[Any], Any]] = {
     # A bare keyword value passes as its name, so `Block(pad=same)` can bind `pad: str`.
     "str": lambda v: v.name if isinstance(v, Symbol) else string(v),
     "list": any_list,
+    # A named value: what a block reads beside the value it receives (`Up(skip: tensor, …)`).
+    "tensor": tensor,
 }
-
-
-# --- the resolved tree ----------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class LayerNode:
-    key: str
-    label: str | None
-    span: Span
-    op: str
-    args: dict[str, Any]
-    arg_spans: dict[str, Span]
-
-
-@dataclass(slots=True)
-class BlockNode:
-    key: str
-    label: str | None
-    span: Span
-    block: str
-    params: dict[str, Any]
-    body: list[Node]
-    splice: bool = False
-
-
-@dataclass(slots=True)
-class RepeatNode:
-    """`count` passes of one body, each resolved on its own (a pass's names may hold its index);
-    their members are numbered on through the passes, as if the body were written out."""
-
-    key: str
-    label: str | None
-    span: Span
-    passes: list[list[Node]]
-    splice: bool = False
-
-    @property
-    def count(self) -> int:
-        return len(self.passes)
-
-
-@dataclass(slots=True)
-class BranchNode:
-    """A concat's branch, or a residual's written-out shortcut: a module of its own, unless
-    spliced (`*branch`), when its members are the concat's."""
-
-    key: str
-    label: str | None
-    span: Span
-    body: list[Node]
-    splice: bool = False
-
-
-@dataclass(slots=True)
-class ConcatNode:
-    key: str
-    label: str | None
-    span: Span
-    branches: list[BranchNode]
-    #: The channels each branch takes of the input, or None: every branch takes all of it.
-    split: tuple[int, ...] | bool = False
-    arg_spans: dict[str, Span] = field(default_factory=dict)
-    splice: bool = False
-
-
-@dataclass(slots=True)
-class ResidualNode:
-    key: str
-    label: str | None
-    span: Span
-    shortcut: str  # identity | project | path
-    stride: tuple[int, int] | None
-    bias: bool
-    batchnorm: bool
-    body: list[Node]
-    arg_spans: dict[str, Span]
-    #: The projection's or the written-out path's member name; the path stands after `shortcut_at`
-    #: of the body's statements.
-    shortcut_key: str | None = None
-    path: BranchNode | None = None
-    shortcut_at: int = 0
-    splice: bool = False
-
-
-@dataclass(slots=True)
-class GateNode:
-    key: str
-    label: str | None
-    span: Span
-    body: list[Node]
-    splice: bool = False
-
-
-@dataclass(slots=True)
-class GroupNode:
-    key: str
-    label: str | None
-    span: Span
-    body: list[Node]
-    splice: bool = False
-
-
-@dataclass(slots=True)
-class InvalidNode:
-    """A statement whose error is already reported; shape inference stops at it."""
-
-    key: str
-    label: str | None
-    span: Span
-
-
-Node = LayerNode | BlockNode | RepeatNode | ConcatNode | ResidualNode | GateNode | GroupNode | InvalidNode
-
-
-def children(node: Node | BranchNode) -> list[Node | BranchNode]:
-    """The statements (and branches) a resolved statement holds: every pass of a repeat, a
-    concat's branches, a residual's body and its written shortcut, a block's or group's body."""
-    if isinstance(node, RepeatNode):
-        return [n for one in node.passes for n in one]
-    if isinstance(node, ConcatNode):
-        return list(node.branches)
-    if isinstance(node, ResidualNode):
-        return [*node.body, *([node.path] if node.path is not None else [])]
-    if isinstance(node, BlockNode | BranchNode | GateNode | GroupNode):
-        return list(node.body)
-    return []
-
-
-def _stops(nodes: list[Node]) -> bool:
-    """Whether shape inference stops in `nodes`: they hold a statement refused (`InvalidNode`)."""
-    stack: list[Node | BranchNode] = list(nodes)
-    while stack:
-        node = stack.pop()
-        if isinstance(node, InvalidNode):
-            return True
-        stack.extend(children(node))
-    return False
-
-
-@dataclass(frozen=True)
-class Deferred:
-    """A layer argument that reads `channels`, the count the layer receives: evaluated by shape
-    inference, which knows it (`value(channels)` raises `Failed` as the resolver would)."""
-
-    value: Callable[[int], Any]
-
-
-@dataclass
-class Namespace:
-    """The members of one module, claimed in order: a named statement takes its name, an unnamed
-    one its position among the members (as `nn.Sequential` numbers them)."""
-
-    names: dict[str, Span] = field(default_factory=dict)
-    #: Members so far; a spliced statement's members count here, not the statement itself.
-    members: int = 0
-    #: Spliced statements so far, which are told apart by their number (`.0`, `.1`, …).
-    spliced: int = 0
-
-
-@dataclass
-class ResolvedModel:
-    name: str
-    file: str
-    span: Span
-    name_span: Span
-    input_shape: tuple[int, ...] | None
-    input_span: Span | None
-    params: dict[str, Any]
-    body: list[Node]
-    train: TrainSpec | None
 
 
 # --- scopes ---------------------------------------------------------------------------------------
@@ -316,6 +151,11 @@ def _import_closure(path: str, import_graph: dict[str, list[str]]) -> list[str]:
 
 
 class Resolver:
+    """Evaluates expressions and binds arguments where a statement stands: its parameters are the
+    `scope` each method takes; `values` are the named tensors in sight, and `channels` the channel
+    count of the tensor the statement receives (None where no statement receives one, `UNKNOWN`
+    where it is not known)."""
+
     def __init__(self, blocks: dict[str, BlockEntry]):
         self.blocks = blocks
         self.diagnostics: list[Diagnostic] = []
@@ -324,11 +164,9 @@ class Resolver:
         self.too_large_reported = False
         #: Off while a repeat's passes after its first resolve: the first counted for them all.
         self.counting = True
-        #: Inside a repeat that runs no pass: its body is resolved once, to check names and arguments.
-        self.dry = 0
         self.depth = 0
-        #: The top-level body of the model being resolved (where input and train belong).
-        self.model_body: Sequence[ir.Stmt] | None = None
+        self.values: dict[str, Any] = {}
+        self.channels: Any = None
 
     # --- expressions ------------------------------------------------------------------------------
 
@@ -342,15 +180,31 @@ class Resolver:
             return expr.value  # type: ignore[union-attr]
         if kind == "name":
             name = expr.name  # type: ignore[union-attr]
-            return scope[name] if name in scope else Symbol(name)
+            if name in scope:
+                return scope[name]
+            if name in self.values:
+                return TensorRef(name, self.values[name], expr.span)
+            if name == CHANNELS_NAME and self.channels is not None:
+                return self.channels
+            return Symbol(name)
         if kind == "list":
             return [self.evaluate(item, scope) for item in expr.items]  # type: ignore[union-attr]
         if kind == "neg":
-            return -self._number(expr.operand, scope, "-")  # type: ignore[union-attr]
+            operand = self._number(expr.operand, scope, "-")  # type: ignore[union-attr]
+            return operand if operand is UNKNOWN else -operand
+        if kind == "not":
+            operand = self.evaluate(expr.operand, scope)  # type: ignore[union-attr]
+            return operand if operand is UNKNOWN else not self._truth(operand, expr.operand, "not")  # type: ignore[union-attr]
         if kind == "binop":
             assert isinstance(expr, ir.BinOp)
+            if expr.op in ("and", "or"):
+                return self._logic(expr, scope)
+            if expr.op in _COMPARISONS:
+                return self._compare(expr, scope)
             left = self._number(expr.left, scope, expr.op)
             right = self._number(expr.right, scope, expr.op)
+            if left is UNKNOWN or right is UNKNOWN:
+                return UNKNOWN
             if expr.op == "+":
                 return _in_range(left + right, expr.span)
             if expr.op == "-":
@@ -363,27 +217,116 @@ class Resolver:
                 return _in_range(left / right, expr.span)
             return _in_range(left // right, expr.span)
         assert isinstance(expr, ir.CallExpr)
+        if expr.name in SIZE_FUNCTIONS and expr.name not in scope:
+            return self._size(expr, scope)
         return CallValue(name=expr.name, span=expr.span, args=tuple(self.evaluated_args(expr.args, scope)))
 
-    def _number(self, expr: ir.Expr, scope: dict[str, Any], op: str) -> int | float:
+    def _number(self, expr: ir.Expr, scope: dict[str, Any], op: str) -> Any:
         """An operand of arithmetic: an integer, or a float (as in Python, an operation with a
         float, and `/` always, gives a float)."""
         value = self.evaluate(expr, scope)
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if (isinstance(value, int | float) and not isinstance(value, bool)) or value is UNKNOWN:
             return value
         if isinstance(value, Symbol):
             raise Failed(self.unknown_name(value.name, expr.span, scope))
         raise Failed(error(BAD_VALUE, f"'{op}' works on numbers, got {describe(value)}", expr.span))
 
+    def _truth(self, value: Any, expr: ir.Expr, op: str) -> bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, Symbol):
+            raise Failed(self.unknown_name(value.name, expr.span, {}))
+        raise Failed(
+            error(BAD_VALUE, f"'{op}' works on true and false, got {describe(value)}", expr.span)
+        )
+
+    def _logic(self, expr: ir.BinOp, scope: dict[str, Any]) -> Any:
+        """`and` and `or`, as in Python, do not evaluate their right side when the left decides."""
+        left = self.evaluate(expr.left, scope)
+        if left is not UNKNOWN and self._truth(left, expr.left, expr.op) == (expr.op == "or"):
+            return left
+        right = self.evaluate(expr.right, scope)
+        if right is UNKNOWN or left is UNKNOWN:
+            return UNKNOWN
+        return self._truth(right, expr.right, expr.op)
+
+    def _compare(self, expr: ir.BinOp, scope: dict[str, Any]) -> Any:
+        left = self.evaluate(expr.left, scope)
+        right = self.evaluate(expr.right, scope)
+        for side, value in ((expr.left, left), (expr.right, right)):
+            if isinstance(value, Symbol) and value.name not in KEYWORD_VALUES:
+                raise Failed(self.unknown_name(value.name, side.span, scope))
+        if left is UNKNOWN or right is UNKNOWN:
+            return UNKNOWN
+        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (left, right))
+        if expr.op in ("==", "!="):
+            comparable = numbers or type(left) is type(right)
+            if not comparable:
+                raise Failed(
+                    error(
+                        BAD_VALUE,
+                        f"'{expr.op}' compares values of one kind, got {describe(left)} and "
+                        f"{describe(right)}",
+                        expr.span,
+                    )
+                )
+            if isinstance(left, TensorRef):
+                raise Failed(error(VALUES, "tensors cannot be compared; compare their sizes", expr.span))
+            return (left == right) == (expr.op == "==")
+        if not numbers:
+            raise Failed(
+                error(
+                    BAD_VALUE,
+                    f"'{expr.op}' works on numbers, got {describe(left)} and {describe(right)}",
+                    expr.span,
+                )
+            )
+        return _COMPARISONS[expr.op](left, right)
+
+    def _size(self, expr: ir.CallExpr, scope: dict[str, Any]) -> Any:
+        """`channels(x)`, `height(x)`, `width(x)`: a size of the named value `x`."""
+        args = self.evaluated_args(expr.args, scope)
+        if len(args) != 1 or args[0][0] is not None or not isinstance(args[0][1], TensorRef):
+            given = describe(args[0][1]) if len(args) == 1 and args[0][0] is None else "something else"
+            if len(args) == 1 and isinstance(args[0][1], Symbol):
+                raise Failed(self.unknown_name(args[0][1].name, args[0][2], scope))
+            raise Failed(
+                error(
+                    BAD_VALUE,
+                    f"{expr.name}(…) takes one named value (a tensor made earlier), got {given}",
+                    expr.span,
+                )
+            )
+        reference: TensorRef = args[0][1]
+        shape = getattr(reference.value, "shape", None)
+        if shape is None:
+            return UNKNOWN
+        axis = SIZE_FUNCTIONS[expr.name]
+        image_axis = axis if axis == 0 else len(shape) - 3 + axis
+        if axis != 0 and len(shape) < 3:
+            raise Failed(
+                error(
+                    BAD_VALUE,
+                    f"{expr.name}({reference.name}) needs an image, [C, H, W]; {reference.name} is "
+                    f"[{', '.join(map(str, shape))}]",
+                    expr.span,
+                )
+            )
+        return shape[image_axis]
+
     def unknown_name(self, name: str, span: Span, scope: dict[str, Any]) -> Diagnostic:
         if name == CHANNELS_NAME:
             return error(
                 UNKNOWN_NAME,
-                f"'{CHANNELS_NAME}' (the channel count a layer receives) can be read only in a layer's "
-                "own arguments; pass it to a block as a parameter",
+                f"'{CHANNELS_NAME}' (the channel count a statement receives) can be read only in the "
+                "arguments of a statement that receives a tensor",
                 span,
             )
-        hint = did_you_mean(name, [*scope, *KEYWORD_VALUES])
+        if self.values:
+            candidates = [*scope, *self.values, *KEYWORD_VALUES]
+        else:
+            candidates = [*scope, *KEYWORD_VALUES]
+        hint = did_you_mean(name, candidates)
         where = f" (parameters here: {', '.join(scope)})" if scope and not hint else ""
         return error(UNKNOWN_NAME, f"unknown name '{name}'{where}{hint}", span)
 
@@ -462,11 +405,8 @@ class Resolver:
                     converted[arg.name] = arg.default
                 continue
             value = values[arg.name]
-            if isinstance(value, Deferred):
-                converted[arg.name] = value  # converted by shape inference, which knows `channels`
-                continue
-            if isinstance(value, list) and any(isinstance(v, Deferred) for v in value):
-                converted[arg.name] = Deferred(functools.partial(_evaluate_items, value))
+            if _unknown(value):
+                converted[arg.name] = UNKNOWN  # not judged: it is not known here
                 continue
             try:
                 converted[arg.name] = arg.accepts(value)
@@ -484,7 +424,8 @@ class Resolver:
         unknown = [s for s in symbols if s.name not in KEYWORD_VALUES]
         if unknown:
             return self.unknown_name(unknown[0].name, span, scope)
-        return error(BAD_VALUE, f"{what} argument '{name}' must be {expected}", span)
+        code = VALUES if isinstance(value, TensorRef) or "named value" in expected else BAD_VALUE
+        return error(code, f"{what} argument '{name}' must be {expected}", span)
 
     def evaluated_args(
         self, args: Iterable[ir.Arg], scope: dict[str, Any]
@@ -492,383 +433,6 @@ class Resolver:
         return [
             (a.name, self.evaluate(a.value, scope), a.value.span if a.name is None else a.span) for a in args
         ]
-
-    # --- statements -------------------------------------------------------------------------------
-
-    def body(
-        self,
-        statements: Sequence[ir.Stmt],
-        scope: dict[str, Any],
-        stack: tuple[str, ...],
-        weight: int,
-        space: Namespace | None = None,
-    ) -> list[Node]:
-        """Resolves statements whose members join `space` (a new module's, unless given)."""
-        space = Namespace() if space is None else space
-        nodes: list[Node] = []
-        for statement in statements:
-            if isinstance(statement, ir.Input | ir.Train):
-                # A model's own body is checked by `resolve_model`, a block's by `check_definitions`.
-                if stack == () and statements is not self.model_body:
-                    self.diagnostics.append(_misplaced(statement, "inside repeat, concat or residual"))
-                continue
-            label: str | None = None
-            if statement.splice:
-                key, inner = f".{space.spliced}", space
-                space.spliced += 1
-            else:
-                inner = Namespace()
-                try:
-                    label = self.label(statement, scope)
-                    key = self.claim(space, label, statement.label_span or statement.span)
-                except Failed as failure:
-                    # Shape inference stops at a statement that cannot be named, as at any other.
-                    self.diagnostics.append(failure.diagnostic)
-                    nodes.append(InvalidNode(key=f".{space.spliced}", label=None, span=statement.span))
-                    space.spliced += 1
-                    continue
-            try:
-                nodes.append(self.statement(statement, key, label, scope, stack, weight, inner))
-            except Failed as failure:
-                self.diagnostics.append(failure.diagnostic)
-                nodes.append(InvalidNode(key=key, label=label, span=statement.span))
-        return nodes
-
-    def label(self, statement: ir.Stmt, scope: dict[str, Any]) -> str | None:
-        """The name a statement gives its module, its `{…}` expressions evaluated."""
-        if statement.label_parts is None:
-            return statement.label
-        text = []
-        for part in statement.label_parts:
-            if isinstance(part, str):
-                text.append(part)
-                continue
-            value = self.evaluate(part, scope)
-            if isinstance(value, Symbol):
-                raise Failed(self.unknown_name(value.name, part.span, scope))
-            if isinstance(value, bool) or not isinstance(value, int | str):
-                raise Failed(
-                    error(
-                        BAD_VALUE, f"a name can hold integers and strings, got {describe(value)}", part.span
-                    )
-                )
-            text.append(str(value))
-        return "".join(text)
-
-    def claim(self, space: Namespace, label: str | None, span: Span) -> str:
-        """The member key of the next statement in `space`: its label, or its position."""
-        position = str(space.members)
-        space.members += 1
-        if label is None:
-            if position in space.names:
-                raise Failed(_taken(position, span, space.names[position]))
-            space.names[position] = span
-            return position
-        problem = _bad_name(label)
-        if problem is not None:
-            raise Failed(error(DUPLICATE, problem, span))
-        if label in space.names:
-            raise Failed(_taken(label, span, space.names[label]))
-        space.names[label] = span
-        return label
-
-    def statement(
-        self,
-        statement: ir.Stmt,
-        key: str,
-        label: str | None,
-        scope: dict[str, Any],
-        stack: tuple[str, ...],
-        weight: int,
-        space: Namespace,
-    ) -> Node:
-        self.depth += 1
-        try:
-            if self.depth > MAX_NESTING:
-                raise Failed(
-                    error(
-                        TOO_LARGE,
-                        f"statements nest more than {MAX_NESTING} deep here "
-                        "(block calls, repeat, concat, residual, gate and groups each add a level)",
-                        statement.span,
-                    )
-                )
-            return self._statement(statement, key, label, scope, stack, weight, space)
-        finally:
-            self.depth -= 1
-
-    def _statement(
-        self,
-        statement: ir.Stmt,
-        key: str,
-        label: str | None,
-        scope: dict[str, Any],
-        stack: tuple[str, ...],
-        weight: int,
-        space: Namespace,
-    ) -> Node:
-        splice = statement.splice
-        if isinstance(statement, ir.Call):
-            return self.call(statement, key, label, scope, stack, weight, space)
-        if isinstance(statement, ir.Repeat):
-            return self.repeat(statement, key, label, scope, stack, weight, space)
-        if isinstance(statement, ir.Concat):
-            args, spans = self.bind(CONCAT, self.evaluated_args(statement.args, scope), statement.span, scope)
-            if not statement.branches:
-                raise Failed(error(BAD_VALUE, "concat needs at least one branch", statement.span))
-            branches = [self.branch(branch, scope, stack, weight, space) for branch in statement.branches]
-            split = args["split"]
-            if isinstance(split, tuple) and len(split) != len(branches):
-                raise Failed(
-                    error(
-                        BAD_VALUE,
-                        f"concat split gives {len(split)} channel counts for {len(branches)} branches",
-                        spans["split"],
-                    )
-                )
-            return ConcatNode(key, label, statement.span, branches, split, spans, splice)
-        if isinstance(statement, ir.Residual):
-            return self.residual(statement, key, label, scope, stack, weight, space)
-        if isinstance(statement, ir.Gate):
-            return GateNode(
-                key, label, statement.span, self.body(statement.body, scope, stack, weight, space), splice
-            )
-        if isinstance(statement, ir.Group):
-            return GroupNode(
-                key, label, statement.span, self.body(statement.body, scope, stack, weight, space), splice
-            )
-        raise AssertionError(f"unhandled statement {statement!r}")
-
-    def branch(
-        self,
-        branch: ir.Branch,
-        scope: dict[str, Any],
-        stack: tuple[str, ...],
-        weight: int,
-        space: Namespace,
-        default: str | None = None,
-    ) -> BranchNode:
-        """A branch (or a written-out shortcut, named `shortcut` unless it says): a module of its
-        own among `space`'s members, or, spliced, none: its members are `space`'s."""
-        if branch.splice:
-            key = f".{space.spliced}"
-            space.spliced += 1
-            body = self.body(branch.body, scope, stack, weight, space)
-            return BranchNode(key=key, label=None, span=branch.span, body=body, splice=True)
-        # A branch whose name is refused refuses its concat (or residual): shape inference stops
-        # there, as at a statement whose name is refused.
-        key = self.claim(space, branch.name or default, branch.span)
-        body = self.body(branch.body, scope, stack, weight)
-        return BranchNode(key=key, label=branch.name, span=branch.span, body=body)
-
-    def repeat(
-        self,
-        statement: ir.Repeat,
-        key: str,
-        label: str | None,
-        scope: dict[str, Any],
-        stack: tuple[str, ...],
-        weight: int,
-        space: Namespace,
-    ) -> RepeatNode | InvalidNode:
-        count = self.evaluate(statement.count, scope)
-        if isinstance(count, Symbol):
-            raise Failed(self.unknown_name(count.name, statement.count.span, scope))
-        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-            raise Failed(
-                error(BAD_VALUE, f"repeat needs a count ≥ 0, got {describe(count)}", statement.count.span)
-            )
-        inner_weight = weight * max(count, 1)
-        self._grow(0, statement.span, inner_weight)
-        index = statement.index
-        if count == 0 or self.dry:
-            # No pass runs, so nothing is built: the body is still held to its names and
-            # arguments (a typo is wrong at any count), but not to values that may be wrong
-            # only at this count (a block called with n=0, w=1 whose `conv(w - 2)` never runs),
-            # nor to names its passes would give twice (a repeat inside resolves one pass).
-            checked = len(self.diagnostics)
-            dry = {**scope, index: 0} if index else scope
-            self.dry += 1
-            try:
-                self.body(statement.body, dry, stack, inner_weight, Namespace())
-            finally:
-                self.dry -= 1
-            self.diagnostics[checked:] = [d for d in self.diagnostics[checked:] if d.code != BAD_VALUE]
-            return RepeatNode(key, label, statement.span, [], statement.splice)
-        passes: list[list[Node]] = []
-        counting = self.counting
-        try:
-            for number in range(count):
-                here = {**scope, index: number} if index else scope
-                reported = len(self.diagnostics)
-                passes.append(self.body(statement.body, here, stack, inner_weight, space))
-                if self.too_large_reported:
-                    # Refused already (E110): expanding the rest would only take the memory.
-                    return InvalidNode(key=key, label=label, span=statement.span)
-                if any(d.is_error for d in self.diagnostics[reported:]) and _stops(passes[-1]):
-                    # A pass with an error: shape inference stops at it, in this pass, and the
-                    # passes after it would report it again (a typo in `repeat 1000000 { … }`
-                    # took a minute). The passes so far stay, for inference to reach it.
-                    return RepeatNode(key, label, statement.span, passes, statement.splice)
-                # The first pass counts for all of them (its layers weigh `inner_weight`), so a
-                # repeat that expands past the limit is refused before its other passes resolve.
-                self.counting = False
-        finally:
-            self.counting = counting
-        if not counting:
-            return RepeatNode(key, label, statement.span, passes, statement.splice)
-        # Each pass is a step of shape inference even when its body is empty, so passes are
-        # bounded too; counted after the body, whose layers report first.
-        self.passes += weight * count
-        if self.passes > MAX_EXPANDED_LAYERS and not self.too_large_reported:
-            self.too_large_reported = True
-            raise Failed(
-                error(
-                    TOO_LARGE,
-                    f"this model's repeats make more than {MAX_EXPANDED_LAYERS:,} passes here",
-                    statement.span,
-                    Note(message="a repeat count or block nesting multiplies the passes in its body"),
-                )
-            )
-        return RepeatNode(key, label, statement.span, passes, statement.splice)
-
-    def residual(
-        self,
-        statement: ir.Residual,
-        key: str,
-        label: str | None,
-        scope: dict[str, Any],
-        stack: tuple[str, ...],
-        weight: int,
-        space: Namespace,
-    ) -> ResidualNode:
-        args, spans = self.bind(RESIDUAL, self.evaluated_args(statement.args, scope), statement.span, scope)
-        shortcut = args["shortcut"]
-        if statement.shortcut is not None:
-            if "shortcut" in spans:
-                raise Failed(
-                    error(
-                        BAD_VALUE,
-                        "a residual with a written-out shortcut takes no shortcut= argument",
-                        spans["shortcut"],
-                        Note(message=f"its shortcut is written at {statement.shortcut.span}"),
-                    )
-                )
-            shortcut = "path"
-        if shortcut != "project":
-            for extra in ("stride", "bias", "batchnorm"):
-                if extra in spans:
-                    raise Failed(
-                        error(BAD_VALUE, f"'{extra}' applies only to shortcut=project", spans[extra])
-                    )
-        # The written-out shortcut's module stands among the body's where it is written (RegNet
-        # registers `proj` before `f`), so the members are claimed in that order.
-        at = statement.shortcut_at if statement.shortcut is not None else len(statement.body)
-        body = self.body(statement.body[:at], scope, stack, weight, space)
-        shortcut_at = len(body)
-        path = None
-        shortcut_key = None
-        if statement.shortcut is not None:
-            path = self.branch(statement.shortcut, scope, stack, weight, space, default="shortcut")
-            shortcut_key = path.key
-        body += self.body(statement.body[at:], scope, stack, weight, space)
-        if shortcut == "project":
-            shortcut_key = self.claim(space, "shortcut", statement.span)
-        return ResidualNode(
-            key=key,
-            label=label,
-            span=statement.span,
-            shortcut=shortcut,
-            stride=args["stride"],
-            bias=args["bias"],
-            batchnorm=args["batchnorm"],
-            body=body,
-            arg_spans=spans,
-            shortcut_key=shortcut_key,
-            path=path,
-            shortcut_at=shortcut_at,
-            splice=statement.splice,
-        )
-
-    def call(
-        self,
-        call: ir.Call,
-        key: str,
-        label: str | None,
-        scope: dict[str, Any],
-        stack: tuple[str, ...],
-        weight: int,
-        space: Namespace,
-    ) -> Node:
-        # Built-in layers, then blocks, then plugins: a spec that calls only built-ins and blocks
-        # never scans the installed packages for plugins, and a block hides a plugin's layer.
-        spec = layers.LAYERS.get(call.op)
-        if spec is None and call.op not in self.blocks:
-            spec = layers.find(call.op)
-        if spec is not None:
-            if call.splice:
-                raise Failed(
-                    error(
-                        BAD_VALUE,
-                        f"`*` splices the members of a block, repeat, concat, residual, gate or group "
-                        f"into the enclosing module; {call.op} is a layer, one member already",
-                        call.span,
-                    )
-                )
-            if self.counting:
-                self._grow(weight, call.span, weight)
-            arguments = self.layer_args(call.args, scope)
-            values, spans = self.bind(spec, arguments, call.span, scope)
-            return LayerNode(key=key, label=label, span=call.span, op=call.op, args=values, arg_spans=spans)
-        arguments = self.evaluated_args(call.args, scope)
-        entry = self.blocks.get(call.op)
-        if entry is None:
-            if stack:  # inside a block body: `check_definitions` reported it once, at the definition
-                return InvalidNode(key=key, label=label, span=call.span)
-            raise Failed(unknown_layer(call, self.blocks))
-        definition = entry.definition
-        if definition is None:
-            return InvalidNode(key=key, label=label, span=call.span)
-        if definition.name in stack:
-            cycle = " → ".join([*stack[stack.index(definition.name) :], definition.name])
-            raise Failed(error(RECURSION, f"block '{definition.name}' calls itself: {cycle}", call.op_span))
-        params = self.bind_params(definition, arguments, call.span, f"block {definition.name}")
-        # The body resolves among the blocks visible where it was written; its problems get a
-        # note naming this call.
-        caller_blocks, self.blocks = self.blocks, entry.scope
-        first_new = len(self.diagnostics)
-        try:
-            body = self.body(definition.body, params, (*stack, definition.name), weight, space)
-        finally:
-            self.blocks = caller_blocks
-        self.diagnostics[first_new:] = [
-            _called_from(d, call, definition) for d in self.diagnostics[first_new:]
-        ]
-        return BlockNode(
-            key=key,
-            label=label,
-            span=call.span,
-            block=definition.name,
-            params=params,
-            body=body,
-            splice=call.splice,
-        )
-
-    def layer_args(self, args: Iterable[ir.Arg], scope: dict[str, Any]) -> list[tuple[str | None, Any, Span]]:
-        """A layer call's arguments; one that reads `channels` (and no parameter of that name is
-        in scope) is left for shape inference, which knows how many channels arrive."""
-        result = []
-        for a in args:
-            span = a.value.span if a.name is None else a.span
-            if CHANNELS_NAME not in scope and mentions(a.value, (CHANNELS_NAME,)):
-                value: Any = Deferred(functools.partial(self._with_channels, a.value, scope))
-            else:
-                value = self.evaluate(a.value, scope)
-            result.append((a.name, value, span))
-        return result
-
-    def _with_channels(self, expr: ir.Expr, scope: dict[str, Any], channels: int) -> Any:
-        return self.evaluate(expr, {**scope, CHANNELS_NAME: channels})
 
     def bind_params(
         self,
@@ -888,6 +452,11 @@ class Resolver:
             if param.default is None:
                 continue  # reported by bind as a missing argument
             default = self.evaluate(param.default, bound)
+            if _unknown(default):
+                bound[param.name] = UNKNOWN
+                continue
+            if isinstance(default, Symbol) and (default.name not in KEYWORD_VALUES or param.type_name != "str"):
+                raise Failed(self.unknown_name(default.name, param.default.span, bound))
             try:
                 bound[param.name] = (
                     PARAM_TYPES[param.type_name](default) if param.type_name in PARAM_TYPES else default
@@ -920,6 +489,26 @@ _Number = TypeVar("_Number", int, float)
 CHANNELS_NAME = "channels"
 
 
+#: `channels(x)`, `height(x)`, `width(x)`: the sizes of a named value, by axis from its channels.
+SIZE_FUNCTIONS = {"channels": 0, "height": 1, "width": 2}
+
+_COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+
+
+def _unknown(value: Any) -> bool:
+    """Whether a value (or an item of a list) is not known here."""
+    if value is UNKNOWN:
+        return True
+    return isinstance(value, list) and any(_unknown(v) for v in value)
+
+
 def mentions(expr: ir.Expr, scope: Iterable[str]) -> bool:
     """Whether `expr` reads a name in `scope` (a bare name, anywhere inside it)."""
     wanted = set(scope)
@@ -934,15 +523,11 @@ def mentions(expr: ir.Expr, scope: Iterable[str]) -> bool:
             pending.extend(node.items)
         elif kind == "binop":
             pending.extend((node.left, node.right))
-        elif kind == "neg":
+        elif kind in ("neg", "not"):
             pending.append(node.operand)
         elif kind == "call":
             pending.extend(a.value for a in node.args)
     return False
-
-
-def _evaluate_items(items: list[Any], channels: int) -> list[Any]:
-    return [item.value(channels) if isinstance(item, Deferred) else item for item in items]
 
 
 def _taken(name: str, span: Span, first: Span) -> Diagnostic:
@@ -1023,7 +608,8 @@ def _misplaced(statement: ir.Input | ir.Train, where: str) -> Diagnostic:
     )
 
 
-def _nested_statements(body: Sequence[ir.Stmt]) -> Iterator[ir.Stmt]:
+def nested_statements(body: Sequence[ir.Stmt]) -> Iterator[ir.Stmt]:
+    """Every statement in `body` and the bodies it holds, in source order."""
     # An explicit stack, not recursion: a block that is never called is not held to MAX_NESTING,
     # and may nest deeper than Python's recursion limit.
     pending: list[Iterator[ir.Stmt]] = [iter(body)]
@@ -1033,10 +619,23 @@ def _nested_statements(body: Sequence[ir.Stmt]) -> Iterator[ir.Stmt]:
             pending.pop()
             continue
         yield statement
-        if isinstance(statement, ir.Repeat | ir.Residual):
-            pending.append(iter(statement.body))
-        elif isinstance(statement, ir.Concat):
-            pending.append(iter([s for branch in statement.branches for s in branch.body]))
+        pending.append(iter(statement_bodies(statement)))
+
+
+def statement_bodies(statement: ir.Stmt) -> list[ir.Stmt]:
+    """The statements a statement holds, in source order (a residual's shortcut where written)."""
+    if isinstance(statement, ir.Repeat | ir.Gate | ir.Group):
+        return list(statement.body)
+    if isinstance(statement, ir.Residual):
+        body = list(statement.body)
+        if statement.shortcut is not None:
+            body[statement.shortcut_at : statement.shortcut_at] = statement.shortcut.body
+        return body
+    if isinstance(statement, ir.Concat):
+        return [s for branch in statement.branches for s in branch.body]
+    if isinstance(statement, ir.If):
+        return [*statement.body, *statement.orelse]
+    return []
 
 
 def check_definitions(source: ir.SourceFile, blocks: dict[str, BlockEntry]) -> list[Diagnostic]:
@@ -1045,7 +644,7 @@ def check_definitions(source: ir.SourceFile, blocks: dict[str, BlockEntry]) -> l
     its own file calls is still checked this far."""
     problems = check_param_types(source)
     for block in source.blocks:
-        for statement in _nested_statements(block.body):
+        for statement in nested_statements(block.body):
             if (
                 isinstance(statement, ir.Call)
                 and statement.op not in blocks
@@ -1077,104 +676,10 @@ def check_param_types(source: ir.SourceFile) -> list[Diagnostic]:
     return problems
 
 
-def resolve_model(
-    model: ir.ModelDef,
-    blocks: dict[str, BlockEntry],
-    overrides: dict[str, Any] | None = None,
-) -> tuple[ResolvedModel, list[Diagnostic]]:
-    resolver = Resolver(blocks)
-    overrides = overrides or {}
-    unbound = False
-    for param in model.params:
-        if param.default is None and param.name not in overrides:
-            unbound = True
-            resolver.diagnostics.append(
-                error(
-                    ARGUMENT_COUNT,
-                    f"model parameter '{param.name}' has no default: give it one "
-                    f"(`{param.name}: {param.type_name} = "
-                    f"…`) or pass a value (`-p {param.name}=…`, or archdsl.build(…, {param.name}=…))",
-                    param.span,
-                )
-            )
-    params: dict[str, Any] = {}
-    if not unbound:
-        arguments = [(name, value, model.name_span) for name, value in overrides.items()]
-        try:
-            params = resolver.bind_params(model, arguments, model.name_span, f"model {model.name}")
-        except Failed as failure:
-            resolver.diagnostics.append(failure.diagnostic)
-            unbound = True
-    if unbound:
-        # Without its parameters the body cannot be resolved; reporting each use would only repeat
-        # the one problem.
-        empty = ResolvedModel(
-            model.name, model.span.file, model.span, model.name_span, None, None, {}, [], None
-        )
-        return empty, resolver.diagnostics
-
-    input_shape: tuple[int, ...] | None = None
-    input_span: Span | None = None
-    train: TrainSpec | None = None
-    seen_layer = False
-    for statement in model.body:
-        if isinstance(statement, ir.Input):
-            if input_span is not None:
-                resolver.diagnostics.append(
-                    error(
-                        MODEL_STRUCTURE,
-                        "a model has one input statement",
-                        statement.span,
-                        Note(message=f"the first is at {input_span}"),
-                    )
-                )
-                continue
-            if seen_layer:
-                resolver.diagnostics.append(
-                    error(MODEL_STRUCTURE, "input must come before the first layer", statement.span)
-                )
-            input_span = statement.span
-            input_shape = resolver_input_shape(resolver, statement, params)
-        elif isinstance(statement, ir.Train):
-            if train is not None:
-                resolver.diagnostics.append(
-                    error(MODEL_STRUCTURE, "a model has one train section", statement.span)
-                )
-                continue
-            train = validate_train(
-                statement, lambda expr: resolver.evaluate(expr, params), resolver.bind, resolver.diagnostics
-            )
-        else:
-            seen_layer = True
-    if input_span is None:
-        resolver.diagnostics.append(
-            error(
-                MODEL_STRUCTURE,
-                f"model '{model.name}' has no input statement: say what one sample is, "
-                "e.g. `input [1, 28, 28]`",
-                model.name_span,
-            )
-        )
-
-    resolver.model_body = model.body
-    body = resolver.body(model.body, params, (), 1)
-    resolved = ResolvedModel(
-        name=model.name,
-        file=model.span.file,
-        span=model.span,
-        name_span=model.name_span,
-        input_shape=input_shape,
-        input_span=input_span,
-        params=params,
-        body=body,
-        train=train,
-    )
-    return resolved, resolver.diagnostics
 
 
-def resolver_input_shape(
-    resolver: Resolver, statement: ir.Input, params: dict[str, Any]
-) -> tuple[int, ...] | None:
+def resolver_input_dims(resolver: Resolver, statement: ir.Input, params: dict[str, Any]) -> tuple[int, ...] | None:
+    """An `input` statement's dimensions, or None (its problem reported)."""
     dims: list[int] = []
     for expr in statement.dims:
         try:

@@ -28,9 +28,13 @@ SAME_PADDING = "E109"
 PERMUTATION = "E112"
 GATE_MISMATCH = "E113"
 NARROW = "E114"
+OUTPUT_PADDING = "E115"
+FACTOR = "E116"
+PAD_SIZE = "E117"
 INEXACT = "W001"
 NO_GRADIENT = "W002"
 BATCH_AXIS = "W003"
+UNUSED = "W006"
 
 Shape = tuple[int, ...]
 
@@ -61,6 +65,8 @@ class Outcome:
     params: int = 0
     macs: int = 0
     warnings: list[Diagnostic] = field(default_factory=list)
+    #: The shapes of its outputs after the first, for a layer that makes several (`split`).
+    more: tuple[Shape, ...] = ()
 
 
 def fail(code: str, message: str, span: Span, *notes: Note) -> Failed:

@@ -28,7 +28,7 @@ def describe(node: Shaped) -> str:
     if node.kind == "residual":
         return f"residual ({a['shortcut']})"
     if node.kind == "shortcut":
-        return {"conv": "shortcut 1×1 conv", "linear": "shortcut linear"}.get(node.op, "shortcut")
+        return "projection" if node.op == "project" else "shortcut"
     if node.kind == "concat" and a.get("split"):
         return "concat, split " + "+".join(str(size) for size in a["split"])
     return node.op

@@ -21,6 +21,18 @@ OUT_OF_RANGE = 2**64
 
 _ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", '"': '"', "'": "'"}
 
+#: How tightly each binary operator binds, as in Python.
+_PRECEDENCE = {
+    "or": 1,
+    "and": 2,
+    **dict.fromkeys(("==", "!=", "<", "<=", ">", ">="), 3),
+    "+": 4,
+    "-": 4,
+    "*": 5,
+    "/": 5,
+    "//": 5,
+}
+
 
 def decimal(digits: str) -> int:
     """A string of decimal digits as an int, or OUT_OF_RANGE past 64 bits: Python refuses to
@@ -45,14 +57,14 @@ def unescape(body: str) -> str:
 def _first(item: Any) -> tuple[int, int]:
     if isinstance(item, Token):
         return item.line, item.column  # type: ignore[return-value]
-    span = item.span
+    span = item if isinstance(item, Span) else item.span
     return span.line, span.column
 
 
 def _last(item: Any) -> tuple[int, int]:
     if isinstance(item, Token):
         return item.end_line, item.end_column  # type: ignore[return-value]
-    span = item.span
+    span = item if isinstance(item, Span) else item.span
     return span.end_line, span.end_column
 
 
@@ -192,37 +204,63 @@ class ToIR(Transformer[Any, Any]):
             parts.append("".join(literal))
         return parts
 
-    def _start(self, prefix: Prefix | None, keyword: Any) -> Any:
+    def _start(self, source: Any, prefix: Prefix | None, keyword: Any) -> Any:
+        if source is not None:
+            return source[2]
         return prefix.token if prefix is not None else keyword
 
+    def _flow(self, source: Any, bind: Any) -> dict[str, Any]:
+        """The `source ->` and `as …` of a statement, as its IR fields."""
+        fields: dict[str, Any] = {}
+        if source is not None:
+            fields["source"], fields["source_span"] = source[0], source[1]
+        if bind is not None:
+            fields["binds"], fields["binds_span"], fields["binds_tuple"] = bind
+        return fields
+
+    def source(self, children: list[Any]) -> tuple[str, Span, Token]:
+        name, _arrow = children
+        return str(name), self._token_span(name), name
+
+    def bind(self, children: list[Any]) -> tuple[list[str], Span, bool]:
+        keyword, *names = children
+        tupled = bool(names) and isinstance(names[0], Token) and names[0].type == "LPAR"
+        words = [n for n in names if isinstance(n, Token) and n.type == "NAME"]
+        last = names[-1] if names[-1] is not None else names[-2]
+        return [str(n) for n in words], self._span(keyword, last), tupled
+
     def call(self, children: list[Any]) -> ir.Call:
-        prefix, op, args = children
+        source, prefix, op, args, bind = children
+        end = bind[1] if bind is not None else args.end if args is not None else op
         return ir.Call.of(
-            span=self._span(self._start(prefix, op), args.end if args is not None else op),
+            span=self._span(self._start(source, prefix, op), end),
             op=str(op),
             op_span=self._token_span(op),
             args=args or [],
             **_fields(prefix),
+            **self._flow(source, bind),
         )
 
     def repeat(self, children: list[Any]) -> ir.Repeat:
-        prefix, keyword, count, _as, index, *body, close = children
+        source, prefix, keyword, count, _as, index, *body, close, bind = children
         extra = {} if index is None else {"index": str(index), "index_span": self._token_span(index)}
         return ir.Repeat.of(
-            span=self._span(self._start(prefix, keyword), close),
+            span=self._span(self._start(source, prefix, keyword), close),
             count=count,
             body=body,
             **extra,
             **_fields(prefix),
+            **self._flow(source, bind),
         )
 
     def concat(self, children: list[Any]) -> ir.Concat:
-        prefix, keyword, args, *branches, _close = children
+        source, prefix, keyword, args, *branches, _close, bind = children
         return ir.Concat.of(
-            span=self._span(self._start(prefix, keyword), args.end if args is not None else keyword),
+            span=self._span(self._start(source, prefix, keyword), args.end if args is not None else keyword),
             args=args or [],
             branches=branches,
             **_fields(prefix),
+            **self._flow(source, bind),
         )
 
     def branch(self, children: list[Any]) -> ir.Branch:
@@ -240,32 +278,73 @@ class ToIR(Transformer[Any, Any]):
         return self.branch([None, *children])
 
     def residual(self, children: list[Any]) -> ir.Residual:
-        prefix, keyword, args, *body, _close = children
+        source, prefix, keyword, args, *body, _close, bind = children
         shortcuts = [c for c in body if isinstance(c, ir.Branch)]
         extra = {"shortcut": shortcuts[0], "shortcut_at": body.index(shortcuts[0])} if shortcuts else {}
         if len(shortcuts) > 1:
             raise LabelError("a residual has one shortcut", shortcuts[1].span)
         return ir.Residual.of(
-            span=self._span(self._start(prefix, keyword), args.end if args is not None else keyword),
+            span=self._span(self._start(source, prefix, keyword), args.end if args is not None else keyword),
             args=args or [],
             body=[c for c in body if not isinstance(c, ir.Branch)],
             **extra,
             **_fields(prefix),
+            **self._flow(source, bind),
         )
 
     def gate(self, children: list[Any]) -> ir.Gate:
-        prefix, keyword, *body, _close = children
+        source, prefix, keyword, *body, _close, bind = children
         return ir.Gate.of(
-            span=self._span(self._start(prefix, keyword), keyword), body=body, **_fields(prefix)
+            span=self._span(self._start(source, prefix, keyword), keyword),
+            body=body,
+            **_fields(prefix),
+            **self._flow(source, bind),
         )
 
     def group_stmt(self, children: list[Any]) -> ir.Group:
-        prefix, open_, *body, _close = children
-        return ir.Group.of(span=self._span(self._start(prefix, open_), open_), body=body, **_fields(prefix))
+        source, prefix, open_, *body, _close, bind = children
+        return ir.Group.of(
+            span=self._span(self._start(source, prefix, open_), open_),
+            body=body,
+            **_fields(prefix),
+            **self._flow(source, bind),
+        )
+
+    def if_stmt(self, children: list[Any]) -> ir.If:
+        keyword, condition, then, _else, otherwise = children
+        if isinstance(otherwise, ir.If):
+            orelse = [otherwise]
+        else:
+            orelse = otherwise or []
+        return ir.If.of(
+            span=self._span(keyword, condition), condition=condition, body=then, orelse=orelse
+        )
+
+    def then_body(self, children: list[Any]) -> list[Any]:
+        return [c for c in children[1:-1] if not isinstance(c, Token)]
+
+    else_body = then_body
+
+    def output_stmt(self, children: list[Any]) -> ir.Output:
+        keyword, *items = children
+        items = [i for i in items if i is not None]
+        return ir.Output.of(span=self._span(keyword, items[-1]), items=items)
+
+    def output_item(self, children: list[Any]) -> ir.OutputItem:
+        key, name = children
+        fields: dict[str, Any] = {"key": None}
+        if key is not None:
+            text = unescape(key[1:-1]) if key.type == "STRING" else str(key)
+            fields = {"key": text, "key_span": self._token_span(key)}
+        return ir.OutputItem.of(span=self._span(key or name, name), name=str(name), **fields)
 
     def input_stmt(self, children: list[Any]) -> ir.Input:
-        keyword, dims = children
-        return ir.Input.of(span=self._span(keyword, dims), dims=dims.items)
+        keyword, dims, bind = children
+        return ir.Input.of(
+            span=self._span(keyword, bind[1] if bind is not None else dims),
+            dims=dims.items,
+            **self._flow(None, bind),
+        )
 
     def train_stmt(self, children: list[Any]) -> ir.Train:
         keyword, *entries, close = children
@@ -292,19 +371,21 @@ class ToIR(Transformer[Any, Any]):
     # --- expressions ----------------------------------------------------------------------------
 
     def expr(self, children: list[Any]) -> Any:
-        """`a op b op c …` with *, / and // binding tighter than + and -, all left-associative."""
-        terms: list[Any] = [children[0]]
+        """`a op b op c …` with Python's precedence, every level left-associative: * / // bind
+        tighter than + -, which bind tighter than comparisons, then `and`, then `or`."""
+        operands: list[Any] = [children[0]]
         ops: list[str] = []
         for op, operand in zip(children[1::2], children[2::2], strict=True):
-            if op in ("*", "/", "//"):
-                terms[-1] = self._make_binop(str(op), terms[-1], operand)
-            else:
-                ops.append(str(op))
-                terms.append(operand)
-        result = terms[0]
-        for op, term in zip(ops, terms[1:], strict=True):
-            result = self._make_binop(op, result, term)
-        return result
+            # Reduce what binds at least as tightly as `op` before pushing it (shunting-yard).
+            while ops and _PRECEDENCE[ops[-1]] >= _PRECEDENCE[str(op)]:
+                right = operands.pop()
+                operands[-1] = self._make_binop(ops.pop(), operands[-1], right)
+            ops.append(str(op))
+            operands.append(operand)
+        while ops:
+            right = operands.pop()
+            operands[-1] = self._make_binop(ops.pop(), operands[-1], right)
+        return operands[0]
 
     def _make_binop(self, op: str, left: Any, right: Any) -> ir.BinOp:
         return ir.BinOp.of(span=self._span(left, right), op=op, left=left, right=right)
@@ -312,6 +393,10 @@ class ToIR(Transformer[Any, Any]):
     def neg(self, children: list[Any]) -> ir.Neg:
         minus, operand = children
         return ir.Neg.of(span=self._span(minus, operand), operand=operand)
+
+    def not_(self, children: list[Any]) -> ir.Not:
+        keyword, operand = children
+        return ir.Not.of(span=self._span(keyword, operand), operand=operand)
 
     def group(self, children: list[Any]) -> Any:
         open_, inner, close = children

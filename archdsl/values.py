@@ -28,6 +28,37 @@ class Symbol:
         return self.name
 
 
+class _Unknown:
+    """A value not known here: `channels` in a statement that never runs (or after an error), and
+    whatever is computed from it. Converters pass it through; nothing is judged of it."""
+
+    _instance: _Unknown | None = None
+
+    def __new__(cls) -> _Unknown:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+UNKNOWN = _Unknown()
+
+
+@dataclass(frozen=True, eq=False)
+class TensorRef:
+    """A named value (a tensor) where an argument takes one: `cat(skip)`, `Up(x3, 256)`. `value`
+    is the graph's `Value`."""
+
+    name: str
+    value: Any
+    span: Span
+
+    def __str__(self) -> str:
+        return self.name
+
+
 @dataclass(frozen=True)
 class CallValue:
     """A call written as a value, `sgd(lr=0.9)`; bound by whoever knows its signature."""
@@ -48,6 +79,8 @@ def describe(value: Any) -> str:
         return f"the name '{value.name}'"
     if isinstance(value, CallValue):
         return f"{value.name}(...)"
+    if isinstance(value, TensorRef):
+        return f"the tensor '{value.name}'"
     return str(value)
 
 
@@ -172,3 +205,18 @@ def channel_split(value: Any) -> bool | tuple[int, ...]:
     if isinstance(value, list | tuple) and value and all(_is_int(v) and v >= 1 for v in value):
         return tuple(int(v) for v in value)
     raise BadValue(f"true, false or a list of positive channel counts, got {describe(value)}")
+
+
+def tensor(value: Any) -> TensorRef:
+    """A named value: a tensor the statement reads beside the one it receives."""
+    if isinstance(value, TensorRef):
+        return value
+    raise BadValue(f"a named value (a tensor made earlier, `… as name`), got {describe(value)}")
+
+
+def tensors(value: Any) -> tuple[TensorRef, ...]:
+    """One named value or several."""
+    items = value if isinstance(value, list | tuple) else [value]
+    if items and all(isinstance(v, TensorRef) for v in items):
+        return tuple(items)
+    raise BadValue(f"named values (tensors made earlier, `… as name`), got {describe(value)}")

@@ -13,10 +13,11 @@ and `shortcut` (with a projection's conv and batchnorm inside it) — and are no
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
-from .shapes import Shaped, ShapedModel, fmt
+from .graph import Node, Shaped, ShapedModel
+from .sizes import fmt
 from .summary import walk
 
 #: deeper than any spec nests: torchinfo records every module
@@ -72,15 +73,6 @@ def _internal(path: str, ours: dict[str, Shaped]) -> bool:
     return False
 
 
-def without_weights(node: Shaped) -> Shaped:
-    """`node` with every `pretrained(...)` inside it asking for no weights: shapes and parameter
-    counts do not depend on them, so comparing them downloads nothing."""
-    children = [without_weights(child) for child in node.children]
-    if node.op == "pretrained" and node.kind == "layer" and node.args.get("weights") is not None:
-        return replace(node, args={**node.args, "weights": None}, children=children)
-    return replace(node, children=children)
-
-
 def records(model: ShapedModel) -> list[Any]:
     """torchinfo's LayerInfo records for `model` built (without pretrained weights) and run on one
     sample in eval mode."""
@@ -89,8 +81,8 @@ def records(model: ShapedModel) -> list[Any]:
 
     from .builder import build_model
 
-    unweighted = replace(model, layers=[without_weights(layer) for layer in model.layers])
-    module = build_model(unweighted).eval()
+    # Shapes and parameter counts do not depend on pretrained weights, so none are fetched.
+    module = build_model(model, pretrained_weights=False).eval()
     with torch.no_grad():
         stats = torchinfo.summary(
             module,
@@ -107,7 +99,11 @@ def records(model: ShapedModel) -> list[Any]:
 def compare(model: ShapedModel, infos: list[Any]) -> Verification:
     """Matches records to statements by path and lists every difference."""
     # A spliced statement is no module: its members are its namespace's, and are compared there.
-    ours = {node.path: node for _depth, node in walk(model.layers) if not node.spliced}
+    ours = {
+        node.path: node
+        for _depth, node in walk(model.layers)
+        if not node.spliced and not (isinstance(node, Node) and not node.member)
+    }
     theirs: dict[str, Any] = {}
     for info in infos:
         theirs.setdefault(record_path(info), info)

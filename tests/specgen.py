@@ -573,9 +573,12 @@ class Runner:
                 layers.append(nn.BatchNorm2d(y.shape[1]))
         else:
             raise Rejected(s, path, f"archdsl rule: no projection maps {tuple(x.shape)} to {tuple(y.shape)}")
+        # One layer is the member `shortcut`; with its batchnorm, `shortcut` holds them as 0 and 1.
         projected = x
-        for layer in layers:
-            projected = self.module(layer, path)(projected)
+        for index, layer in enumerate(layers):
+            where = path if len(layers) == 1 else f"{path}.{index}"
+            projected = self.module(layer, where)(projected)
+            self.ref.shapes[where] = tuple(projected.shape[1:])
         if projected.shape != y.shape:
             raise Rejected(s, path, f"projection gives {tuple(projected.shape)}, body {tuple(y.shape)}")
         self.ref.shapes[path] = tuple(projected.shape[1:])
@@ -1442,10 +1445,11 @@ class Verdict:
 
 def _static(nodes: list[Any], shapes: dict[str, Shape], params: dict[str, int]) -> None:
     for node in nodes:
-        if not node.spliced:  # a spliced statement is no module; its members are
+        # A spliced statement is no module, its members are; a function (`cat`) is none at all.
+        if not node.spliced and not node.key.startswith("."):
             shapes[node.path] = node.output
-        if node.kind == "layer" or (node.kind == "shortcut" and node.op != "path"):
-            params[node.path] = node.params
+            if node.kind == "layer":
+                params[node.path] = node.params
         _static(node.children, shapes, params)
 
 
@@ -1565,6 +1569,14 @@ def built_shapes(model: Any, input_shape: Shape, paths: dict[str, Shape]) -> dic
         )
     with torch.no_grad():
         network(torch.randn(BATCH, *input_shape))
+    for path in paths:
+        # A body that computes nothing (`branch { }`, `{ repeat 0 { … } }`) is a module that never
+        # runs: its input goes straight on.
+        module = modules.get(path)
+        if path not in seen and isinstance(module, torch.nn.Sequential) and not list(module.parameters()):
+            inner = [f"{path}.{name}" for name, _ in module.named_modules() if name]
+            if not any(p in seen for p in inner):
+                seen[path] = paths[path]
     if sum(p.numel() for p in network.parameters()) != model.params:
         seen["<params>"] = (model.params,)
     return seen

@@ -213,8 +213,12 @@ def test_pretrained_layers_are_torchvision_models_cut_and_frozen_as_built(tmp_pa
 
 
 def test_every_layer_of_the_language_describes_its_module() -> None:
-    # emit and build both read `Layer.module`; the base class's raises NotImplementedError
-    assert [name for name, layer in LAYERS.items() if type(layer).module is Layer.module] == []
+    # emit and build both read `Layer.module` (a function's `Layer.function`); the base class's
+    # raise NotImplementedError
+    assert [name for name, layer in LAYERS.items() if layer.member and type(layer).module is Layer.module] == []
+    assert [
+        name for name, layer in LAYERS.items() if not layer.member and type(layer).function is Layer.function
+    ] == []
     # and a layer that is a bare parameter says so instead
     assert [name for name, layer in LAYERS.items() if type(layer).parameter is not Layer.parameter] == [
         "scale"

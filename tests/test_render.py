@@ -97,8 +97,9 @@ def test_statement_names_are_shown_with_the_op(in_root: Path) -> None:
 def test_concat_joins_parallel_branches_with_the_channel_sum(in_root: Path) -> None:
     dot = dot_source(shaped("specs/googlenet_mini.arch"))
     assert '"3.0:concat" [label=<concat 16+24+24+24 = 88>' in dot
-    # four branches leave one fork and meet in the concat node, each edge with its branch's shape
-    assert len(re.findall(r'^\s*"3\.0:fork" -> ', dot, flags=re.M)) == 4
+    # four branches leave one fork (after the layer before them) and meet in the concat node, each
+    # edge with its branch's shape
+    assert len(re.findall(r'^\s*"2:fork" -> ', dot, flags=re.M)) == 4
     assert len(re.findall(r'^\s*"[^"]+" -> "3\.0:concat"', dot, flags=re.M)) == 4
     assert '"3.0.3.0" -> "3.0:concat" [label=<[24, 12, 12]>]' in dot
 
@@ -106,11 +107,13 @@ def test_concat_joins_parallel_branches_with_the_channel_sum(in_root: Path) -> N
 def test_residual_has_a_skip_edge_to_an_add_node(in_root: Path) -> None:
     dot = dot_source(shaped("specs/resnet_mini.arch"))
     assert '"3.0:add" [label=<<B>+</B>>' in dot
-    assert '"3.0:fork" -> "3.0:add" [style="dashed"' in dot
-    # a projected shortcut is a node on the skip path
+    assert '"2:fork" -> "3.0:add" [style="dashed"]' in dot
+    # a projected shortcut is its conv and batchnorm, on the skip path
     dot = dot_source(shaped("specs/resnet18.arch"))
-    assert '"layer2.0.0.shortcut" [label=<shortcut 1×1 conv, 128, /2, batchnorm>' in dot
-    assert '"layer2.0.0.shortcut" -> "layer2.0.0:add" [label=<[128, 28, 28]>, style="dashed"]' in dot
+    assert '"layer2.0.0.shortcut.0" [label=<conv 1×1, 128, /2>' in dot
+    assert '"layer2.0.0.shortcut.1" [label=<batchnorm>' in dot
+    assert '"layer1.0.1:fork" -> "layer2.0.0.shortcut.0" [style="dashed"]' in dot  # layer1 drawn once
+    assert '"layer2.0.0.shortcut.1" -> "layer2.0.0:add" [label=<[128, 28, 28]>, style="dashed"]' in dot
 
 
 def test_blocks_are_labelled_clusters(in_root: Path) -> None:

@@ -194,8 +194,9 @@ def test_residual_projection_infers_the_stride_and_counts_its_parameters() -> No
     program = shapes("residual(shortcut=project) { conv(16, kernel=3, stride=2, padding=1) }", "[8, 7, 7]")
     (residual,) = program.model().layers
     assert residual.output == (16, 4, 4)
-    shortcut = residual.children[-1]
-    assert (shortcut.kind, shortcut.args["stride"]) == ("shortcut", (2, 2))
+    shortcut = residual.children[-1]  # the projection: a 1×1 conv named `shortcut`
+    assert (shortcut.kind, shortcut.op, shortcut.key) == ("layer", "conv", "shortcut")
+    assert (shortcut.args["kernel"], shortcut.args["stride"]) == ((1, 1), (2, 2))
     assert shortcut.params == 16 * 8 + 16
     assert residual.params == (16 * 8 * 9 + 16) + shortcut.params
 

@@ -12,14 +12,18 @@ The module it names is imported by `archdsl check`, so it must not import torch 
 
 from __future__ import annotations
 
-from ..values import boolean, channel_split, choice, positive_pair
-from . import dense, elementwise, spatial
+from . import dense, elementwise, joins, spatial
 from .base import (
     ADAPTIVE,
+    JOIN,
     KEEP,
     WHOLE,
     Arg,
     FieldRule,
+    Function,
+    Input,
+    Inputs,
+    Joins,
     Layer,
     Mixes,
     Module,
@@ -28,19 +32,24 @@ from .base import (
     Permutes,
     Pointwise,
     Signature,
+    SizeOf,
     Sliding,
 )
 
 __all__ = [
     "ADAPTIVE",
     "CONCAT",
+    "JOIN",
     "KEEP",
     "KEYWORD_VALUES",
     "LAYERS",
-    "RESIDUAL",
     "WHOLE",
     "Arg",
     "FieldRule",
+    "Function",
+    "Input",
+    "Inputs",
+    "Joins",
     "Layer",
     "Mixes",
     "Module",
@@ -49,7 +58,9 @@ __all__ = [
     "Permutes",
     "PluginError",
     "Pointwise",
+    "RESIDUAL",
     "Signature",
+    "SizeOf",
     "Sliding",
     "find",
     "load_plugins",
@@ -119,44 +130,44 @@ def load_plugins() -> list[str]:
 
 
 #: The language's own words, which no layer may take.
-KEYWORDS = frozenset({"import", "block", "model", "input", "train", "repeat", "concat", "branch", "residual"})
+KEYWORDS = frozenset(
+    {
+        "import",
+        "block",
+        "model",
+        "input",
+        "output",
+        "train",
+        "repeat",
+        "concat",
+        "branch",
+        "residual",
+        "shortcut",
+        "gate",
+        "as",
+        "if",
+        "else",
+        "and",
+        "or",
+        "not",
+        "true",
+        "false",
+    }
+)
 
-for _family in (spatial, elementwise, dense):
+for _family in (spatial, elementwise, dense, joins):
     for _layer in _family.LAYERS:
         register(_layer)
 
-#: Arguments of the `residual(...)` and `concat(...)` composites, bound like a layer's.
-RESIDUAL = Signature(
-    "residual",
-    (
-        Arg(
-            "shortcut",
-            choice("identity", "project"),
-            "`identity`, or `project`: a 1×1 conv (linear for [F])",
-            "identity",
-        ),
-        Arg(
-            "stride",
-            positive_pair,
-            "the projection's stride; inferred from the shapes",
-            default_text="inferred",
-        ),
-        Arg("bias", boolean, "the projection's bias", True),
-        Arg("batchnorm", boolean, "batch-normalise the projection (as ResNet's downsample)", False),
-    ),
-)
-CONCAT = Signature(
-    "concat",
-    (
-        Arg(
-            "split",
-            channel_split,
-            "`true`: the branches take equal shares of the input's channels, in order (as "
-            "`torch.chunk`); a list: each branch's channel count",
-            False,
-        ),
-    ),
-)
-
 #: Names the language gives meaning to as bare values.
 KEYWORD_VALUES = ("same", "project", "identity")
+
+
+def __getattr__(name: str) -> object:
+    # The signatures of `residual(...)` and `concat(...)` are their constructs' (`constructs.py`,
+    # which reads this catalog); they stay importable from here, where they were first.
+    if name in ("RESIDUAL", "CONCAT"):
+        from .. import constructs
+
+        return getattr(constructs, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -85,6 +85,46 @@ class Module:
 
 
 @dataclass(frozen=True)
+class Input:
+    """In a `Function`'s arguments: the node's input `index` (0 is what it receives)."""
+
+    index: int
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """In a `Function`'s arguments: a list of all the node's inputs."""
+
+
+@dataclass(frozen=True)
+class SizeOf:
+    """In a `Function`'s arguments: the spatial size of the node's input `index`, `x.shape[2:]`,
+    read when the network runs (so the network takes any size, as PyTorch's own does)."""
+
+    index: int
+
+
+@dataclass(frozen=True)
+class Function:
+    """A computation that is no module, as data: `target(*args, **kwargs)`, which the builder calls
+    and `emit` writes. `target` is a torch function (`torch.cat`, `nn.functional.interpolate`), a
+    helper of `archdsl.runtime` (`archdsl.pad_to`, copied into emitted source like its modules),
+    or an operator, `+` or `*`, joining the inputs. `args` and `kwargs` may hold `Input`, `Inputs`
+    and `SizeOf`; `defaults` as for `Module`."""
+
+    target: str
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    #: It returns a tuple, an item for each of the node's outputs (even one).
+    many: bool = False
+
+    def options(self) -> dict[str, Any]:
+        """The keyword arguments that differ from PyTorch's defaults."""
+        return {k: v for k, v in self.kwargs.items() if k not in self.defaults or v != self.defaults[k]}
+
+
+@dataclass(frozen=True)
 class Parameter:
     """A bare learnable tensor registered on the enclosing module under the statement's name, which
     multiplies what flows through (`layer_scale`): `torch.full(shape, fill)` at first."""
@@ -128,14 +168,24 @@ class Permutes:
     dims: tuple[int, ...]
 
 
+@dataclass(frozen=True)
+class Joins:
+    """Each output position sees what the same position of every input saw (a sum, a product);
+    with `axis`, the inputs are joined along that per-sample axis (a concatenation): where it holds
+    H or W, neighbouring positions come from different inputs."""
+
+    axis: int | None = None
+
+
 #: Each output position sees what the same input position saw (activations, norms, dropout).
 KEEP = "keep"
+JOIN = Joins()
 #: Every output sees every input position (flatten, a fully connected layer).
 WHOLE = "whole"
 #: PyTorch's adaptive-pool bins.
 ADAPTIVE = "adaptive"
 
-FieldRule = Sliding | Mixes | Permutes | str
+FieldRule = Sliding | Mixes | Permutes | Joins | str
 
 
 class NotSymbolic(Exception):
@@ -171,6 +221,12 @@ class Layer:
 
     #: The PyTorch module classes, by class name, that `arguments` reads back (`archdsl import`).
     imports: ClassVar[tuple[str, ...]] = ()
+    #: False for a function of no module (`cat`, `add`, a resize): it registers no member, takes no
+    #: number among its module's members, and is written as a call in `forward` (`function`).
+    member: ClassVar[bool] = True
+    #: The axis of its input whose size `channels` means in its arguments: the channels, first;
+    #: the features `linear` and `layernorm` act on, last (-1).
+    channel_axis: ClassVar[int] = 0
 
     def arg(self, name: str) -> Arg:
         return next(a for a in self.args if a.name == name)
@@ -189,6 +245,10 @@ class Layer:
 
     def module(self, node: Shaped) -> Module:
         """The PyTorch module for a shaped statement (its input and output shapes are known)."""
+        raise NotImplementedError
+
+    def function(self, node: Shaped) -> Function:
+        """For a layer that is no member (`member = False`): the computation, as data."""
         raise NotImplementedError
 
     def parameter(self, node: Shaped) -> Parameter | None:

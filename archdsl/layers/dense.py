@@ -258,6 +258,7 @@ class Shuffle(Layer):
 
 class Linear(Layer):
     layout = "features"
+    channel_axis = -1
     name = "linear"
     torch = "nn.Linear"
     doc = "fully connected layer on the last axis"

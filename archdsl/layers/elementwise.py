@@ -114,6 +114,7 @@ class _LayerNorm(Layer):
 
 class LayerNorm(_LayerNorm):
     layout = "features"
+    channel_axis = -1
     name = "layernorm"
     torch = "nn.LayerNorm(last axis)"
     doc = "layer normalisation over the last axis"

@@ -1,0 +1,855 @@
+"""Stage 3–4: a model's statements → its dataflow graph, shaped.
+
+Consumes a model's IR (and the blocks in sight, `resolve.block_scopes`); produces a `ShapedModel`:
+the `Graph` of its values and nodes (`graph.py`), and its outline, a `Shaped` record per statement.
+Statements are elaborated in order, each lowered into nodes by its construct (`constructs.py`, one
+class per construct), and every node is shaped as it is made (`shapes.infer`). Resolving and
+shaping are one walk because the language lets arguments read shapes: `channels`, the sizes of a
+named value, a block's parameter defaults and an `if`'s condition are worth what the values that
+reach them are, so what a block builds depends on what it receives.
+
+A statement reads the value the statement before it made (its *flow*), or the value its `source ->`
+names, and the values its arguments name; `as` names what it makes. Names live in the definition
+(model or block) that makes them, from where they are made to its end, as Python's locals do; a
+block sees only its parameters. Where a statement fails, the flow stops: later statements are still
+checked for what can be judged without shapes (names, arguments), but make no nodes. Statements
+that never run (the passes of `repeat 0`, a branch whose condition does not hold) are checked the
+same way, except for values that may be wrong only where they would run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import ir, layers
+from .constructs import CONSTRUCTS
+from .errors import Diagnostic, Failed, Note, Span, error, warning
+from .graph import Graph, Module, Node, Shaped, ShapedModel, Value
+from .resolve import (
+    ARGUMENT_COUNT,
+    BAD_VALUE,
+    CHANNELS_NAME,
+    DUPLICATE,
+    MAX_NESTING,
+    MODEL_STRUCTURE,
+    TOO_LARGE,
+    UNKNOWN_NAME,
+    VALUES,
+    BlockEntry,
+    Resolver,
+    _bad_name,
+    _called_from,
+    _misplaced,
+    _taken,
+    mentions,
+    nested_statements,
+    resolver_input_dims,
+)
+from .shapes import Context as ShapeContext
+from .shapes import infer, input_axes, too_many_elements, too_many_params, with_origin
+from .sizes import MAX_ELEMENTS, MAX_PARAMS, UNUSED, fmt
+from .trainspec import TrainSpec, validate_train
+from .values import UNKNOWN, BadValue, Symbol, TensorRef, describe
+
+
+@dataclass
+class Namespace:
+    """The members of one module, claimed in order: a named statement takes its name, an unnamed
+    one its position among the members (as `nn.Sequential` numbers them)."""
+
+    names: dict[str, Span] = field(default_factory=dict)
+    #: Members so far; a spliced statement's members count here, not the statement itself.
+    members: int = 0
+    #: Statements that make no member so far (spliced ones, functions), told apart by their
+    #: number (`.0`, `.1`, …).
+    spliced: int = 0
+
+    def anonymous(self) -> str:
+        key = f".{self.spliced}"
+        self.spliced += 1
+        return key
+
+
+@dataclass
+class Scope:
+    """The names of one definition's body (a model's, or a block call's): its parameters, and the
+    values named so far (shared by the composites inside it, as Python's locals are)."""
+
+    params: dict[str, Any]
+    values: dict[str, Value] = field(default_factory=dict)
+    spans: dict[str, Span] = field(default_factory=dict)
+    #: Names made only in a branch that does not run here, with where that branch is.
+    maybe: dict[str, Span] = field(default_factory=dict)
+    #: Every name the definition makes, with where first: for "used before it is made".
+    later: dict[str, Span] = field(default_factory=dict)
+    #: The values made in this body, for the check that each is used.
+    made: list[Value] = field(default_factory=list)
+    #: What `output` gives, once it is written.
+    outputs: list[Value] | None = None
+    output_keys: list[str] | None = None
+    output_span: Span | None = None
+
+
+@dataclass
+class Frame:
+    """Where a statement is elaborated: the module its members join, the namespace they are
+    claimed in (the module's own, or, spliced, an enclosing one's), and what it receives."""
+
+    module: Module
+    space: Namespace
+    scope: Scope
+    flow: Value | None
+    stack: tuple[str, ...]
+    weight: int
+    #: In statements that never run: checked, never built.
+    never: bool = False
+    #: Why there is no flow where there is none (the statement before gave several values).
+    stopped: str | None = None
+    #: A definition's own body (where `output` may stand), not a composite's.
+    top: bool = False
+    #: What the last statement made (several values, where it made several).
+    last: list[Value] = field(default_factory=list)
+    #: In a branch that does not run: the `if` it belongs to.
+    never_at: Span | None = None
+
+    def inner(self, module: Module | None = None, space: Namespace | None = None, **changes: Any) -> Frame:
+        """A frame for the body of a composite statement: its own module, or (spliced) this one's."""
+        values = {
+            "module": module or self.module,
+            "space": space if space is not None else (Namespace() if module is not None else self.space),
+            "scope": self.scope,
+            "flow": self.flow,
+            "stack": self.stack,
+            "weight": self.weight,
+            "never": self.never,
+            "stopped": self.stopped,
+            "top": False,
+            "never_at": self.never_at,
+        }
+        values.update(changes)
+        return Frame(**values)
+
+
+@dataclass
+class Made:
+    """What a statement made: its outline record (None where it made nothing: an error, a statement
+    that never runs) and its output values (one, or several)."""
+
+    record: Shaped | None
+    outputs: list[Value]
+    #: Records to stand in its place in the outline instead (an `if`'s chosen statements).
+    spread: list[Shaped] | None = None
+
+
+def dry(span: Span | None = None, origin: str = "") -> Value:
+    """A value that is not computed here (its statement failed, or never runs)."""
+    return Value(None, origin=origin, span=span)
+
+
+class Elaborator(Resolver):
+    def __init__(self, blocks: dict[str, BlockEntry]):
+        super().__init__(blocks)
+        self.nodes: list[Node] = []
+        self.shape_context = ShapeContext(None, None, Span.of_file(""))
+        #: Statements failed so far (the flow stopped at each).
+        self.failed = 0
+        #: The names in sight where expressions are evaluated (see `here`).
+        self.current_scope: Scope | None = None
+        #: `elaborate_part`'s question: the module path of a statement, and the input to give it.
+        self.probe: tuple[str, tuple[int, ...]] | None = None
+
+    # --- the walk over a body -------------------------------------------------------------------
+
+    def body(self, statements: Sequence[ir.Stmt], frame: Frame) -> list[Shaped]:
+        """Elaborates statements in order; returns their outline records. `frame.flow` follows."""
+        records: list[Shaped] = []
+        last = len(statements) - 1
+        for index, statement in enumerate(statements):
+            if isinstance(statement, ir.Input | ir.Train):
+                # A model's own are read by `model`, a block's judged by `check_definitions`.
+                if not frame.top and not frame.stack:
+                    self.diagnostics.append(_misplaced(statement, "inside repeat, concat or residual"))
+                continue
+            if isinstance(statement, ir.Output):
+                self.output(statement, frame, index == last)
+                continue
+            made = self.statement(statement, frame)
+            if made.spread is not None:
+                records.extend(made.spread)
+            elif made.record is not None:
+                records.append(made.record)
+        return records
+
+    def statement(self, statement: ir.Stmt, frame: Frame) -> Made:
+        self.depth += 1
+        try:
+            if self.depth > MAX_NESTING:
+                raise Failed(
+                    error(
+                        TOO_LARGE,
+                        f"statements nest more than {MAX_NESTING} deep here "
+                        "(block calls, repeat, concat, residual, gate and groups each add a level)",
+                        statement.span,
+                    )
+                )
+            return self._statement(statement, frame)
+        except Failed as failure:
+            self.report(failure.diagnostic)
+            self.failed += 1
+            outputs = [dry(statement.span) for _ in statement.binds or [None]]
+            if statement.binds:
+                self.bind_names(statement, outputs, frame, quiet=True)
+            frame.flow, frame.stopped, frame.last = outputs[0], None, outputs
+            return Made(None, outputs)
+        finally:
+            self.depth -= 1
+
+    def _statement(self, statement: ir.Stmt, frame: Frame) -> Made:
+        construct = CONSTRUCTS[statement.kind]
+        if isinstance(statement, ir.If):
+            return construct.lower(self, statement, frame, "", None)
+        source = self.source(statement, frame)
+        key, label = self.claim_statement(statement, frame)
+        probed = self.probe is not None and frame.module.prefix + key == self.probe[0] and not frame.never
+        if probed:
+            assert self.probe is not None
+            shape = self.probe[1]
+            source = Value(shape, input_axes(shape), origin="the part's input", span=statement.span)
+        here = Frame(**{**frame.__dict__, "flow": source})
+        made = construct.lower(self, statement, here, key, label)
+        if probed:
+            raise Found(made)
+        record = made.record
+        if record is not None:
+            record.result = made.outputs[0]
+            for value in made.outputs:
+                if value.name is None and value.shape is not None:
+                    value.origin, value.span = record.op, statement.span
+        self.bind_names(statement, made.outputs, frame)
+        frame.last = made.outputs
+        if len(made.outputs) == 1:
+            frame.flow, frame.stopped = made.outputs[0], None
+        else:
+            frame.flow = None
+            names = f" ({', '.join(statement.binds)})" if statement.binds else ""
+            frame.stopped = f"the statement at line {statement.span.line} gives {len(made.outputs)} values{names}"
+        return made
+
+    def source(self, statement: ir.Stmt, frame: Frame) -> Value | None:
+        """What a statement receives: the value its `source ->` names, or the flow."""
+        if statement.source is not None:
+            assert statement.source_span is not None
+            return self.lookup(statement.source, statement.source_span, frame)
+        if frame.flow is None and frame.stopped is not None and not frame.never:
+            raise Failed(
+                error(
+                    VALUES,
+                    f"{frame.stopped}: say which this statement reads (`name -> …`)",
+                    statement.span,
+                )
+            )
+        return frame.flow
+
+    def lookup(self, name: str, span: Span, frame: Frame) -> Value:
+        scope = frame.scope
+        value = scope.values.get(name)
+        if value is not None:
+            return value
+        self.here(frame, None)
+        raise Failed(self.unknown_value(name, span, frame))
+
+    def unknown_value(self, name: str, span: Span, frame: Frame) -> Diagnostic:
+        scope = frame.scope
+        if name in scope.params:
+            return error(
+                VALUES,
+                f"'{name}' is a parameter ({describe(scope.params[name])}), not a named value",
+                span,
+            )
+        return self.unknown_name(name, span, scope.params)
+
+    def unknown_name(self, name: str, span: Span, scope: dict[str, Any]) -> Diagnostic:
+        """A name that is not in sight, with why where a value of that name is made elsewhere in
+        the definition: later, or only in a branch that does not run."""
+        here = self.current_scope
+        if here is not None and name not in scope and name != CHANNELS_NAME:
+            if name in here.maybe:
+                where = here.maybe[name]
+                return error(
+                    UNKNOWN_NAME,
+                    f"'{name}' is made only where the `if` at line {where.line} runs, and here it does not",
+                    span,
+                    Note(message=f"the `if` is at {where}", span=where),
+                )
+            first = here.later.get(name)
+            if first is not None and first > span:
+                return error(
+                    UNKNOWN_NAME,
+                    f"'{name}' is read before it is made: it is named at line {first.line}",
+                    span,
+                    Note(message=f"'{name}' is made at {first}", span=first),
+                )
+        return super().unknown_name(name, span, scope)
+
+    def here(self, frame: Frame, channels: Any) -> None:
+        """Expressions are evaluated next where `frame` stands: its values, its `channels`."""
+        self.values = frame.scope.values
+        self.channels = channels
+        self.current_scope = frame.scope
+
+    # --- names ----------------------------------------------------------------------------------
+
+    def claim_statement(self, statement: ir.Stmt, frame: Frame) -> tuple[str, str | None]:
+        """The statement's member key and label in its namespace."""
+        space = frame.space
+        if statement.splice:
+            return space.anonymous(), None
+        if isinstance(statement, ir.Call) and not self.is_member(statement):
+            if statement.label is not None:
+                raise Failed(
+                    error(
+                        BAD_VALUE,
+                        f"{statement.op} makes no module, so it takes no name; `as name` names "
+                        "the value it makes",
+                        statement.label_span or statement.span,
+                    )
+                )
+            return space.anonymous(), None
+        label = self.label(statement, frame.scope.params)
+        return self.claim(space, label, statement.label_span or statement.span), label
+
+    def is_member(self, call: ir.Call) -> bool:
+        spec = layers.LAYERS.get(call.op)
+        if spec is None and call.op not in self.blocks:
+            spec = layers.find(call.op)
+        return spec is None or spec.member
+
+    def label(self, statement: ir.Stmt, scope: dict[str, Any]) -> str | None:
+        """The name a statement gives its module, its `{…}` expressions evaluated."""
+        if statement.label_parts is None:
+            return statement.label
+        text = []
+        for part in statement.label_parts:
+            if isinstance(part, str):
+                text.append(part)
+                continue
+            value = self.evaluate(part, scope)
+            if isinstance(value, Symbol):
+                raise Failed(self.unknown_name(value.name, part.span, scope))
+            if isinstance(value, bool) or not isinstance(value, int | str):
+                raise Failed(
+                    error(
+                        BAD_VALUE, f"a name can hold integers and strings, got {describe(value)}", part.span
+                    )
+                )
+            text.append(str(value))
+        return "".join(text)
+
+    def claim(self, space: Namespace, label: str | None, span: Span) -> str:
+        """The member key of the next statement in `space`: its label, or its position."""
+        position = str(space.members)
+        space.members += 1
+        if label is None:
+            if position in space.names:
+                raise Failed(_taken(position, span, space.names[position]))
+            space.names[position] = span
+            return position
+        problem = _bad_name(label)
+        if problem is not None:
+            raise Failed(error(DUPLICATE, problem, span))
+        if label in space.names:
+            raise Failed(_taken(label, span, space.names[label]))
+        space.names[label] = span
+        return label
+
+    def bind_names(self, statement: ir.Stmt, outputs: list[Value], frame: Frame, quiet: bool = False) -> None:
+        """`as x`, `as (a, b)`: names the statement's values in its definition."""
+        names = statement.binds
+        if not names:
+            return
+        span = statement.binds_span or statement.span
+        if statement.binds_tuple or len(names) > 1:
+            if len(names) != len(outputs):
+                if not quiet:
+                    self.report(
+                        error(
+                            VALUES,
+                            f"this statement gives {len(outputs)} value{'s' if len(outputs) != 1 else ''}, "
+                            f"and `as ({', '.join(names)})` names {len(names)}",
+                            span,
+                        )
+                    )
+                outputs = [dry(span) for _ in names]
+        elif len(outputs) != 1:
+            if not quiet:
+                self.report(
+                    error(
+                        VALUES,
+                        f"this statement gives {len(outputs)} values: name each, "
+                        f"`as ({', '.join(chr(ord('a') + i) for i in range(len(outputs)))})`",
+                        span,
+                    )
+                )
+            outputs = [dry(span)]
+        scope = frame.scope
+        for name, value in zip(names, outputs, strict=True):
+            problem = self.reserved_value_name(name, scope)
+            if problem is not None:
+                if not quiet:
+                    self.report(error(DUPLICATE, problem, span))
+                continue
+            if frame.never:
+                scope.maybe.setdefault(name, frame.never_at or span)
+                continue
+            if value.name is None:
+                value.name = name
+            scope.values[name] = value
+            scope.spans[name] = span
+            scope.maybe.pop(name, None)
+
+    @staticmethod
+    def reserved_value_name(name: str, scope: Scope) -> str | None:
+        if name in scope.params:
+            return f"'{name}' is a parameter here; a value needs a name of its own"
+        if name == CHANNELS_NAME:
+            return f"'{CHANNELS_NAME}' is the channel count a statement receives; a value needs another name"
+        if name in layers.KEYWORD_VALUES:
+            return f"'{name}' is a keyword value; a value needs another name"
+        return None
+
+    def output(self, statement: ir.Output, frame: Frame, last: bool) -> None:
+        """`output a, b` or `output out: a, aux: b`: what the model or block gives."""
+        if not frame.top:
+            self.report(
+                error(MODEL_STRUCTURE, "output belongs in a model's or block's own body, at its end", statement.span)
+            )
+            return
+        scope = frame.scope
+        if scope.outputs is not None:
+            assert scope.output_span is not None
+            self.report(
+                error(
+                    MODEL_STRUCTURE,
+                    "a model or block has one output statement",
+                    statement.span,
+                    Note(message=f"the first is at {scope.output_span}", span=scope.output_span),
+                )
+            )
+            return
+        if not last:
+            self.report(error(MODEL_STRUCTURE, "output must be the last statement of its body", statement.span))
+        keys = [item.key for item in statement.items]
+        if any(k is not None for k in keys):
+            if frame.stack:
+                self.report(
+                    error(
+                        MODEL_STRUCTURE,
+                        "a block gives its values in order, `output a, b`; only a model's may be named",
+                        statement.span,
+                    )
+                )
+                return
+            missing = [item for item in statement.items if item.key is None]
+            if missing:
+                self.report(
+                    error(
+                        MODEL_STRUCTURE,
+                        f"name every output or none: `{missing[0].name}` has no key "
+                        f"(`output {missing[0].name}: {missing[0].name}, …`)",
+                        missing[0].span,
+                    )
+                )
+                return
+            seen: dict[str, Span] = {}
+            for item in statement.items:
+                assert item.key is not None
+                if item.key in seen:
+                    self.report(error(DUPLICATE, f"the output '{item.key}' is named twice", item.key_span or item.span))
+                    return
+                seen[item.key] = item.span
+        values = []
+        for item in statement.items:
+            try:
+                values.append(self.lookup(item.name, item.span, frame))
+            except Failed as failure:
+                self.report(failure.diagnostic)
+                values.append(dry(item.span))
+        scope.outputs = values
+        scope.output_keys = [k for k in keys if k is not None] or None
+        scope.output_span = statement.span
+
+    # --- layers ---------------------------------------------------------------------------------
+
+    def channels_of(self, value: Value | None, axis: int = 0) -> Any:
+        """`channels` in a statement receiving `value`: its size on `axis`, or `UNKNOWN`."""
+        if value is None or value.shape is None:
+            return UNKNOWN
+        shape = value.shape
+        if not shape:
+            return UNKNOWN
+        return shape[axis] if -len(shape) <= axis < len(shape) else UNKNOWN
+
+    def arguments(self, args: Sequence[ir.Arg], frame: Frame, channels: Any) -> list[tuple[str | None, Any, Span]]:
+        """A call's arguments, evaluated where it stands (with `channels` the count it receives)."""
+        self.here(frame, channels)
+        return self.evaluated_args(args, frame.scope.params)
+
+    def layer(
+        self,
+        spec: layers.Layer,
+        call: ir.Call,
+        frame: Frame,
+        key: str,
+        label: str | None,
+    ) -> Made:
+        x = frame.flow
+        channels = self.channels_of(x, spec.channel_axis)
+        arguments = self.arguments(call.args, frame, channels)
+        try:
+            values, spans = self.bind(spec, arguments, call.span, frame.scope.params)
+        except Failed as failure:
+            diagnostic = _with_channels(failure.diagnostic, call, channels)
+            if diagnostic is not failure.diagnostic and x is not None and x.shape is not None:
+                diagnostic = with_origin(diagnostic, x, self.shape_context)
+            raise Failed(diagnostic) from None
+        references = _references(values)
+        if frame.never or x is None or x.shape is None or any(r.value.shape is None for r in references):
+            outputs = [dry(call.span, call.op)]
+            return Made(None, outputs)
+        return self.apply(spec, call.span, key, label, frame, (x, *(r.value for r in references)), values, spans)
+
+    def apply(
+        self,
+        spec: layers.Layer,
+        span: Span,
+        key: str,
+        label: str | None,
+        frame: Frame,
+        inputs: tuple[Value, ...],
+        args: dict[str, Any],
+        spans: dict[str, Span] | None = None,
+        module: Module | None = None,
+    ) -> Made:
+        """A node of `spec` on `inputs`, shaped, and made part of the graph (a member of `module`,
+        by default the frame's, when the layer is a member)."""
+        module = module or frame.module
+        x = inputs[0]
+        assert x.shape is not None
+        node = Node(
+            "layer",
+            spec.name,
+            key,
+            module.prefix + key,
+            label,
+            span,
+            x.shape,
+            (),
+            0,
+            0,
+            args,
+            inputs=inputs,
+            module=module,
+            member=spec.member,
+            arg_spans=spans or {},
+        )
+        if self.counting:
+            self._grow(frame.weight, span, frame.weight)
+        outcome, axes = infer(node, self.shape_context)
+        for diagnostic in outcome.warnings:
+            self.report(diagnostic)
+        node.output, node.params, node.macs, node.axes = outcome.output, outcome.params, outcome.macs, axes
+        node.parameter = spec.parameter(node) is not None if spec.member else False
+        shapes = (outcome.output, *outcome.more)
+        node.outputs = [
+            Value(shape, axes if i == 0 else axes, node, i, origin=spec.name, span=span) for i, shape in enumerate(shapes)
+        ]
+        node.result = node.outputs[0]
+        for value in inputs:
+            value.readers.append(node)
+        if spec.member:
+            module.members[key] = node
+        self.nodes.append(node)
+        frame.scope.made.extend(node.outputs)
+        return Made(node, node.outputs)
+
+    def function(
+        self,
+        op: str,
+        span: Span,
+        frame: Frame,
+        inputs: tuple[Value, ...],
+        path: str,
+        module: Module | None = None,
+        skips: tuple[int, ...] = (),
+        **args: Any,
+    ) -> Node:
+        """A function node a construct lowers into (a residual's sum, a concat's join), no statement
+        of the outline: `path` names it after its construct's (`layer1.0:add`). The construct
+        phrases its diagnostics first."""
+        spec = layers.LAYERS[op]
+        bound = {**{a.name: a.default for a in spec.args}, **args}
+        made = self.apply(spec, span, frame.space.anonymous(), None, frame, inputs, bound, module=module)
+        node = made.record
+        assert isinstance(node, Node)
+        node.path = path
+        node.skips = skips
+        return node
+
+    # --- reporting ------------------------------------------------------------------------------
+
+    def report(self, diagnostic: Diagnostic) -> None:
+        self.diagnostics.append(diagnostic)
+
+    def check_used(self, scope: Scope, outputs: Sequence[Value]) -> None:
+        """W006 for each value made in a body and never read."""
+        returned = set(outputs)
+        for value in scope.made:
+            if value.readers or value in returned or value.shape is None:
+                continue
+            span = value.span
+            if span is None:
+                continue
+            if value.name is not None:
+                named_at = scope.spans.get(value.name, span)
+                self.report(warning(UNUSED, f"'{value.name}' is made here and never used", named_at))
+            else:
+                self.report(warning(UNUSED, f"what {value.origin} makes here is never used", span))
+
+    # --- models ---------------------------------------------------------------------------------
+
+    def model(self, model: ir.ModelDef, overrides: dict[str, Any]) -> ShapedModel | None:
+        params = self.model_params(model, overrides)
+        if params is None:
+            return None
+        inputs, train = self.model_sections(model, params)
+        if not inputs:
+            return None
+        root = Module("", "", None, model.name)
+        scope = Scope(params, later=_made_names(model.body))
+        first_shape, first_span = inputs[0].shape, inputs[0].span
+        self.shape_context = ShapeContext(first_shape, first_span, model.span)
+        for value in inputs:
+            if value.name is not None:
+                scope.values[value.name] = value
+                scope.spans[value.name] = value.span  # type: ignore[assignment]
+        scope.made.extend(inputs)
+        frame = Frame(root, Namespace(), scope, inputs[-1], (), 1, top=True)
+        self.current_scope = scope
+        too_big = next((v for v in inputs if v.shape is not None and math.prod(v.shape) > MAX_ELEMENTS), None)
+        if too_big is not None:
+            assert too_big.shape is not None and too_big.span is not None
+            self.report(too_many_elements("the input is", too_big.shape, too_big.span))
+            frame.flow = None
+        records = self.body(model.body, frame) if frame.flow is not None else []
+        outputs = scope.outputs if scope.outputs is not None else [frame.flow] if frame.flow is not None else []
+        params_total = sum(node.params for node in self.nodes)
+        macs_total = sum(node.macs for node in self.nodes)
+        complete = not any(d.is_error for d in self.diagnostics) and outputs and all(
+            v.shape is not None for v in outputs
+        )
+        if complete and params_total > MAX_PARAMS:
+            self.report(too_many_params(f"model {model.name}", params_total, model.name_span))
+            complete = False
+        graph = None
+        if complete:
+            self.check_used(scope, outputs)
+            graph = Graph(root, list(inputs), self.nodes, list(outputs), scope.output_keys)
+        keys: list[str | None] = list(scope.output_keys) if scope.output_keys else [None] * len(outputs)
+        return ShapedModel(
+            name=model.name,
+            file=model.span.file,
+            span=model.span,
+            input=first_shape,  # type: ignore[arg-type]
+            output=outputs[0].shape if complete else None,
+            layers=records,
+            params=params_total,
+            macs=macs_total,
+            train=train,
+            model_params=params,
+            graph=graph,
+            inputs=[(v.name, v.shape) for v in inputs],  # type: ignore[misc]
+            outputs=[(k, v.shape) for k, v in zip(keys, outputs, strict=True)] if complete else [],  # type: ignore[misc]
+        )
+
+    def model_params(self, model: ir.ModelDef, overrides: dict[str, Any]) -> dict[str, Any] | None:
+        unbound = False
+        for param in model.params:
+            if param.default is None and param.name not in overrides:
+                unbound = True
+                self.diagnostics.append(
+                    error(
+                        ARGUMENT_COUNT,
+                        f"model parameter '{param.name}' has no default: give it one "
+                        f"(`{param.name}: {param.type_name} = "
+                        f"…`) or pass a value (`-p {param.name}=…`, or archdsl.build(…, {param.name}=…))",
+                        param.span,
+                    )
+                )
+        if unbound:
+            return None
+        arguments = [(name, value, model.name_span) for name, value in overrides.items()]
+        try:
+            params = self.bind_params(model, arguments, model.name_span, f"model {model.name}")
+        except Failed as failure:
+            self.diagnostics.append(failure.diagnostic)
+            return None
+        for param in model.params:
+            if param.type_name == "tensor":
+                self.diagnostics.append(
+                    error(
+                        VALUES,
+                        f"a model's parameter cannot be a tensor: its inputs are `input` statements",
+                        param.type_span,
+                    )
+                )
+                return None
+        return params
+
+    def model_sections(self, model: ir.ModelDef, params: dict[str, Any]) -> tuple[list[Value], TrainSpec | None]:
+        """The model's inputs and its train section; each input's value, with its name."""
+        inputs: list[Value] = []
+        train: TrainSpec | None = None
+        first_input: Span | None = None
+        seen_layer = False
+        failed = False
+        misplaced = False
+        for statement in model.body:
+            if isinstance(statement, ir.Input):
+                if seen_layer and not misplaced:
+                    misplaced = True
+                    self.diagnostics.append(
+                        error(MODEL_STRUCTURE, "input must come before the first layer", statement.span)
+                    )
+                if inputs and (inputs[0].name is None or not statement.binds):
+                    assert first_input is not None
+                    self.diagnostics.append(
+                        error(
+                            MODEL_STRUCTURE,
+                            "a model with several inputs names each: `input [1, 28, 28] as image`, "
+                            "and reads them by name",
+                            statement.span,
+                            Note(message=f"the first is at {first_input}", span=first_input),
+                        )
+                    )
+                    continue
+                first_input = first_input or statement.span
+                dims = resolver_input_dims(self, statement, params)
+                if dims is None:
+                    failed = True
+                    continue
+                name = None
+                if statement.binds:
+                    if statement.binds_tuple or len(statement.binds) > 1:
+                        self.diagnostics.append(
+                            error(VALUES, "an input is one value: name it `as name`", statement.binds_span or statement.span)
+                        )
+                    name = statement.binds[0]
+                value = Value(
+                    dims, input_axes(dims), None, name=name, origin="the model's input", span=statement.span
+                )
+                inputs.append(value)
+            elif isinstance(statement, ir.Train):
+                if train is not None:
+                    self.diagnostics.append(
+                        error(MODEL_STRUCTURE, "a model has one train section", statement.span)
+                    )
+                    continue
+                train = validate_train(
+                    statement, lambda expr: self.evaluate(expr, params), self.bind, self.diagnostics
+                )
+            elif not isinstance(statement, ir.Output):
+                seen_layer = True
+        if first_input is None:
+            self.diagnostics.append(
+                error(
+                    MODEL_STRUCTURE,
+                    f"model '{model.name}' has no input statement: say what one sample is, "
+                    "e.g. `input [1, 28, 28]`",
+                    model.name_span,
+                )
+            )
+        return ([] if failed else inputs), train
+
+
+class Found(Exception):
+    """`elaborate_part` found its statement: what it made at the input given."""
+
+    def __init__(self, made: Made):
+        super().__init__()
+        self.made = made
+
+
+def elaborate_part(
+    model: ir.ModelDef, blocks: dict[str, BlockEntry], path: str, shape: tuple[int, ...]
+) -> tuple[Made | None, list[Diagnostic]]:
+    """What the statement of `model` at module path `path` makes of an input of `shape` (the
+    statements before it elaborated as the model has them), and the diagnostics of doing so; the
+    whole model's output for `path` "" (its input replaced)."""
+    elaborator = Elaborator(blocks)
+    if not path:
+        replaced = [
+            s.model_copy(update={"dims": [ir.IntLit.of(span=s.span, value=d) for d in shape]})
+            if isinstance(s, ir.Input)
+            else s
+            for s in model.body
+        ]
+        shaped = elaborator.model(model.model_copy(update={"body": replaced}), {})
+        if shaped is None or shaped.graph is None:
+            return None, elaborator.diagnostics
+        outputs = shaped.graph.outputs
+        record = Shaped(
+            "block", model.name, "", "", None, model.span, shape, outputs[0].shape,  # type: ignore[arg-type]
+            shaped.params, shaped.macs, {}, shaped.layers,
+        )
+        return Made(record, list(outputs)), elaborator.diagnostics
+    elaborator.probe = (path, shape)
+    try:
+        elaborator.model(model, {})
+    except Found as found:
+        return found.made, elaborator.diagnostics
+    return None, elaborator.diagnostics
+
+
+def _made_names(body: Sequence[ir.Stmt]) -> dict[str, Span]:
+    """Every value name a body makes (`as`), with where it is first made."""
+    found: dict[str, Span] = {}
+    for statement in nested_statements(body):
+        for name in statement.binds or ():
+            found.setdefault(name, statement.binds_span or statement.span)
+    return found
+
+
+def _references(values: dict[str, Any]) -> list[TensorRef]:
+    """The named values among a layer's arguments, in the order of its signature."""
+    found: list[TensorRef] = []
+    for value in values.values():
+        if isinstance(value, TensorRef):
+            found.append(value)
+        elif isinstance(value, tuple) and value and all(isinstance(v, TensorRef) for v in value):
+            found.extend(value)
+    return found
+
+
+def _with_channels(diagnostic: Diagnostic, call: ir.Call, channels: Any) -> Diagnostic:
+    """A bad value computed from `channels` says what `channels` was."""
+    if diagnostic.code != BAD_VALUE or channels is UNKNOWN:
+        return diagnostic
+    for arg in call.args:
+        span = arg.value.span if arg.name is None else arg.span
+        if span == diagnostic.span and mentions(arg.value, (CHANNELS_NAME,)):
+            return diagnostic.model_copy(update={"message": f"{diagnostic.message} (with channels = {channels})"})
+    return diagnostic
+
+
+def elaborate_model(
+    model: ir.ModelDef, blocks: dict[str, BlockEntry], overrides: dict[str, Any] | None = None
+) -> tuple[ShapedModel | None, list[Diagnostic]]:
+    elaborator = Elaborator(blocks)
+    shaped = elaborator.model(model, overrides or {})
+    return shaped, elaborator.diagnostics
+
+
+__all__ = ["Elaborator", "Frame", "Made", "Namespace", "Scope", "dry", "elaborate_model", "BadValue", "fmt"]

@@ -1,0 +1,231 @@
+"""Functions that join values or take one apart: `add`, `mul`, `cat` and `split`. None is a module:
+each is written as a call in `forward` (`x + skip`, `torch.cat([x, p4], dim=1)`), registers no
+member and takes no number among its module's members, as in hand-written PyTorch.
+
+Each reads the value it receives first, then the values its arguments name: `cat(p4)` joins what
+it receives with `p4`, in that order (`skip -> cat(x)` puts `skip` first). `residual`, `gate` and
+`concat` lower to `add`, `mul` and `cat` (and `split`) too.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..errors import Note
+from ..sizes import (
+    CONCAT_MISMATCH,
+    GATE_MISMATCH,
+    RANK,
+    RESIDUAL_MISMATCH,
+    Outcome,
+    Shape,
+    fail,
+    fmt,
+)
+from ..values import BadValue, describe, tensors
+from .base import JOIN, Arg, FieldRule, Function, Input, Inputs, Joins, Layer
+
+if TYPE_CHECKING:
+    from ..graph import Value
+    from ..shapes import Shaped
+
+
+def value_text(value: Value) -> str:
+    """A value as a diagnostic names it: `skip [64, 56, 56] (made by down1 at line 5)`."""
+    assert value.shape is not None
+    where = f"{value.origin} at line {value.span.line}" if value.span is not None else value.origin
+    if value.name is not None:
+        return f"{value.name} {fmt(value.shape)} (made by {where})"
+    return f"{fmt(value.shape)} from {where}"
+
+
+def _notes(values: tuple[Value, ...]) -> tuple[Note, ...]:
+    return tuple(
+        Note(message=f"{value_text(v)}", span=v.span) for v in values if v.span is not None
+    )
+
+
+_OTHERS_DOC = "the values joined to what it receives, by name"
+
+
+class _Join(Layer):
+    kind = "merge"
+    member = False
+    variadic = "others"
+    args = (Arg("others", tensors, _OTHERS_DOC, required=True),)
+    #: How `emit` writes it, and the builder runs it.
+    operator = ""
+
+    def function(self, node: Shaped) -> Function:
+        return Function(self.operator, (Inputs(),))
+
+    def field(self, node: Shaped) -> FieldRule:
+        return JOIN
+
+    def describe(self, node: Shaped) -> str:
+        names = [ref.name for ref in node.args.get("others", ())]
+        return f"{self.name} {', '.join(names)}" if names else self.name
+
+
+class Add(_Join):
+    name = "add"
+    torch = "x + y + …"
+    doc = "the sum of what it receives and the values it names (all of one shape)"
+    operator = "+"
+
+    def shape(self, node: Any, shape: Shape) -> Outcome:
+        values = node.inputs
+        for other in values[1:]:
+            if other.shape != shape:
+                raise fail(
+                    RESIDUAL_MISMATCH,
+                    f"{node.op} joins values of different shapes: {value_text(values[0])} and "
+                    f"{value_text(other)}{_hint(shape, other.shape)}",
+                    node.span,
+                    *_notes(values),
+                )
+        return Outcome(shape)
+
+
+class Mul(_Join):
+    name = "mul"
+    torch = "x * y * …"
+    doc = "the product of what it receives and the values it names, each of its shape or 1 on an axis"
+    operator = "*"
+
+    def shape(self, node: Any, shape: Shape) -> Outcome:
+        values = node.inputs
+        for other in values[1:]:
+            given = other.shape
+            if len(given) != len(shape) or any(g not in (1, s) for g, s in zip(given, shape, strict=True)):
+                raise fail(
+                    GATE_MISMATCH,
+                    f"{node.op} scales {value_text(values[0])} by {value_text(other)}: each axis of "
+                    "what scales must be the scaled value's size or 1",
+                    node.span,
+                    *_notes(values),
+                )
+        return Outcome(shape)
+
+
+class Cat(_Join):
+    name = "cat"
+    torch = "torch.cat([x, y, …], dim=1)"
+    doc = "what it receives and the values it names, joined on the channel axis"
+    kind = "merge"
+
+    def function(self, node: Shaped) -> Function:
+        return Function("torch.cat", (Inputs(),), {"dim": 1})
+
+    def field(self, node: Shaped) -> FieldRule:
+        return Joins(0)
+
+    def shape(self, node: Any, shape: Shape) -> Outcome:
+        values = node.inputs
+        first = values[0]
+        for other in values[1:]:
+            assert other.shape is not None
+            if len(other.shape) != len(shape) or other.shape[1:] != shape[1:]:
+                what = "H and W" if len(shape) == 3 else "every axis but the first"
+                raise fail(
+                    CONCAT_MISMATCH,
+                    f"{node.op} joins values that disagree on {what}: {value_text(first)} and "
+                    f"{value_text(other)}{_cat_hint(shape, other.shape)}",
+                    node.span,
+                    *_notes(values),
+                )
+        channels = sum(v.shape[0] for v in values)  # type: ignore[index]
+        return Outcome((channels, *shape[1:]))
+
+
+def _hint(shape: Shape, other: Shape) -> str:
+    if len(shape) == len(other) == 3 and shape[0] == other[0] and shape[1:] != other[1:]:
+        return "; resize one to the other's size (`resize(…)`, `padto(…)`) or change a stride"
+    if len(shape) == len(other) and shape[1:] == other[1:]:
+        return "; a 1×1 conv (`conv(…, kernel=1)`) would give them the same channels"
+    return ""
+
+
+def _cat_hint(shape: Shape, other: Shape) -> str:
+    if len(shape) == len(other) == 3:
+        return (
+            "; pad or resize one to the other's size (`padto(…)`, `resize(…)`), or give the model "
+            "an input whose size each downsampling divides exactly"
+        )
+    return ""
+
+
+def _sizes(value: Any) -> int | tuple[int, ...]:
+    """`split`'s argument: a number of equal shares, or the channel count of each."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    if (
+        isinstance(value, list | tuple)
+        and value
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
+    ):
+        return tuple(value)
+    raise BadValue(f"a number of shares or a list of positive channel counts, got {describe(value)}")
+
+
+def chunks(channels: int, count: int) -> list[int]:
+    """torch.chunk's shares of `channels`: ⌈C/n⌉ each, the last what is left, fewer when that runs out."""
+    share = -(-channels // count)
+    return [min(share, channels - start) for start in range(0, channels, share)]
+
+
+class Split(Layer):
+    name = "split"
+    torch = "torch.split(x, sizes, dim=1), or torch.chunk(x, n, dim=1)"
+    doc = "the channels taken apart: several values, named with `as (a, b, …)`"
+    kind = "reshape"
+    member = False
+    args = (
+        Arg(
+            "sizes",
+            _sizes,
+            "a number of shares (as `torch.chunk`), or the channel count of each part",
+            required=True,
+        ),
+    )
+
+    def shape(self, node: Any, shape: Shape) -> Outcome:
+        if len(shape) < 1:
+            raise fail(RANK, f"split needs channels to take apart, got {fmt(shape)}", node.span)
+        sizes = self.parts(node.args["sizes"], shape[0])
+        span = node.arg_spans.get("sizes", node.span)
+        if isinstance(node.args["sizes"], int):
+            if len(sizes) != node.args["sizes"]:
+                raise fail(
+                    CONCAT_MISMATCH,
+                    f"split cannot share {shape[0]} channels in {node.args['sizes']} parts: torch.chunk "
+                    f"gives {len(sizes)} ({' + '.join(map(str, sizes))})",
+                    span,
+                )
+        elif sum(sizes) != shape[0]:
+            raise fail(
+                CONCAT_MISMATCH,
+                f"split {' + '.join(map(str, sizes))} = {sum(sizes)} channels, but the input has "
+                f"{shape[0]} ({fmt(shape)})",
+                span,
+            )
+        outputs = [(size, *shape[1:]) for size in sizes]
+        return Outcome(outputs[0], more=tuple(outputs[1:]))
+
+    @staticmethod
+    def parts(sizes: int | tuple[int, ...], channels: int) -> list[int]:
+        return chunks(channels, sizes) if isinstance(sizes, int) else list(sizes)
+
+    def function(self, node: Shaped) -> Function:
+        sizes = [shape[0] for shape in self.output_shapes(node)]
+        return Function("torch.split", (Input(0), sizes), {"dim": 1}, many=True)
+
+    @staticmethod
+    def output_shapes(node: Any) -> list[Shape]:
+        return [value.shape for value in node.outputs]
+
+    def describe(self, node: Shaped) -> str:
+        return "split " + "+".join(str(shape[0]) for shape in self.output_shapes(node))
+
+
+LAYERS = (Add, Mul, Cat, Split)
