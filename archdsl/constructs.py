@@ -129,9 +129,12 @@ def _own_module(frame: Frame, statement: ir.Stmt, key: str, title: str) -> Modul
     return Module(key, frame.module.prefix + key, frame.module, title)
 
 
-def _register(frame: Frame, module: Module | None, record: Shaped) -> None:
+def _register(frame: Frame, module: Module | None, record: Shaped, outputs: list[Value]) -> None:
+    """Registers a composite's module on its parent, once it is made; what it gives comes first
+    among its module's outputs."""
     if module is not None:
         module.record = record
+        module.returns = list(outputs)
         frame.module.members[module.key] = module
 
 
@@ -247,12 +250,11 @@ class BlockCall:
             count = len(scope.outputs) if scope.outputs is not None else _declared_outputs(definition)
             return _made()(None, _dry(call.span, count))
         assert x is not None
-        shown = {k: (v.name if isinstance(v, TensorRef) else v) for k, v in params.items()}
         record = _composite(
-            "block", call, frame, key, label, x, outputs[0], records, op=definition.name, args=shown
+            "block", call, frame, key, label, x, outputs[0], records, op=definition.name, args=dict(params)
         )
         record.block = entry
-        _register(frame, module, record)
+        _register(frame, module, record, outputs)
         return _made()(record, list(outputs))
 
 
@@ -281,7 +283,7 @@ class Group(Construct):
             return _made()(None, _dry(statement.span, max(len(outputs), 1)))
         assert x is not None
         record = _composite("group", statement, frame, key, label, x, outputs[0], records)
-        _register(frame, module, record)
+        _register(frame, module, record, outputs)
         return _made()(record, outputs)
 
 
@@ -325,7 +327,7 @@ class Gate(Construct):
         y = join.outputs[0]
         record = _composite("gate", statement, frame, key, label, x, y, records)
         record.joins.append(join)
-        _register(frame, module, record)
+        _register(frame, module, record, [y])
         return _made()(record, [y])
 
 
@@ -423,7 +425,7 @@ class Residual(Construct):
             "residual", statement, frame, key, label, x, out, records, args={"shortcut": shortcut}
         )
         record.joins.append(join)
-        _register(frame, module, record)
+        _register(frame, module, record, [out])
         return _made()(record, [out])
 
     def projection(
@@ -713,7 +715,7 @@ class Concat(Construct):
         record = _composite("concat", statement, frame, key, label, x, y, records, args={"split": sizes})
         record.joins.extend(splits)
         record.joins.append(join)
-        _register(frame, module, record)
+        _register(frame, module, record, [y])
         return _made()(record, [y])
 
     def split(
@@ -829,7 +831,7 @@ class Repeat(Construct):
             if count == 0 and _shaped(x) and not frame.never:
                 assert x is not None
                 record = _composite("repeat", statement, frame, key, label, x, x, [], args={"count": 0})
-                _register(frame, module, record)
+                _register(frame, module, record, [x])
                 return _made()(record, [x])
             return _made()(None, _dry(statement.span))
         inner = frame.inner(module, weight=weight)
@@ -896,7 +898,7 @@ class Repeat(Construct):
             return _made()(None, _dry(statement.span))
         assert x is not None and current is not None
         record = _composite("repeat", statement, frame, key, label, x, current, passes, args={"count": count})
-        _register(frame, module, record)
+        _register(frame, module, record, [current])
         return _made()(record, [current])
 
 

@@ -145,16 +145,13 @@ def _op(node: Shaped) -> str:
     return describe(node)
 
 
-def _axes(rows: int, cols: int) -> str:
-    return str(rows) if rows == cols else f"{rows}×{cols}"
-
-
 def field_text(field: Field) -> tuple[str, str]:
-    """(receptive field, stride) for a table row."""
+    """(receptive field, stride) for a table row: one number where rows and columns agree."""
     if field.whole:
         return "whole", "—"
-    size = _axes(field.rows.size, field.cols.size)
-    return (size if field.exact else f"≤{size}"), _axes(field.rows.jump, field.cols.jump)
+    rows, cols = field.size_text().split("×")
+    size = rows if rows == cols else f"{rows}×{cols}"
+    return (f"≤{size}" if field.bounded else size), field.jump_text()
 
 
 def _fence(text: str) -> str:

@@ -167,7 +167,12 @@ class Elaborator(Resolver):
         """Elaborates statements in order; returns their outline records. `frame.flow` follows."""
         records: list[Shaped] = []
         last = len(statements) - 1
+        started = False
         for index, statement in enumerate(statements):
+            if isinstance(statement, ir.Input) and statement.dims is None and frame.top and frame.stack:
+                self.block_input(statement, frame, started)
+                continue
+            started = True
             if isinstance(statement, ir.Input | ir.Train):
                 # A model's own are read by `model`, a block's judged by `check_definitions`.
                 if not frame.top and not frame.stack:
@@ -419,6 +424,28 @@ class Elaborator(Resolver):
         if name in layers.KEYWORD_VALUES:
             return f"'{name}' is a keyword value; a value needs another name"
         return None
+
+    def block_input(self, statement: ir.Input, frame: Frame, started: bool) -> None:
+        """`input as x`: the name of what the block receives."""
+        if not statement.binds or statement.binds_tuple or len(statement.binds) != 1:
+            self.report(
+                error(MODEL_STRUCTURE, "a block's input is one value: name it `input as x`", statement.span)
+            )
+            return
+        if started:
+            self.report(
+                error(MODEL_STRUCTURE, "`input as …` must come before the block's first statement", statement.span)
+            )
+            return
+        value = frame.flow if frame.flow is not None else dry(statement.span)
+        name = statement.binds[0]
+        problem = self.reserved_value_name(name, frame.scope)
+        if problem is not None:
+            self.report(error(DUPLICATE, problem, statement.binds_span or statement.span))
+            return
+        frame.scope.values[name] = value
+        frame.scope.spans[name] = statement.binds_span or statement.span
+        frame.module.names.setdefault(value, name)
 
     def output(self, statement: ir.Output, frame: Frame, last: bool) -> None:
         """`output a, b` or `output out: a, aux: b`: what the model or block gives."""

@@ -315,7 +315,8 @@ class _Layout:
             return [*parts, *self.bind(bind)]
         if tree.data == "input_stmt":
             keyword, dims, bind = children
-            return [self.tok(keyword), " ", self.expr(dims), *self.bind(bind)]
+            shape = [" ", self.expr(dims)] if dims is not None else []
+            return [self.tok(keyword), *shape, *self.bind(bind)]
         if tree.data == "output_stmt":
             return self.output(children)
         if tree.data == "if_stmt":
@@ -493,7 +494,13 @@ class _Layout:
             return self.tok(tree)
         kind = tree.data
         children = [c for c in tree.children if c is not None]
-        if kind == "expr":
+        if kind == "choose":
+            then, word, condition, otherwise_word, otherwise = children
+            return [
+                self.expr(then), " ", self.tok(word), " ", self.expr(condition), " ",
+                self.tok(otherwise_word), " ", self.expr(otherwise),
+            ]
+        if kind == "arith":
             parts: list[Doc] = []
             for index, child in enumerate(children):
                 if index % 2:

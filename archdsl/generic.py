@@ -130,6 +130,8 @@ def evaluate(expr: ir.Expr, env: Mapping[str, Any]) -> Any:
         return mul(_integer(evaluate(expr.operand, env)), -1)  # type: ignore[union-attr]
     if kind == "binop":
         assert isinstance(expr, ir.BinOp)
+        if expr.op not in ("+", "-", "*", "/", "//"):
+            raise NotGeneric(f"a comparison or logic ('{expr.op}')")
         left, right = _integer(evaluate(expr.left, env)), _integer(evaluate(expr.right, env))
         if expr.op == "+":
             return add(left, right)
@@ -143,6 +145,8 @@ def evaluate(expr: ir.Expr, env: Mapping[str, Any]) -> Any:
             return symbolic_floordiv(left, right)
         except ZeroDivisionError:
             raise NotGeneric("division by zero") from None
+    if kind in ("not", "choose"):
+        raise NotGeneric("a condition")
     raise NotGeneric("a call written as a value")
 
 

@@ -151,6 +151,8 @@ class Module:
     #: Where the values it reads should stand among its program's inputs: a block call's first,
     #: then its tensor parameters in the order declared. Others follow in the order first read.
     preferred: list[Value] = field(default_factory=list)
+    #: The same for what it gives: a block's `output` in its order, or a statement's result first.
+    returns: list[Value] = field(default_factory=list)
     #: Names the spec gives values inside it that differ from their own (a block's parameter
     #: `skip` is the caller's `x3`), for `emit`.
     names: dict[Value, str] = field(default_factory=dict)
@@ -258,14 +260,20 @@ def programs(graph: Graph) -> dict[Module, Program]:
         else:
             made_inside = {v for v, m in home.items() if m.within(module)}
             received = [v for v in dict.fromkeys(inside[module]) if v not in made_inside]
-            order = [v for v in module.preferred if v in received]
-            inputs = order + [v for v in received if v not in order]
-            outputs = outgoing[module]
+            inputs = _ordered(module.preferred, received)
+            outputs = _ordered(module.returns, outgoing[module])
         result[module] = Program(inputs, steps[module], outputs)
     for module, step in placed.items():
         program = result[module]
         step.inputs, step.outputs = tuple(program.inputs), tuple(program.outputs)
     return result
+
+
+def _ordered(preferred: list[Value], found: list[Value]) -> list[Value]:
+    """`found` with the values of `preferred` first, in that order, each once."""
+    present = set(found)
+    first = [v for v in dict.fromkeys(preferred) if v in present]
+    return first + [v for v in found if v not in set(first)]
 
 
 def flat_outputs(graph: Graph) -> list[tuple[str | None, Value]]:

@@ -98,6 +98,15 @@ class Not(Node):
     operand: Expr
 
 
+class Choose(Node):
+    """`then if condition else otherwise`."""
+
+    kind: Literal["choose"] = "choose"
+    condition: Expr
+    then: Expr
+    otherwise: Expr
+
+
 class CallExpr(Node):
     """`sgd(lr=0.9)` as a value (in `train { }`), or `channels(skip)`, a named value's size."""
 
@@ -107,7 +116,7 @@ class CallExpr(Node):
 
 
 Expr = Annotated[
-    IntLit | FloatLit | StrLit | BoolLit | NameRef | ListExpr | BinOp | Neg | Not | CallExpr,
+    IntLit | FloatLit | StrLit | BoolLit | NameRef | ListExpr | BinOp | Neg | Not | Choose | CallExpr,
     Field(discriminator="kind"),
 ]
 
@@ -196,8 +205,10 @@ class Group(Statement):
 
 
 class Input(Statement):
+    """A model's `input [1, 28, 28]`, or a block's `input as x` (dims None: the caller's)."""
+
     kind: Literal["input"] = "input"
-    dims: list[Expr]
+    dims: list[Expr] | None
 
 
 class OutputItem(Node):

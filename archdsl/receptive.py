@@ -46,24 +46,32 @@ The choices this module makes, all conservative (the field never misses a pixel 
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, replace
+from fractions import Fraction
 
 from . import layers
 from .graph import Node, Shaped, ShapedModel, Value
-from .layers import ADAPTIVE, WHOLE, Joins, Mixes, Permutes, Sliding
+from .layers import ADAPTIVE, WHOLE, Joins, Mixes, Permutes, Resamples, Sliding
 
 
 @dataclass(frozen=True, slots=True)
 class Axis:
-    """The field along one axis (rows or columns) of the input image."""
+    """The field along one axis (rows or columns) of the input image. After an upsampling the jump
+    (and so sizes and starts) may be a fraction of a pixel: two outputs of a ×2 upsampling are half
+    an input pixel apart."""
 
-    size: int
-    jump: int
-    start: int
+    size: int | Fraction
+    jump: int | Fraction
+    start: int | Fraction
 
     def window(self, kernel: int, stride: int, pad: int, dilation: int = 1) -> Axis:
         effective = dilation * (kernel - 1) + 1
         return Axis(self.size + (effective - 1) * self.jump, self.jump * stride, self.start - pad * self.jump)
+
+    def resample(self, scale: Fraction, reach: int) -> Axis:
+        """An upsampling by `scale`, each output reading `reach` inputs along the axis."""
+        return Axis(self.size + (reach - 1) * self.jump, _whole_number(self.jump / scale), self.start)
 
     def union(self, other: Axis) -> Axis:
         start = min(self.start, other.start)
@@ -73,7 +81,7 @@ class Axis:
     def span(self, position: int, extent: int) -> tuple[int, int]:
         """The input rows output `position` sees, as a half-open range clipped to `extent` rows."""
         first = self.start + position * self.jump
-        return max(first, 0), min(first + self.size, extent)
+        return max(math.floor(first), 0), min(math.ceil(first + self.size), extent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,14 +97,29 @@ class Field:
     exact: bool = True
     grid: tuple[int, int] = (1, 2)
 
+    @property
+    def bounded(self) -> bool:
+        """Whether the sizes are upper bounds rather than exact: an adaptive pool of unequal bins,
+        an interpolation, or a size that falls between whole pixels (after an upsampling)."""
+        return not self.exact or any(isinstance(s, Fraction) and s.denominator != 1 for s in self.sizes())
+
+    def sizes(self) -> tuple[int | Fraction, int | Fraction]:
+        return self.rows.size, self.cols.size
+
+    def size_text(self) -> str:
+        """'212×212' ('212' where they agree with `short`), in whole pixels (a fraction rounded up)."""
+        rows, cols = (math.ceil(s) for s in self.sizes())
+        return f"{rows}×{cols}"
+
     def text(self) -> str:
         """'212×212', '≤23×23' for an upper bound, 'global' for a field without a grid."""
         if self.whole:
             return "global"
-        size = f"{self.rows.size}×{self.cols.size}"
-        return size if self.exact else f"≤{size}"
+        size = self.size_text()
+        return f"≤{size}" if self.bounded else size
 
     def jump_text(self) -> str:
+        """The jump, in input pixels: '8', '8×4', '1/2' after an upsampling."""
         if self.whole:
             return "—"
         if self.rows.jump == self.cols.jump:
@@ -105,6 +128,13 @@ class Field:
 
 
 IMAGE = Field(Axis(1, 1, 0), Axis(1, 1, 0))
+
+
+def _whole_number(value: Fraction | int) -> Fraction | int:
+    """A fraction that is whole, as an int (so fields stay in ints until an upsampling)."""
+    if isinstance(value, Fraction) and value.denominator == 1:
+        return int(value)
+    return value
 
 
 def receptive_fields(model: ShapedModel) -> dict[str, Field]:
@@ -188,6 +218,16 @@ def _layer(node: Shaped, field: Field) -> Field:
     rule = layers.LAYERS[node.op].field(node)
     if isinstance(rule, Sliding):
         return _slide(field, node.input, rule)
+    if isinstance(rule, Resamples):
+        if sorted(field.grid) != [1, 2]:
+            return _whole(field, node.input)
+        row, col = field.grid[0] - 1, field.grid[1] - 1
+        return replace(
+            field,
+            rows=field.rows.resample(rule.scale[row], rule.reach[row]),
+            cols=field.cols.resample(rule.scale[col], rule.reach[col]),
+            exact=field.exact and rule.exact,
+        )
     if isinstance(rule, Mixes):
         return _whole(field, node.input) if set(rule.axes) & set(field.grid) else field
     if isinstance(rule, Permutes):

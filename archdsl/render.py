@@ -254,7 +254,7 @@ class _Walk:
     def join(self, node: Node, record: Shaped | None) -> None:
         self.ids[node] = node.path
         self.stands_for[node.path] = [node]
-        self.items.append(_Item("node", node.path, None, "merge", {"record": ""}))
+        self.items.append(_Item("node", node.path, None, layers.LAYERS[node.op].kind, {"function": "1"}))
         self.join_records[node.path] = record
 
     join_records: dict[str, Shaped | None]
@@ -534,7 +534,7 @@ def dot_source(
 def _drawn_label(item: _Item, walk: _Walk) -> tuple[_Html, dict[str, str]]:
     nodes = walk.stands_for[item.id]
     node, last = nodes[0], nodes[-1]
-    if item.style == "merge" or not node.member:
+    if item.extra.get("function"):
         lines, extra = _merge_label(node, walk.join_records.get(item.id))
         return _label(*lines), extra
     text = _vary(describe(node), describe(last) if last is not node else None, len(nodes))

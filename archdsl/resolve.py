@@ -192,6 +192,12 @@ class Resolver:
         if kind == "neg":
             operand = self._number(expr.operand, scope, "-")  # type: ignore[union-attr]
             return operand if operand is UNKNOWN else -operand
+        if kind == "choose":
+            condition = self.evaluate(expr.condition, scope)  # type: ignore[union-attr]
+            if condition is UNKNOWN:
+                return UNKNOWN
+            chosen = expr.then if self._truth(condition, expr.condition, "if") else expr.otherwise  # type: ignore[union-attr]
+            return self.evaluate(chosen, scope)
         if kind == "not":
             operand = self.evaluate(expr.operand, scope)  # type: ignore[union-attr]
             return operand if operand is UNKNOWN else not self._truth(operand, expr.operand, "not")  # type: ignore[union-attr]
@@ -525,6 +531,8 @@ def mentions(expr: ir.Expr, scope: Iterable[str]) -> bool:
             pending.extend((node.left, node.right))
         elif kind in ("neg", "not"):
             pending.append(node.operand)
+        elif kind == "choose":
+            pending.extend((node.condition, node.then, node.otherwise))
         elif kind == "call":
             pending.extend(a.value for a in node.args)
     return False
@@ -644,6 +652,7 @@ def check_definitions(source: ir.SourceFile, blocks: dict[str, BlockEntry]) -> l
     its own file calls is still checked this far."""
     problems = check_param_types(source)
     for block in source.blocks:
+        own = {id(s) for s in block.body}
         for statement in nested_statements(block.body):
             if (
                 isinstance(statement, ir.Call)
@@ -651,8 +660,29 @@ def check_definitions(source: ir.SourceFile, blocks: dict[str, BlockEntry]) -> l
                 and layers.find(statement.op) is None
             ):
                 problems.append(unknown_layer(statement, blocks))
+            elif isinstance(statement, ir.Input) and statement.dims is None and id(statement) in own:
+                continue  # `input as x`: the block names what it receives
+            elif isinstance(statement, ir.Input) and statement.dims is not None and id(statement) in own:
+                problems.append(
+                    error(
+                        MODEL_STRUCTURE,
+                        f"block '{block.name}' receives what its caller gives: name it `input as x`, "
+                        "without a shape",
+                        statement.span,
+                    )
+                )
             elif isinstance(statement, ir.Input | ir.Train):
                 problems.append(_misplaced(statement, f"in block '{block.name}'"))
+    for model in source.models:
+        for statement in model.body:
+            if isinstance(statement, ir.Input) and statement.dims is None:
+                problems.append(
+                    error(
+                        MODEL_STRUCTURE,
+                        "a model's input says what one sample is: `input [1, 28, 28]`",
+                        statement.span,
+                    )
+                )
     return problems
 
 

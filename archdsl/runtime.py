@@ -97,6 +97,15 @@ def pretrained(
     return module.requires_grad_(not freeze)
 
 
+def pad_to(x: torch.Tensor, like: torch.Tensor, mode: str = "constant") -> torch.Tensor:
+    """`x` padded (or, where it is larger, cropped) to `like`'s height and width, centred: the
+    extra row or column goes at the bottom or right."""
+    dy = like.shape[-2] - x.shape[-2]
+    dx = like.shape[-1] - x.shape[-1]
+    pads = [dx // 2, dx - dx // 2, dy // 2, dy - dy // 2]
+    return nn.functional.pad(x, pads, mode=mode)
+
+
 class View(nn.Module):
     """Reshapes each sample, keeping the batch axis."""
 

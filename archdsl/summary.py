@@ -52,7 +52,7 @@ def human(n: int) -> str:
 
 
 def model_line(model: ShapedModel) -> str:
-    output = fmt(model.output) if model.output else "?"
+    output = fmt(model.output) if model.output is not None else "?"
     return (
         f"{model.name} {fmt(model.input)} → {output}: {_count(model.params)} params, {human(model.macs)} MACs"
     )
@@ -143,7 +143,7 @@ def _format(summary: Summary) -> str:
     total = (
         "total",
         "",
-        fmt(model.output) if model.output else "?",
+        fmt(model.output) if model.output is not None else "?",
         _count(model.params),
         _count(model.macs),
     )

@@ -341,8 +341,8 @@ class ToIR(Transformer[Any, Any]):
     def input_stmt(self, children: list[Any]) -> ir.Input:
         keyword, dims, bind = children
         return ir.Input.of(
-            span=self._span(keyword, bind[1] if bind is not None else dims),
-            dims=dims.items,
+            span=self._span(keyword, bind[1] if bind is not None else dims if dims is not None else keyword),
+            dims=dims.items if dims is not None else None,
             **self._flow(None, bind),
         )
 
@@ -370,7 +370,13 @@ class ToIR(Transformer[Any, Any]):
 
     # --- expressions ----------------------------------------------------------------------------
 
-    def expr(self, children: list[Any]) -> Any:
+    def choose(self, children: list[Any]) -> ir.Choose:
+        then, _if, condition, _else, otherwise = children
+        return ir.Choose.of(
+            span=self._span(then, otherwise), condition=condition, then=then, otherwise=otherwise
+        )
+
+    def arith(self, children: list[Any]) -> Any:
         """`a op b op c …` with Python's precedence, every level left-associative: * / // bind
         tighter than + -, which bind tighter than comparisons, then `and`, then `or`."""
         operands: list[Any] = [children[0]]

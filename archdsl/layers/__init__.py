@@ -12,7 +12,7 @@ The module it names is imported by `archdsl check`, so it must not import torch 
 
 from __future__ import annotations
 
-from . import dense, elementwise, joins, spatial
+from . import dense, elementwise, joins, resample, spatial
 from .base import (
     ADAPTIVE,
     JOIN,
@@ -31,6 +31,7 @@ from .base import (
     Parameter,
     Permutes,
     Pointwise,
+    Resamples,
     Signature,
     SizeOf,
     Sliding,
@@ -59,6 +60,7 @@ __all__ = [
     "PluginError",
     "Pointwise",
     "RESIDUAL",
+    "Resamples",
     "Signature",
     "SizeOf",
     "Sliding",
@@ -155,7 +157,7 @@ KEYWORDS = frozenset(
     }
 )
 
-for _family in (spatial, elementwise, dense, joins):
+for _family in (spatial, resample, elementwise, dense, joins):
     for _layer in _family.LAYERS:
         register(_layer)
 

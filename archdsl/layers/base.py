@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..sizes import Outcome, Shape
@@ -169,6 +170,18 @@ class Permutes:
 
 
 @dataclass(frozen=True)
+class Resamples:
+    """The grid scaled by `scale` along H and W (more output positions than input ones where it is
+    above 1), each output position reading `reach` input positions along the axis (1 for nearest,
+    2 for bilinear, the kernel's taps over the stride for a transposed conv); `exact` where that
+    is the whole of it (nearest by a whole factor), else the field is an upper bound."""
+
+    scale: tuple[Fraction, Fraction]
+    reach: tuple[int, int]
+    exact: bool = False
+
+
+@dataclass(frozen=True)
 class Joins:
     """Each output position sees what the same position of every input saw (a sum, a product);
     with `axis`, the inputs are joined along that per-sample axis (a concatenation): where it holds
@@ -185,7 +198,7 @@ WHOLE = "whole"
 #: PyTorch's adaptive-pool bins.
 ADAPTIVE = "adaptive"
 
-FieldRule = Sliding | Mixes | Permutes | Joins | str
+FieldRule = Sliding | Mixes | Permutes | Joins | Resamples | str
 
 
 class NotSymbolic(Exception):

@@ -58,7 +58,9 @@ class View(Layer):
     torch = "Tensor.reshape (batch kept)"
     doc = "reshape each sample"
     kind = "reshape"
-    args = (Arg("dims", int_list, "the per-sample shape; one -1 is inferred", required=True),)
+    args = (
+        Arg("dims", int_list, "the per-sample shape; one -1 is inferred; [] for one number", required=True),
+    )
     variadic = "dims"
 
     def shape(self, node: LayerNode, shape: Shape) -> Outcome:
@@ -66,7 +68,13 @@ class View(Layer):
         span = node.arg_spans.get("dims", node.span)
         total = math.prod(shape)
         if not dims:
-            raise fail(VIEW_SIZE, "view needs at least one dimension", span)
+            if total != 1:
+                raise fail(
+                    VIEW_SIZE,
+                    f"view([]) makes one number of each sample, and {fmt(shape)} has {total}",
+                    span,
+                )
+            return Outcome(())
         if dims.count(-1) > 1:
             raise fail(VIEW_SIZE, "view can infer only one dimension: -1 appears more than once", span)
         bad = [d for d in dims if d < 1 and d != -1]

@@ -1,0 +1,46 @@
+"""Graph-shaped networks of `specs/` against the PyTorch their authors wrote (`references.py`):
+U-Net, DCGAN's generator and discriminator, the conv autoencoder and a YOLO-style trunk. Each
+loads its reference's `state_dict` strictly and computes what it computes (see `networks.py`)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import references
+from conftest import ROOT
+from networks import check_network, load
+
+SPECS = ROOT / "specs"
+
+
+def sample(*shape: int, seed: int = 1) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize(("bilinear", "size"), [(False, 64), (False, 37), (True, 45)])
+def test_unet_is_milesials_and_pads_skips_at_odd_sizes(bilinear: bool, size: int) -> None:
+    # 37 and 45 are floored on the way down: each step up is padded to its skip's size.
+    model = load(str(SPECS / "unet.arch"), bilinear=bilinear, size=size)
+    reference = references.UNet(3, 2, bilinear=bilinear)
+    check_network(model, reference, [sample(1, 3, size, size)], name=f"unet bilinear={bilinear}")
+
+
+def test_dcgan_generator_and_discriminator_are_pytorch_examples() -> None:
+    generator = load(str(SPECS / "dcgan.arch"), model="Generator")
+    check_network(generator, references.Generator(), [sample(2, 100, 1, 1)], name="generator")
+    discriminator = load(str(SPECS / "dcgan.arch"), model="Discriminator")
+    assert discriminator.output == ()  # one number a sample: the reference's view(-1, 1).squeeze(1)
+    check_network(discriminator, references.Discriminator(), [sample(2, 3, 64, 64)], name="discriminator")
+
+
+def test_autoencoder_is_the_tutorials() -> None:
+    model = load(str(SPECS / "autoencoder.arch"))
+    check_network(model, references.Autoencoder(), [sample(2, 1, 28, 28)], name="autoencoder")
+
+
+def test_yolo_trunk_gives_three_maps_as_the_reference() -> None:
+    model = load(str(SPECS / "yolo.arch"), size=64)
+    assert [shape for _, shape in model.outputs] == [(64, 8, 8), (128, 4, 4), (256, 2, 2)]
+    # The reference registers C3's cv3 before m, and calls one `up` twice where the spec has two.
+    check_network(model, references.YoloTrunk(), [sample(1, 3, 64, 64)], name="yolo", order=False)
