@@ -748,9 +748,13 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
     except OSError as exc:
         raise UsageError(f"{args.output}: {exc.strerror or exc}") from None
     beside = f", weights in {exported.data}" if exported.data else ""
+    inputs = ", ".join(
+        (f"{name} " if name and len(model.inputs) > 1 else "") + f"[batch, {', '.join(map(str, shape))}]"
+        for name, shape in model.inputs
+    )
     out.write(
         f"wrote {exported.path} ({model.name}, ONNX opset {exported.opset}, "
-        f"input [batch, {', '.join(map(str, model.input))}]{beside})\n"
+        f"input{'s' if len(model.inputs) > 1 else ''} {inputs}{beside})\n"
     )
     return EXIT_OK
 

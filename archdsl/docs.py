@@ -26,6 +26,7 @@ from .program import Program
 from .receptive import Field, receptive_fields
 from .render import RenderError, block_call, dot_source, render_dot
 from .shapes import Shaped, ShapedModel, float32_size, fmt
+from .sizes import fmt_io
 from .summary import describe, human, walk
 
 INDEX = "index.md"
@@ -186,13 +187,14 @@ def layer_table(model: ShapedModel) -> list[str]:
 
 def model_page(entry: Entry) -> str:
     model = entry.model
-    output = fmt(model.output) if model.output is not None else "?"
+    output = fmt_io(model.outputs) if model.outputs else "?"
     lines = [
         HEADER,
         "",
         f"# {cell(model.name)}",
         "",
-        f"Spec: {code(entry.source)} · input `{fmt(model.input)}` → output `{output}`",
+        f"Spec: {code(entry.source)} · input `{fmt_io(model.inputs) if model.inputs else fmt(model.input)}` "
+        f"→ output `{output}`",
     ]
     if model.model_params:
         # JSON spells values as the language does: true, "text", [1, 2]
@@ -243,10 +245,11 @@ def index_page(pages: Sequence[Entry]) -> str:
     ]
     for entry in pages:
         model = entry.model
-        output = fmt(model.output) if model.output is not None else "?"
+        output = fmt_io(model.outputs) if model.outputs else "?"
         lines.append(
             f"| [{cell(model.name)}]({entry.stem}.md) | {code(entry.source)} | "
-            f"`{fmt(model.input)}` → `{output}` | {_count(model.params)} | {human(model.macs)} |"
+            f"`{fmt_io(model.inputs) if model.inputs else fmt(model.input)}` → `{output}` | "
+            f"{_count(model.params)} | {human(model.macs)} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -411,6 +411,8 @@ class Elaborator(Resolver):
                 continue
             if value.name is None:
                 value.name = name
+            # The name is the definition's: emit writes it in the forwards of its modules only.
+            frame.module.names.setdefault(value, name)
             scope.values[name] = value
             scope.spans[name] = span
             scope.maybe.pop(name, None)
@@ -662,6 +664,7 @@ class Elaborator(Resolver):
             if value.name is not None:
                 scope.values[value.name] = value
                 scope.spans[value.name] = value.span  # type: ignore[assignment]
+                root.names[value] = value.name
         scope.made.extend(inputs)
         frame = Frame(root, Namespace(), scope, inputs[-1], (), 1, top=True)
         self.current_scope = scope

@@ -37,7 +37,7 @@ from .generic import Analysis, Generic, Param
 from .graph import Module as GraphModule
 from .graph import Node, Program, Shaped, ShapedModel, Step, Value, is_chain, programs
 from .layers import Function, Input, Inputs, SizeOf
-from .sizes import fmt
+from .sizes import fmt, fmt_io
 from .symbolic import Sym
 from .symbolic import Value as SymbolicValue
 from .values import describe
@@ -257,10 +257,12 @@ class Names:
         blocks' names unless it is the block `own`'s."""
         avoid = self.taken | (self.blocks - {own} if own else self.blocks)
         base = base + "_" if base in _TAKEN else base
+        # `C3`'s second class is `C3_2`, not `C32`.
+        joiner = "_" if base[-1].isdigit() else ""
         name, number = base, 1
         while name in avoid:
             number += 1
-            name = f"{base}{number}"
+            name = f"{base}{joiner}{number}"
         self.taken.add(name)
         return name
 
@@ -307,6 +309,7 @@ class _Forward:
         for value in program.outputs:
             self.readers[value] = self.readers.get(value, 0) + 1
         self.hints = _inherited_hints(program, module.hints)
+        self.known = _names_in_sight(module)
 
     def line(self, text: str, comment: str | None = None) -> None:
         line = INDENT * 2 + text
@@ -329,7 +332,7 @@ class _Forward:
         return name
 
     def given(self, value: Value) -> str | None:
-        return self.module.names.get(value) or value.name
+        return self.known.get(value)
 
     def assign(self, value: Value) -> str:
         """The local a new value goes into: its own name, else `x` (what `x` still holds moves to
@@ -385,6 +388,21 @@ class _Forward:
 
 
 _FORWARD_TAKEN = frozenset({"self", "torch", "nn", *keyword.kwlist})
+
+
+def _names_in_sight(module: GraphModule) -> dict[Value, str]:
+    """The spec's names for values, as the definition a module belongs to gives them: its own and
+    its enclosing modules', up to the block call (or model) whose body it is."""
+    found: dict[Value, str] = {}
+    current: GraphModule | None = module
+    while current is not None:
+        for value, name in current.names.items():
+            found.setdefault(value, name)
+        record = current.record
+        if record is not None and record.kind == "block":
+            break
+        current = current.parent
+    return found
 
 
 def _inherited_hints(program: Program, own: dict[Value, str]) -> dict[Value, str]:
@@ -490,11 +508,11 @@ class Emitter:
         for model in self.models:
             params = ", ".join(f"{k}={describe(v)}" for k, v in model.model_params.items())
             signature = f"{model.name}({params})" if params else model.name
-            lines.append(f"# model {signature}: {_io(model.inputs)} -> {_io(model.outputs)}")
+            lines.append(f"# model {signature}: {fmt_io(model.inputs)} -> {fmt_io(model.outputs)}")
         return lines
 
     def model_class(self, model: ShapedModel, name: str) -> str:
-        doc = f"{model.name}: {_io(model.inputs)} -> {_io(model.outputs)}, {model.params:,} parameters."
+        doc = f"{model.name}: {fmt_io(model.inputs)} -> {fmt_io(model.outputs)}, {model.params:,} parameters."
         assert model.graph is not None
         return self.module_class(name, doc, model.graph.root, {}, keys=model.graph.output_keys)
 
@@ -848,15 +866,6 @@ def _chain_from(x: Value, steps: list[Step]) -> tuple[list[Step], Value] | None:
 def _is_member_step(step: Step) -> bool:
     target = step.target
     return isinstance(target, GraphModule) or (target.member and not target.parameter)
-
-
-def _io(items: list[tuple[str | None, tuple[int, ...]]]) -> str:
-    """A model's inputs or outputs for its docstring: `[3, 224, 224]`, `(out: [21, 8, 8], aux: …)`."""
-    if len(items) == 1 and items[0][0] is None:
-        return fmt(items[0][1])
-    if not items:
-        return "?"
-    return "(" + ", ".join(f"{k}: {fmt(s)}" if k else fmt(s) for k, s in items) + ")"
 
 
 def _shape(shape: tuple[SymbolicValue, ...]) -> str:

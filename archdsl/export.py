@@ -9,7 +9,8 @@ one writes every network of the repository, the builder's flow interpreter (`bui
 `runtime.py`'s modules included.
 
 The graph takes `input` of shape [batch, *the spec's input] with `batch` dynamic, and gives
-`output`. Weights keep their `state_dict` names; the optimiser folds batchnorm into the
+`output`; a model with several inputs or outputs names each as the spec does (`image`, `mask`;
+the keys of a dict of outputs, `out` and `aux`), or numbers them (`input0`, `output1`). Weights keep their `state_dict` names; the optimiser folds batchnorm into the
 convolution before it. Each node's metadata keeps its module path (`name_scopes`), and drops the
 stack trace torch records, which names this machine's files.
 """
@@ -17,6 +18,7 @@ stack trace torch records, which names this machine's files.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import logging
 import os
@@ -118,26 +120,38 @@ def _first_line(exc: BaseException) -> str:
 
 
 def to_onnx(
-    module: nn.Module, sample: tuple[int, ...], opset: int | None = None, name: str | None = None
+    module: nn.Module,
+    sample: tuple[int, ...],
+    opset: int | None = None,
+    name: str | None = None,
+    *,
+    inputs: list[tuple[str, tuple[int, ...]]] | None = None,
+    outputs: list[str] | None = None,
 ) -> onnx.ModelProto:
-    """`module` in eval mode as an ONNX model taking [batch, *sample], `batch` dynamic. The graph
-    is called `name` (by default the module's class). Raises `ExportError` when torch.onnx fails
-    or cannot write the opset asked for."""
+    """`module` in eval mode as an ONNX model taking [batch, *sample], `batch` dynamic (or, with
+    `inputs`, one input of each name and per-sample shape); its outputs are `outputs` by name. The
+    graph is called `name` (by default the module's class). Raises `ExportError` when torch.onnx
+    fails or cannot write the opset asked for."""
     import torch
 
     module = module.eval()
-    example = torch.zeros(EXAMPLE_BATCH, *sample)
+    given = inputs if inputs is not None else [(INPUT, sample)]
+    examples = tuple(torch.zeros(EXAMPLE_BATCH, *shape) for _, shape in given)
     batch = torch.export.Dim("batch")
+    dynamic: tuple[Any, ...] = tuple({0: batch} for _ in given)
+    signature = inspect.signature(module.forward).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in signature):
+        dynamic = (dynamic,)  # `forward(*inputs)` (the builder's graph modules): one tuple of them
     try:
         with _quiet(), torch.no_grad():
             program: Any = torch.onnx.export(
                 module,
-                (example,),
+                examples,
                 None,
                 dynamo=True,
-                input_names=[INPUT],
-                output_names=[OUTPUT],
-                dynamic_shapes=({0: batch},),
+                input_names=[input_name for input_name, _ in given],
+                output_names=outputs if outputs is not None else [OUTPUT],
+                dynamic_shapes=dynamic,
                 opset_version=opset,
                 verbose=False,
             )
@@ -175,7 +189,15 @@ def export_model(
     net = build_model(model, max_params=max_params)
     if weights is not None:
         load_weights(net, weights)
-    proto = to_onnx(net, tuple(model.input), opset, name=model.name)
+    inputs = [
+        (name or (INPUT if len(model.inputs) == 1 else f"{INPUT}{index}"), tuple(shape))
+        for index, (name, shape) in enumerate(model.inputs)
+    ]
+    outputs = [
+        key or (OUTPUT if len(model.outputs) == 1 else f"{OUTPUT}{index}")
+        for index, (key, _) in enumerate(model.outputs)
+    ]
+    proto = to_onnx(net, tuple(model.input), opset, name=model.name, inputs=inputs, outputs=outputs)
     proto.producer_name, proto.producer_version = "archdsl", __version__
     proto.doc_string = f"{model.name} from {model.file}: {model.params:,} parameters"
     version = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))

@@ -22,7 +22,8 @@ from typing import Any
 
 from . import ir, layers
 from .layers import NotSymbolic
-from .resolve import PARAM_TYPES, BlockEntry, mentions
+from .errors import Failed
+from .resolve import PARAM_TYPES, BlockEntry, Resolver, mentions
 from .shapes import Shaped, ShapedModel
 from .symbolic import UNKNOWN, Sym, Value, Var, add, choice, known, mul, names, sub, window
 from .symbolic import evaluate as evaluate_value
@@ -115,39 +116,49 @@ def _integer(value: Any) -> Value:
     raise NotGeneric(f"{value!r} is not an integer")
 
 
-def evaluate(expr: ir.Expr, env: Mapping[str, Any]) -> Any:
-    """The value of `expr` with `env`'s names bound: constants as the resolver makes them,
-    integer arithmetic on expressions as `symbolic` expressions."""
-    kind = expr.kind
-    if kind in ("int", "float", "str", "bool"):
-        return expr.value  # type: ignore[union-attr]
-    if kind == "name":
-        name = expr.name  # type: ignore[union-attr]
-        return env[name] if name in env else Symbol(name)
-    if kind == "list":
-        return [evaluate(item, env) for item in expr.items]  # type: ignore[union-attr]
-    if kind == "neg":
-        return mul(_integer(evaluate(expr.operand, env)), -1)  # type: ignore[union-attr]
-    if kind == "binop":
-        assert isinstance(expr, ir.BinOp)
-        if expr.op not in ("+", "-", "*", "/", "//"):
-            raise NotGeneric(f"a comparison or logic ('{expr.op}')")
-        left, right = _integer(evaluate(expr.left, env)), _integer(evaluate(expr.right, env))
-        if expr.op == "+":
+class _Symbolic(Resolver):
+    """The resolver's evaluator over symbolic values: a block's parameters and its input's size are
+    `Var`s, and integer arithmetic on them builds `symbolic` expressions. What cannot be written
+    over them (a true division, a comparison or condition on one) is `NotGeneric`."""
+
+    def __init__(self) -> None:
+        super().__init__({})
+
+    def _number(self, expr: ir.Expr, scope: dict[str, Any], op: str) -> Any:
+        value = self.evaluate(expr, scope)
+        if isinstance(value, Sym):
+            return value
+        return super()._number(expr, scope, op)
+
+    def arithmetic(self, op: str, left: Any, right: Any, expr: ir.Expr) -> Any:
+        if not isinstance(left, Sym) and not isinstance(right, Sym):
+            return super().arithmetic(op, left, right, expr)
+        left, right = _integer(left), _integer(right)
+        if op == "+":
             return add(left, right)
-        if expr.op == "-":
+        if op == "-":
             return sub(left, right)
-        if expr.op == "*":
+        if op == "*":
             return mul(left, right)
-        if expr.op == "/":
+        if op == "/":
             raise NotGeneric("a true division")
         try:
             return symbolic_floordiv(left, right)
         except ZeroDivisionError:
             raise NotGeneric("division by zero") from None
-    if kind in ("not", "choose"):
-        raise NotGeneric("a condition")
-    raise NotGeneric("a call written as a value")
+
+
+_SYMBOLIC = _Symbolic()
+
+
+def evaluate(expr: ir.Expr, env: Mapping[str, Any]) -> Any:
+    """The value of `expr` with `env`'s names bound, by the one evaluator of the language
+    (`resolve.Resolver`): constants as the resolver makes them, integer arithmetic on
+    expressions as `symbolic` expressions."""
+    try:
+        return _SYMBOLIC.evaluate(expr, dict(env))
+    except Failed as failure:
+        raise NotGeneric(failure.diagnostic.message) from None
 
 
 def _convert(type_name: str, value: Any) -> Any:
@@ -425,6 +436,12 @@ class _Walk:
             return _symbolic(node, input=shape, output=(channels, *outputs[0][1:]), children=branches)
         if isinstance(statement, ir.Residual):
             return self.residual(statement, node, env, scope, shape)
+        if isinstance(statement, ir.Group):
+            children, output = self.body(statement.body, node.children, env, scope, shape)
+            return _symbolic(node, input=shape, output=output, children=children)
+        if isinstance(statement, ir.Gate):
+            children, _ = self.body(statement.body, node.children, env, scope, shape)
+            return _symbolic(node, input=shape, output=shape, children=children)
         raise NotGeneric(f"a {statement.kind} statement")
 
     def layer(self, statement: ir.Call, node: Shaped, env: Mapping[str, Any], shape: Shape) -> Shaped:

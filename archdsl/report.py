@@ -79,6 +79,9 @@ def model_json(model: ShapedModel) -> dict[str, Any]:
         "line": model.span.line,
         "input": list(model.input),
         "output": list(model.output) if model.output is not None else None,
+        # every input and output, by name (a model's dict of outputs: by key) where it has one
+        "inputs": [{"name": name, "shape": list(shape)} for name, shape in model.inputs],
+        "outputs": [{"key": key, "shape": list(shape)} for key, shape in model.outputs],
         "params": model.params,
         "macs": model.macs,
         "layers": [layer_json(layer) for layer in model.layers],

@@ -191,7 +191,7 @@ class Resolver:
             return [self.evaluate(item, scope) for item in expr.items]  # type: ignore[union-attr]
         if kind == "neg":
             operand = self._number(expr.operand, scope, "-")  # type: ignore[union-attr]
-            return operand if operand is UNKNOWN else -operand
+            return operand if operand is UNKNOWN else self.arithmetic("*", operand, -1, expr)
         if kind == "choose":
             condition = self.evaluate(expr.condition, scope)  # type: ignore[union-attr]
             if condition is UNKNOWN:
@@ -211,21 +211,27 @@ class Resolver:
             right = self._number(expr.right, scope, expr.op)
             if left is UNKNOWN or right is UNKNOWN:
                 return UNKNOWN
-            if expr.op == "+":
-                return _in_range(left + right, expr.span)
-            if expr.op == "-":
-                return _in_range(left - right, expr.span)
-            if expr.op == "*":
-                return _in_range(left * right, expr.span)
-            if right == 0:
-                raise Failed(error(BAD_VALUE, "division by zero", expr.right.span))
-            if expr.op == "/":
-                return _in_range(left / right, expr.span)
-            return _in_range(left // right, expr.span)
+            return self.arithmetic(expr.op, left, right, expr)
         assert isinstance(expr, ir.CallExpr)
         if expr.name in SIZE_FUNCTIONS and expr.name not in scope:
             return self._size(expr, scope)
         return CallValue(name=expr.name, span=expr.span, args=tuple(self.evaluated_args(expr.args, scope)))
+
+    def arithmetic(self, op: str, left: Any, right: Any, expr: ir.Expr) -> Any:
+        """`left op right` as Python computes it (`//` floors, `/` gives a float), on 64-bit
+        integers and finite floats."""
+        if op == "+":
+            return _in_range(left + right, expr.span)
+        if op == "-":
+            return _in_range(left - right, expr.span)
+        if op == "*":
+            return _in_range(left * right, expr.span)
+        if right == 0:
+            divisor = expr.right.span if isinstance(expr, ir.BinOp) else expr.span
+            raise Failed(error(BAD_VALUE, "division by zero", divisor))
+        if op == "/":
+            return _in_range(left / right, expr.span)
+        return _in_range(left // right, expr.span)
 
     def _number(self, expr: ir.Expr, scope: dict[str, Any], op: str) -> Any:
         """An operand of arithmetic: an integer, or a float (as in Python, an operation with a

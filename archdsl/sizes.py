@@ -59,6 +59,16 @@ def fmt(shape: Shape) -> str:
     return "[" + ", ".join(str(d) for d in shape) + "]"
 
 
+def fmt_io(items: list[tuple[str | None, Shape]]) -> str:
+    """A model's inputs or outputs: `[3, 224, 224]` for one unnamed, else each in parentheses, by
+    name where it has one: `(out: [21, 64, 64], aux: [21, 64, 64])`."""
+    if len(items) == 1 and items[0][0] is None:
+        return fmt(items[0][1])
+    if not items:
+        return "?"
+    return "(" + ", ".join(f"{name}: {fmt(shape)}" if name else fmt(shape) for name, shape in items) + ")"
+
+
 @dataclass(slots=True)
 class Outcome:
     output: Shape

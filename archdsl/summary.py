@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from . import layers
 from .shapes import Shape, Shaped, ShapedModel, float32_size, fmt
+from .sizes import fmt_io
 
 
 def describe(node: Shaped) -> str:
@@ -52,10 +53,9 @@ def human(n: int) -> str:
 
 
 def model_line(model: ShapedModel) -> str:
-    output = fmt(model.output) if model.output is not None else "?"
-    return (
-        f"{model.name} {fmt(model.input)} → {output}: {_count(model.params)} params, {human(model.macs)} MACs"
-    )
+    inputs = fmt_io(model.inputs) if model.inputs else fmt(model.input)
+    outputs = fmt_io(model.outputs) if model.outputs else "?"
+    return f"{model.name} {inputs} → {outputs}: {_count(model.params)} params, {human(model.macs)} MACs"
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +143,7 @@ def _format(summary: Summary) -> str:
     total = (
         "total",
         "",
-        fmt(model.output) if model.output is not None else "?",
+        fmt_io(model.outputs) if model.outputs else "?",
         _count(model.params),
         _count(model.macs),
     )
@@ -155,7 +155,8 @@ def _format(summary: Summary) -> str:
         return "  ".join(left + right).rstrip()
 
     rule = "─" * len(line(header))
-    out = [f"{model.name}  ({model.file}, input {fmt(model.input)})", rule, line(header), rule]
+    inputs = fmt_io(model.inputs) if model.inputs else fmt(model.input)
+    out = [f"{model.name}  ({model.file}, input {inputs})", rule, line(header), rule]
     out.extend(line(row) for row in rows[1:])
     out.append(rule)
     out.append(line(total))

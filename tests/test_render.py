@@ -45,14 +45,22 @@ def svg_nodes(svg: str) -> int:
     return svg.count('class="node"')
 
 
+def models_of(spec_path: str) -> list[list[str]]:
+    """The `--model` options that draw each model of a spec (none where it has one)."""
+    names = compile_file(spec_path).model_names
+    return [[]] if len(names) == 1 else [["--model", name] for name in names]
+
+
 @pytest.mark.parametrize("spec_path", SPECS)
 def test_dot_matches_golden(
     spec_path: str, in_root: Path, tmp_path: Path, golden: Callable[..., None]
 ) -> None:
-    out = tmp_path / "model.dot"
-    code, text = run_cli("render", spec_path, "-o", str(out))
-    assert code == 0, text
-    golden(ROOT / "tests" / "golden" / Path(spec_path).stem / "model.dot", out.read_text(encoding="utf-8"))
+    for choice in models_of(spec_path):
+        out = tmp_path / "model.dot"
+        code, text = run_cli("render", spec_path, "-o", str(out), *choice)
+        assert code == 0, text
+        name = f"{choice[1]}.dot" if choice else "model.dot"  # a file of several models: one each
+        golden(ROOT / "tests" / "golden" / Path(spec_path).stem / name, out.read_text(encoding="utf-8"))
 
 
 @needs_dot
@@ -60,7 +68,7 @@ def test_dot_matches_golden(
 def test_svg_and_png_render_for_every_spec(spec_path: str, in_root: Path, tmp_path: Path) -> None:
     for fmt in ("svg", "png"):
         out = tmp_path / f"diagram.{fmt}"
-        code, text = run_cli("render", spec_path, "-o", str(out))
+        code, text = run_cli("render", spec_path, "-o", str(out), *models_of(spec_path)[0])
         assert code == 0, text
         data = out.read_bytes()
         if fmt == "svg":
