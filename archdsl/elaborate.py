@@ -87,6 +87,8 @@ class Scope:
     later: dict[str, Span] = field(default_factory=dict)
     #: The values made in this body, for the check that each is used.
     made: list[Value] = field(default_factory=list)
+    #: The statements' module names, for the hint where one is read as a value.
+    labels: dict[str, Span] = field(default_factory=dict)
     #: What `output` gives, once it is written.
     outputs: list[Value] | None = None
     output_keys: list[str] | None = None
@@ -233,10 +235,12 @@ class Elaborator(Resolver):
             for value in made.outputs:
                 if value.name is None and value.shape is not None:
                     value.origin, value.span = record.op, statement.span
-        self.bind_names(statement, made.outputs, frame)
+        if not self.bind_names(statement, made.outputs, frame):
+            made = Made(made.record, [dry(statement.span) for _ in statement.binds or [None]])
         frame.last = made.outputs
-        if len(made.outputs) == 1:
-            frame.flow, frame.stopped = made.outputs[0], None
+        if len(made.outputs) == 1 or all(v.shape is None for v in made.outputs):
+            # One value goes on; so does a statement that did not run, whatever it would give.
+            frame.flow, frame.stopped = made.outputs[0] if made.outputs else dry(statement.span), None
         else:
             frame.flow = None
             names = f" ({', '.join(statement.binds)})" if statement.binds else ""
@@ -297,6 +301,15 @@ class Elaborator(Resolver):
                     span,
                     Note(message=f"'{name}' is made at {first}", span=first),
                 )
+            label = here.labels.get(name)
+            if label is not None:
+                return error(
+                    UNKNOWN_NAME,
+                    f"'{name}' names a module (`{name}: …` at line {label.line}), not a value: name the "
+                    f"value it makes with `as`, `{name}: … as {name}`",
+                    span,
+                    Note(message=f"the module is named at {label}", span=label),
+                )
         return super().unknown_name(name, span, scope)
 
     def here(self, frame: Frame, channels: Any) -> None:
@@ -324,7 +337,10 @@ class Elaborator(Resolver):
                 )
             return space.anonymous(), None
         label = self.label(statement, frame.scope.params)
-        return self.claim(space, label, statement.label_span or statement.span), label
+        key = self.claim(space, label, statement.label_span or statement.span)
+        if label is not None:
+            frame.scope.labels.setdefault(label, statement.label_span or statement.span)
+        return key, label
 
     def is_member(self, call: ir.Call) -> bool:
         spec = layers.LAYERS.get(call.op)
@@ -370,14 +386,19 @@ class Elaborator(Resolver):
         space.names[label] = span
         return label
 
-    def bind_names(self, statement: ir.Stmt, outputs: list[Value], frame: Frame, quiet: bool = False) -> None:
-        """`as x`, `as (a, b)`: names the statement's values in its definition."""
+    def bind_names(self, statement: ir.Stmt, outputs: list[Value], frame: Frame, quiet: bool = False) -> bool:
+        """`as x`, `as (a, b)`: names the statement's values in its definition. False where the
+        names do not fit the values (reported), so the flow stops there."""
         names = statement.binds
         if not names:
-            return
+            return True
         span = statement.binds_span or statement.span
+        # What a statement that does not run gives is not known to be one value or several.
+        quiet = quiet or all(v.shape is None for v in outputs)
+        fits = True
         if statement.binds_tuple or len(names) > 1:
             if len(names) != len(outputs):
+                fits = False
                 if not quiet:
                     self.report(
                         error(
@@ -389,6 +410,7 @@ class Elaborator(Resolver):
                     )
                 outputs = [dry(span) for _ in names]
         elif len(outputs) != 1:
+            fits = False
             if not quiet:
                 self.report(
                     error(
@@ -405,6 +427,7 @@ class Elaborator(Resolver):
             if problem is not None:
                 if not quiet:
                     self.report(error(DUPLICATE, problem, span))
+                fits = False
                 continue
             if frame.never:
                 scope.maybe.setdefault(name, frame.never_at or span)
@@ -416,6 +439,7 @@ class Elaborator(Resolver):
             scope.values[name] = value
             scope.spans[name] = span
             scope.maybe.pop(name, None)
+        return fits
 
     @staticmethod
     def reserved_value_name(name: str, scope: Scope) -> str | None:

@@ -77,6 +77,8 @@ def infer(node: Node, context: Context) -> tuple[Outcome, Axes | None]:
         _check_layout(node, spec, source)
         outcome = spec.shape(node, source.shape)
     except Failed as failed:
+        if spec.names_its_inputs:
+            raise
         raise Failed(with_origin(failed.diagnostic, source, context)) from None
     if outcome.params > MAX_PARAMS:
         raise Failed(too_many_params(f"this {node.op}", outcome.params, node.span))

@@ -230,3 +230,12 @@ def test_shape_errors_in_one_branch_do_not_hide_errors_in_another() -> None:
         "concat { branch { conv(4, kernel=9) } branch { conv(4, kernel=1, groups=3) } }", "[4, 4, 4]"
     )
     assert [d.code for d in program.errors] == ["E101", "E104"]
+
+
+def test_channels_in_linear_is_the_last_axis_it_acts_on() -> None:
+    # `channels` is the count the layer works on: linear's features are its input's last axis.
+    program = shapes("linear(channels * 2)", "[10, 96]")
+    assert program.model().output == (10, 192)
+    program = shapes("permute(1, 2, 0) linear(channels) layernorm(eps=1e-6)", "[96, 8, 8]")
+    assert program.model().output == (8, 8, 96)
+    assert not program.errors

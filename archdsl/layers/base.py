@@ -240,6 +240,8 @@ class Layer:
     #: The axis of its input whose size `channels` means in its arguments: the channels, first;
     #: the features `linear` and `layernorm` act on, last (-1).
     channel_axis: ClassVar[int] = 0
+    #: Its diagnostics say where each of its inputs comes from (a join's), so none is added.
+    names_its_inputs: ClassVar[bool] = False
 
     def arg(self, name: str) -> Arg:
         return next(a for a in self.args if a.name == name)

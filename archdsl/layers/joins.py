@@ -30,18 +30,24 @@ if TYPE_CHECKING:
     from ..shapes import Shaped
 
 
-def value_text(value: Value) -> str:
-    """A value as a diagnostic names it: `skip [64, 56, 56] (made by down1 at line 5)`."""
-    assert value.shape is not None
-    where = f"{value.origin} at line {value.span.line}" if value.span is not None else value.origin
+def _who(value: Value, index: int) -> str:
+    """How a join's diagnostic calls one of its inputs: its name, else what it receives."""
     if value.name is not None:
-        return f"{value.name} {fmt(value.shape)} (made by {where})"
-    return f"{fmt(value.shape)} from {where}"
+        return value.name
+    return "what it receives" if index == 0 else f"its input {index + 1}"
+
+
+def value_text(value: Value, index: int = 0) -> str:
+    """A value as a diagnostic names it: `skip is [64, 56, 56] (conv, line 5)`."""
+    assert value.shape is not None
+    where = f"{value.origin}, line {value.span.line}" if value.span is not None else value.origin
+    return f"{_who(value, index)} is {fmt(value.shape)} ({where})"
 
 
 def _notes(values: tuple[Value, ...]) -> tuple[Note, ...]:
+    """Where each joined value is made, for an editor to go to."""
     return tuple(
-        Note(message=f"{value_text(v)}", span=v.span) for v in values if v.span is not None
+        Note(message=f"{_who(v, i)} is made here", span=v.span) for i, v in enumerate(values) if v.span is not None
     )
 
 
@@ -51,6 +57,7 @@ _OTHERS_DOC = "the values joined to what it receives, by name"
 class _Join(Layer):
     kind = "merge"
     member = False
+    names_its_inputs = True
     variadic = "others"
     args = (Arg("others", tensors, _OTHERS_DOC, required=True),)
     #: How `emit` writes it, and the builder runs it.
@@ -75,12 +82,12 @@ class Add(_Join):
 
     def shape(self, node: Any, shape: Shape) -> Outcome:
         values = node.inputs
-        for other in values[1:]:
+        for index, other in enumerate(values[1:], 1):
             if other.shape != shape:
                 raise fail(
                     RESIDUAL_MISMATCH,
-                    f"{node.op} joins values of different shapes: {value_text(values[0])} and "
-                    f"{value_text(other)}{_hint(shape, other.shape)}",
+                    f"{node.op} joins values of different shapes: {value_text(values[0])}, "
+                    f"{value_text(other, index)}{_hint(shape, other.shape)}",
                     node.span,
                     *_notes(values),
                 )
@@ -95,13 +102,14 @@ class Mul(_Join):
 
     def shape(self, node: Any, shape: Shape) -> Outcome:
         values = node.inputs
-        for other in values[1:]:
+        for index, other in enumerate(values[1:], 1):
             given = other.shape
             if len(given) != len(shape) or any(g not in (1, s) for g, s in zip(given, shape, strict=True)):
                 raise fail(
                     GATE_MISMATCH,
-                    f"{node.op} scales {value_text(values[0])} by {value_text(other)}: each axis of "
-                    "what scales must be the scaled value's size or 1",
+                    f"{node.op} cannot scale one by the other: {value_text(values[0])}, "
+                    f"{value_text(other, index)}; each axis of what scales must be the scaled value's "
+                    "size or 1",
                     node.span,
                     *_notes(values),
                 )
@@ -123,14 +131,14 @@ class Cat(_Join):
     def shape(self, node: Any, shape: Shape) -> Outcome:
         values = node.inputs
         first = values[0]
-        for other in values[1:]:
+        for index, other in enumerate(values[1:], 1):
             assert other.shape is not None
             if len(other.shape) != len(shape) or other.shape[1:] != shape[1:]:
                 what = "H and W" if len(shape) == 3 else "every axis but the first"
                 raise fail(
                     CONCAT_MISMATCH,
-                    f"{node.op} joins values that disagree on {what}: {value_text(first)} and "
-                    f"{value_text(other)}{_cat_hint(shape, other.shape)}",
+                    f"{node.op} joins values that disagree on {what}: {value_text(first)}, "
+                    f"{value_text(other, index)}{_cat_hint(shape, other.shape)}",
                     node.span,
                     *_notes(values),
                 )
@@ -149,8 +157,8 @@ def _hint(shape: Shape, other: Shape) -> str:
 def _cat_hint(shape: Shape, other: Shape) -> str:
     if len(shape) == len(other) == 3:
         return (
-            "; pad or resize one to the other's size (`padto(…)`, `resize(…)`), or give the model "
-            "an input whose size each downsampling divides exactly"
+            "; pad or resize one to the other's size first (`padto(…)`, `resize(…)`), or give the "
+            "model an input that each downsampling divides exactly"
         )
     return ""
 

@@ -26,7 +26,6 @@ from ..sizes import (
     fmt,
     needs_image,
     out_count,
-    pair_text,
 )
 from ..values import (
     BadValue,
@@ -138,11 +137,12 @@ class ConvTranspose(Layer):
         )
         for axis, name in ((0, "height"), (1, "width")):
             if extra[axis] >= stride[axis] and extra[axis] >= dilation[axis]:
+                where = "" if extra == (extra[0], extra[0]) and stride == (stride[0], stride[0]) else f" ({name})"
                 raise fail(
                     OUTPUT_PADDING,
-                    f"convtranspose output_padding {pair_text(extra)} must be smaller than its stride "
-                    f"{pair_text(stride)} or its dilation {pair_text(dilation)} ({name}: {extra[axis]}), "
-                    "as PyTorch requires: it only says where a stride's last step lands",
+                    f"convtranspose output_padding {extra[axis]} must be smaller than its stride "
+                    f"{stride[axis]} or its dilation {dilation[axis]}{where}, as PyTorch requires: it "
+                    "only picks which of the sizes a stride could have come from",
                     node.arg_spans.get("output_padding", node.span),
                 )
         sizes = []
@@ -276,16 +276,19 @@ class Upsample(Layer):
         warnings = []
         inexact = [axis for axis in (0, 1) if shape[1 + axis] * scale[axis] != sizes[axis]]
         if inexact:
-            text = "; ".join(
-                f"{('height', 'width')[axis]} {shape[1 + axis]} · {scale[axis]:g} = "
-                f"{shape[1 + axis] * scale[axis]:g} → {sizes[axis]}"
+            texts = [
+                f"{shape[1 + axis]} · {scale[axis]:g} = {shape[1 + axis] * scale[axis]:g} → {sizes[axis]}"
                 for axis in inexact
-            )
+            ]
+            if len(inexact) == 2 and texts[0] == texts[1]:
+                text = texts[0]
+            else:
+                text = "; ".join(f"{('height', 'width')[a]} {x}" for a, x in zip(inexact, texts, strict=True))
             warnings.append(
                 warning(
                     INEXACT,
-                    f"upsample size does not come out whole: {text}; PyTorch floors it, and the "
-                    "scaled image's last row or column is left out",
+                    f"upsample size is not whole: {text}; PyTorch floors it, leaving out what the "
+                    "fraction of a row or column would have shown",
                     node.span,
                 )
             )
