@@ -23,8 +23,9 @@ from torch import nn
 
 from . import layers, runtime
 from .errors import ArchError, error
+from .graph import Graph as Dataflow
 from .graph import Module as GraphModule
-from .graph import Graph, Node, Program, ShapedModel, Value, is_chain, programs
+from .graph import Node, Program, ShapedModel, Value, is_chain, programs
 from .layers import Function, Input, Inputs, Module, PluginError, SizeOf
 from .runtime import Sequential
 from .shapes import TOO_LARGE, float32_size
@@ -146,23 +147,23 @@ def _argument(value: Any, inputs: list[Any]) -> Any:
 
 def construct(module: Module) -> nn.Module:
     """The `nn.Module` a layer's `Module` describes."""
-    return _target(module.target)(*module.args, **module.kwargs)  # type: ignore[no-any-return]
+    return _target(module.target)(*module.args, **module.kwargs)
 
 
 def compile_program(program: Program) -> tuple[list[Instruction], tuple[int, ...]]:
     """A program as instructions over numbered slots, each slot freed after its last reader."""
     slots: dict[Value, int] = {value: index for index, value in enumerate(program.inputs)}
-    steps = []
+    steps: list[tuple[str, Any, tuple[int, ...], tuple[int, ...]]] = []
     for step in program.steps:
         reads = tuple(slots[v] for v in step.inputs)
         writes = tuple(slots.setdefault(v, len(slots)) for v in step.outputs)
         target = step.target
         if isinstance(target, GraphModule):
-            steps.append(["call", target.key, reads, writes])
+            steps.append(("call", target.key, reads, writes))
         elif target.member:
-            steps.append(["scale" if target.parameter else "call", target.key, reads, writes])
+            steps.append(("scale" if target.parameter else "call", target.key, reads, writes))
         else:
-            steps.append(["function", layers.LAYERS[target.op].function(target), reads, writes])
+            steps.append(("function", layers.LAYERS[target.op].function(target), reads, writes))
     outputs = tuple(slots[v] for v in program.outputs)
     last: dict[int, int] = {}
     for index, (_, _, reads, _) in enumerate(steps):
@@ -178,7 +179,7 @@ def compile_program(program: Program) -> tuple[list[Instruction], tuple[int, ...
 class _Building:
     """One build: the modules' programs, and whether `pretrained(...)` layers load their weights."""
 
-    def __init__(self, graph: Graph, pretrained_weights: bool):
+    def __init__(self, graph: Dataflow, pretrained_weights: bool):
         self.programs = programs(graph)
         self.pretrained_weights = pretrained_weights
 
@@ -194,9 +195,13 @@ def _member(member: Node | GraphModule, building: _Building) -> nn.Module | nn.P
         parameter = layers.LAYERS[member.op].parameter(member)
         assert parameter is not None
         return nn.Parameter(torch.full(parameter.shape, float(parameter.fill)))
-    if not building.pretrained_weights and member.op == "pretrained" and member.args.get("weights") is not None:
+    if (
+        not building.pretrained_weights
+        and member.op == "pretrained"
+        and member.args.get("weights") is not None
+    ):
         member = replace(member, args={**member.args, "weights": None})
-    return layers.LAYERS[member.op].build(member)  # type: ignore[no-any-return]
+    return layers.LAYERS[member.op].build(member)
 
 
 def _module(module: GraphModule, building: _Building, keys: list[str] | None = None) -> nn.Module:

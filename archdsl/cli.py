@@ -156,7 +156,12 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         "target", metavar="MODULE:FACTORY", help="e.g. torchvision.models:resnet18, or mypkg.nets:Net"
     )
     import_.add_argument(
-        "--input", metavar="C,H,W", help="the per-sample input shape (default: from the first layer, 224×224)"
+        "--input",
+        action="append",
+        default=[],
+        metavar="C,H,W",
+        help="the per-sample input shape (default: from the first layer, 224×224); once for each "
+        "input of a module whose forward takes several, in order (--input 3,64,64 --input 1,64,64)",
     )
     import_.add_argument("-o", "--output", metavar="FILE.arch", help="the spec to write (default: stdout)")
     import_.add_argument(
@@ -178,6 +183,12 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     )
     train.add_argument("file", metavar="FILE", help=FILE_HELP)
     _model_option(train, "one")
+    train.add_argument(
+        "--task",
+        choices=("classification", "segmentation", "reconstruction"),
+        help="override the spec's task (default: its train section's, else classification, or "
+        "segmentation for a segmentation dataset)",
+    )
     train.add_argument("--epochs", type=_positive(int), metavar="N", help="override the spec's epochs")
     train.add_argument("--batch", type=_positive(int), metavar="N", help="override the batch size")
     train.add_argument("--lr", type=_positive(float), metavar="X", help="override the learning rate")
@@ -464,44 +475,6 @@ def _verify(models: list[Any], cache: SourceCache, out: TextIO) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
-class _TrainProgress:
-    """The training observer: a tqdm bar per epoch on a terminal, one line per epoch otherwise."""
-
-    def __init__(self, out: TextIO):
-        self.out = out
-        self.bar: Any = None
-        self.tty = sys.stderr.isatty()
-
-    def message(self, text: str) -> None:
-        if self.bar is not None:
-            self.bar.write(text, file=self.out)
-        else:
-            self.out.write(text + "\n")
-
-    def epoch_start(self, epoch: int, epochs: int, images: int) -> None:
-        if self.tty:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=images, desc=f"epoch {epoch}/{epochs}", unit="img", leave=False)
-
-    def progress(self, images: int, loss: float, accuracy: float, images_per_s: float) -> None:
-        if self.bar is not None:
-            self.bar.n = images
-            self.bar.set_postfix_str(f"loss {loss:.4f}  acc {100 * accuracy:.2f}%  {images_per_s:,.0f} img/s")
-
-    def epoch_end(self, result: Any) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-        self.out.write(
-            f"epoch {result.epoch}: train loss {result.train_loss:.4f} "
-            f"acc {100 * result.train_accuracy:.2f}% "
-            f"({result.train_images_per_s:,.0f} img/s, {result.train_time:.1f} s) | "
-            f"test loss {result.test_loss:.4f} acc {100 * result.test_accuracy:.2f}%\n"
-        )
-        self.out.flush()
-
-
 def cmd_train(args: argparse.Namespace, out: TextIO) -> int:
     require("archdsl train", "train")
     compiled = _compile_one(args, out, one=True)
@@ -527,6 +500,7 @@ def cmd_train(args: argparse.Namespace, out: TextIO) -> int:
                 seed=args.seed,
                 limit=args.limit,
                 test_limit=args.test_limit,
+                task=args.task,
             ),
         )
         if settings.notes:
@@ -544,7 +518,9 @@ def cmd_train(args: argparse.Namespace, out: TextIO) -> int:
             layout=args.layout,
             max_params=args.max_params,
         )
-        result = train(shaped, settings, options, _TrainProgress(talk))
+        from .train.progress import Progress
+
+        result = train(shaped, settings, options, Progress(talk, settings.task))
     except TrainError as exc:
         sys.stderr.write(f"archdsl: error: {exc}\n")
         return EXIT_FAILED
@@ -762,16 +738,15 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_import(args: argparse.Namespace, out: TextIO) -> int:
     """Exit 1 when the module cannot be written as a spec; nothing is written then."""
     require("archdsl import", "torch", ("torch",))
-    sample = None
-    if args.input is not None:
+    samples: list[tuple[int, ...]] = []
+    for given in args.input:
         try:
-            sample = tuple(int(part) for part in args.input.split(","))
+            sample = tuple(int(part) for part in given.split(","))
         except ValueError:
             sample = ()
         if not sample or min(sample) < 1:
-            raise UsageError(
-                f"--input takes positive sizes separated by commas (3,224,224), got '{args.input}'"
-            )
+            raise UsageError(f"--input takes positive sizes separated by commas (3,224,224), got '{given}'")
+        samples.append(sample)
     if ":" not in args.target:
         raise UsageError(f"expected MODULE:FACTORY (torchvision.models:resnet18), got '{args.target}'")
     arguments = dict(parse_factory_arg(a) for a in args.arg)
@@ -785,7 +760,7 @@ def cmd_import(args: argparse.Namespace, out: TextIO) -> int:
 
     command = " ".join(
         ["archdsl import", args.target]
-        + ([f"--input {args.input}"] if args.input else [])
+        + [f"--input {given}" for given in args.input]
         + [f"--arg {a}" for a in args.arg]
         + ([f"--name {args.name}"] if args.name else [])
     )
@@ -794,7 +769,7 @@ def cmd_import(args: argparse.Namespace, out: TextIO) -> int:
         name = args.name or name
         kind = f"{type(module).__module__}.{type(module).__qualname__}"
         header = [f"Imported by `{command}` ({kind})."]
-        imported = import_module(module, name, sample, header)
+        imported = import_module(module, name, samples or None, header)
     except ImportFailed as exc:
         sys.stderr.write(f"archdsl: error: {exc}\n")
         return EXIT_FAILED

@@ -19,9 +19,10 @@ from .graph import Module, Node, Shaped, Value
 from .layers import Arg, Signature
 from .resolve import (
     BAD_VALUE,
+    DUPLICATE,
+    MAX_EXPANDED_LAYERS,
     RECURSION,
     TOO_LARGE,
-    MAX_EXPANDED_LAYERS,
     _called_from,
     unknown_layer,
 )
@@ -138,7 +139,7 @@ def _register(frame: Frame, module: Module | None, record: Shaped, outputs: list
         frame.module.members[module.key] = module
 
 
-def _outputs(frame: Frame) -> list[Value]:
+def given_by(frame: Frame) -> list[Value]:
     """What a body gave: its last statement's values (several, where it gave several)."""
     if frame.flow is not None or not frame.last:
         return [frame.flow] if frame.flow is not None else []
@@ -154,6 +155,10 @@ class Construct:
 
     def lower(self, elab: Elaborator, statement: Any, frame: Frame, key: str, label: str | None) -> Made:
         raise NotImplementedError
+
+    def describe(self, record: Shaped) -> str:
+        """A short label for a statement of this kind in tables (`summary`, `docs`)."""
+        return record.op
 
 
 class Call(Construct):
@@ -196,7 +201,7 @@ class BlockCall:
         self, elab: Elaborator, call: ir.Call, entry: Any, frame: Frame, key: str, label: str | None
     ) -> Made:
         from .elaborate import Frame as FrameType
-        from .elaborate import Namespace, Scope, _made_names
+        from .elaborate import Namespace, Scope
 
         definition = entry.definition
         if definition.name in frame.stack:
@@ -217,10 +222,12 @@ class BlockCall:
             assert x is not None
             module.preferred = [x, *(v.value for v in tensors.values())]
             module.names = {v.value: name for name, v in tensors.items()}
-        scope = Scope(dict(params), later=_made_names(definition.body))
+        scope = Scope(dict(params), body=definition.body)
         for name, reference in tensors.items():
             scope.values[name] = reference.value
             scope.spans[name] = reference.span
+            param = next(p for p in definition.params if p.name == name)
+            elab.named.append((name, param.span, reference.value))
         inner = FrameType(
             module_for_body,
             Namespace() if (module is not None or dry) else frame.space,
@@ -239,13 +246,15 @@ class BlockCall:
         failed_before = elab.failed
         try:
             records = elab.body(definition.body, inner)
-            outputs = scope.outputs if scope.outputs is not None else _outputs(inner)
+            outputs = scope.outputs if scope.outputs is not None else given_by(inner)
             if not dry and elab.failed == failed_before and all(_shaped(v) for v in outputs):
                 elab.check_used(scope, outputs)
         finally:
             elab.blocks = caller_blocks
             elab.current_scope = caller_scope
-        elab.diagnostics[first_new:] = [_called_from(d, call, definition) for d in elab.diagnostics[first_new:]]
+        elab.diagnostics[first_new:] = [
+            _called_from(d, call, definition) for d in elab.diagnostics[first_new:]
+        ]
         if dry or not outputs or not all(_shaped(v) for v in outputs):
             count = len(scope.outputs) if scope.outputs is not None else _declared_outputs(definition)
             return _made()(None, _dry(call.span, count))
@@ -278,7 +287,7 @@ class Group(Construct):
         module = _own_module(frame, statement, key, "Sequential")
         inner = frame.inner(module)
         records = elab.body(statement.body, inner)
-        outputs = _outputs(inner)
+        outputs = given_by(inner)
         if not _shaped(x) or frame.never or not outputs or not all(_shaped(v) for v in outputs):
             return _made()(None, _dry(statement.span, max(len(outputs), 1)))
         assert x is not None
@@ -336,13 +345,22 @@ class Residual(Construct):
     conv, or a linear layer for [F], with a batchnorm after it if asked), or a written-out path."""
 
     kind = "residual"
+
+    def describe(self, record: Shaped) -> str:
+        return f"residual ({record.args['shortcut']})"
+
     signature = RESIDUAL
 
-    def lower(self, elab: Elaborator, statement: ir.Residual, frame: Frame, key: str, label: str | None) -> Made:
+    def lower(
+        self, elab: Elaborator, statement: ir.Residual, frame: Frame, key: str, label: str | None
+    ) -> Made:
         x = frame.flow
         elab.here(frame, elab.channels_of(x))
         args, spans = elab.bind(
-            RESIDUAL, elab.evaluated_args(statement.args, frame.scope.params), statement.span, frame.scope.params
+            RESIDUAL,
+            elab.evaluated_args(statement.args, frame.scope.params),
+            statement.span,
+            frame.scope.params,
         )
         shortcut = args["shortcut"]
         if statement.shortcut is not None:
@@ -359,7 +377,9 @@ class Residual(Construct):
         if shortcut != "project":
             for extra in ("stride", "bias", "batchnorm"):
                 if extra in spans:
-                    raise Failed(error(BAD_VALUE, f"'{extra}' applies only to shortcut=project", spans[extra]))
+                    raise Failed(
+                        error(BAD_VALUE, f"'{extra}' applies only to shortcut=project", spans[extra])
+                    )
         module = _own_module(frame, statement, key, "Residual")
         inner = frame.inner(module)
         # The written-out shortcut's module stands among the body's where it is written (RegNet
@@ -389,14 +409,16 @@ class Residual(Construct):
                         f"residual body changes the shape {fmt(xs)} → {fmt(ys)}, so it "
                         f"cannot be added to its input; {_residual_hint(xs, ys)}",
                         statement.span,
-                        Note(message=f"the body ends at line {y.span.line if y.span else '?'} with {fmt(ys)}"),
+                        Note(
+                            message=f"the body ends at line {y.span.line if y.span else '?'} with {fmt(ys)}"
+                        ),
                     )
                 )
             s = x
         elif shortcut == "path":
             if path_record is None or not _shaped(path_value):
                 return _made()(None, _dry(statement.span))
-            assert path_value is not None
+            assert path_value is not None and path_value.shape is not None
             if path_value.shape != ys:
                 assert statement.shortcut is not None
                 raise Failed(
@@ -405,7 +427,10 @@ class Residual(Construct):
                         f"residual body gives {fmt(ys)} but its shortcut gives {fmt(path_value.shape)}: "
                         "the two are added, so they must be equal",
                         statement.span,
-                        Note(message=f"the shortcut is at {statement.shortcut.span}", span=statement.shortcut.span),
+                        Note(
+                            message=f"the shortcut is at {statement.shortcut.span}",
+                            span=statement.shortcut.span,
+                        ),
                     )
                 )
             records.insert(body_end, path_record)
@@ -489,7 +514,14 @@ class Residual(Construct):
 
         inner = frame.inner(holder, Namespace())
         first = elab.apply(
-            layers.LAYERS[op], span, elab.claim(inner.space, None, span), None, inner, (x,), layer_args, module=holder
+            layers.LAYERS[op],
+            span,
+            elab.claim(inner.space, None, span),
+            None,
+            inner,
+            (x,),
+            layer_args,
+            module=holder,
         )
         first.record.skips = (0,)  # type: ignore[union-attr]
         norm_args = {a.name: a.default for a in layers.LAYERS["batchnorm"].args}
@@ -503,8 +535,8 @@ class Residual(Construct):
             norm_args,
             module=holder,
         )
+        assert first.record is not None and second.record is not None
         children = [first.record, second.record]
-        assert all(c is not None for c in children)
         output = second.outputs[0]
         record = Shaped(
             "shortcut",
@@ -515,10 +547,10 @@ class Residual(Construct):
             span,
             xs,
             ys,
-            sum(c.params for c in children),  # type: ignore[union-attr]
-            sum(c.macs for c in children),  # type: ignore[union-attr]
+            sum(c.params for c in children),
+            sum(c.macs for c in children),
             {"batchnorm": True},
-            children,  # type: ignore[arg-type]
+            children,
             axes=output.axes,
             result=output,
         )
@@ -582,7 +614,7 @@ class Residual(Construct):
 def projection_value(record: Shaped) -> Value:
     """The value a projection shortcut makes: its last node's output."""
     node = record if not record.children else record.children[-1]
-    return node.outputs[0]  # type: ignore[attr-defined, no-any-return]
+    return node.outputs[0]  # type: ignore[attr-defined]
 
 
 def _residual_hint(x: tuple[int, ...], y: tuple[int, ...]) -> str:
@@ -652,13 +684,23 @@ class Concat(Construct):
     channels), joined on the channel axis."""
 
     kind = "concat"
+
+    def describe(self, record: Shaped) -> str:
+        split = record.args.get("split")
+        return "concat, split " + "+".join(str(size) for size in split) if split else "concat"
+
     signature = CONCAT
 
-    def lower(self, elab: Elaborator, statement: ir.Concat, frame: Frame, key: str, label: str | None) -> Made:
+    def lower(
+        self, elab: Elaborator, statement: ir.Concat, frame: Frame, key: str, label: str | None
+    ) -> Made:
         x = frame.flow
         elab.here(frame, elab.channels_of(x))
         args, spans = elab.bind(
-            CONCAT, elab.evaluated_args(statement.args, frame.scope.params), statement.span, frame.scope.params
+            CONCAT,
+            elab.evaluated_args(statement.args, frame.scope.params),
+            statement.span,
+            frame.scope.params,
         )
         if not statement.branches:
             raise Failed(error(BAD_VALUE, "concat needs at least one branch", statement.span))
@@ -711,7 +753,7 @@ class Concat(Construct):
         path = frame.module.prefix + key
         join = elab.function("cat", statement.span, inner, tuple(values), f"{path}:concat", module=module)
         y = join.outputs[0]
-        sizes = tuple(v.shape[0] for v in parts) if split is not False else None  # type: ignore[union-attr]
+        sizes = tuple(v.shape[0] for v in parts) if split is not False else None  # type: ignore[union-attr, index]
         record = _composite("concat", statement, frame, key, label, x, y, records, args={"split": sizes})
         record.joins.extend(splits)
         record.joins.append(join)
@@ -797,7 +839,12 @@ class Repeat(Construct):
 
     kind = "repeat"
 
-    def lower(self, elab: Elaborator, statement: ir.Repeat, frame: Frame, key: str, label: str | None) -> Made:
+    def describe(self, record: Shaped) -> str:
+        return f"repeat ×{record.args['count']}"
+
+    def lower(
+        self, elab: Elaborator, statement: ir.Repeat, frame: Frame, key: str, label: str | None
+    ) -> Made:
         from .elaborate import Namespace
 
         x = frame.flow
@@ -814,18 +861,32 @@ class Repeat(Construct):
         elab._grow(0, statement.span, weight)
         index = statement.index
         module = _own_module(frame, statement, key, "Sequential")
-        if count == 0 or count is UNKNOWN or frame.never:
+        if count == 0 or count is UNKNOWN or frame.never or not _shaped(x):
             # No pass runs (or none is known), so nothing is built: the body is still held to its
             # names and arguments (a typo is wrong at any count), but not to values that may be
             # wrong only at this count (a block called with n=0, w=1 whose `conv(w - 2)` never
             # runs), nor to names its passes would give twice (a repeat inside resolves one pass).
             checked = len(elab.diagnostics)
             scope = {**params, index: 0} if index else params
-            inner = frame.inner(
-                Module(key, "", None, "Sequential"), Namespace(), never=count == 0 or frame.never, weight=weight
-            )
-            with _params(frame, scope):
+            sequential = Module(key, "", None, "Sequential")
+            if count == 0:
+                inner = frame.dead(sequential, statement.span, "repeat", weight=weight)
+            else:
+                inner = frame.inner(sequential, Namespace(), weight=weight)
+            with _params(inner, scope):
                 elab.body(statement.body, inner)
+            if isinstance(count, int) and count > 1 and not frame.never:
+                # A second pass in the same namespace finds a name every pass would give; of what
+                # it reports, only that is new.
+                second = len(elab.diagnostics)
+                with _params(inner, {**params, index: 1} if index else params):
+                    elab.body(statement.body, inner)
+                seen = {(d.code, d.span) for d in elab.diagnostics[:second]}
+                elab.diagnostics[second:] = [
+                    d
+                    for d in elab.diagnostics[second:]
+                    if d.code == DUPLICATE and (d.code, d.span) not in seen
+                ]
             if count == 0 or frame.never:
                 elab.diagnostics[checked:] = [d for d in elab.diagnostics[checked:] if d.code != BAD_VALUE]
             if count == 0 and _shaped(x) and not frame.never:
@@ -834,6 +895,7 @@ class Repeat(Construct):
                 _register(frame, module, record, [x])
                 return _made()(record, [x])
             return _made()(None, _dry(statement.span))
+        assert isinstance(count, int)
         inner = frame.inner(module, weight=weight)
         passes: list[Shaped] = []
         counting = elab.counting
@@ -924,7 +986,6 @@ class If(Construct):
     kind = "if"
 
     def lower(self, elab: Elaborator, statement: ir.If, frame: Frame, key: str, label: str | None) -> Made:
-        from .elaborate import Namespace
 
         elab.here(frame, elab.channels_of(frame.flow))
         params = frame.scope.params
@@ -954,10 +1015,7 @@ class If(Construct):
             if not other:
                 continue
             checked = len(elab.diagnostics)
-            never = frame.inner(
-                Module("", "", None, "Sequential"), Namespace(), never=True, flow=frame.flow, never_at=statement.span
-            )
-            elab.body(other, never)
+            elab.body(other, frame.dead(Module("", "", None, "Sequential"), statement.span, "if"))
             elab.diagnostics[checked:] = [d for d in elab.diagnostics[checked:] if d.code != BAD_VALUE]
         if value is UNKNOWN:
             frame.flow = frame.flow if frame.flow is None else _dry(statement.span)[0]
@@ -967,3 +1025,16 @@ class If(Construct):
 CONSTRUCTS: dict[str, Construct] = {
     construct.kind: construct for construct in (Call(), Group(), Gate(), Residual(), Concat(), Repeat(), If())
 }
+
+
+def describe_record(record: Shaped) -> str:
+    """A statement's short label, said by its construct; the records a construct makes inside
+    it (a repeat's passes, a residual's shortcut) are said here."""
+    construct = CONSTRUCTS.get(record.kind)
+    if construct is not None:
+        return construct.describe(record)
+    if record.kind == "iteration":
+        return f"pass {int(record.key[1:]) + 1}"
+    if record.kind == "shortcut":
+        return "projection" if record.op == "project" else "shortcut"
+    return record.op

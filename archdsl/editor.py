@@ -20,14 +20,16 @@ from typing import Any
 
 from . import ir
 from .comments import Trivia, scan
-from .errors import Diagnostic, Span
 from .constructs import CONCAT, RESIDUAL
+from .errors import Diagnostic, Span
 from .layers import KEYWORD_VALUES, Arg, Layer, Signature, find, names
 from .loader import LoadedFile, Loader, display_path
 from .program import Program, compile_file
-from .shape_comments import Statement, shape_of, statements, walk
+from .resolve import nested_statements
+from .shape_comments import Statement, shape_of, shape_text, statements, walk
 from .shapes import Shaped, ShapedModel
 from .sizes import fmt
+from .values import tensor, tensors
 
 # --- checking a document ----------------------------------------------------------------------------
 
@@ -166,6 +168,10 @@ def hover(analysis: Analysis, line: int, column: int) -> Hover | None:
     found = statement_at(analysis, line, column)
     parts: list[str] = []
     span = found[0][0].span if found else (word[1] if word else None)
+    named = value_at(analysis, line, column)
+    if named is not None:
+        parts.append(_value_text(analysis, named))
+        span = named.here
     if found:
         parts.append(_statement_text(analysis, found))
     if word is not None:
@@ -188,7 +194,12 @@ def _statement_text(analysis: Analysis, found: list[tuple[Shaped, ShapedModel]])
     rows = []
     for shaped, model in found[:MAX_INSTANCES]:
         field = analysis.fields(model).get(shaped.path)
-        where = f"`{model.name}.{shaped.path}`" if shaped.path else f"`{model.name}`"
+        if shaped.key.startswith("."):
+            # A function (`cat`, `padto`) is no module: it runs in its enclosing one's forward.
+            parent = shaped.path[: -len(shaped.key)].rstrip(".")
+            where = f"in `{model.name}.{parent}`" if parent else f"in `{model.name}`"
+        else:
+            where = f"`{model.name}.{shaped.path}`" if shaped.path else f"`{model.name}`"
         text = (
             f"{where}: **{fmt(shaped.output)}** (from {fmt(shaped.input)}), "
             f"{shaped.params:,} parameters, {shaped.macs:,} MACs"
@@ -213,6 +224,83 @@ def _span_text(analysis: Analysis, span: Span) -> str:
     if span.line > len(starts) or span.end_line > len(starts):
         return ""
     return text[starts[span.line - 1] + span.column - 1 : starts[span.end_line - 1] + span.end_column - 1]
+
+
+# --- named values ---------------------------------------------------------------------------------
+
+
+@dataclass
+class NamedValue:
+    name: str
+    #: Where the name is given, as elaboration records it (`ShapedModel.named`): the `as …` of a
+    #: statement or input, or a tensor parameter.
+    given: Span
+    #: The name itself there (where go to definition lands).
+    name_span: Span
+    #: The word at the position.
+    here: Span
+
+
+def value_at(analysis: Analysis, line: int, column: int) -> NamedValue | None:
+    """The value named by the word at the position (where it is read, `cat(skip)`, `skip -> …`,
+    `output skip`, or where it is named): a name of the definition the position is in."""
+    word = word_at(analysis, line, column)
+    if word is None:
+        return None
+    name, here = word
+    definition = next(
+        (
+            d
+            for d in (*analysis.source.blocks, *analysis.source.models)
+            if d.span.file == analysis.path and _contains(d.span, line, column)
+        ),
+        None,
+    )
+    if definition is None:
+        return None
+    for param in definition.params:
+        if param.name == name:
+            if param.type_name != "tensor":
+                return None
+            start = param.span
+            return NamedValue(name, start, _name_span(analysis, start, name), here)
+    statements = list(nested_statements(definition.body))
+    # A layer or block named like a value is the layer where its name is the op.
+    if any(isinstance(s, ir.Call) and _contains(s.op_span, line, column) for s in statements):
+        return None
+    for statement in statements:
+        if statement.binds and name in statement.binds:
+            given = statement.binds_span or statement.span
+            return NamedValue(name, given, _name_span(analysis, given, name), here)
+    return None
+
+
+def _name_span(analysis: Analysis, span: Span, name: str) -> Span:
+    """Where `name` is written inside `span` (the first whole word), else `span`."""
+    for offset, text in enumerate(_span_text(analysis, span).split("\n")):
+        match = re.search(rf"\b{re.escape(name)}\b", text)
+        if match is not None:
+            line = span.line + offset
+            start = match.start() + (span.column if offset == 0 else 1)
+            return Span(span.file, line, start, line, start + len(name))
+    return span
+
+
+def _value_text(analysis: Analysis, named: NamedValue) -> str:
+    """`skip`: its shapes (one per block call and repeat pass where they differ), and where it is
+    named."""
+    shapes: list[str] = []
+    for model in analysis.program.models:
+        for name, given, value in model.named:
+            if name == named.name and given == named.given and value.shape is not None:
+                text = fmt(value.shape)
+                if text not in shapes:
+                    shapes.append(text)
+    shown = " | ".join(f"**{s}**" for s in shapes[:MAX_HINT_SHAPES])
+    if len(shapes) > MAX_HINT_SHAPES:
+        shown += f" | … ({len(shapes)} shapes)"
+    where = f"named at line {named.name_span.line}"
+    return f"value `{named.name}`: {shown}, {where}" if shown else f"value `{named.name}`, {where}"
 
 
 # --- blocks and layers ----------------------------------------------------------------------------
@@ -306,7 +394,8 @@ _IMPORT = re.compile(r"""\bimport\s+("((?:[^"\\\n]|\\.)*)"|'((?:[^'\\\n]|\\.)*)'
 
 
 def definition(analysis: Analysis, line: int, column: int) -> Span | None:
-    """Where the block named at the position is defined, or the file an import names."""
+    """Where the block named at the position is defined, where the value named there is given its
+    name, or the file an import names."""
     if 1 <= line <= len(analysis.lines):
         for match in _IMPORT.finditer(analysis.lines[line - 1]):
             if match.start() < column <= match.end() + 1:
@@ -316,6 +405,9 @@ def definition(analysis: Analysis, line: int, column: int) -> Span | None:
     word = word_at(analysis, line, column)
     if word is None:
         return None
+    named = value_at(analysis, line, column)
+    if named is not None:
+        return named.name_span
     block = find_block(analysis, word[0])
     return block.name_span if block is not None else None
 
@@ -351,7 +443,7 @@ def inlay_hints(analysis: Analysis, first_line: int = 1, last_line: int | None =
         if statement.end in commented:
             continue
         column = statement.end - trivia.line_starts[line - 1] + 1
-        shapes = [fmt(s) for s in statement.shapes[:MAX_HINT_SHAPES]]
+        shapes = [shape_text(s) for s in statement.shapes[:MAX_HINT_SHAPES]]
         more = " | …" if len(statement.shapes) > MAX_HINT_SHAPES else ""
         hints.append(InlayHint(line, column, " | ".join(shapes) + more))
     return hints
@@ -518,8 +610,11 @@ def completions(analysis: Analysis, line: int, column: int, text: str | None = N
     context = _context(before[: partial.start()] if partial else before)
     if context.bracket == "(":
         if context.after_equals:
-            return _values(analysis, context)
-        return _arguments(analysis, context)
+            return _values(analysis, context) + _named(before)
+        found = _arguments(analysis, context)
+        if _reads_values(analysis, context.word):
+            found = _named(before) + found
+        return found
     if context.bracket == "{":
         if context.word == "train":
             return [Completion(key, "setting", f"{key} = …") for key in _train_keys()]
@@ -608,6 +703,36 @@ def _arguments(analysis: Analysis, context: _Context) -> list[Completion]:
     if spec is None:
         return []
     return [_argument(arg) for arg in spec.args if arg.name not in context.given]
+
+
+def _reads_values(analysis: Analysis, word: str) -> bool:
+    """Whether `word(` takes a named value (`cat(skip)`, `padto(x)`, a block's tensor parameter)."""
+    spec = _signature_of(analysis, word)
+    if isinstance(spec, ir.BlockDef):
+        return any(p.type_name == "tensor" for p in spec.params)
+    return spec is not None and any(a.accepts in (tensor, tensors) for a in spec.args)
+
+
+#: Where a definition names a value: `as x`, `as (a, b)`, `skip: tensor`.
+_GIVEN = re.compile(r"\bas\s+(?:\(([^)]*)\)|([A-Za-z_]\w*))|\b([A-Za-z_]\w*)\s*:\s*tensor\b")
+_DEFINITION_START = re.compile(r"^\s*(?:model|block)\b", re.M)
+
+
+def _named(before: str) -> list[Completion]:
+    """The names given in the definition the text before the position ends in, read from the text
+    (a half-typed document does not parse)."""
+    starts = [m.start() for m in _DEFINITION_START.finditer(before)]
+    body = re.sub(r"#[^\n]*", "", before[starts[-1] :] if starts else before)
+    body = re.sub(r"\brepeat\b[^{]*", "", body)  # `repeat 4 as i` names a number, not a value
+    names: list[str] = []
+    for match in _GIVEN.finditer(body):
+        given = (
+            re.findall(r"[A-Za-z_]\w*", match.group(1))
+            if match.group(1) is not None
+            else [match.group(2) or match.group(3)]
+        )
+        names.extend(name for name in given if name not in names)
+    return [Completion(name, "value", f"the value named {name}") for name in names]
 
 
 def _argument(arg: Arg) -> Completion:

@@ -20,12 +20,13 @@ same way, except for values that may be wrong only where they would run.
 from __future__ import annotations
 
 import math
+from collections import ChainMap
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import ir, layers
-from .constructs import CONSTRUCTS
+from .constructs import CONSTRUCTS, given_by
 from .errors import Diagnostic, Failed, Note, Span, error, warning
 from .graph import Graph, Module, Node, Shaped, ShapedModel, Value
 from .resolve import (
@@ -33,6 +34,7 @@ from .resolve import (
     BAD_VALUE,
     CHANNELS_NAME,
     DUPLICATE,
+    MAX_EXPANDED_LAYERS,
     MAX_NESTING,
     MODEL_STRUCTURE,
     TOO_LARGE,
@@ -41,7 +43,6 @@ from .resolve import (
     BlockEntry,
     Resolver,
     _bad_name,
-    _called_from,
     _misplaced,
     _taken,
     mentions,
@@ -81,10 +82,13 @@ class Scope:
     params: dict[str, Any]
     values: dict[str, Value] = field(default_factory=dict)
     spans: dict[str, Span] = field(default_factory=dict)
-    #: Names made only in a branch that does not run here, with where that branch is.
-    maybe: dict[str, Span] = field(default_factory=dict)
-    #: Every name the definition makes, with where first: for "used before it is made".
-    later: dict[str, Span] = field(default_factory=dict)
+    #: Names made only in a part that does not run here (a branch, `repeat 0`'s body), with
+    #: where that part is and what it is (`if`, `repeat`).
+    maybe: dict[str, tuple[Span, str]] = field(default_factory=dict)
+    #: The definition's statements, from which the names it makes are found (with where first)
+    #: when a name is read that is not made yet: for "read before it is made".
+    body: Sequence[ir.Stmt] = ()
+    _later: dict[str, Span] | None = None
     #: The values made in this body, for the check that each is used.
     made: list[Value] = field(default_factory=list)
     #: The statements' module names, for the hint where one is read as a value.
@@ -93,6 +97,26 @@ class Scope:
     outputs: list[Value] | None = None
     output_keys: list[str] | None = None
     output_span: Span | None = None
+
+    @property
+    def later(self) -> dict[str, Span]:
+        if self._later is None:
+            self._later = _made_names(self.body)
+        return self._later
+
+    def dead(self) -> Scope:
+        """The scope of a part that never runs: it sees this one's names, and keeps the names it
+        makes (their values are dry) to itself; `maybe`, shared, tells a later reader where they
+        would have been made."""
+        return Scope(
+            dict(self.params),
+            ChainMap({}, self.values),  # type: ignore[arg-type]
+            ChainMap({}, self.spans),  # type: ignore[arg-type]
+            self.maybe,
+            self.body,
+            self._later,
+            labels=self.labels,
+        )
 
 
 @dataclass
@@ -114,25 +138,29 @@ class Frame:
     top: bool = False
     #: What the last statement made (several values, where it made several).
     last: list[Value] = field(default_factory=list)
-    #: In a branch that does not run: the `if` it belongs to.
+    #: In a part that does not run: the statement it belongs to, and what it is (`if`, `repeat`).
     never_at: Span | None = None
+    never_kind: str = "if"
+
+    def dead(self, module: Module, at: Span, kind: str, **changes: Any) -> Frame:
+        """A frame for a part that never runs (`kind`, written at `at`), unless this one is in one
+        already: checked, never built, with a scope of its own (`Scope.dead`)."""
+        if self.never:
+            return self.inner(module, Namespace(), scope=self.scope.dead(), **changes)
+        return self.inner(
+            module, Namespace(), scope=self.scope.dead(), never=True, never_at=at, never_kind=kind, **changes
+        )
 
     def inner(self, module: Module | None = None, space: Namespace | None = None, **changes: Any) -> Frame:
         """A frame for the body of a composite statement: its own module, or (spliced) this one's."""
-        values = {
-            "module": module or self.module,
-            "space": space if space is not None else (Namespace() if module is not None else self.space),
-            "scope": self.scope,
-            "flow": self.flow,
-            "stack": self.stack,
-            "weight": self.weight,
-            "never": self.never,
-            "stopped": self.stopped,
-            "top": False,
-            "never_at": self.never_at,
-        }
-        values.update(changes)
-        return Frame(**values)
+        return replace(
+            self,
+            module=module or self.module,
+            space=space if space is not None else (Namespace() if module is not None else self.space),
+            top=False,
+            last=[],
+            **changes,
+        )
 
 
 @dataclass
@@ -162,6 +190,13 @@ class Elaborator(Resolver):
         self.current_scope: Scope | None = None
         #: `elaborate_part`'s question: the module path of a statement, and the input to give it.
         self.probe: tuple[str, tuple[int, ...]] | None = None
+        #: Every name given to a value, where it is given, and the value (`ShapedModel.named`).
+        self.named: list[tuple[str, Span, Value]] = []
+
+    def name_value(self, scope: Scope, name: str, span: Span, value: Value) -> None:
+        scope.values[name] = value
+        scope.spans[name] = span
+        self.named.append((name, span, value))
 
     # --- the walk over a body -------------------------------------------------------------------
 
@@ -171,18 +206,19 @@ class Elaborator(Resolver):
         last = len(statements) - 1
         started = False
         for index, statement in enumerate(statements):
-            if isinstance(statement, ir.Input) and statement.dims is None and frame.top and frame.stack:
-                self.block_input(statement, frame, started)
+            kind = statement.kind  # a string compare: isinstance on pydantic classes costs more
+            if kind in _SECTIONS:
+                if kind == "input" and statement.dims is None and frame.top and frame.stack:  # type: ignore[union-attr]
+                    self.block_input(statement, frame, started)  # type: ignore[arg-type]
+                    continue
+                started = True
+                if kind == "output":
+                    self.output(statement, frame, index == last)  # type: ignore[arg-type]
+                elif not frame.top and not frame.stack:
+                    # A model's own are read by `model`, a block's judged by `check_definitions`.
+                    self.diagnostics.append(_misplaced(statement, "inside repeat, concat or residual"))  # type: ignore[arg-type]
                 continue
             started = True
-            if isinstance(statement, ir.Input | ir.Train):
-                # A model's own are read by `model`, a block's judged by `check_definitions`.
-                if not frame.top and not frame.stack:
-                    self.diagnostics.append(_misplaced(statement, "inside repeat, concat or residual"))
-                continue
-            if isinstance(statement, ir.Output):
-                self.output(statement, frame, index == last)
-                continue
             made = self.statement(statement, frame)
             if made.spread is not None:
                 records.extend(made.spread)
@@ -206,7 +242,7 @@ class Elaborator(Resolver):
         except Failed as failure:
             self.report(failure.diagnostic)
             self.failed += 1
-            outputs = [dry(statement.span) for _ in statement.binds or [None]]
+            outputs = [dry(statement.span) for _ in range(len(statement.binds or ()) or 1)]
             if statement.binds:
                 self.bind_names(statement, outputs, frame, quiet=True)
             frame.flow, frame.stopped, frame.last = outputs[0], None, outputs
@@ -215,28 +251,35 @@ class Elaborator(Resolver):
             self.depth -= 1
 
     def _statement(self, statement: ir.Stmt, frame: Frame) -> Made:
-        construct = CONSTRUCTS[statement.kind]
-        if isinstance(statement, ir.If):
+        kind = statement.kind
+        construct = CONSTRUCTS[kind]
+        if kind == "if":
             return construct.lower(self, statement, frame, "", None)
-        source = self.source(statement, frame)
+        if statement.source is None and frame.flow is not None:
+            source: Value | None = frame.flow
+        else:
+            source = self.source(statement, frame)
         key, label = self.claim_statement(statement, frame)
         probed = self.probe is not None and frame.module.prefix + key == self.probe[0] and not frame.never
         if probed:
             assert self.probe is not None
             shape = self.probe[1]
             source = Value(shape, input_axes(shape), origin="the part's input", span=statement.span)
-        here = Frame(**{**frame.__dict__, "flow": source})
-        made = construct.lower(self, statement, here, key, label)
+        frame.flow = source  # what this statement receives; what it makes follows it
+        made = construct.lower(self, statement, frame, key, label)
         if probed:
             raise Found(made)
         record = made.record
-        if record is not None:
+        if record is not None and not isinstance(record, Node):
+            # A composite's values are said to come from it (a layer's say so already).
             record.result = made.outputs[0]
             for value in made.outputs:
                 if value.name is None and value.shape is not None:
                     value.origin, value.span = record.op, statement.span
-        if not self.bind_names(statement, made.outputs, frame):
-            made = Made(made.record, [dry(statement.span) for _ in statement.binds or [None]])
+        if record is not None and len(made.outputs) > 1 and all(v.shape is not None for v in made.outputs):
+            record.given = tuple(v.shape for v in made.outputs)  # type: ignore[misc]
+        if statement.binds and not self.bind_names(statement, made.outputs, frame):
+            made = Made(made.record, [dry(statement.span) for _ in statement.binds])
         frame.last = made.outputs
         if len(made.outputs) == 1 or all(v.shape is None for v in made.outputs):
             # One value goes on; so does a statement that did not run, whatever it would give.
@@ -244,7 +287,9 @@ class Elaborator(Resolver):
         else:
             frame.flow = None
             names = f" ({', '.join(statement.binds)})" if statement.binds else ""
-            frame.stopped = f"the statement at line {statement.span.line} gives {len(made.outputs)} values{names}"
+            frame.stopped = (
+                f"the statement at line {statement.span.line} gives {len(made.outputs)} values{names}"
+            )
         return made
 
     def source(self, statement: ir.Stmt, frame: Frame) -> Value | None:
@@ -286,12 +331,17 @@ class Elaborator(Resolver):
         here = self.current_scope
         if here is not None and name not in scope and name != CHANNELS_NAME:
             if name in here.maybe:
-                where = here.maybe[name]
+                where, kind = here.maybe[name]
+                made = (
+                    f"only where the `if` at line {where.line} runs, and here it does not"
+                    if kind == "if"
+                    else f"only in the passes of the `repeat` at line {where.line}, and here it makes none"
+                )
                 return error(
                     UNKNOWN_NAME,
-                    f"'{name}' is made only where the `if` at line {where.line} runs, and here it does not",
+                    f"'{name}' is made {made}",
                     span,
-                    Note(message=f"the `if` is at {where}", span=where),
+                    Note(message=f"the `{kind}` is at {where}", span=where),
                 )
             first = here.later.get(name)
             if first is not None and first > span:
@@ -325,7 +375,7 @@ class Elaborator(Resolver):
         space = frame.space
         if statement.splice:
             return space.anonymous(), None
-        if isinstance(statement, ir.Call) and not self.is_member(statement):
+        if statement.kind == "call" and not self.is_member(statement):
             if statement.label is not None:
                 raise Failed(
                     error(
@@ -336,6 +386,14 @@ class Elaborator(Resolver):
                     )
                 )
             return space.anonymous(), None
+        if statement.label is None:
+            # The common case, a numbered member, claimed here without the general path's calls.
+            key = str(space.members)
+            space.members += 1
+            if key in space.names:
+                raise Failed(_taken(key, statement.span, space.names[key]))
+            space.names[key] = statement.span
+            return key, None
         label = self.label(statement, frame.scope.params)
         key = self.claim(space, label, statement.label_span or statement.span)
         if label is not None:
@@ -429,16 +487,15 @@ class Elaborator(Resolver):
                     self.report(error(DUPLICATE, problem, span))
                 fits = False
                 continue
-            if frame.never:
-                scope.maybe.setdefault(name, frame.never_at or span)
-                continue
+            if frame.never and frame.never_at is not None:
+                scope.maybe.setdefault(name, (frame.never_at, frame.never_kind))
             if value.name is None:
                 value.name = name
             # The name is the definition's: emit writes it in the forwards of its modules only.
             frame.module.names.setdefault(value, name)
-            scope.values[name] = value
-            scope.spans[name] = span
-            scope.maybe.pop(name, None)
+            self.name_value(scope, name, span, value)
+            if not frame.never:
+                scope.maybe.pop(name, None)
         return fits
 
     @staticmethod
@@ -460,7 +517,11 @@ class Elaborator(Resolver):
             return
         if started:
             self.report(
-                error(MODEL_STRUCTURE, "`input as …` must come before the block's first statement", statement.span)
+                error(
+                    MODEL_STRUCTURE,
+                    "`input as …` must come before the block's first statement",
+                    statement.span,
+                )
             )
             return
         value = frame.flow if frame.flow is not None else dry(statement.span)
@@ -469,15 +530,18 @@ class Elaborator(Resolver):
         if problem is not None:
             self.report(error(DUPLICATE, problem, statement.binds_span or statement.span))
             return
-        frame.scope.values[name] = value
-        frame.scope.spans[name] = statement.binds_span or statement.span
+        self.name_value(frame.scope, name, statement.binds_span or statement.span, value)
         frame.module.names.setdefault(value, name)
 
     def output(self, statement: ir.Output, frame: Frame, last: bool) -> None:
         """`output a, b` or `output out: a, aux: b`: what the model or block gives."""
         if not frame.top:
             self.report(
-                error(MODEL_STRUCTURE, "output belongs in a model's or block's own body, at its end", statement.span)
+                error(
+                    MODEL_STRUCTURE,
+                    "output belongs in a model's or block's own body, at its end",
+                    statement.span,
+                )
             )
             return
         scope = frame.scope
@@ -493,7 +557,9 @@ class Elaborator(Resolver):
             )
             return
         if not last:
-            self.report(error(MODEL_STRUCTURE, "output must be the last statement of its body", statement.span))
+            self.report(
+                error(MODEL_STRUCTURE, "output must be the last statement of its body", statement.span)
+            )
         keys = [item.key for item in statement.items]
         if any(k is not None for k in keys):
             if frame.stack:
@@ -520,7 +586,11 @@ class Elaborator(Resolver):
             for item in statement.items:
                 assert item.key is not None
                 if item.key in seen:
-                    self.report(error(DUPLICATE, f"the output '{item.key}' is named twice", item.key_span or item.span))
+                    self.report(
+                        error(
+                            DUPLICATE, f"the output '{item.key}' is named twice", item.key_span or item.span
+                        )
+                    )
                     return
                 seen[item.key] = item.span
         values = []
@@ -545,7 +615,9 @@ class Elaborator(Resolver):
             return UNKNOWN
         return shape[axis] if -len(shape) <= axis < len(shape) else UNKNOWN
 
-    def arguments(self, args: Sequence[ir.Arg], frame: Frame, channels: Any) -> list[tuple[str | None, Any, Span]]:
+    def arguments(
+        self, args: Sequence[ir.Arg], frame: Frame, channels: Any
+    ) -> list[tuple[str | None, Any, Span]]:
         """A call's arguments, evaluated where it stands (with `channels` the count it receives)."""
         self.here(frame, channels)
         return self.evaluated_args(args, frame.scope.params)
@@ -559,8 +631,11 @@ class Elaborator(Resolver):
         label: str | None,
     ) -> Made:
         x = frame.flow
-        channels = self.channels_of(x, spec.channel_axis)
-        arguments = self.arguments(call.args, frame, channels)
+        if call.args:
+            channels = self.channels_of(x, spec.channel_axis)
+            arguments = self.arguments(call.args, frame, channels)
+        else:
+            channels, arguments = UNKNOWN, []
         try:
             values, spans = self.bind(spec, arguments, call.span, frame.scope.params)
         except Failed as failure:
@@ -568,11 +643,18 @@ class Elaborator(Resolver):
             if diagnostic is not failure.diagnostic and x is not None and x.shape is not None:
                 diagnostic = with_origin(diagnostic, x, self.shape_context)
             raise Failed(diagnostic) from None
-        references = _references(values)
-        if frame.never or x is None or x.shape is None or any(r.value.shape is None for r in references):
+        references = _references(values) if spec.reads_values else []
+        if (
+            frame.never
+            or x is None
+            or x.shape is None
+            or (references and any(r.value.shape is None for r in references))
+        ):
             outputs = [dry(call.span, call.op)]
             return Made(None, outputs)
-        return self.apply(spec, call.span, key, label, frame, (x, *(r.value for r in references)), values, spans)
+        return self.apply(
+            spec, call.span, key, label, frame, (x, *(r.value for r in references)), values, spans
+        )
 
     def apply(
         self,
@@ -591,6 +673,7 @@ class Elaborator(Resolver):
         module = module or frame.module
         x = inputs[0]
         assert x.shape is not None
+        member = spec.member
         node = Node(
             "layer",
             spec.name,
@@ -603,30 +686,46 @@ class Elaborator(Resolver):
             0,
             0,
             args,
-            inputs=inputs,
-            module=module,
-            member=spec.member,
-            arg_spans=spans or {},
+            _LEAF,  # children
+            False,  # spliced
+            None,  # axes
+            None,  # result
+            (),  # given
+            _LEAF,  # joins
+            None,  # block
+            inputs,
+            _LEAF,
+            module,
+            member,
+            spans or {},
         )
         if self.counting:
-            self._grow(frame.weight, span, frame.weight)
-        outcome, axes = infer(node, self.shape_context)
-        for diagnostic in outcome.warnings:
-            self.report(diagnostic)
+            weight = frame.weight
+            self.expanded += weight
+            if self.expanded > MAX_EXPANDED_LAYERS or weight > MAX_EXPANDED_LAYERS:
+                self._grow(0, span, weight)  # reports E110
+        outcome, axes = infer(node, self.shape_context, spec)
+        if outcome.warnings:
+            for diagnostic in outcome.warnings:
+                self.report(diagnostic)
         node.output, node.params, node.macs, node.axes = outcome.output, outcome.params, outcome.macs, axes
-        node.parameter = spec.parameter(node) is not None if spec.member else False
-        shapes = (outcome.output, *outcome.more)
-        node.outputs = [
-            Value(shape, axes if i == 0 else axes, node, i, origin=spec.name, span=span) for i, shape in enumerate(shapes)
-        ]
-        node.result = node.outputs[0]
-        for value in inputs:
-            value.readers.append(node)
-        if spec.member:
+        if member:
+            node.parameter = type(spec).parameter is not _NO_PARAMETER and spec.parameter(node) is not None
             module.members[key] = node
+        name = spec.name
+        first = Value(outcome.output, axes, node, 0, None, name, span)
+        outputs = [first]
+        if outcome.more:
+            for index, shape in enumerate(outcome.more, 1):
+                outputs.append(Value(shape, axes, node, index, None, name, span))
+        node.outputs = outputs
+        node.result = first
+        x.read = True
+        for value in inputs[1:]:
+            value.read = True
         self.nodes.append(node)
-        frame.scope.made.extend(node.outputs)
-        return Made(node, node.outputs)
+        frame.scope.made.extend(outputs)
+        return Made(node, outputs)
 
     def function(
         self,
@@ -660,7 +759,7 @@ class Elaborator(Resolver):
         """W006 for each value made in a body and never read."""
         returned = set(outputs)
         for value in scope.made:
-            if value.readers or value in returned or value.shape is None:
+            if value.read or value in returned or value.shape is None:
                 continue
             span = value.span
             if span is None:
@@ -681,7 +780,7 @@ class Elaborator(Resolver):
         if not inputs:
             return None
         root = Module("", "", None, model.name)
-        scope = Scope(params, later=_made_names(model.body))
+        scope = Scope(params, body=model.body)
         first_shape, first_span = inputs[0].shape, inputs[0].span
         self.shape_context = ShapeContext(first_shape, first_span, model.span)
         for value in inputs:
@@ -698,11 +797,14 @@ class Elaborator(Resolver):
             self.report(too_many_elements("the input is", too_big.shape, too_big.span))
             frame.flow = None
         records = self.body(model.body, frame) if frame.flow is not None else []
-        outputs = scope.outputs if scope.outputs is not None else [frame.flow] if frame.flow is not None else []
+        # With no `output`, what the last statement gives (several values, as a block gives them).
+        outputs = scope.outputs if scope.outputs is not None else given_by(frame)
         params_total = sum(node.params for node in self.nodes)
         macs_total = sum(node.macs for node in self.nodes)
-        complete = not any(d.is_error for d in self.diagnostics) and outputs and all(
-            v.shape is not None for v in outputs
+        complete = (
+            not any(d.is_error for d in self.diagnostics)
+            and outputs
+            and all(v.shape is not None for v in outputs)
         )
         if complete and params_total > MAX_PARAMS:
             self.report(too_many_params(f"model {model.name}", params_total, model.name_span))
@@ -726,6 +828,7 @@ class Elaborator(Resolver):
             graph=graph,
             inputs=[(v.name, v.shape) for v in inputs],  # type: ignore[misc]
             outputs=[(k, v.shape) for k, v in zip(keys, outputs, strict=True)] if complete else [],  # type: ignore[misc]
+            named=self.named,
         )
 
     def model_params(self, model: ir.ModelDef, overrides: dict[str, Any]) -> dict[str, Any] | None:
@@ -755,14 +858,16 @@ class Elaborator(Resolver):
                 self.diagnostics.append(
                     error(
                         VALUES,
-                        f"a model's parameter cannot be a tensor: its inputs are `input` statements",
+                        "a model's parameter cannot be a tensor: its inputs are `input` statements",
                         param.type_span,
                     )
                 )
                 return None
         return params
 
-    def model_sections(self, model: ir.ModelDef, params: dict[str, Any]) -> tuple[list[Value], TrainSpec | None]:
+    def model_sections(
+        self, model: ir.ModelDef, params: dict[str, Any]
+    ) -> tuple[list[Value], TrainSpec | None]:
         """The model's inputs and its train section; each input's value, with its name."""
         inputs: list[Value] = []
         train: TrainSpec | None = None
@@ -790,6 +895,9 @@ class Elaborator(Resolver):
                     )
                     continue
                 first_input = first_input or statement.span
+                if statement.dims is None:  # reported by `check_definitions`
+                    failed = True
+                    continue
                 dims = resolver_input_dims(self, statement, params)
                 if dims is None:
                     failed = True
@@ -798,12 +906,18 @@ class Elaborator(Resolver):
                 if statement.binds:
                     if statement.binds_tuple or len(statement.binds) > 1:
                         self.diagnostics.append(
-                            error(VALUES, "an input is one value: name it `as name`", statement.binds_span or statement.span)
+                            error(
+                                VALUES,
+                                "an input is one value: name it `as name`",
+                                statement.binds_span or statement.span,
+                            )
                         )
                     name = statement.binds[0]
                 value = Value(
                     dims, input_axes(dims), None, name=name, origin="the model's input", span=statement.span
                 )
+                if name is not None:
+                    self.named.append((name, statement.binds_span or statement.span, value))
                 inputs.append(value)
             elif isinstance(statement, ir.Train):
                 if train is not None:
@@ -826,6 +940,15 @@ class Elaborator(Resolver):
                 )
             )
         return ([] if failed else inputs), train
+
+
+#: A layer's record holds no statements and no joins: one empty tuple serves them all.
+_LEAF: Any = ()
+#: A layer kind that is no bare parameter does not override this (asking costs a call per node).
+_NO_PARAMETER = layers.Layer.parameter
+
+#: Statements that are no step of the flow: a model's inputs and train section, an output.
+_SECTIONS = frozenset({"input", "train", "output"})
 
 
 class Found(Exception):
@@ -855,8 +978,18 @@ def elaborate_part(
             return None, elaborator.diagnostics
         outputs = shaped.graph.outputs
         record = Shaped(
-            "block", model.name, "", "", None, model.span, shape, outputs[0].shape,  # type: ignore[arg-type]
-            shaped.params, shaped.macs, {}, shaped.layers,
+            "block",
+            model.name,
+            "",
+            "",
+            None,
+            model.span,
+            shape,
+            outputs[0].shape,  # type: ignore[arg-type]
+            shaped.params,
+            shaped.macs,
+            {},
+            shaped.layers,
         )
         return Made(record, list(outputs)), elaborator.diagnostics
     elaborator.probe = (path, shape)
@@ -894,7 +1027,9 @@ def _with_channels(diagnostic: Diagnostic, call: ir.Call, channels: Any) -> Diag
     for arg in call.args:
         span = arg.value.span if arg.name is None else arg.span
         if span == diagnostic.span and mentions(arg.value, (CHANNELS_NAME,)):
-            return diagnostic.model_copy(update={"message": f"{diagnostic.message} (with channels = {channels})"})
+            return diagnostic.model_copy(
+                update={"message": f"{diagnostic.message} (with channels = {channels})"}
+            )
     return diagnostic
 
 
@@ -906,4 +1041,4 @@ def elaborate_model(
     return shaped, elaborator.diagnostics
 
 
-__all__ = ["Elaborator", "Frame", "Made", "Namespace", "Scope", "dry", "elaborate_model", "BadValue", "fmt"]
+__all__ = ["BadValue", "Elaborator", "Frame", "Made", "Namespace", "Scope", "dry", "elaborate_model", "fmt"]

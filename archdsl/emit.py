@@ -6,9 +6,14 @@ the incoming channel count (`in_channels`, or `in_features` for a flat input) an
 parameters, so `Stage(64, width=128)` in the model builds what the spec's `Stage(128)` builds there.
 `generic.py` proves each block's class from its definition: its layers built from expressions in
 its parameters (`nn.Conv2d(in_channels, width * 2, …)`), its shape comments in them and the input's
-`H` and `W`. A block it cannot write as one class (a `linear` after `flatten` needs H·W, a projection
-whose stride depends on the size, …) gets a class per distinct instance instead, with concrete
-numbers (`Down`, `Down2`, …); so does every block when no `Program` is given.
+`H` and `W`. A tensor parameter is an input of `forward` (`forward(self, x, skip)`) whose channel
+count `__init__` takes where a layer is built from it (`skip_channels`); an `if` on the parameters
+whose branches build the same members is a Python `if` in `__init__` (in a list of layers, a
+conditional expression); a size `forward` needs beyond its tensors (a split's) is kept on the
+module. A block it cannot write as one class (a `linear` after `flatten` needs H·W, a projection
+whose stride depends on the size, an `if` whose branches run different forwards, …) gets a class
+per distinct instance instead, with concrete numbers (`Down`, `Down2`, …); so does every block when
+no `Program` is given.
 
 Each layer is constructed with the arguments the builder (`builder.py`) gives it. The submodule tree
 mirrors the builder's exactly — a body numbered 0, 1, … is an `nn.Sequential`, a body with named
@@ -28,12 +33,13 @@ import builtins
 import functools
 import keyword
 import math
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from . import layers
-from .generic import Analysis, Generic, Param
+from .generic import CHOICE, Analysis, Generic, Param, by_path, symbols
 from .graph import Module as GraphModule
 from .graph import Node, Program, Shaped, ShapedModel, Step, Value, is_chain, programs
 from .layers import Function, Input, Inputs, SizeOf
@@ -55,7 +61,7 @@ INDENT = " " * 4
 class Item:
     """One argument, list element or dict entry: `prefix` is `""`, `"name="` or `'"key": '`."""
 
-    value: Expr | Generator | str
+    value: Expr | Generator | Choice | str
     prefix: str = ""
     comment: str | None = None
 
@@ -75,7 +81,7 @@ class Generator:
     """`*(element for loop in range(count))`, an argument that unpacks `count` modules; with
     several elements, `*(layer for loop in range(count) for layer in (a, b))`."""
 
-    elements: tuple[Expr | str, ...]
+    elements: tuple[Expr | Choice | str, ...]
     loop: str
     count: Sym
 
@@ -84,7 +90,7 @@ class Generator:
         return f"for {self.loop} in range({self.count})"
 
     @property
-    def element(self) -> Expr | str:
+    def element(self) -> Expr | Choice | str:
         if len(self.elements) == 1:
             return self.elements[0]
         return "layer"
@@ -97,10 +103,23 @@ class Generator:
         return Expr("for layer in (", tuple(Item(e) for e in self.elements), exploded=True)
 
 
-def _inline(value: Expr | Generator | str) -> str | None:
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """`then if condition else otherwise`: a member that an `if` on a block's parameters builds one
+    way or the other, where it is listed (a Python `if` statement cannot stand there)."""
+
+    then: Expr | str
+    condition: str
+    otherwise: Expr | str
+
+
+def _inline(value: Expr | Generator | Choice | str) -> str | None:
     """The expression on one line, or None if it must span several."""
     if isinstance(value, str):
         return value
+    if isinstance(value, Choice):
+        then, otherwise = _inline(value.then), _inline(value.otherwise)
+        return None if then is None or otherwise is None else f"{then} if {value.condition} else {otherwise}"
     if isinstance(value, Generator):
         element = _inline(value.element)
         return None if element is None or value.inner is not None else f"*({element} {value.clause})"
@@ -116,7 +135,11 @@ def _inline(value: Expr | Generator | str) -> str | None:
 
 
 def lay_out(
-    value: Expr | Generator | str, indent: str, lead: str = "", trail: str = "", comment: str | None = None
+    value: Expr | Generator | Choice | str,
+    indent: str,
+    lead: str = "",
+    trail: str = "",
+    comment: str | None = None,
 ) -> list[str]:
     """`lead`, the expression and `trail` as lines at `indent`, `# comment` after its last line."""
     note = f"  # {comment}" if comment else ""
@@ -141,6 +164,15 @@ def lay_out(
             *inner,
             indent + ")" + trail + note,
         ]
+    if isinstance(value, Choice):
+        # as ruff splits a conditional expression: bracketed, a line for each part
+        return [
+            indent + lead + "(",
+            *lay_out(value.then, indent + INDENT),
+            f"{indent}{INDENT}if {value.condition}",
+            *lay_out(value.otherwise, indent + INDENT, "else "),
+            indent + ")" + trail + note,
+        ]
     assert isinstance(value, Expr)
     lines = [indent + lead + value.open]
     for item in value.items:
@@ -151,9 +183,31 @@ def lay_out(
 
 def call(func: str, *args: Any, exploded: bool = False, **kwargs: Any) -> Expr:
     """`func(args…, key=value…)`; values that are not expressions are written as Python literals."""
-    items = [Item(a if isinstance(a, Expr) else py(a)) for a in args]
-    items += [Item(v if isinstance(v, Expr) else py(v), f"{k}=") for k, v in kwargs.items()]
+    items = [Item(_argument(a)) for a in args]
+    items += [Item(_argument(v), f"{k}=") for k, v in kwargs.items()]
     return Expr(f"{func}(", tuple(items), exploded=exploded)
+
+
+def _argument(value: Any) -> Expr | Choice | str:
+    """An argument as laid out: a size that is a conditional expression (`in_channels if i == 0 else
+    width`) split at its `if` and `else` where it does not fit, as ruff splits one."""
+    if isinstance(value, Expr):
+        return value
+    text = py(value)
+    if isinstance(value, Sym) and " if " in text:
+        tree = ast.parse(text, mode="eval").body
+        if isinstance(tree, ast.IfExp):
+            then, condition, otherwise = (
+                _segment(text, part) for part in (tree.body, tree.test, tree.orelse)
+            )
+            return Choice(then, condition, otherwise)
+    return text
+
+
+def _segment(text: str, node: ast.expr) -> str:
+    """A part of a conditional expression, bracketed where it is one itself."""
+    part = ast.get_source_segment(text, node) or ""
+    return f"({part})" if isinstance(node, ast.IfExp) else part
 
 
 def py(value: Any) -> str:
@@ -294,8 +348,17 @@ class _Forward:
     value in a local named as the spec names it, else as the construct that made it calls it
     (`identity`, `shortcut`, `gate`, `branch`), else `x`, reused as soon as it is free."""
 
-    def __init__(self, program: Program, module: GraphModule, shapes: dict[Value, str], names: Names):
+    def __init__(
+        self,
+        program: Program,
+        module: GraphModule,
+        shapes: dict[Value, str],
+        names: Names,
+        functions: dict[Node, Function] | None = None,
+    ):
         self.program = program
+        #: The functions written from a generic class's expressions, not the node's own numbers.
+        self.functions = functions or {}
         self.module = module
         self.shapes = shapes
         self.names = names
@@ -334,9 +397,10 @@ class _Forward:
     def given(self, value: Value) -> str | None:
         return self.known.get(value)
 
-    def assign(self, value: Value) -> str:
+    def assign(self, value: Value, reading: Sequence[str] = ()) -> str:
         """The local a new value goes into: its own name, else `x` (what `x` still holds moves to
-        its hint first, `identity = x`), else a fresh one."""
+        its hint first, `identity = x`), else a fresh one. `reading`: the locals the step that
+        makes it reads, written after the move, so none may be moved into."""
         wanted = self.given(value) or self.hints.get(value)
         if wanted is not None and wanted.isidentifier() and wanted not in _FORWARD_TAKEN:
             name = self.fresh(wanted)
@@ -345,7 +409,8 @@ class _Forward:
             if self.live("x"):
                 held = self.holder["x"]
                 hint = self.hints.get(held)
-                if hint is not None and hint.isidentifier() and not self.live(hint) and hint not in _FORWARD_TAKEN:
+                movable = hint is not None and hint.isidentifier() and hint not in _FORWARD_TAKEN
+                if hint is not None and movable and not self.live(hint) and hint not in reading:
                     self.line(f"{hint} = x")
                     self.local[held] = hint
                     self.holder[hint] = held
@@ -362,12 +427,11 @@ class _Forward:
             for value in reads:
                 self.readers[value] -= 1
             expression = self.expression(step, arguments)
-            targets = [self.assign(v) for v in step.outputs]
+            targets = [self.assign(v, arguments) for v in step.outputs]
             lead = ", ".join(targets)
             target = step.target
-            if len(targets) == 1 and isinstance(target, Node) and not target.member:
-                if layers.LAYERS[target.op].function(target).many:
-                    lead = f"({targets[0]},)"
+            if len(targets) == 1 and _gives_a_tuple(target):
+                lead = f"({targets[0]},)"
             comment = self.shapes.get(step.outputs[0]) if len(step.outputs) == 1 else None
             if isinstance(expression, Expr):
                 self.lines += lay_out(expression, INDENT * 2, f"{lead} = ", comment=comment)
@@ -384,10 +448,16 @@ class _Forward:
             return f"{arguments[0]} * {_reference(target.key)}"
         if target.member:
             return f"{_reference(target.key)}({', '.join(arguments)})"
-        return function_source(layers.LAYERS[target.op].function(target), arguments, self.names)
+        function = self.functions.get(target) or layers.LAYERS[target.op].function(target)
+        return function_source(function, arguments, self.names)
 
 
 _FORWARD_TAKEN = frozenset({"self", "torch", "nn", *keyword.kwlist})
+
+
+def _gives_a_tuple(target: Node | GraphModule) -> bool:
+    """Whether a step is a function that returns a tuple, even of one value (`torch.split`)."""
+    return isinstance(target, Node) and not target.member and layers.LAYERS[target.op].function(target).many
 
 
 def _names_in_sight(module: GraphModule) -> dict[Value, str]:
@@ -439,7 +509,17 @@ def function_source(function: Function, arguments: list[str], names: Names) -> E
     return Expr(f"{target}(", tuple(items))
 
 
+@dataclass(frozen=True)
+class _Kept:
+    """In a `Function`'s arguments: a value `__init__` computes from its parameters and keeps on
+    the module under `name`, as a person keeps a split's sizes (`self.c` in ultralytics' C2f)."""
+
+    name: str
+
+
 def _function_argument(value: Any, arguments: list[str]) -> str:
+    if isinstance(value, _Kept):
+        return f"self.{value.name}"
     if isinstance(value, Input):
         return arguments[value.index]
     if isinstance(value, Inputs):
@@ -447,6 +527,17 @@ def _function_argument(value: Any, arguments: list[str]) -> str:
     if isinstance(value, SizeOf):
         return f"{arguments[value.index]}.shape[2:]"
     return py(value)
+
+
+@dataclass(frozen=True)
+class _Helper:
+    """A composite's module in the form of a helper module (`kind`): the members it lists, a
+    residual's written-out shortcut, a concat's channels for each branch."""
+
+    kind: str
+    body: list[Node | GraphModule]
+    shortcut: Node | GraphModule | None = None
+    split: list[Any] | None = None
 
 
 # --- the walk -------------------------------------------------------------------------------------
@@ -481,7 +572,14 @@ class Emitter:
             self.names.helpers[kind] = self.names.claim(kind if free else kind + "Module")
         if self.program is not None:
             reserved = {*self.names.taken, *self.names.blocks, *self.names.helpers.values()}
-            self.analysis = Analysis(self.models, self.program.model_defs, self.program.blocks, reserved)
+            self.analysis = Analysis(
+                self.models,
+                self.program.model_defs,
+                self.program.blocks,
+                reserved,
+                self.programs,
+                self.inline,
+            )
         model_classes = [self.model_class(m, name) for m, name in zip(self.models, model_names, strict=True)]
         helpers = [
             helper_source(kind, self.names.helpers[kind])
@@ -541,7 +639,21 @@ class Emitter:
             return f"class {name}({self.names.helper('Sequential')}):\n{head}{body}"
         self.uses_torch = True
         init = [INDENT * 2 + "super().__init__()"]
+        # Members an `if` on the parameters builds one way or the other, consecutive ones under one
+        # Python `if`: its condition, where it is written, and the lines of each branch.
+        branches: tuple[Any, Any, list[str], list[str]] | None = None
         for member in members:
+            choice = overlay.get(member.path)
+            if choice is not None and choice.kind == CHOICE:
+                condition, at = choice.args["condition"], choice.args["at"]
+                if branches is None or branches[1] != at:
+                    init += _if_lines(branches)
+                    branches = (condition, at, [], [])
+                for lines, built in zip(branches[2:], choice.children, strict=True):
+                    lines += _assignment(member.key, layer_source(built, self.names), INDENT * 3)
+                continue
+            init += _if_lines(branches)
+            branches = None
             parameter = self.parameter(member, overlay)
             if parameter is not None:
                 if _is_attribute(member.key):
@@ -549,20 +661,66 @@ class Emitter:
                 else:
                     register = Expr("self.register_parameter(", (Item(py(member.key)), Item(parameter)))
                     init += lay_out(register, INDENT * 2)
-            elif _is_attribute(member.key):
-                init += lay_out(self.member(member, overlay), INDENT * 2, f"self.{member.key} = ")
             else:
-                add = Expr("self.add_module(", (Item(py(member.key)), Item(self.member(member, overlay))))
-                init += lay_out(add, INDENT * 2)
-        return f"class {name}(nn.Module):\n{head}" + "\n".join(init) + "\n\n" + self.forward(
-            module, program, overlay, keys
+                init += _assignment(member.key, self.member(member, overlay), INDENT * 2)
+        init += _if_lines(branches)
+        functions = self.kept_functions(program, overlay, {m.key for m in members}, init)
+        return (
+            f"class {name}(nn.Module):\n{head}"
+            + "\n".join(init)
+            + "\n\n"
+            + self.forward(module, program, overlay, keys, functions)
         )
 
+    def kept_functions(
+        self, program: Program, overlay: dict[str, Shaped], taken: set[str], init: list[str]
+    ) -> dict[Node, Function]:
+        """The functions of a generic class's forward that read its parameters (split's sizes), each
+        such value computed in `__init__` (its lines added to `init`) and read from the module."""
+        functions: dict[Node, Function] = {}
+        for step in program.steps:
+            target = step.target
+            record = overlay.get(target.path) if isinstance(target, Node) and not target.member else None
+            if record is None:
+                continue
+            assert isinstance(target, Node)
+            function = layers.LAYERS[target.op].function(record)
+
+            def kept(value: Any, what: str, op: str = target.op) -> Any:
+                if not symbols(value):
+                    return value
+                base = name = f"{op}_{what}"
+                number = 1
+                while name in taken:
+                    number += 1
+                    name = f"{base}{number}"
+                taken.add(name)
+                written = (
+                    Expr("[", tuple(Item(_argument(v)) for v in value), "]")
+                    if isinstance(value, list)
+                    else py(value)
+                )
+                init.extend(lay_out(written, INDENT * 2, f"self.{name} = "))
+                return _Kept(name)
+
+            args = tuple(
+                kept(v, "sizes" if isinstance(v, list) else str(i)) for i, v in enumerate(function.args)
+            )
+            kwargs = {k: kept(v, k) for k, v in function.kwargs.items()}
+            if args != function.args or kwargs != dict(function.kwargs):
+                functions[target] = replace(function, args=args, kwargs=kwargs)
+        return functions
+
     def forward(
-        self, module: GraphModule, program: Program, overlay: dict[str, Shaped], keys: list[str] | None
+        self,
+        module: GraphModule,
+        program: Program,
+        overlay: dict[str, Shaped],
+        keys: list[str] | None,
+        functions: dict[Node, Function] | None = None,
     ) -> str:
         shapes = self.value_shapes(program, overlay)
-        writer = _Forward(program, module, shapes, self.names)
+        writer = _Forward(program, module, shapes, self.names, functions)
         parameters = []
         for value in program.inputs:
             local = writer.fresh(writer.given(value) or "x")
@@ -621,6 +779,7 @@ class Emitter:
     def sequential_items(self, members: list[Node | GraphModule], overlay: dict[str, Shaped]) -> Expr:
         """`(a, b, …)` for numbered members, `(OrderedDict({"name": a, …}))` for named ones: the
         arguments of `nn.Sequential` (or of `super().__init__` in a `Sequential` subclass)."""
+
         def comment(member: Node | GraphModule) -> str:
             return _shape(self.output_of(member, overlay))
 
@@ -632,23 +791,31 @@ class Emitter:
         table = Expr("OrderedDict(", (Item(Expr("{", entries, "}", exploded=True)),), exploded=True)
         return Expr("(", (Item(table),), exploded=True)
 
-    def output_of(self, member: Node | GraphModule, overlay: dict[str, Shaped]) -> tuple[Value, ...]:
+    def output_of(self, member: Node | GraphModule, overlay: dict[str, Shaped]) -> tuple[SymbolicValue, ...]:
         record = member if isinstance(member, Node) else member.record
         assert record is not None
         found = overlay.get(record.path, record)
-        return found.output  # type: ignore[return-value]
+        return found.output
 
     def sequential(
-        self, members: list[Node | GraphModule], overlay: dict[str, Shaped], helper: str = "nn.Sequential", **options: Any
+        self,
+        members: list[Node | GraphModule],
+        overlay: dict[str, Shaped],
+        helper: str = "nn.Sequential",
+        **options: Any,
     ) -> Expr:
         items = self.sequential_items(members, overlay).items
         extra = tuple(Item(value, f"{key}=") for key, value in options.items())
         return Expr(f"{helper}(", items + extra, exploded=True)
 
-    def member(self, member: Node | GraphModule, overlay: dict[str, Shaped]) -> Expr | str:
+    def member(self, member: Node | GraphModule, overlay: dict[str, Shaped]) -> Expr | Choice | str:
         """The expression that constructs a member."""
         if isinstance(member, Node):
-            return layer_source(overlay.get(member.path, member), self.names)  # type: ignore[arg-type]
+            shown = overlay.get(member.path, member)
+            if shown.kind == CHOICE:
+                then, otherwise = (layer_source(built, self.names) for built in shown.children)
+                return Choice(then, str(shown.args["condition"]), otherwise)
+            return layer_source(shown, self.names)
         record = member.record
         assert record is not None
         symbolic = overlay.get(record.path)
@@ -674,20 +841,19 @@ class Emitter:
 
     def member_at(self, module: GraphModule, path: str) -> Node | GraphModule:
         for member in module.members.values():
-            found = member.path if isinstance(member, Node) else member.path
-            if found == path:
+            if member.path == path:
                 return member
         raise KeyError(path)
 
-    def helper_call(
-        self,
-        module: GraphModule,
-        program: Program,
-        members: list[Node | GraphModule],
-        overlay: dict[str, Shaped],
-    ) -> Expr | None:
-        """A module whose program is a residual's, a gate's or a concat's in its simplest form, through
-        the helper module of that form; None when it does not fit one."""
+    def inline(self, module: GraphModule) -> bool:
+        """Whether a composite statement's module is written where it is used (a sequence, a helper
+        module) rather than as a class of its own."""
+        program = self.programs[module]
+        return is_chain(program) or self.helper_form(program, list(module.members.values())) is not None
+
+    def helper_form(self, program: Program, members: list[Node | GraphModule]) -> _Helper | None:
+        """Whether a module's program is a residual's, a gate's or a concat's in its simplest form,
+        which a helper module runs: the helper and what it holds; None when it fits none."""
         if len(program.inputs) != 1 or len(program.outputs) != 1 or not program.steps:
             return None
         x = program.inputs[0]
@@ -696,16 +862,21 @@ class Emitter:
         if not isinstance(target, Node) or target.member or program.outputs[0] is not last.outputs[0]:
             return None
         chain = _chain_from(x, program.steps[:-1])
-        if target.op == "mul" and chain is not None and last.inputs == (x, chain[1]) and len(chain[0]) == len(program.steps) - 1:
-            if [s.target for s in chain[0]] == members:
-                return self.sequential(members, overlay, self.names.helper("Gate"))
+        if (
+            target.op == "mul"
+            and chain is not None
+            and last.inputs == (x, chain[1])
+            and len(chain[0]) == len(program.steps) - 1
+            and [s.target for s in chain[0]] == members
+        ):
+            return _Helper("Gate", members)
         if target.op == "add" and len(last.inputs) == 2:
             body_steps = program.steps[:-1]
             y, s = last.inputs
             if s is x:
                 chain = _chain_from(x, body_steps)
                 if chain is not None and chain[1] is y and [st.target for st in chain[0]] == members:
-                    return self.sequential(members, overlay, self.names.helper("Residual"))
+                    return _Helper("Residual", members)
                 return None
             if not body_steps:
                 return None
@@ -719,12 +890,7 @@ class Emitter:
                 and _is_member_step(shortcut_step)
                 and [st.target for st in chain[0]] + [shortcut_step.target] == members
             ):
-                body = members[:-1]
-                shortcut = members[-1]
-                options: dict[str, Any] = {"shortcut": self.member(shortcut, overlay)}
-                if shortcut.key != "shortcut":
-                    options["name"] = py(shortcut.key)
-                return self.sequential(body, overlay, self.names.helper("Residual"), **options)
+                return _Helper("Residual", members[:-1], shortcut=members[-1])
         if target.op == "cat":
             steps = program.steps[:-1]
             split = None
@@ -752,14 +918,36 @@ class Emitter:
                     return None
             if pending:
                 return None
+            return _Helper("Concat", members, split=split)
+        return None
+
+    def helper_call(
+        self,
+        module: GraphModule,
+        program: Program,
+        members: list[Node | GraphModule],
+        overlay: dict[str, Shaped],
+    ) -> Expr | None:
+        """A module whose program is a residual's, a gate's or a concat's in its simplest form, through
+        the helper module of that form; None when it does not fit one."""
+        form = self.helper_form(program, members)
+        if form is None:
+            return None
+        if form.kind == "Concat":
             branches = tuple(
-                Item(self.member(b, overlay), f"{py(b.key)}: ", _shape(self.output_of(b, overlay))) for b in members
+                Item(self.member(b, overlay), f"{py(b.key)}: ", _shape(self.output_of(b, overlay)))
+                for b in form.body
             )
             items = [Item(Expr("{", branches, "}", exploded=True))]
-            if split is not None:
-                items.append(Item(py(split), "split="))
+            if form.split is not None:
+                items.append(Item(py(form.split), "split="))
             return Expr(f"{self.names.helper('Concat')}(", tuple(items), exploded=True)
-        return None
+        options: dict[str, Any] = {}
+        if form.shortcut is not None:
+            options["shortcut"] = self.member(form.shortcut, overlay)
+            if form.shortcut.key != "shortcut":
+                options["name"] = py(form.shortcut.key)
+        return self.sequential(form.body, overlay, self.names.helper(form.kind), **options)
 
     def composite_class(self, module: GraphModule, overlay: dict[str, Shaped]) -> str:
         """A class for a module that fits no helper: one per distinct body, as for block instances."""
@@ -822,7 +1010,7 @@ class Emitter:
         # The body first: the classes it calls come before this one. Its structure is the first
         # call's module; its sizes and arguments, the symbolic body's.
         module = self.module_of[id(generic.calls[0])]
-        overlay = {record.path: record for record in _walk_records(generic.body)}
+        overlay = by_path(generic.body)
         body = self.module_class("{name}", "{doc}", module, overlay, tuple(params), tuple(prelude))
         name = self.names.claim(generic.name, own=generic.name)
         self.generic_classes[generic.name] = name
@@ -831,11 +1019,23 @@ class Emitter:
             written = str(_inline(self.generic_call(call_, generic))).replace('"""', '\\"\\"\\"')
             shapes = f"{fmt(call_.input)} -> {fmt(call_.output)}"
             built_as[f"{written}: {shapes}, {call_.params:,} parameters"] = None
-        declared = ", ".join(_declaration(p) for p in generic.params)
+        declared = ", ".join(_declaration(p) for p in generic.declared)
         where = ", on an input of height H and width W" if len(generic.input) == 3 else ""
+        tensors = (f"{name} {_shape(shape)}" for name, shape in generic.tensors.items())
+        inputs = [_shape(generic.input), *tensors]
+        # Broken where a line would outgrow the code around it, only between its parts (an
+        # expression broken in the middle reads worse than a long line).
+        signature = f"block {generic.name}{f'({declared})' if generic.declared else ''}"
+        if where and not _fits(f'{INDENT}"""{signature}{where}:'):
+            signature += f",\n{INDENT}{where.removeprefix(', ')}"
+        else:
+            signature += where
+        given = ", ".join(_shape(output) for output in generic.outputs)
+        shapes = f"{INDENT}{', '.join(inputs)} -> {given}."
+        if not _fits(shapes):
+            shapes = f"{INDENT}{', '.join(inputs)} ->\n{INDENT * 2}{given}."
         doc = (
-            f"block {generic.name}{f'({declared})' if generic.params else ''}{where}:\n"
-            f"    {_shape(generic.input)} -> {_shape(generic.output)}.\n\n"
+            f"{signature}:\n{shapes}\n\n"
             "    Built here as\n" + "".join(f"        {c}\n" for c in built_as) + "    "
         )
         text = body.replace("class {name}(", f"class {name}(", 1).replace('"""{doc}"""', f'"""{doc}"""', 1)
@@ -843,14 +1043,23 @@ class Emitter:
         return name
 
 
-def _walk_records(records: list[Shaped]) -> list[Shaped]:
-    found: list[Shaped] = []
-    stack = list(records)
-    while stack:
-        record = stack.pop()
-        found.append(record)
-        stack.extend(record.children)
-    return found
+def _fits(line: str) -> bool:
+    return len(line) <= LINE_LENGTH
+
+
+def _assignment(key: str, value: Expr | Choice | str, indent: str) -> list[str]:
+    """`self.key = value`, or `self.add_module("key", value)` for a key that is no attribute name."""
+    if _is_attribute(key):
+        return lay_out(value, indent, f"self.{key} = ")
+    return lay_out(Expr("self.add_module(", (Item(py(key)), Item(value))), indent)
+
+
+def _if_lines(branches: tuple[Any, Any, list[str], list[str]] | None) -> list[str]:
+    """The Python `if` that builds members one way or the other, from `module_class`'s pending one."""
+    if branches is None:
+        return []
+    condition, _, then, otherwise = branches
+    return [f"{INDENT * 2}if {condition}:", *then, f"{INDENT * 2}else:", *otherwise]
 
 
 def _chain_from(x: Value, steps: list[Step]) -> tuple[list[Step], Value] | None:

@@ -10,9 +10,10 @@ one writes every network of the repository, the builder's flow interpreter (`bui
 
 The graph takes `input` of shape [batch, *the spec's input] with `batch` dynamic, and gives
 `output`; a model with several inputs or outputs names each as the spec does (`image`, `mask`;
-the keys of a dict of outputs, `out` and `aux`), or numbers them (`input0`, `output1`). Weights keep their `state_dict` names; the optimiser folds batchnorm into the
-convolution before it. Each node's metadata keeps its module path (`name_scopes`), and drops the
-stack trace torch records, which names this machine's files.
+the keys of a dict of outputs, `out` and `aux`), or numbers them (`input0`, `output1`). Weights
+keep their `state_dict` names; the optimiser folds batchnorm into the convolution before it. Each
+node's metadata keeps its module path (`name_scopes`), and drops the stack trace torch records,
+which names this machine's files.
 """
 
 from __future__ import annotations
@@ -173,6 +174,20 @@ def to_onnx(
     return proto
 
 
+def graph_names(model: ShapedModel) -> tuple[list[tuple[str, tuple[int, ...]]], list[str]]:
+    """The ONNX graph's inputs (name, per-sample shape) and outputs, named as the spec names them:
+    `input` and `output` where there is one, else `input0`, `output1`, … where the spec gives none."""
+    inputs = [
+        (name or (INPUT if len(model.inputs) == 1 else f"{INPUT}{index}"), tuple(shape))
+        for index, (name, shape) in enumerate(model.inputs)
+    ]
+    outputs = [
+        key or (OUTPUT if len(model.outputs) == 1 else f"{OUTPUT}{index}")
+        for index, (key, _) in enumerate(model.outputs)
+    ]
+    return inputs, outputs
+
+
 def export_model(
     model: ShapedModel,
     out: str | os.PathLike[str],
@@ -189,14 +204,7 @@ def export_model(
     net = build_model(model, max_params=max_params)
     if weights is not None:
         load_weights(net, weights)
-    inputs = [
-        (name or (INPUT if len(model.inputs) == 1 else f"{INPUT}{index}"), tuple(shape))
-        for index, (name, shape) in enumerate(model.inputs)
-    ]
-    outputs = [
-        key or (OUTPUT if len(model.outputs) == 1 else f"{OUTPUT}{index}")
-        for index, (key, _) in enumerate(model.outputs)
-    ]
+    inputs, outputs = graph_names(model)
     proto = to_onnx(net, tuple(model.input), opset, name=model.name, inputs=inputs, outputs=outputs)
     proto.producer_name, proto.producer_version = "archdsl", __version__
     proto.doc_string = f"{model.name} from {model.file}: {model.params:,} parameters"

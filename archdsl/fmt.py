@@ -364,16 +364,23 @@ class _Layout:
         """` as x`, ` as (a, b)`: the names of what a statement gives."""
         if bind is None:
             return []
-        keyword, *rest = [c for c in bind.children if c is not None]
-        names = [c for c in rest if isinstance(c, Token) and c.type == "NAME"]
+        keyword, *rest = [c for c in bind.children if isinstance(c, Token)]
         if len(rest) == 1:
-            return [" ", self.tok(keyword), " ", self.tok(names[0])]
-        listed: list[Doc] = []
-        for index, name in enumerate(names):
-            if index:
-                listed.append(", ")
-            listed.append(self.tok(name))
-        return [" ", self.tok(keyword), " (", *listed, ")"]
+            return [" ", self.tok(keyword), " ", self.tok(rest[0])]
+        # Every token through `tok`, so a comment after `(` or a comma stays where it was.
+        parts: list[Doc] = [" ", self.tok(keyword), " "]
+        for index, token in enumerate(rest):
+            if token.type == "COMMA":
+                closing = rest[index + 1].type == "RPAR"
+                info = self.info(token)
+                if closing and not (info.leading or info.trailing):
+                    continue  # `(a, b,)` is `(a, b)`
+                parts.append(self.tok(token))
+                if not closing:
+                    parts.append(" ")
+            else:
+                parts.append(self.tok(token))
+        return parts
 
     def output(self, children: list[Any]) -> Doc:
         """`output a, b` or `output out: a, aux: b`, its items filled within the line."""
@@ -381,8 +388,12 @@ class _Layout:
         values = [i for i in items if isinstance(i, Tree)]
         parts: list[Doc] = []
         for index, item in enumerate(values):
-            words = [c for c in item.children if c is not None and not (isinstance(c, Token) and c.type == "COLON")]
-            entry: list[Doc] = [self.tok(words[0]), ": ", self.tok(words[1])] if len(words) == 2 else [self.tok(words[0])]
+            words = [
+                c for c in item.children if c is not None and not (isinstance(c, Token) and c.type == "COLON")
+            ]
+            entry: list[Doc] = (
+                [self.tok(words[0]), ": ", self.tok(words[1])] if len(words) == 2 else [self.tok(words[0])]
+            )
             if index < len(values) - 1:
                 entry.append(",")
                 parts.extend([entry, LINE])
@@ -489,25 +500,37 @@ class _Layout:
 
     # --- expressions ----------------------------------------------------------------------------
 
+    def arith(self, children: list[Any]) -> Doc:
+        """`a op b op c …`, as flat as the grammar keeps it."""
+        parts: list[Doc] = []
+        for index, child in enumerate(children):
+            if index % 2:
+                parts.extend([" ", self.tok(child), " "])
+            else:
+                parts.append(self.expr(child))
+        return parts
+
     def expr(self, tree: Any) -> Doc:
         if isinstance(tree, Token):
             return self.tok(tree)
         kind = tree.data
         children = [c for c in tree.children if c is not None]
-        if kind == "choose":
-            then, word, condition, otherwise_word, otherwise = children
+        if kind == "expr" and len(children) >= 5 and getattr(children[-4], "type", None) == "IF":
+            # `then if condition else otherwise`, `then` an operand or a flat `a op b …`
+            *head, word, condition, otherwise_word, otherwise = children
             return [
-                self.expr(then), " ", self.tok(word), " ", self.expr(condition), " ",
-                self.tok(otherwise_word), " ", self.expr(otherwise),
+                self.arith(head),
+                " ",
+                self.tok(word),
+                " ",
+                self.expr(condition),
+                " ",
+                self.tok(otherwise_word),
+                " ",
+                self.expr(otherwise),
             ]
-        if kind == "arith":
-            parts: list[Doc] = []
-            for index, child in enumerate(children):
-                if index % 2:
-                    parts.extend([" ", self.tok(child), " "])
-                else:
-                    parts.append(self.expr(child))
-            return parts
+        if kind in ("expr", "arith"):
+            return self.arith(children)
         if kind == "neg":
             minus, operand = children
             return [self.tok(minus), self.expr(operand)]

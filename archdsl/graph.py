@@ -17,6 +17,7 @@ stage and read three stages later (U-Net's skips) needs nothing of the modules b
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -56,6 +57,8 @@ class Shaped:
     axes: Axes | None = None
     #: The value it gives (its first, where it gives several), in the graph.
     result: Value | None = None
+    #: Where it gives several values (a split, a block's `output a, b`): the shape of each.
+    given: tuple[Shape, ...] = ()
     #: The functions its construct lowered into beside its statements (a residual's sum, a
     #: concat's join), in the graph: drawn with it.
     joins: list[Node] = field(default_factory=list)
@@ -87,6 +90,10 @@ class ShapedModel:
     #: dict (the first of each are `input` and `output`).
     inputs: list[tuple[str | None, Shape]] = field(default_factory=list)
     outputs: list[tuple[str | None, Shape]] = field(default_factory=list)
+    #: Every name given to a value (`as skip`, `input [3, 64, 64] as image`, a block's `input as
+    #: x`, a tensor parameter), with where it is given and the value, for the editor: kept where
+    #: inference stopped at an error too.
+    named: list[tuple[str, Span, Value]] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -96,7 +103,7 @@ class ShapedModel:
 # --- the graph ------------------------------------------------------------------------------------
 
 
-@dataclass(eq=False, slots=True)
+@dataclass(eq=False, slots=True, repr=False)
 class Value:
     """One tensor (per sample: the batch axis is implicit): made by `node` (its output `index`),
     or, with no node, a model's input. `shape` is None in a statement that never runs (the
@@ -111,8 +118,13 @@ class Value:
     #: What made it and where, for notes: "conv", line 4; "the model's input", the input's line.
     origin: str = ""
     span: Span | None = None
-    #: The nodes that read it; filled as the graph grows.
-    readers: list[Node] = field(default_factory=list)
+    #: Whether a node reads it (set as the graph grows).
+    read: bool = False
+
+    def __repr__(self) -> str:
+        # Not the node behind it: that repr holds the whole graph before it.
+        shape = "?" if self.shape is None else list(self.shape)
+        return f"Value({self.name or self.origin!r}, {shape})"
 
 
 @dataclass(slots=True, eq=False)
@@ -135,7 +147,7 @@ class Node(Shaped):
     parameter: bool = False
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class Module:
     """A module of the built network: the model, a block call, a group, or a composite statement
     that is not spliced. `members` are its submodules and parameters, in the order they are
@@ -161,10 +173,12 @@ class Module:
     #: "gate", "branch").
     hints: dict[Value, str] = field(default_factory=dict)
 
-    @property
-    def prefix(self) -> str:
-        """Its members' paths begin with this: `layer1.0.`, and "" for the model's."""
-        return self.path + "." if self.path else ""
+    def __repr__(self) -> str:
+        return f"Module({self.path!r}, {self.title!r})"
+
+    def __post_init__(self) -> None:
+        #: Its members' paths begin with this: `layer1.0.`, and "" for the model's.
+        self.prefix = self.path + "." if self.path else ""
 
     def within(self, other: Module) -> bool:
         """Whether this module is `other` or inside it."""
@@ -233,9 +247,11 @@ def programs(graph: Graph) -> dict[Module, Program]:
     home: dict[Value, Module] = {value: graph.root for value in graph.inputs}
     inside: dict[Module, list[Value]] = {module: [] for module in steps}  # values read, by module
     for node in graph.nodes:
-        chain = _chain(node.module)
-        steps[node.module].append(Step(node, node.inputs, tuple(node.outputs)))
-        for child, parent in zip(chain, chain[1:], strict=False):
+        runs_in = node.module
+        assert runs_in is not None
+        chain = _chain(runs_in)
+        steps[runs_in].append(Step(node, node.inputs, tuple(node.outputs)))
+        for child, parent in itertools.pairwise(chain):
             if child not in placed:
                 placed[child] = Step(child, (), ())
                 steps[parent].append(placed[child])
@@ -243,12 +259,16 @@ def programs(graph: Graph) -> dict[Module, Program]:
             for module in chain:
                 inside[module].append(value)
         for value in node.outputs:
-            home[value] = node.module
+            home[value] = runs_in
     result: dict[Module, Program] = {}
     returned = set(graph.outputs)
     outgoing: dict[Module, list[Value]] = {module: [] for module in steps}
+    reading: dict[Value, list[Module]] = {}
+    for node in graph.nodes:
+        for value in node.inputs:
+            reading.setdefault(value, []).append(node.module)  # type: ignore[arg-type]
     for value, module in home.items():
-        readers = [reader.module for reader in value.readers]
+        readers = reading.get(value, [])
         for holder in _chain(module):
             if holder is graph.root:
                 break
@@ -261,7 +281,10 @@ def programs(graph: Graph) -> dict[Module, Program]:
             made_inside = {v for v, m in home.items() if m.within(module)}
             received = [v for v in dict.fromkeys(inside[module]) if v not in made_inside]
             inputs = _ordered(module.preferred, received)
-            outputs = _ordered(module.returns, outgoing[module])
+            # What the statement gives is returned even where nothing reads it (dead code is the
+            # spec's, W006 says so), with what else is read outside after it.
+            given = [v for v in module.returns if v in made_inside]
+            outputs = _ordered(given, [*given, *outgoing[module]])
         result[module] = Program(inputs, steps[module], outputs)
     for module, step in placed.items():
         program = result[module]
@@ -302,5 +325,3 @@ def _is_member_call(step: Step) -> bool:
     if isinstance(target, Module):
         return True
     return target.member and not target.parameter
-
-

@@ -241,7 +241,22 @@ _LABEL_KEYWORDS = {"BLOCK", "MODEL", "BRANCH", "AS", "ELSE", "AND", "OR", "NOT"}
 #: was a value it reads), its `as`, its argument list and label.
 _CONTINUATIONS = {"LPAR", "COLON", "ARROW", "AS"}
 _VALUE_STARTS = {"INT", "FLOAT", "STRING", "NAME", "LSQB", "MINUS", "LPAR", "TRUE", "FALSE", "NOT"}
-_OPERATORS = {"PLUS", "MINUS", "STAR", "SLASH", "FLOORDIV", "EQ", "NE", "LT", "LE", "GT", "GE", "AND", "OR", "ARROW"}
+_OPERATORS = {
+    "PLUS",
+    "MINUS",
+    "STAR",
+    "SLASH",
+    "FLOORDIV",
+    "EQ",
+    "NE",
+    "LT",
+    "LE",
+    "GT",
+    "GE",
+    "AND",
+    "OR",
+    "ARROW",
+}
 _WORDS = {
     "NAME": "a name",
     "INT": "an integer",

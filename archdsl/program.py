@@ -16,10 +16,10 @@ from typing import Any
 
 from . import ir
 from .comments import Trivia, allowed_codes, scan
-from .errors import ArchError, Diagnostic, Note, Span, did_you_mean, error, sort_key, warning
-from .loader import Loader
 from .elaborate import elaborate_model
+from .errors import ArchError, Diagnostic, Note, Span, did_you_mean, error, sort_key, warning
 from .graph import ShapedModel
+from .loader import Loader
 from .resolve import BlockEntry, block_scopes, check_definitions
 
 UNKNOWN_MODEL = "E013"

@@ -144,7 +144,9 @@ def receptive_fields(model: ShapedModel) -> dict[str, Field]:
     if len(model.input) != 3 or model.graph is None:
         return {}
     graph = model.graph
-    fields: dict[Value, Field] = {value: IMAGE for value in graph.inputs if value.shape and len(value.shape) == 3}
+    fields: dict[Value, Field] = {
+        value: IMAGE for value in graph.inputs if value.shape and len(value.shape) == 3
+    }
     for node in graph.nodes:
         given = [fields[v] for v in node.inputs if v in fields]
         if len(given) != len(node.inputs):

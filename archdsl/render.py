@@ -19,7 +19,6 @@ import html
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -288,7 +287,7 @@ class _Walk:
                 for mine, theirs in zip(_nodes(first), _nodes(other), strict=True):
                     drawn = self.ids[mine]
                     self.ids[theirs] = drawn
-                    if drawn in self.stands_for and self.stands_for[drawn]:
+                    if self.stands_for.get(drawn):
                         self.stands_for[drawn].append(theirs)
         self.close()
 
@@ -447,11 +446,20 @@ def dot_source(
     targets: dict[tuple[str, int], list[_Edge]] = {}
     for edge in edges:
         targets.setdefault((edge.source, edge.value), []).append(edge)
-    forks = {key: f"{key[0]}:fork" + (str(key[1]) if key[1] else "") for key, out in targets.items() if len(out) > 1}
+    forks = {
+        key: f"{key[0]}:fork" + (str(key[1]) if key[1] else "")
+        for key, out in targets.items()
+        if len(out) > 1
+    }
 
     writer = _Writer(options)
     for value, name in inputs.items():
-        text = f"input {fmt(value.shape)}" if value.name is None or len(inputs) == 1 else f"{value.name} {fmt(value.shape)}"  # type: ignore[arg-type]
+        assert value.shape is not None
+        text = (
+            f"input {fmt(value.shape)}"
+            if value.name is None or len(inputs) == 1
+            else f"{value.name} {fmt(value.shape)}"
+        )
         writer.node(name, _label(("b", text)), "io")
         for key, fork in forks.items():
             if key[0] == name:
@@ -483,12 +491,13 @@ def dot_source(
             writer.edge(key[0], fork, _shapes(out[0].shapes), arrowhead="none")
         for edge in out:
             writer.edge(fork, edge.target, "", **({"style": "dashed"} if edge.dashed else {}))
-    for number, (key, value) in enumerate(outputs):
-        name = ":output" if len(outputs) == 1 else f":output:{key if key is not None else number}"
-        text = f"output {fmt(value.shape)}" if key is None else f"{key} {fmt(value.shape)}"  # type: ignore[arg-type]
-        writer.node(name, _label(("b", text)), "io")
+    for number, (given, value) in enumerate(outputs):
+        assert value.shape is not None
+        node = ":output" if len(outputs) == 1 else f":output:{given if given is not None else number}"
+        text = f"output {fmt(value.shape)}" if given is None else f"{given} {fmt(value.shape)}"
+        writer.node(node, _label(("b", text)), "io")
         source = inputs[value] if value.node is None else walk.ids[value.node]
-        writer.edge(source, name, fmt(value.shape))  # type: ignore[arg-type]
+        writer.edge(source, node, fmt(value.shape))
 
     title = _label(
         ("b", model.name),

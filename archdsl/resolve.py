@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from . import ir, layers
@@ -248,9 +248,7 @@ class Resolver:
             return value
         if isinstance(value, Symbol):
             raise Failed(self.unknown_name(value.name, expr.span, {}))
-        raise Failed(
-            error(BAD_VALUE, f"'{op}' works on true and false, got {describe(value)}", expr.span)
-        )
+        raise Failed(error(BAD_VALUE, f"'{op}' works on true and false, got {describe(value)}", expr.span))
 
     def _logic(self, expr: ir.BinOp, scope: dict[str, Any]) -> Any:
         """`and` and `or`, as in Python, do not evaluate their right side when the left decides."""
@@ -334,10 +332,7 @@ class Resolver:
                 "arguments of a statement that receives a tensor",
                 span,
             )
-        if self.values:
-            candidates = [*scope, *self.values, *KEYWORD_VALUES]
-        else:
-            candidates = [*scope, *KEYWORD_VALUES]
+        candidates = [*scope, *(self.values or ()), *KEYWORD_VALUES]
         hint = did_you_mean(name, candidates)
         where = f" (parameters here: {', '.join(scope)})" if scope and not hint else ""
         return error(UNKNOWN_NAME, f"unknown name '{name}'{where}{hint}", span)
@@ -406,7 +401,7 @@ class Resolver:
                 spans[spec.variadic] = first.to(last)
         converted: dict[str, Any] = {}
         # A misspelt keyword usually is the "missing" argument: report the spelling only.
-        misspelt = any(d.code == UNKNOWN_ARGUMENT for d in problems)
+        misspelt = bool(problems) and any(d.code == UNKNOWN_ARGUMENT for d in problems)
         for arg in spec.args:
             if arg.name not in values:
                 if arg.required and not misspelt:
@@ -417,7 +412,7 @@ class Resolver:
                     converted[arg.name] = arg.default
                 continue
             value = values[arg.name]
-            if _unknown(value):
+            if value is UNKNOWN or (type(value) is list and _unknown(value)):
                 converted[arg.name] = UNKNOWN  # not judged: it is not known here
                 continue
             try:
@@ -467,7 +462,9 @@ class Resolver:
             if _unknown(default):
                 bound[param.name] = UNKNOWN
                 continue
-            if isinstance(default, Symbol) and (default.name not in KEYWORD_VALUES or param.type_name != "str"):
+            if isinstance(default, Symbol) and (
+                default.name not in KEYWORD_VALUES or param.type_name != "str"
+            ):
                 raise Failed(self.unknown_name(default.name, param.default.span, bound))
             try:
                 bound[param.name] = (
@@ -518,7 +515,7 @@ def _unknown(value: Any) -> bool:
     """Whether a value (or an item of a list) is not known here."""
     if value is UNKNOWN:
         return True
-    return isinstance(value, list) and any(_unknown(v) for v in value)
+    return type(value) is list and any(_unknown(v) for v in value)
 
 
 def mentions(expr: ir.Expr, scope: Iterable[str]) -> bool:
@@ -712,10 +709,11 @@ def check_param_types(source: ir.SourceFile) -> list[Diagnostic]:
     return problems
 
 
-
-
-def resolver_input_dims(resolver: Resolver, statement: ir.Input, params: dict[str, Any]) -> tuple[int, ...] | None:
+def resolver_input_dims(
+    resolver: Resolver, statement: ir.Input, params: dict[str, Any]
+) -> tuple[int, ...] | None:
     """An `input` statement's dimensions, or None (its problem reported)."""
+    assert statement.dims is not None  # a model's input (a block's has none)
     dims: list[int] = []
     for expr in statement.dims:
         try:

@@ -27,13 +27,19 @@ from .transformer import OUT_OF_RANGE, decimal
 
 STALE_SHAPE = "W005"
 
-#: `# [16, 10, 10]`: the comment's shape, then any other text.
-_SHAPE = re.compile(r"#\s*(\[\s*([0-9]+(?:\s*,\s*[0-9]+)*)\s*,?\s*\])")
-#: Statement kinds that are not statements of their own: a repeat's passes, a concat's branches,
-#: a residual's shortcut.
-_NOT_STATEMENTS = {"iteration", "branch", "shortcut"}
-#: Statements whose span ends at their header: they end at the `}` of their body.
-_BODIES = {"group", "concat", "residual", "gate"}
+_SIZES = r"\[\s*(?:[0-9]+(?:\s*,\s*[0-9]+)*\s*,?)?\s*\]"
+#: `# [16, 10, 10]`: the comment's shape, then any other text; `# ([2, 8, 8], [2, 8, 8])` for a
+#: statement that gives several values.
+_SHAPE = re.compile(rf"#\s*({_SIZES}|\(\s*{_SIZES}(?:\s*,\s*{_SIZES})+\s*,?\s*\))")
+#: What a statement gives, as a shape comment states it: the shape of each of its values.
+Given = tuple[Shape, ...]
+#: Statement kinds that are not statements of their own: a repeat's passes, a concat's branches.
+_NOT_STATEMENTS = {"iteration", "branch"}
+#: Statements whose span ends at their header: they end at the `}` of their body (a residual's
+#: written `shortcut { … }` too, which gives what the body's sum adds).
+_BODIES = {"group", "concat", "residual", "gate", "shortcut"}
+#: The names given after a body's `}`: `{ … } as skip`, which the statement ends with.
+_BOUND = re.compile(r"[ \t]*as[ \t]*(?:\([^)\n]*\)|[A-Za-z_][A-Za-z0-9_]*)")
 
 
 @dataclass
@@ -44,7 +50,7 @@ class Statement:
     what: str  #: `tanh`, `Stage`, the group
     end: int  #: the offset just past its last character
     in_model: bool  #: written in a model's body (not in a block's)
-    shapes: list[Shape] = field(default_factory=list)
+    shapes: list[Given] = field(default_factory=list)
 
 
 def stale_comments(models: list[ShapedModel], text: str, file: str) -> list[Diagnostic]:
@@ -67,13 +73,16 @@ def statements(models: list[ShapedModel], trivia: Trivia, file: str) -> dict[int
             end = trivia.offset(span.end_line, span.end_column)
             if node.kind in _BODIES:
                 end = trivia.closing_brace_after(trivia.offset(span.line, span.column)) or end
+                bound = _BOUND.match(trivia.text, end)
+                end = bound.end() if bound is not None else end
             statement = found.get(end)
             if statement is None:
                 in_model = model.file == file and model_lines[0] <= span.line <= model_lines[1]
                 what = f"`{node.op}`" if node.kind in ("layer", "block") else f"the {node.kind}"
                 statement = found[end] = Statement(span, what, end, in_model)
-            if node.output not in statement.shapes:
-                statement.shapes.append(node.output)
+            given = node.given or (node.output,)
+            if given not in statement.shapes:
+                statement.shapes.append(given)
     return found
 
 
@@ -86,17 +95,23 @@ def walk(nodes: list[Shaped]) -> Iterator[Shaped]:
         stack.extend(reversed(node.children))
 
 
-def shape_of(comment: Comment) -> tuple[Shape, re.Match[str]] | None:
-    """The shape a comment starts with, and the match of its brackets."""
+def shape_of(comment: Comment) -> tuple[Given, re.Match[str]] | None:
+    """The shapes a comment starts with (one, or one per value), and the match of its brackets."""
     match = _SHAPE.match(comment.text)
     if match is None:
         return None
-    return tuple(decimal(d.strip()) for d in match.group(2).split(",")), match
+    lists = re.findall(_SIZES, match.group(1))
+    return tuple(tuple(decimal(d) for d in re.findall("[0-9]+", sizes)) for sizes in lists), match
 
 
-def _written(shape: Shape, match: re.Match[str]) -> str:
+def shape_text(given: Given) -> str:
+    """`[16, 10, 10]`, or `([2, 8, 8], [2, 8, 8])` for several values (as `summary` writes them)."""
+    return fmt(given[0]) if len(given) == 1 else "(" + ", ".join(fmt(s) for s in given) + ")"
+
+
+def _written(given: Given, match: re.Match[str]) -> str:
     """The shape as the warning quotes it: as written where a size is too long to be any tensor's."""
-    return fmt(shape) if OUT_OF_RANGE not in shape else match.group(1)[:40] + "…"
+    return shape_text(given) if not any(OUT_OF_RANGE in s for s in given) else match.group(1)[:40] + "…"
 
 
 def check(trivia: Trivia, found: dict[int, Statement], file: str) -> list[Diagnostic]:
@@ -118,10 +133,10 @@ def check(trivia: Trivia, found: dict[int, Statement], file: str) -> list[Diagno
         if len(shapes) == 1:
             message = (
                 f"shape comment {_written(written, match)} is stale: {statement.what} gives "
-                f"{fmt(shapes[0])}; `archdsl fmt --shapes` rewrites it"
+                f"{shape_text(shapes[0])}; `archdsl fmt --shapes` rewrites it"
             )
         else:
-            listed = " or ".join([", ".join(fmt(s) for s in shapes[:-1]), fmt(shapes[-1])])
+            listed = " or ".join([", ".join(shape_text(s) for s in shapes[:-1]), shape_text(shapes[-1])])
             message = (
                 f"shape comment {_written(written, match)} cannot be true: {statement.what} gives {listed}, "
                 "depending on the call or pass; `archdsl fmt --shapes` removes it"
@@ -146,11 +161,11 @@ def refresh(trivia: Trivia, found: dict[int, Statement]) -> str:
             line_end = text.find("\n", end)
             rest = text[end : len(text) if line_end < 0 else line_end]
             if statement.in_model and len(statement.shapes) == 1 and not rest.strip():
-                edits.append((end, end, f"  # {fmt(statement.shapes[0])}"))
+                edits.append((end, end, f"  # {shape_text(statement.shapes[0])}"))
             continue
         parsed = shape_of(comment)
         if len(statement.shapes) == 1:
-            shape = fmt(statement.shapes[0])
+            shape = shape_text(statement.shapes[0])
             if parsed is not None:
                 _, match = parsed
                 edits.append((comment.offset, comment.offset + match.end(0), f"# {shape}"))

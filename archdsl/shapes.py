@@ -67,15 +67,24 @@ class Context:
     model_span: Span
 
 
-def infer(node: Node, context: Context) -> tuple[Outcome, Axes | None]:
-    """The node's outcome and its output's axes; raises `Failed` (the diagnostic carries a note
-    saying where the failing input came from)."""
-    spec = layers.LAYERS[node.op]
+def infer(node: Node, context: Context, spec: layers.Layer | None = None) -> tuple[Outcome, Axes | None]:
+    """The node's outcome and its output's axes (`spec`: its layer kind, where the caller has it);
+    raises `Failed` (the diagnostic carries a note saying where the failing input came from)."""
+    spec = spec or layers.LAYERS[node.op]
     source = node.inputs[0]
-    assert source.shape is not None
+    shape = source.shape
+    assert shape is not None
     try:
-        _check_layout(node, spec, source)
-        outcome = spec.shape(node, source.shape)
+        if not shape and not spec.no_axis:
+            raise fail(
+                RANK,
+                f"{node.op} needs a sample with an axis, and this one has none ([], one number): "
+                "`view([1])` gives it one",
+                node.span,
+            )
+        if spec.layout != "any" and source.axes is not None:
+            _check_layout(node, spec, source)
+        outcome = spec.shape(node, shape)
     except Failed as failed:
         if spec.names_its_inputs:
             raise
@@ -123,19 +132,19 @@ def _check_layout(node: Node, spec: layers.Layer, source: Value) -> None:
     whose axes a permute reordered (or that is an image, for `linear` and `layernorm`)."""
     axes, shape = source.axes, source.shape
     assert shape is not None
-    if axes is None or len(axes) != 3 or spec.layout == "any":
+    layout = spec.layout
+    if layout == "any" or axes is None or len(axes) != 3:
         return
-    named = "[" + ", ".join(f"{a} = {n}" for a, n in zip(axes, shape, strict=True)) + "]"
     # H and W may be swapped (a transposed image is still one); the channels must come first.
-    if spec.layout == "image" and axes[0] != "C" and set(axes) == set(IMAGE_AXES):
+    if layout == "image" and axes[0] != "C" and set(axes) == set(IMAGE_AXES):
         back = ", ".join(str(axes.index(a)) for a in IMAGE_AXES)
         raise fail(
             RANK,
-            f"{node.op} needs the channels first, [C, H, W], but this sample's axes are {named} "
-            f"(a permute reordered them); `permute({back})` puts them back",
+            f"{node.op} needs the channels first, [C, H, W], but this sample's axes are "
+            f"{_named(axes, shape)} (a permute reordered them); `permute({back})` puts them back",
             node.span,
         )
-    if spec.layout == "features" and axes[-1] in ("H", "W"):
+    if layout == "features" and axes[-1] in ("H", "W"):
         if node.op == "layernorm":
             fix = "`layernorm2d` normalises the channels"
         else:
@@ -143,10 +152,14 @@ def _check_layout(node: Node, spec: layers.Layer, source: Value) -> None:
         last = ", ".join(str(axes.index(a)) for a in (*(a for a in axes if a != "C"), "C"))
         raise fail(
             RANK,
-            f"{node.op} acts on the last axis, here {axes[-1]} of {named}: {fix}, or `permute({last})` "
-            "moves the channels last",
+            f"{node.op} acts on the last axis, here {axes[-1]} of {_named(axes, shape)}: {fix}, or "
+            f"`permute({last})` moves the channels last",
             node.span,
         )
+
+
+def _named(axes: Axes, shape: Shape) -> str:
+    return "[" + ", ".join(f"{a} = {n}" for a, n in zip(axes, shape, strict=True)) + "]"
 
 
 def too_many_elements(what: str, shape: Shape, span: Span) -> Diagnostic:
@@ -166,4 +179,3 @@ def too_many_params(what: str, count: int, span: Span) -> Diagnostic:
         f"allows ({MAX_PARAMS:,})",
         span,
     )
-

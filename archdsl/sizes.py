@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import Diagnostic, Failed, Note, Span, error, warning
 
 if TYPE_CHECKING:
-    from .resolve import LayerNode
+    from .graph import Node as LayerNode
 
 EMPTY_OUTPUT = "E101"
 RANK = "E102"
@@ -258,3 +258,14 @@ def out_count(node: LayerNode, incoming: int, noun: str) -> int:
             node.arg_spans.get("in", node.span),
         )
     return incoming if node.args["out"] == "same" else node.args["out"]
+
+
+def conv_channels(node: LayerNode, shape: Shape) -> tuple[int, int]:
+    """A convolution's (or transposed convolution's) channels in and out, checked: an image, the
+    `in=` assertion, `out=same`, and groups dividing both."""
+    needs_image(node, shape)
+    channels_in = shape[0]
+    channels_out = out_count(node, channels_in, "channels")
+    for what, count in (("input", channels_in), ("output", channels_out)):
+        divides(node, count, f"{what} channels")
+    return channels_in, channels_out

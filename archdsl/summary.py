@@ -12,27 +12,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from . import layers
+from . import constructs, layers
 from .shapes import Shape, Shaped, ShapedModel, float32_size, fmt
 from .sizes import fmt_io
 
 
 def describe(node: Shaped) -> str:
-    """A short label with the arguments that matter: `conv 5×5, 16, /2`."""
-    a = node.args
+    """A short label with the arguments that matter: `conv 5×5, 16, /2`, `repeat ×3`."""
     if node.kind == "layer":
         return layers.LAYERS[node.op].describe(node)
-    if node.kind == "repeat":
-        return f"repeat ×{a['count']}"
-    if node.kind == "iteration":
-        return f"pass {int(node.key[1:]) + 1}"
-    if node.kind == "residual":
-        return f"residual ({a['shortcut']})"
-    if node.kind == "shortcut":
-        return "projection" if node.op == "project" else "shortcut"
-    if node.kind == "concat" and a.get("split"):
-        return "concat, split " + "+".join(str(size) for size in a["split"])
-    return node.op
+    return constructs.describe_record(node)
 
 
 def walk(layers: list[Shaped], depth: int = 0) -> Iterator[tuple[int, Shaped]]:

@@ -32,7 +32,19 @@ from .values import (
 
 TRAIN_SETTING = "E012"
 
+#: The datasets of labelled images (classification; reconstruction reads their images only).
 DATASETS = ("mnist", "fashion-mnist", "cifar10")
+#: The datasets of images with a class per pixel (segmentation), derived from the ones above.
+SEGMENTATION_DATASETS = ("fashion-mnist-segmentation",)
+#: What a run learns; without a `task` setting, "segmentation" for a segmentation dataset and
+#: "classification" otherwise.
+TASKS = ("classification", "segmentation", "reconstruction")
+#: The losses each task can train with.
+TASK_LOSSES = {
+    "classification": ("cross_entropy", "nll"),
+    "segmentation": ("cross_entropy", "nll"),
+    "reconstruction": ("mse", "l1"),
+}
 
 
 class Frozen(BaseModel):
@@ -41,8 +53,12 @@ class Frozen(BaseModel):
 
 
 class DatasetSpec(Frozen):
-    name: Literal["mnist", "fashion-mnist", "cifar10", "imagefolder"]
+    name: Literal["mnist", "fashion-mnist", "cifar10", "imagefolder", "fashion-mnist-segmentation"]
     path: str | None = None
+
+    @property
+    def segmentation(self) -> bool:
+        return self.name in SEGMENTATION_DATASETS
 
 
 class OptimizerSpec(Frozen):
@@ -61,7 +77,7 @@ class ScheduleSpec(Frozen):
 
 
 class LossSpec(Frozen):
-    name: Literal["cross_entropy", "nll"]
+    name: Literal["cross_entropy", "nll", "mse", "l1"]
     smoothing: float = 0.0
 
 
@@ -78,6 +94,7 @@ class AugmentSpec(Frozen):
 
 
 class TrainSpec(Frozen):
+    task: Literal["classification", "segmentation", "reconstruction"] | None = None
     dataset: DatasetSpec | None = None
     resize: tuple[int, int] | None = None
     #: `True`: the dataset's own statistics; `False`: none.
@@ -160,6 +177,8 @@ LOSSES = _calls(
         "cross-entropy on logits",
     ),
     LayerSpec("nll", (), "nn.NLLLoss", "negative log-likelihood, for models ending in logsoftmax"),
+    LayerSpec("mse", (), "nn.MSELoss", "mean squared error to the input (reconstruction)"),
+    LayerSpec("l1", (), "nn.L1Loss", "mean absolute error to the input (reconstruction)"),
 )
 AUGMENTS = _calls(
     LayerSpec(
@@ -183,6 +202,7 @@ IMAGEFOLDER = LayerSpec(
 )
 
 KEYS = (
+    "task",
     "dataset",
     "resize",
     "normalize",
@@ -206,7 +226,10 @@ def validate_train(
     diagnostics: list[Diagnostic],
 ) -> TrainSpec:
     settings: dict[str, Any] = {}
-    for entry in section.entries:
+    spans: dict[str, Any] = {}
+    # The task first, wherever it is written: the datasets and losses a section may name depend on it.
+    entries = sorted(section.entries, key=lambda entry: entry.key != "task")
+    for entry in entries:
         if entry.key not in KEYS:
             hint = did_you_mean(entry.key, KEYS)
             listed = "" if hint else f" (settings: {', '.join(KEYS)})"
@@ -220,20 +243,74 @@ def validate_train(
             )
             continue
         span = entry.value.span
+        spans[entry.key] = span
 
         def bind_here(spec: LayerSpec, args: Any, span: Any = span) -> dict[str, Any]:
             return bind(spec, args, span, {})[0]
 
         try:
             value = evaluate(entry.value)
-            settings[entry.key] = _SETTINGS[entry.key](value, bind_here)
+            if entry.key == "dataset":
+                settings[entry.key] = _dataset(value, bind_here, settings.get("task"))
+            else:
+                settings[entry.key] = _SETTINGS[entry.key](value, bind_here)
         except BadValue as bad:
             diagnostics.append(
                 error(TRAIN_SETTING, f"train setting '{entry.key}' must be {bad}", entry.value.span)
             )
         except Failed as failed:
             diagnostics.append(failed.diagnostic)
+    for key, problem in task_conflicts(settings.get("task"), settings.get("dataset"), settings.get("loss")):
+        diagnostics.append(error(TRAIN_SETTING, problem, spans[key]))
     return TrainSpec(**settings)
+
+
+def task_of(task: str | None, dataset: DatasetSpec | None) -> str:
+    """The task a run learns: the one named, else the one its dataset implies."""
+    if task is not None:
+        return task
+    return "segmentation" if dataset is not None and dataset.segmentation else "classification"
+
+
+def task_conflicts(
+    task: str | None, dataset: DatasetSpec | None, loss: LossSpec | None
+) -> list[tuple[str, str]]:
+    """(setting, message) for a dataset or loss that does not fit the task (named or implied)."""
+    problems = []
+    chosen = task_of(task, dataset)
+    if dataset is not None and dataset.segmentation != (chosen == "segmentation"):
+        if dataset.segmentation:
+            listed = ", ".join(f"{d!r}" for d in DATASETS)
+            problems.append(
+                (
+                    "dataset",
+                    f"train setting 'dataset' must be one of {listed} or imagefolder(\"path\") for task "
+                    f'"{chosen}", got "{dataset.name}" (a segmentation dataset, for task "segmentation")',
+                )
+            )
+        else:
+            name = "imagefolder(...)" if dataset.name == "imagefolder" else f'"{dataset.name}"'
+            problems.append(
+                (
+                    "dataset",
+                    f"train setting 'dataset' must be {_listing(SEGMENTATION_DATASETS)} "
+                    f'(images with a class per pixel) for task "segmentation", got {name}',
+                )
+            )
+    if loss is not None and loss.name not in TASK_LOSSES[chosen]:
+        problems.append(
+            (
+                "loss",
+                f"train setting 'loss' must be {' or '.join(TASK_LOSSES[chosen])} for task "
+                f'"{chosen}", got {loss.name}',
+            )
+        )
+    return problems
+
+
+def _listing(names: tuple[str, ...]) -> str:
+    quoted = [f"{name!r}" for name in names]
+    return ", ".join(quoted) if len(quoted) == 1 else f"one of {', '.join(quoted)}"
 
 
 def _call(value: Any, table: dict[str, LayerSpec], bind: Binder, what: str) -> tuple[str, dict[str, Any]]:
@@ -244,15 +321,24 @@ def _call(value: Any, table: dict[str, LayerSpec], bind: Binder, what: str) -> t
     return name, bind(table[name], args)
 
 
-def _dataset(value: Any, bind: Binder) -> DatasetSpec:
-    if isinstance(value, str | Symbol) and str(value) in DATASETS:
+def _dataset(value: Any, bind: Binder, task: str | None = None) -> DatasetSpec:
+    if isinstance(value, str | Symbol) and str(value) in DATASETS + SEGMENTATION_DATASETS:
         return DatasetSpec(name=str(value))
     if isinstance(value, CallValue) and value.name == "imagefolder":
         args = bind(IMAGEFOLDER, value.args)
         return DatasetSpec(name="imagefolder", path=args["path"])
-    raise BadValue(
-        f'one of {", ".join(f"{d!r}" for d in DATASETS)} or imagefolder("path"), got {describe(value)}'
-    )
+    got = describe(value)
+    if task == "segmentation":
+        raise BadValue(f"{_listing(SEGMENTATION_DATASETS)} (images with a class per pixel), got {got}")
+    hint = did_you_mean(str(value), SEGMENTATION_DATASETS) if isinstance(value, str | Symbol) else ""
+    raise BadValue(f'one of {", ".join(f"{d!r}" for d in DATASETS)} or imagefolder("path"), got {got}{hint}')
+
+
+def _task(value: Any, bind: Binder) -> str:
+    if isinstance(value, str | Symbol) and str(value) in TASKS:
+        return str(value)
+    hint = did_you_mean(str(value), TASKS) if isinstance(value, str | Symbol) else ""
+    raise BadValue(f"one of {', '.join(f'{t!r}' for t in TASKS)}, got {describe(value)}{hint}")
 
 
 def _normalize(value: Any, bind: Binder) -> NormalizeSpec | bool:
@@ -298,6 +384,7 @@ def _loss(value: Any, bind: Binder) -> LossSpec:
 
 
 _SETTINGS: dict[str, Callable[[Any, Binder], Any]] = {
+    "task": _task,
     "dataset": _dataset,
     "resize": lambda v, _: positive_pair(v),
     "normalize": _normalize,

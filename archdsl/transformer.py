@@ -231,6 +231,14 @@ class ToIR(Transformer[Any, Any]):
 
     def call(self, children: list[Any]) -> ir.Call:
         source, prefix, op, args, bind = children
+        if source is None and prefix is None and bind is None:
+            # Most statements of a long spec: no name, no `x ->`, no `as` (their fields' defaults).
+            return ir.Call.of(
+                span=self._span(op, args.end if args is not None else op),
+                op=str(op),
+                op_span=self._token_span(op),
+                args=args or [],
+            )
         end = bind[1] if bind is not None else args.end if args is not None else op
         return ir.Call.of(
             span=self._span(self._start(source, prefix, op), end),
@@ -312,13 +320,8 @@ class ToIR(Transformer[Any, Any]):
 
     def if_stmt(self, children: list[Any]) -> ir.If:
         keyword, condition, then, _else, otherwise = children
-        if isinstance(otherwise, ir.If):
-            orelse = [otherwise]
-        else:
-            orelse = otherwise or []
-        return ir.If.of(
-            span=self._span(keyword, condition), condition=condition, body=then, orelse=orelse
-        )
+        orelse = [otherwise] if isinstance(otherwise, ir.If) else otherwise or []
+        return ir.If.of(span=self._span(keyword, condition), condition=condition, body=then, orelse=orelse)
 
     def then_body(self, children: list[Any]) -> list[Any]:
         return [c for c in children[1:-1] if not isinstance(c, Token)]
@@ -370,8 +373,13 @@ class ToIR(Transformer[Any, Any]):
 
     # --- expressions ----------------------------------------------------------------------------
 
-    def choose(self, children: list[Any]) -> ir.Choose:
-        then, _if, condition, _else, otherwise = children
+    def expr(self, children: list[Any]) -> Any:
+        """`a op b …`, or `a op b … if condition else otherwise`: the grammar's one rule for both."""
+        marker = children[-4] if len(children) >= 5 else None
+        if not (isinstance(marker, Token) and marker.type == "IF"):
+            return self.arith(children)
+        then = self.arith(children[:-4]) if len(children) > 5 else children[0]
+        condition, otherwise = children[-3], children[-1]
         return ir.Choose.of(
             span=self._span(then, otherwise), condition=condition, then=then, otherwise=otherwise
         )

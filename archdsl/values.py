@@ -8,7 +8,7 @@ raises `BadValue` saying what was expected. No torch here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import Span
@@ -53,7 +53,8 @@ class TensorRef:
 
     name: str
     value: Any
-    span: Span
+    #: Where it is read: for diagnostics, not what the argument is.
+    span: Span = field(repr=False)
 
     def __str__(self) -> str:
         return self.name

@@ -86,7 +86,7 @@ def records(model: ShapedModel) -> list[Any]:
     with torch.no_grad():
         stats = torchinfo.summary(
             module,
-            input_size=(1, *model.input),
+            input_size=[(1, *shape) for _name, shape in model.inputs] or [(1, *model.input)],
             depth=DEPTH,
             verbose=0,
             col_names=("output_size", "num_params"),
@@ -122,6 +122,11 @@ def compare(model: ShapedModel, infos: list[Any]) -> Verification:
     root = theirs.get("")
     if root is None:
         problems.append(Disagreement("", "missing", f"model {model.name}", ""))
+    elif len(model.outputs) > 1:
+        # torchinfo records one size for a tuple or dict of outputs (the last tensor's), so the
+        # outputs' shapes are compared at the statements that make them.
+        if root.num_params != model.params:
+            problems.append(Disagreement("", "parameters", f"{model.params:,}", f"{root.num_params:,}"))
     else:
         _check(problems, "", model.output or (), model.params, root)
     return result

@@ -1,8 +1,10 @@
 """Differential campaign: archdsl's static checker against PyTorch on N random specs.
 
 Each spec is drawn from its seed by `tests/specgen.py` (blocks with parameters, repeat, concat,
-residual with both shortcuts, every layer of the catalog), written as `.arch` text, checked by
-archdsl, and run statement by statement through plain torch.nn layers. When PyTorch accepts,
+residual with both shortcuts, named values read again and joined by cat/add/mul or taken apart by
+split, blocks with tensor parameters and several outputs, models with several inputs and outputs,
+if/else and conditional expressions, every layer of the catalog), written as `.arch` text, checked
+by archdsl, and run statement by statement through plain torch.nn layers. When PyTorch accepts,
 every statement's shape and parameter count must agree (and archdsl's built module must produce
 the same shapes); when PyTorch rejects, archdsl must report an error on the refused statement
 and none on a statement PyTorch ran.
@@ -47,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     disagreements: list[int] = []
     started = time.perf_counter()
     for number, seed in enumerate(range(args.start, args.start + args.count), 1):
-        spec = specgen.generate(seed)
+        spec = specgen.generate(seed, several_inputs=True)
         try:
             verdict = specgen.compare(spec, build=not args.no_build)
         except Exception:  # a crash in archdsl (or the harness) is a disagreement too

@@ -60,7 +60,9 @@ def assert_outputs_agree(got: Any, expected: Any, name: str) -> None:
     tuple (or list), or a dict (an OrderedDict's keys in order)."""
     for kind in (torch.Tensor, dict, tuple | list):
         if isinstance(expected, kind):
-            assert isinstance(got, kind), f"{name}: returns {type(got).__name__}, not {type(expected).__name__}"
+            assert isinstance(got, kind), (
+                f"{name}: returns {type(got).__name__}, not {type(expected).__name__}"
+            )
     ours, theirs = tensors(got), tensors(expected)
     assert list(ours) == list(theirs), name
     for key, value in theirs.items():
@@ -86,16 +88,18 @@ def check_network(
     *,
     name: str,
     order: bool = True,
+    produced: dict[str, tuple[int, ...]] | None = None,
 ) -> nn.Module:
     """The spec's built model against `reference` (see the module's docstring); returns ours.
-    `order`: its `state_dict` keys also come in the reference's order."""
+    `order`: its `state_dict` keys also come in the reference's order. `produced`, where given, is
+    filled with the shape (per sample) PyTorch produced at each statement that ran, by path."""
     theirs = randomized(reference).eval()
     assert model.params == sum(p.numel() for p in theirs.parameters()), name
     ours = build_model(model).eval()
     ours.load_state_dict(theirs.state_dict(), strict=True)
     if order:
         assert list(ours.state_dict()) == list(theirs.state_dict()), name
-    produced: dict[str, tuple[int, ...]] = {}
+    produced = {} if produced is None else produced
     modules = dict(ours.named_modules())
     found = statements(model, ours)
     for node in found:

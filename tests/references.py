@@ -260,7 +260,9 @@ class SPPF(nn.Module):
 class Backbone(nn.Module):
     """yolov5n's backbone: stem, four strided stages of C3, SPPF. Gives P3, P4 and P5."""
 
-    def __init__(self, w: tuple[int, ...] = (16, 32, 64, 128, 256), d: tuple[int, ...] = (1, 2, 3, 1)) -> None:
+    def __init__(
+        self, w: tuple[int, ...] = (16, 32, 64, 128, 256), d: tuple[int, ...] = (1, 2, 3, 1)
+    ) -> None:
         super().__init__()
         self.stem = Conv(3, w[0], 6, 2, 2)
         self.down1, self.c3_1 = Conv(w[0], w[1], 3, 2), C3(w[1], w[1], d[0])

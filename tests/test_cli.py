@@ -166,7 +166,7 @@ def test_check_model_across_files_checks_the_files_that_define_it(
     assert code == 2
     assert capsys.readouterr().err.startswith(
         f"archdsl: error: no model 'LeNet' in the {len(SPECS)} files "
-        "(models: AlexNet, GoogLeNetMini, LeNet5, "
+        "(models: AlexNet, Autoencoder, Generator, Discriminator, GoogLeNetMini, LeNet5, "
     )
 
 

@@ -9,21 +9,24 @@ must agree on every statement's shape and parameter count, and its built module 
 same shapes; whenever PyTorch rejects a layer, archdsl must report an error on that layer's line
 and none on a line before it or on a statement PyTorch ran.
 
-The campaign's seeds cover more of the language (blocks, repeat, labels); what hypothesis adds is
-shrinking a disagreement to a small stack, and the tricky cases below, run every time.
+The stacks also grow images back (convtranspose, upsample, pixelshuffle), pad them, and name a
+value to join it back later (`… as v0`, then `padto(v0)` or `resize(v0)` and `cat(v0)` or
+`add(v0)`: U-Net's skips). The campaign's seeds cover more of the language (blocks, repeat, labels,
+conditions, several inputs and outputs); what hypothesis adds is shrinking a disagreement to a
+small stack, and the tricky cases below, run every time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 import specgen
 from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
-from specgen import SAME, Branch, Concat, Layer, P, Residual, Same, Spec
+from specgen import SAME, Branch, Concat, Layer, P, Residual, Same, Spec, V
 
 from conftest import torch_threads
 
@@ -54,9 +57,15 @@ class State:
 
     rank: int
     channels: int
+    #: How many values are named so far (shared by the copies): the next is `v{named[0]}`.
+    named: list[int] = field(default_factory=lambda: [0])
 
     def copy(self) -> State:
-        return State(self.rank, self.channels)
+        return State(self.rank, self.channels, self.named)
+
+    def fresh(self) -> str:
+        self.named[0] += 1
+        return f"v{self.named[0] - 1}"
 
 
 def _int_or_pair(draw: st.DrawFn, low: int, high: int) -> int | tuple[int, int]:
@@ -281,19 +290,95 @@ def residual(draw: st.DrawFn, state: State) -> Residual:
     return Residual(body, True, tuple(options))
 
 
-def statement(draw: st.DrawFn, state: State) -> Statement:
+def convtranspose(draw: st.DrawFn, state: State) -> Layer:
+    out = draw(st.integers(1, 8))
+    keywords: list[tuple[str, Any]] = [("kernel", _int_or_pair(draw, 1, 4))]
+    stride = draw(st.integers(1, 3))
+    if stride != 1:
+        keywords.append(("stride", stride))
+    if _chance(draw, 40):
+        keywords.append(("padding", _int_or_pair(draw, 0, 2)))
+    if _chance(draw, 30):
+        # Below the stride (or the dilation), or not: PyTorch refuses that.
+        keywords.append(("output_padding", draw(st.integers(0, stride))))
+    if _chance(draw, 20):
+        keywords.append(("dilation", draw(st.integers(1, 2))))
+    state.channels = out
+    return Layer("convtranspose", (out,), tuple(keywords))
+
+
+def resample(draw: st.DrawFn, state: State) -> Layer:
+    """Upsampling by a factor, padding (a negative one crops), and channels moved into space and
+    back: the sizes PyTorch gives, and its refusals (a reflection wider than the side, a factor
+    that does not divide)."""
+    choice = draw(st.sampled_from(["upsample", "pad", "pixelshuffle", "pixelunshuffle"]))
+    if choice == "upsample":
+        scale = draw(st.sampled_from([2, 0.5, 1.5, 3, [2, 1]]))
+        mode = draw(st.sampled_from(["nearest", "bilinear", "bicubic"]))
+        keywords: tuple[tuple[str, Any], ...] = (("mode", mode),) if mode != "nearest" else ()
+        if mode != "nearest" and _chance(draw, 40):
+            keywords += (("align_corners", draw(st.booleans())),)
+        return Layer("upsample", (scale,), keywords)
+    if choice == "pad":
+        amount: Any = draw(st.integers(-1, 3))
+        if _chance(draw, 40):
+            amount = [draw(st.integers(-1, 3)) for _ in range(4)]
+        mode = draw(st.sampled_from(["zeros", "reflect", "replicate", "circular", "constant"]))
+        return Layer("pad", (amount,), (("mode", mode),) if mode != "zeros" else ())
+    factor = draw(st.sampled_from([2, 3]))
+    if choice == "pixelshuffle":
+        state.channels = max(state.channels // (factor * factor), 1)
+    else:
+        state.channels *= factor * factor
+    return Layer(choice, (factor,))
+
+
+def skip(draw: st.DrawFn, state: State) -> list[Statement]:
+    """U-Net's skip: a value named, the image halved (and, sometimes, grown back), then met to the
+    named value's size and joined with it, by `cat` or `add`."""
+    name = state.fresh()
+    first = same_size(draw, state, keep_channels=False)
+    first.binds = (name,)
+    saved = state.channels
+    steps: list[Statement] = [first, halving(draw, state)]
+    if _chance(draw, 50):
+        out = draw(st.integers(1, 8))
+        steps.append(Layer("convtranspose", (out,), (("kernel", 2), ("stride", 2))))
+        state.channels = out
+    meet = draw(st.sampled_from(["padto", "resize", "none"]))
+    if meet != "none":
+        steps.append(Layer(meet, (V(name),)))
+    if _chance(draw, 60):
+        steps.append(Layer("cat", (V(name),)))
+        state.channels += saved
+    else:
+        if state.channels != saved:
+            steps.append(Layer("conv", (saved,), (("kernel", 1),)))
+            state.channels = saved
+        steps.append(Layer("add", (V(name),)))
+    return steps
+
+
+def statement(draw: st.DrawFn, state: State) -> Statement | list[Statement]:
     if _chance(draw, 4):
         # A layer of the wrong rank on purpose: archdsl must report it on its own line.
         return Layer("linear", (4,)) if state.rank != 1 else Layer("conv", (4,), (("kernel", 1),))
     if state.rank == 3:
         choices = ["conv"] * 4 + ["pool"] * 3 + ["concat"] * 2 + ["residual"] * 2
-        choice = draw(st.sampled_from([*choices, "adaptive", "batchnorm", "relu", "flatten", "view"]))
+        more = ["adaptive", "batchnorm", "relu", "flatten", "view", "convtranspose", "resample", "skip"]
+        choice = draw(st.sampled_from([*choices, *more]))
         if choice == "conv":
             return conv(draw, state)
         if choice == "pool":
             return pool(draw)
         if choice == "adaptive":
             return Layer("adaptiveavgpool", (_int_or_pair(draw, 1, 6),))
+        if choice == "convtranspose":
+            return convtranspose(draw, state)
+        if choice == "resample":
+            return resample(draw, state)
+        if choice == "skip":
+            return skip(draw, state)
     elif state.rank == 2:
         choice = draw(st.sampled_from(["batchnorm", "relu", "flatten", "view"]))
     else:
@@ -317,7 +402,11 @@ def stacks(draw: st.DrawFn) -> Spec:
     shape = (4 - draw(st.integers(0, 3)), 24 - draw(st.integers(0, 23)), 24 - draw(st.integers(0, 23)))
     state = State(rank=3, channels=shape[0])
     count = draw(st.sampled_from([4, 3, 5, 2, 6, 1]))
-    return Spec(shape, [statement(draw, state) for _ in range(count)])
+    body: list[Statement] = []
+    for _ in range(count):
+        made = statement(draw, state)
+        body += made if isinstance(made, list) else [made]
+    return Spec(shape, body)
 
 
 # --- the comparison -------------------------------------------------------------------------------
@@ -364,6 +453,42 @@ def stacks(draw: st.DrawFn) -> Spec:
         ],
     )
 )
+# a transposed convolution's output padding must be below its stride (or its dilation);
+@example(
+    Spec((2, 4, 4), [Layer("convtranspose", (3,), (("kernel", 3), ("stride", 2), ("output_padding", 2)))])
+)
+# U-Net at an odd size: the way up is padded to its skip's size, then joined with it;
+@example(
+    Spec(
+        (2, 7, 7),
+        [
+            Layer("conv", (4,), (("kernel", 3), ("padding", 1)), binds=("skip",)),
+            Layer("maxpool", (2,)),
+            Layer("convtranspose", (4,), (("kernel", 2), ("stride", 2))),
+            Layer("padto", (V("skip"),)),
+            Layer("cat", (V("skip"),)),
+        ],
+    )
+)
+# x * g broadcasts x to g's size in PyTorch, but archdsl's mul scales by a value of 1 or x's size;
+@example(
+    Spec(
+        (3, 6, 6),
+        [Layer("relu", binds=("x",)), Layer("conv", (1,), (("kernel", 1),)), Layer("mul", (V("x"),))],
+    )
+)
+# torch.chunk gives 5 channels in 3 parts, not 4: split(4) is refused rather than short;
+@example(
+    Spec(
+        (5, 4, 4),
+        [
+            Layer("split", (4,), binds=("a", "b", "c", "d"), many=True),
+            Layer("cat", (V("b"), V("c"), V("d")), source="a"),
+        ],
+    )
+)
+# a reflection needs more pixels than it mirrors.
+@example(Spec((1, 3, 3), [Layer("pad", ([3, 0, 0, 0],), (("mode", "reflect"),))]))
 @pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")
 def test_archdsl_agrees_with_pytorch_on_random_stacks(spec: Spec) -> None:
     verdict = specgen.compare(spec)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from archdsl.docs import DOT_MISSING, cell, page_stems
+from archdsl.program import compile_file
 
 from conftest import ROOT, SPECS, run_cli
 
@@ -88,9 +89,9 @@ def test_page_has_title_diagram_table_totals_and_no_warnings(in_root: Path, tmp_
         "- parameters: 61,706 (241.0 KiB as float32)\n"
         "- multiply-accumulates per sample: 416,520 (416.52 K)\n"
         "- activation memory per sample, float32: 57.5 KiB (58,888 bytes)\n"
-        "  — the outputs of every layer, concat, residual add, gate product and projection shortcut, each "
-        "once (a block's output is its last layer's); not the input; in-place and view outputs counted as "
-        "copies\n"
+        "  — the outputs of every node of the model's graph, each once: every layer, and every sum, "
+        "product, concatenation and split (a block's output is its last layer's); not the input; in-place "
+        "and view outputs counted as copies\n"
         "\n## Warnings\n\nnone\n"
     )
     svg = (tmp_path / "LeNet5.svg").read_bytes()
@@ -235,15 +236,15 @@ def test_output_is_deterministic(in_root: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("command", "pages"),
     [
-        (REGENERATE, len(SPECS)),
+        (REGENERATE, sum(len(compile_file(str(ROOT / spec)).models) for spec in SPECS)),
         (ZOO_REGENERATE, len(list((ROOT / "specs" / "torchvision").glob("*.arch")))),
     ],
 )
 def test_docs_models_is_up_to_date(command: str, pages: int, in_root: Path, tmp_path: Path) -> None:
-    """docs/models is generated from specs/ (and docs/models/torchvision from the zoo); the .md
-    pages and the DOT beside each diagram must be what the current code writes. The SVG bytes are
-    not compared: graphviz writes its version and its own layout into them, which differ between
-    installations."""
+    """docs/models is generated from specs/ (and docs/models/torchvision from the zoo), a page a
+    model and an index; the .md pages and the DOT beside each diagram must be what the current
+    code writes. The SVG bytes are not compared: graphviz writes its version and its own layout
+    into them, which differ between installations."""
     args = shlex.split(command)[1:]
     committed_dir = ROOT / args[args.index("-o") + 1]
     args[args.index("-o") + 1] = str(tmp_path)

@@ -128,12 +128,13 @@ def assert_same_network(path: Path, model: str, source: str, directory: Path) ->
                 buffer.uniform_(0.5, 1.5)
     ours.load_state_dict(built.state_dict(), strict=True)
     built.load_state_dict(ours.state_dict(), strict=True)
-    shape = archdsl.load(str(path), model=model).model(model).input
-    x = torch.randn(2, *shape, generator=torch.Generator().manual_seed(0))
+    shaped = archdsl.load(str(path), model=model).model(model)
+    generator = torch.Generator().manual_seed(0)
+    xs = [torch.randn(2, *shape, generator=generator) for _name, shape in shaped.inputs]
     with torch.no_grad():
         # Identical, NaN for NaN: a max pool whose window lies in its padding gives -inf, which
-        # later layers can make NaN, and NaN equals nothing.
-        torch.testing.assert_close(ours.eval()(x), built.eval()(x), rtol=0, atol=0, equal_nan=True)
+        # later layers can make NaN, and NaN equals nothing. Several outputs: a tuple or a dict.
+        torch.testing.assert_close(ours.eval()(*xs), built.eval()(*xs), rtol=0, atol=0, equal_nan=True)
 
 
 def spec_classes(source: str) -> list[str]:
@@ -215,7 +216,9 @@ def test_pretrained_layers_are_torchvision_models_cut_and_frozen_as_built(tmp_pa
 def test_every_layer_of_the_language_describes_its_module() -> None:
     # emit and build both read `Layer.module` (a function's `Layer.function`); the base class's
     # raise NotImplementedError
-    assert [name for name, layer in LAYERS.items() if layer.member and type(layer).module is Layer.module] == []
+    assert [
+        name for name, layer in LAYERS.items() if layer.member and type(layer).module is Layer.module
+    ] == []
     assert [
         name for name, layer in LAYERS.items() if not layer.member and type(layer).function is Layer.function
     ] == []
@@ -274,6 +277,161 @@ def test_block_classes_build_what_the_spec_builds_at_values_the_spec_never_used(
             assert torch.equal(ours.eval()(x), built.eval()(x))
 
 
+def test_unet_up_is_one_class_its_skip_read_by_forward_and_bilinear_an_if_in_init(in_root: Path) -> None:
+    source = emitted("specs/unet.arch")
+    assert spec_classes(source) == ["DoubleConv", "Down", "Up", "UNet"]
+    # the skip's channel count is `__init__`'s, the skip itself `forward`'s
+    assert (
+        "    def __init__(\n        self,\n        in_channels: int,\n        skip_channels: int,\n"
+        "        out: int,\n        bilinear: bool = False,\n    ) -> None:\n"
+    ) in source
+    assert "    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:\n" in source
+    # both ways up, though every call of the spec takes the transposed convolution
+    assert (
+        "        if bilinear:\n"
+        '            self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)\n'
+        "        else:\n"
+        "            self.up = nn.ConvTranspose2d(\n"
+    ) in source
+    assert "            skip_channels + (in_channels if bilinear else in_channels // 2),\n" in source
+    assert "            mid=(skip_channels + in_channels) // 2 if bilinear else out,\n" in source
+    assert "        x = self.conv(x)  # [out, skip_H, skip_W]\n" in source
+    assert "        self.up1 = Up(1024, skip_channels=512, out=512)\n" in source
+
+
+def test_unet_up_builds_what_the_spec_builds_at_channels_sizes_and_a_bilinear_the_spec_never_used(
+    tmp_path: Path,
+) -> None:
+    """Every `Up` of specs/unet.arch takes the transposed convolution; the class built with
+    `bilinear=True`, at channel counts and odd sizes no call uses, is what the spec builds there."""
+    spec = ROOT / "specs" / "unet.arch"
+    blocks = spec.read_text(encoding="utf-8").split("model UNet")[0]
+    emitted_unet = load_source(emitted(spec), tmp_path)
+    generator = torch.Generator().manual_seed(0)
+    for bilinear in (False, True):
+        path = tmp_path / f"up_{bilinear}.arch"
+        path.write_text(
+            f"{blocks}model Probe {{\n    input [10, 4, 5] as low\n    input [6, 9, 11] as skip\n"
+            f"    low -> up: Up(skip, 7, {str(bilinear).lower()})\n}}\n",
+            encoding="utf-8",
+        )
+        built = archdsl.build(str(path)).get_submodule("up")
+        ours = emitted_unet.Up(10, skip_channels=6, out=7, bilinear=bilinear)
+        assert list(ours.state_dict()) == list(built.state_dict())
+        ours.load_state_dict(built.state_dict(), strict=True)
+        low, skip = (
+            torch.randn(2, 10, 4, 5, generator=generator),
+            torch.randn(2, 6, 9, 11, generator=generator),
+        )
+        with torch.no_grad():
+            assert torch.equal(ours.eval()(low, skip), built.eval()(low, skip))
+
+
+#: Blocks of the dataflow graph: an input named and read again, several values given, values read
+#: by name and joined, a split whose sizes are the parameters', a tensor parameter, an `if` on the
+#: parameters and sizes in a class with attributes and in a sequence, and one whose branches run
+#: alike.
+GRAPH = """
+block Two(w: int) {
+    input as x
+    conv(w, kernel=1) as a
+    x -> conv(w, kernel=3, padding=1) as b
+    output a, b
+}
+
+block Halves(w: int) {
+    conv(w * 2, kernel=1)
+    split(2) as (a, b)
+    a -> add(b)
+}
+
+block Meet(skip: tensor, w: int) {
+    input as x
+    resize(skip) as y
+    skip -> cat(y)
+    conv(w, kernel=3, padding=1)
+    if channels(x) == w { act: relu } else { act: sigmoid }
+}
+
+block Steps(w: int, wide: bool = false) {
+    conv(w, kernel=1)
+    if wide { conv(w * 2, kernel=3, padding=1) } else { conv(w * 2, kernel=1) }
+    if w > 4 { relu } else { relu }
+}
+
+model M {
+    input [3, 8, 8]
+    Two(4) as (a, b)
+    a -> cat(b)
+    conv(6, kernel=1) as s
+    maxpool(2)
+    Two(5) as (c, d)
+    c -> add(d)
+    Halves(3)
+    Meet(s, 6)
+    Halves(5)
+    Meet(s, 4)
+    Steps(4)
+    Steps(6, true)
+}
+"""
+
+
+def test_blocks_of_the_dataflow_graph_are_one_class_each(tmp_path: Path) -> None:
+    path = tmp_path / "graph.arch"
+    path.write_text(GRAPH, encoding="utf-8")
+    source = emitted(path)
+    assert spec_classes(source) == ["Two", "Halves", "Meet", "Steps", "M"]
+    assert "    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:\n" in source
+    assert "        self.split_sizes = [w, w]\n" in source
+    assert "        a, b = torch.split(x, self.split_sizes, dim=1)\n" in source
+    assert "    def __init__(self, in_channels: int, skip_channels: int, w: int) -> None:\n" in source
+    assert "    [in_channels, H, W], skip [skip_channels, skip_H, skip_W] -> [w, skip_H, skip_W].\n" in source
+    assert "        if in_channels == w:\n            self.act = nn.ReLU()\n" in source
+    # in a sequence, a member built one way or the other; where both are the same, no `if`
+    assert "                if wide\n                else nn.Conv2d(w, w * 2, kernel_size=1)\n" in source
+    assert "            nn.ReLU(),  # [w * 2, H, W]\n" in source
+    assert ruff_format_check(source, "--isolated").returncode == 0
+    assert_same_network(path, "M", source, tmp_path)
+    # and at values no call uses
+    module = load_source(source, tmp_path)
+    probe = tmp_path / "probe.arch"
+    for statement, construct, shapes in [
+        ("Halves(7)", lambda: module.Halves(5, w=7), [(5, 3, 4)]),
+        ("Steps(3, true)", lambda: module.Steps(5, w=3, wide=True), [(5, 3, 4)]),
+        ("s -> Meet(x, 2)", lambda: module.Meet(4, skip_channels=5, w=2), [(4, 3, 4), (5, 6, 2)]),
+    ]:
+        inputs = (
+            "    input [5, 3, 4] as x\n    input [4, 3, 4] as s\n"
+            if "Meet" in statement
+            else "    input [5, 3, 4]\n"
+        )
+        probe.write_text(
+            GRAPH.split("model M")[0] + f"model Probe {{\n{inputs}    {statement}\n}}\n", encoding="utf-8"
+        )
+        built = archdsl.build(str(probe)).get_submodule("0")
+        ours = construct()
+        ours.load_state_dict(built.state_dict(), strict=True)
+        generator = torch.Generator().manual_seed(0)
+        xs = [torch.randn(2, *shape, generator=generator) for shape in shapes]
+        with torch.no_grad():
+            assert torch.equal(ours.eval()(*xs), built.eval()(*xs))
+
+
+def test_a_transposed_convolution_keeping_its_channels_takes_them_from_init(tmp_path: Path) -> None:
+    # Found with the graph's layers: its class said nothing of its sizes over expressions, so the
+    # class built `nn.ConvTranspose2d(in_channels, …)` without taking `in_channels`.
+    path = tmp_path / "same.arch"
+    path.write_text(
+        "block Up { convtranspose(same, kernel=1) }\n"
+        "model M {\n    input [4, 6, 6]\n    Up()\n    conv(5, kernel=1)\n    Up()\n}\n",
+        encoding="utf-8",
+    )
+    source = emitted(path)
+    assert "    def __init__(self, in_channels: int) -> None:\n" in source
+    assert_same_network(path, "M", source, tmp_path)
+
+
 def test_vgg_stages_are_one_class_whose_repeat_count_is_a_parameter(in_root: Path) -> None:
     source = emitted("specs/vgg16.arch")
     assert spec_classes(source) == ["Stage", "VGG16"]
@@ -305,6 +463,18 @@ def test_vgg_stages_are_one_class_whose_repeat_count_is_a_parameter(in_root: Pat
         (
             "block R(n: int) { repeat n { conv(4, kernel=1) } }\nmodel M { input [2, 4, 4] R(0) R(2) }\n",
             ["R", "R2", "M"],
+        ),
+        # an `if` on a parameter whose branches run different forwards (ultralytics' Bottleneck)
+        (
+            "block B(w: int, skip: bool = true) {\n    input as x\n    conv(w, kernel=1)\n"
+            "    if skip { add(x) }\n}\nmodel M { input [2, 4, 4] B(2) B(2, false) }\n",
+            ["B", "B2", "M"],
+        ),
+        # a tensor parameter that is what the block receives at one call: a forward of one input
+        (
+            "block F(f: tensor, n: int) {\n    linear(n) as a\n    f -> linear(n)\n    add(a)\n}\n"
+            "model M { input [4] as f\n    F(f, 4)\n    linear(4)\n    F(f, 4)\n}\n",
+            ["F", "F2", "M"],
         ),
     ],
 )
@@ -442,7 +612,7 @@ def test_random_specs_emit_classes_that_load_the_built_weights_and_compute_the_s
     generic = 0
     for seed in range(300):
         path = tmp_path / f"spec{seed}.arch"
-        path.write_text(specgen.render(specgen.generate(seed))[0], encoding="utf-8")
+        path.write_text(specgen.render(specgen.generate(seed, several_inputs=True))[0], encoding="utf-8")
         program = compile_file(str(path))
         if program.errors:
             continue
@@ -532,6 +702,20 @@ def test_an_emitted_class_slices_as_nn_sequential_does(tmp_path: Path) -> None:
     with torch.no_grad():
         assert torch.equal(head(x), net[1](net[0](x)))
         assert torch.equal(net[0][:1](x), net[0][0](x))  # the block's class slices too
+
+
+def test_nested_residuals_keep_each_input_apart(tmp_path: Path) -> None:
+    # Found by the emit campaign: the inner sum's input was moved into `identity`, which the
+    # outer one still held, so the forward added x twice.
+    path = tmp_path / "nested.arch"
+    path.write_text(
+        "model M {\n    input [2, 3, 3]\n    residual {\n        tanh\n        *residual { relu }\n    }\n}\n"
+    )
+    source = emitted(path)
+    assert_same_network(path, "M", source, tmp_path)
+    x = torch.randn(1, 2, 3, 3)
+    inner = torch.tanh(x)
+    torch.testing.assert_close(load_source(source, tmp_path).M()(x), inner + torch.relu(inner) + x)
 
 
 def test_spliced_branches_emit_what_the_builder_builds(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ scrambled first; for the small ones the built modules' `state_dict` names are co
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,10 @@ def models(text: str, path: str) -> list[Any]:
     loader = Loader()
     loader.add_text(text, path)
     program = compile_file(path, loader=loader)
-    found = [(d.code, d.message) for d in program.diagnostics if d.code != "W005"]
+    # A message may say where a value is made ("conv, line 4"): formatting moves lines.
+    found = [
+        (d.code, re.sub(r"line \d+", "line N", d.message)) for d in program.diagnostics if d.code != "W005"
+    ]
     return [found] + [
         (m.name, m.input, m.output, m.params, m.macs, layer_tree(m.layers)) for m in program.models
     ]

@@ -4,12 +4,16 @@ loads its reference's `state_dict` strictly and computes what it computes (see `
 
 from __future__ import annotations
 
-import pytest
-import torch
+from pathlib import Path
 
+import pytest
 import references
-from conftest import ROOT
+import torch
 from networks import check_network, load
+
+import archdsl
+
+from conftest import ROOT
 
 SPECS = ROOT / "specs"
 
@@ -44,3 +48,18 @@ def test_yolo_trunk_gives_three_maps_as_the_reference() -> None:
     assert [shape for _, shape in model.outputs] == [(64, 8, 8), (128, 4, 4), (256, 2, 2)]
     # The reference registers C3's cv3 before m, and calls one `up` twice where the spec has two.
     check_network(model, references.YoloTrunk(), [sample(1, 3, 64, 64)], name="yolo", order=False)
+
+
+def test_a_model_ending_in_several_values_gives_them_all(tmp_path: Path) -> None:
+    # With no `output`, as a block's body does: found by the differential campaign (the model had
+    # no output at all, and no diagnostic said so).
+    path = tmp_path / "halves.arch"
+    path.write_text("model Thirds {\n    input [4, 8, 8]\n    conv(6, kernel=1)\n    split(3)\n}\n")
+    model = load(str(path))
+    assert model.outputs == [(None, (2, 8, 8))] * 3
+    net = archdsl.build(str(path)).eval()
+    x = sample(1, 4, 8, 8)
+    with torch.no_grad():
+        got, whole = net(x), dict(net.named_modules())["0"](x)
+    assert isinstance(got, tuple) and len(got) == 3
+    torch.testing.assert_close(torch.cat(got, dim=1), whole)

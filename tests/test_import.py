@@ -1,13 +1,17 @@
-"""`archdsl import`: torchvision's CNNs and hand-written modules round trip — import, check, build,
-load the original's state_dict strictly, equal outputs in eval mode — and what the language cannot
-express is a clear error that names the op and the line of the module's forward.
+"""`archdsl import`: torchvision's CNNs and hand-written modules round trip — import, `check
+--strict`, `fmt --check`, build, load the original's state_dict strictly, equal outputs in eval
+mode — and what the language cannot express is a clear error that names the op and the line of the
+module's forward. Graph-shaped modules (U-Net's skips, a YOLO trunk's blocks of several inputs and
+outputs, FCN's dict, two inputs, tuples, resampling, values taken apart) read as named values.
 
-Inputs are small (32×32: every network here pools adaptively), which keeps the file to about a
-minute on two cores; the importer's own proof and this test's check each build the network once.
+Inputs are small (32×32: every network here pools adaptively; the U-Net also at 36×36, where its
+padding matters), which keeps the file to about two minutes on two cores; the importer's own proof
+and this test's check each build the network once.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -47,10 +51,14 @@ def randomized(model: Any) -> Any:
     return zoo_randomized(model)
 
 
-def round_trip(module: Any, name: str, sample: tuple[int, ...], tmp_path: Path) -> tuple[str, Any]:
-    """import → check → build → strict load → equal outputs; the spec's path and its model."""
+def round_trip(module: Any, name: str, sample: Any, tmp_path: Path, order: bool = True) -> tuple[str, Any]:
+    """import → check (strict) → fmt → build → strict load → equal outputs; the spec's text and its
+    model. `sample` is the input's per-sample shape, or a list of them for several inputs; `order`
+    also asks the state_dict's keys in the module's order (not where a module registers its
+    children in another order than it calls them)."""
     from archdsl.importer import import_module
 
+    samples = sample if isinstance(sample, list) else [sample]
     module = randomized(module).eval()
     with torch_threads(2):
         # the command's header line too, so that lines count as the command writes them
@@ -60,16 +68,30 @@ def round_trip(module: Any, name: str, sample: tuple[int, ...], tmp_path: Path) 
     assert format_text(imported.text) == imported.text  # `archdsl fmt` would change nothing
     path = tmp_path / f"{name}.arch"
     path.write_text(imported.text, encoding="utf-8")
-    assert [d for d in archdsl.check(path) if d.is_error] == []
+    assert [d for d in archdsl.check(path, strict=True) if d.is_error] == []  # `check --strict`
     model = archdsl.load(path).model()
-    assert model.name == name and tuple(model.input) == sample
+    assert model.name == name and [tuple(shape) for _, shape in model.inputs] == samples
     ours = build_model(model).eval()
     ours.load_state_dict(module.state_dict(), strict=True)
-    assert list(ours.state_dict()) == list(module.state_dict())
-    x = torch.randn(2, *sample, generator=torch.Generator().manual_seed(0))
+    if order:
+        assert list(ours.state_dict()) == list(module.state_dict())
+    generator = torch.Generator().manual_seed(0)
+    xs = [torch.randn(2, *s, generator=generator) for s in samples]
     with torch_threads(2), torch.no_grad():
-        expected, got = module(x), ours(x)
-    assert (got - expected).abs().max().item() <= 1e-5 * max(expected.abs().max().item(), 1.0)
+        expected, got = module(*xs), ours(*xs)
+    assert type(got) is type(expected) or isinstance(got, dict) == isinstance(expected, dict)
+    pairs = (
+        [(got[k], expected[k]) for k in expected]
+        if isinstance(expected, dict)
+        else list(zip(got, expected, strict=True))
+        if isinstance(expected, tuple)
+        else [(got, expected)]
+    )
+    if isinstance(expected, dict):
+        assert list(got) == list(expected)
+    for mine, theirs in pairs:
+        assert mine.shape == theirs.shape
+        assert (mine - theirs).abs().max().item() <= 1e-5 * max(theirs.abs().max().item(), 1.0)
     return imported.text, model
 
 
@@ -201,11 +223,10 @@ def test_a_module_no_layer_builds_is_named_before_the_flow_is_read(
             "parameter is multiplied in only as stored, [C, 1, 1] (`scale`)",
         ),
         (
-            "SplitPaths",
-            "parts = torch.split(x, 2, 1)",
-            "calls torch.functional.split ({file}:{line}: `{code}`), which gives several tensors, and uses "
-            "them otherwise than a split concat does (each share through its own path, concatenated back "
-            "in order): the language has no statement for it",
+            "BroadcastSum",
+            "return y + F.adaptive_avg_pool2d(y, 1)",
+            "adds tensors of shapes [4, 8, 8] and [4, 1, 1] ({file}:{line}: `{code}`): `add` adds values "
+            "of one shape",
         ),
     ],
 )
@@ -309,3 +330,142 @@ def test_names_are_quoted_where_the_grammar_would_read_a_keyword() -> None:
         '"block1-0"',
     ]
     assert name_text("block", keyword_ok=False) == '"block"'  # `branch "block" { … }`
+
+
+# --- graph-shaped modules ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("bilinear", "size"), [(False, 32), (True, 36)])
+def test_unet_reads_as_written_by_hand(bilinear: bool, size: int, tmp_path: Path) -> None:
+    # milesial's U-Net: its skips named after forward's variables, `Up(x1, x2)` a block with a
+    # tensor parameter, and the F.pad to the skip's size (computed from both sizes) `padto`. At
+    # 36×36 the fourth pooling floors 9 to 4, so the padding matters; the floor is the module's own,
+    # so the spec allows its W001.
+    text, model = round_trip(nets.unet(bilinear), "UNet", (3, size, size), tmp_path)
+    lines, written = len(text.splitlines()), text
+    text = code(text)
+    assert "\nblock Up(x2: tensor, width: int" in text
+    assert "    padto(x2) as x1\n    x2 -> cat(x1)\n" in text
+    up = (
+        'up: upsample(2, mode="bilinear", align_corners=true)'
+        if bilinear
+        else ("up: convtranspose(channels // 2, kernel=2, stride=2)")
+    )
+    assert up in text
+    for line in ("inc: DoubleConv(64", "down1: Down(128) as x2", "down3: Down(512) as x4", "outc: OutConv()"):
+        assert line in text
+    assert "up1: Up(x4, 512" in text and "up4: Up(x1, 64" in text
+    assert model.output == (2, size, size)
+    assert ("archdsl: allow W001" in written) == (size % 16 != 0)
+    assert lines <= 45  # specs/unet.arch, written by hand, has 42
+
+
+def test_a_trunk_of_blocks_that_take_and_give_several_tensors(tmp_path: Path) -> None:
+    # YOLO's backbone returns three maps and its neck takes three: blocks with `output a, b, c`,
+    # `tensor` parameters and `input as p3`; SPPF's pool called three times; C3 registers cv3
+    # before m, so the state_dict's order is not the calls'.
+    text, model = round_trip(nets.yolo(), "YoloTrunk", (3, 64, 64), tmp_path, order=False)
+    text = code(text)
+    assert "    backbone: Backbone() as (p3, p4, p5)" in text
+    assert (
+        "p3 -> neck: Neck(p4, p5) as (out3, out4, out5)" in text
+        and "\n    output out3, out4, out5\n}" in text
+    )
+    assert "block Neck(p4: tensor, p5: tensor) {\n    input as p3\n    p5 -> reduce5: Conv(" in text
+    assert "    x -> cat(y1, y2, x1)" in text and "        output p3, p4, p5\n" not in text
+    assert [shape for _, shape in model.outputs] == [(64, 8, 8), (128, 4, 4), (256, 2, 2)]
+
+
+def test_a_segmentation_model_resizes_to_its_input_and_returns_a_dict(tmp_path: Path) -> None:
+    # torchvision's FCN: `F.interpolate(x, size=input_shape)` with `input_shape = x.shape[-2:]` is
+    # `resize(x)`; the backbone's dict of two maps is a block that gives two values.
+    text, model = round_trip(nets.fcn(), "FCN", (3, 32, 32), tmp_path)
+    text = code(text)
+    assert "    input [3, 32, 32] as x\n    backbone: IntermediateLayerGetter() as (x1, x2)" in text
+    assert 'resize(x, mode="bilinear", align_corners=false) as out' in text
+    assert "x1 -> aux_classifier: FCNHead()" in text and text.endswith("    output out: out, aux: aux\n}\n")
+    assert model.outputs == [("out", (3, 32, 32)), ("aux", (3, 32, 32))]
+
+
+def test_a_module_with_two_inputs(tmp_path: Path) -> None:
+    text, model = round_trip(nets.TwoStreams(), "TwoStreams", [(3, 16, 16), (1, 16, 16)], tmp_path)
+    text = code(text)
+    assert "    input [3, 16, 16] as image\n    input [1, 16, 16] as depth\n" in text
+    assert "image -> rgb: { conv(8, kernel=3, padding=1) batchnorm relu } as x1" in text
+    assert "depth -> depth: {" in text and "x1 -> cat(x2)" in text
+    assert model.inputs == [("image", (3, 16, 16)), ("depth", (1, 16, 16))]
+
+
+def test_blocks_that_return_tuples_and_a_model_that_returns_one(tmp_path: Path) -> None:
+    text, model = round_trip(nets.TinyUNet(), "TinyUNet", (3, 16, 16), tmp_path)
+    text = code(text)
+    assert "block DownBlock(width: int) {" in text and "    output x1, skip\n}" in text
+    assert (
+        "    down1: DownBlock(8) as (x, skip1)" in text and "x -> down2: DownBlock(16) as (x, skip2)" in text
+    )
+    assert "block UpBlock(skip: tensor) {" in text and "up1: UpBlock(skip1)" in text
+    assert text.endswith("    output x1, features\n}\n")
+    assert [shape for _, shape in model.outputs] == [(2, 16, 16), (32, 4, 4)]
+
+
+@pytest.mark.parametrize(
+    ("factory", "sample", "written"),
+    [
+        # pytorch/examples' ESPCN: one nn.ReLU called three times, nn.PixelShuffle
+        (nets.SuperResolution, (1, 8, 8), "relu: relu"),
+        (nets.SuperResolution, (1, 8, 8), "pixel_shuffle: pixelshuffle(3)"),
+        # DCGAN's generator: transposed convolutions from a [100, 1, 1] code
+        (nets.generator, (100, 1, 1), "convtranspose(512, kernel=4, bias=false)"),
+        # padding and resizing modules and functions
+        (nets.Resampling, (3, 16, 16), 'pad: pad(1, mode="reflect")'),
+        (nets.Resampling, (3, 16, 16), "down: pixelunshuffle(2)"),
+        (nets.Resampling, (3, 16, 16), "upsample(2) pad([1, 0, 1, 0])"),
+        (nets.Resampling, (3, 16, 16), 'fill: pad([0, 1, 0, 1], mode="constant", value=0.5)'),
+        (nets.Resampling, (3, 16, 16), 'resize(y, mode="bilinear", align_corners=false)'),
+        (nets.Resampling, (3, 16, 16), 'smooth: upsample(2, mode="bilinear", align_corners=false)'),
+        # torch.split taken apart into values, read out of order
+        (nets.SplitPaths, (4, 8, 8), "    split(2) as (x1, x2)\n    x2 -> cat(x1)\n"),
+        # a, b = x.chunk(2, dim=1), the second half reading the first's: named as forward names them
+        (
+            nets.Halves,
+            (8, 8, 8),
+            "    split(2) as (a, b)\n    a -> conv_a: conv(4, kernel=3, padding=1) as a",
+        ),
+        (nets.Halves, (8, 8, 8), "    conv_b: conv(4, kernel=3, padding=1) as b\n    a -> cat(b)"),
+    ],
+)
+def test_resampling_and_values_taken_apart(
+    factory: Any, sample: tuple[int, ...], written: str, tmp_path: Path
+) -> None:
+    text, _ = round_trip(factory(), factory.__name__, sample, tmp_path)
+    assert written in code(text)
+
+
+def test_the_command_takes_an_input_for_each_of_a_modules_inputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(TESTS)
+    out = tmp_path / "two.arch"
+    shapes = ("--input", "3,16,16", "--input", "1,16,16")
+    code, text = run_cli("import", "import_modules.nets:TwoStreams", *shapes, "-o", str(out))
+    assert code == 0, text
+    assert out.read_text(encoding="utf-8").startswith(
+        "# Imported by `archdsl import import_modules.nets:TwoStreams --input 3,16,16 --input 1,16,16` ("
+    )
+    assert run_cli("check", "--strict", str(out))[0] == 0
+    assert run_cli("fmt", "--check", str(out))[0] == 0
+    assert run_cli("import", "import_modules.nets:TwoStreams")[0] == 1
+    assert capsys.readouterr().err.endswith(
+        "archdsl: error: TwoStreams's forward takes 2 inputs (image, depth): give --input once for each\n"
+    )
+    assert run_cli("import", "import_modules.nets:TwoStreams", "--input", "3,16,16")[0] == 1
+    assert capsys.readouterr().err.endswith(
+        "archdsl: error: TwoStreams's forward takes 2 inputs (image, depth), and --input gives 1\n"
+    )
+
+
+def code(text: str) -> str:
+    """A spec without its comments: the statements as they are written."""
+    return "".join(
+        re.sub(r"\s*#.*", "", line) + "\n" for line in text.splitlines() if not line.startswith("#")
+    )

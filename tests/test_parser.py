@@ -172,3 +172,20 @@ def test_unterminated_string_is_named() -> None:
 )
 def test_expected_terminals_are_phrased_for_people(expected: set[str], phrase: str) -> None:
     assert expected_phrase(expected) == phrase
+
+
+def test_a_conditional_expression_binds_loosest_and_nests_to_the_right() -> None:
+    def show(expr: ir.Expr) -> str:
+        if isinstance(expr, ir.Choose):
+            return f"({show(expr.then)} if {show(expr.condition)} else {show(expr.otherwise)})"
+        if isinstance(expr, ir.BinOp):
+            return f"({show(expr.left)} {expr.op} {show(expr.right)})"
+        if isinstance(expr, ir.Not):
+            return f"(not {show(expr.operand)})"
+        return str(getattr(expr, "name", getattr(expr, "value", "?")))
+
+    text = "model M { input [1, 4, 4] conv(a + 1 if a > 2 and not b else c if d else e * 2, kernel=1) }\n"
+    (model,) = parse(text, "m.arch").items
+    (_input, call) = model.body
+    assert show(call.args[0].value) == "((a + 1) if ((a > 2) and (not b)) else (c if d else (e * 2)))"
+    assert call.args[0].value.span == Span("m.arch", 1, 32, 1, 79)

@@ -39,17 +39,37 @@ def codes(program: Program) -> list[tuple[str, int]]:
 # --- the campaigns, sliced ------------------------------------------------------------------------
 
 
+#: Seeds of the slice on which archdsl is known to disagree with PyTorch, with what archdsl says
+#: wrongly: an archdsl bug each, reported, not yet fixed. Each must still disagree so (a seed
+#: that agrees again leaves this list; one that disagrees otherwise is a new finding).
+KNOWN_ARCHDSL_BUGS: dict[int, str] = {
+    # seed: text of the disagreement, for a bug found and not fixed yet (none now).
+}
+
+
 def test_archdsl_agrees_with_pytorch_on_300_generated_specs() -> None:
     with torch_threads(1), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # padding="same" with even kernels warns in PyTorch
-        verdicts = {seed: specgen.compare(specgen.generate(seed)) for seed in range(300)}
-    disagreements = {seed: v for seed, v in verdicts.items() if v.problem is not None}
+        specs = {seed: specgen.generate(seed, several_inputs=True) for seed in range(300)}
+        verdicts = {seed: specgen.compare(spec) for seed, spec in specs.items()}
+    disagreements = {
+        seed: v
+        for seed, v in verdicts.items()
+        if v.problem is not None and KNOWN_ARCHDSL_BUGS.get(seed, "\0") not in v.problem
+    }
     assert not disagreements, "\n".join(f"seed {s}: {v.problem}\n{v.text}" for s, v in disagreements.items())
-    # The slice exercises both outcomes and every composite, not only trivial specs.
-    accepted = [specgen.generate(s) for s, v in verdicts.items() if v.accepted]
+    fixed = [seed for seed in KNOWN_ARCHDSL_BUGS if verdicts[seed].problem is None]
+    assert not fixed, f"archdsl agrees again on seeds {fixed}: take them out of KNOWN_ARCHDSL_BUGS"
+    # The slice exercises both outcomes and every composite, not only trivial specs, and the
+    # dataflow graph: named values read again, several values taken apart, several inputs.
+    accepted = [specs[s] for s, v in verdicts.items() if v.accepted]
     assert 80 <= len(accepted) <= 220
     kinds = {type(s).__name__ for spec in accepted for s in specgen._walk(spec.body)}
-    assert kinds >= {"Layer", "Call", "Repeat", "Concat", "Residual"}
+    assert kinds >= {"Layer", "Call", "Repeat", "Concat", "Residual", "Gate", "Group", "If", "Output"}
+    statements = [s for spec in accepted for s in specgen._walk(spec.body)]
+    assert {s.op for s in statements if isinstance(s, specgen.Layer)} >= specgen.FUNCTIONS
+    assert any(s.source for s in statements) and any(s.many for s in statements)
+    assert any(spec.more for spec in accepted)
 
 
 def test_the_generator_draws_every_layer_of_the_catalog() -> None:
@@ -62,6 +82,62 @@ def test_the_generator_draws_every_layer_of_the_catalog() -> None:
             ops.add(specgen._op(statement))
     # pretrained(...) wraps torchvision's models, which tests/test_pretrained.py compares instead.
     assert set(LAYERS) - {"pretrained"} <= ops
+
+
+def test_the_generator_draws_every_construct_of_the_dataflow_graph() -> None:
+    """Named values and their joins, blocks with tensor parameters, inputs and several outputs,
+    conditions and conditional expressions: each drawn by the first 300 seeds."""
+
+    def terms(value: object) -> list[object]:
+        if isinstance(value, specgen.Op):
+            return [value, *terms(value.left), *terms(value.right)]
+        if isinstance(value, specgen.Not):
+            return [value, *terms(value.operand)]
+        if isinstance(value, specgen.Choose):
+            return [value, *terms(value.then), *terms(value.cond), *terms(value.otherwise)]
+        if isinstance(value, tuple | list):
+            return [t for v in value for t in terms(v)]
+        return [value]
+
+    found: set[str] = set()
+    for seed in range(300):
+        spec = specgen.generate(seed, several_inputs=True)
+        statements = specgen._walk(spec.body) + [s for b in spec.blocks for s in specgen._walk(b.body)]
+        found |= {type(s).__name__ for s in statements}
+        found |= {"as x" for s in statements if len(s.binds) == 1} | {
+            "as (a, b)" for s in statements if s.many
+        }
+        found |= {"x ->" for s in statements if s.source}
+        found |= {"else if" for s in statements if isinstance(s, specgen.If) and s.chained}
+        found |= {"several inputs" for _ in spec.more}
+        found |= {
+            f"output {'dict' if s.items[0][0] else 'tuple'}"
+            for s in spec.body
+            if isinstance(s, specgen.Output)
+        }
+        found |= {f"{t} parameter" for b in spec.blocks for t in b.types.values()}
+        found |= {"call as (a, b)" for s in statements if isinstance(s, specgen.Call) and s.many}
+        for s in statements:
+            values = (
+                [*s.positional, *(v for _, v in s.keywords)]
+                if isinstance(s, specgen.Layer | specgen.Call)
+                else []
+            )
+            if isinstance(s, specgen.If):
+                values = [s.cond]
+            for term in terms(values):
+                if isinstance(term, specgen.Op):
+                    found.add(term.op)
+                elif isinstance(term, specgen.Size):
+                    found.add(f"{term.fn}(x)")
+                elif isinstance(term, specgen.Not | specgen.Choose):
+                    found.add(type(term).__name__)
+    assert found >= {
+        *("Input", "Output", "If", "else if", "as x", "as (a, b)", "x ->", "several inputs"),
+        *("output tuple", "output dict", "tensor parameter", "bool parameter", "call as (a, b)"),
+        *("==", "!=", "<", "<=", ">", ">=", "and", "or", "Not", "Choose"),
+        *("channels(x)", "height(x)", "width(x)"),
+    }, found
 
 
 def test_fuzzed_inputs_give_a_clean_check_or_positioned_diagnostics(tmp_path: Path) -> None:

@@ -338,16 +338,23 @@ def test_a_top_level_concat_keeps_its_branches_in_spec_order(rankdir: str, tmp_p
     path = spec(
         tmp_path,
         "model C {\n    input [4, 8, 8]\n    concat {\n"
-        + "".join(f"        branch {b} {{ conv({n}, kernel=1) }}\n" for b, n in zip("abc", (2, 3, 4), strict=True))
+        + "".join(
+            f"        branch {b} {{ conv({n}, kernel=1) }}\n" for b, n in zip("abc", (2, 3, 4), strict=True)
+        )
         + "    }\n}\n",
     )
     dot = dot_source(shaped(path), rankdir=rankdir)
     plain = subprocess.run(["dot", "-Tplain"], input=dot, capture_output=True, text=True, check=True).stdout
-    place = {m[1]: (float(m[2]), float(m[3])) for m in re.finditer(r'^node "0\.([abc])\.0" (\S+) (\S+)', plain, re.M)}
+    place = {
+        m[1]: (float(m[2]), float(m[3]))
+        for m in re.finditer(r'^node "0\.([abc])\.0" (\S+) (\S+)', plain, re.M)
+    }
     if rankdir == "TB":
         assert [place[b][0] for b in "abc"] == sorted(place[b][0] for b in "abc")  # first leftmost
     else:
-        assert [place[b][1] for b in "abc"] == sorted((place[b][1] for b in "abc"), reverse=True)  # first on top
+        assert [place[b][1] for b in "abc"] == sorted(
+            (place[b][1] for b in "abc"), reverse=True
+        )  # first on top
 
 
 def test_dot_text_is_deterministic(in_root: Path) -> None:

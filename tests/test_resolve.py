@@ -268,7 +268,10 @@ def test_lenet_train_section_from_the_design() -> None:
         ("residual(shortcut=skip) { relu }", "unknown name 'skip'"),
         ("residual(stride=2) { relu }", "'stride' applies only to shortcut=project"),
         ("concat { }", "concat needs at least one branch"),
-        ("view()", "view needs an argument 'dims' (the per-sample shape; one -1 is inferred)"),
+        (
+            "view()",
+            "view needs an argument 'dims' (the per-sample shape; one -1 is inferred; [] for one number)",
+        ),
     ],
 )
 def test_argument_problems_are_reported_in_words(statement: str, message: str) -> None:

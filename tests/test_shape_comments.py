@@ -63,6 +63,41 @@ def test_a_comment_after_a_closing_brace_describes_the_whole_statement(tmp_path:
     assert stale.line == 11 and "the group gives [8, 8, 8]" in stale.message
 
 
+GRAPH = """\
+block B(out: int) {
+    *residual {
+        conv(out, kernel=3, padding=1)
+        shortcut { conv(out, kernel=1) }  # [8, 9, 9]
+    }
+}
+
+model M {
+    input [4, 9, 9]
+    c: { conv(8, kernel=1) } as skip  # [8, 9, 9]
+    B(8)
+    flatten linear(1)
+    view([])  # []
+}
+"""
+
+
+def test_a_comment_after_names_a_shortcut_or_one_number_per_sample_is_checked(tmp_path: Path) -> None:
+    # Found by the importer's round trips: each was neither checked nor refreshed, and `# []` was
+    # written again on each `fmt --shapes`.
+    assert check(GRAPH, tmp_path) == []
+    stale = GRAPH.replace("as skip  # [8, 9, 9]", "as skip  # [99, 1, 1]")
+    stale = stale.replace("}  # [8, 9, 9]", "}  # [9, 9, 9]").replace("# []", "# [1]")
+    assert [(d.line, d.message.split(";")[0]) for d in check(stale, tmp_path)] == [
+        (4, "shape comment [9, 9, 9] is stale: the shortcut gives [8, 9, 9]"),
+        (10, "shape comment [99, 1, 1] is stale: the group gives [8, 9, 9]"),
+        (13, "shape comment [1] is stale: `view` gives []"),
+    ]
+    path = tmp_path / "spec.arch"
+    assert format_text(stale, str(path), shapes=True) == format_text(GRAPH, str(path), shapes=True)
+    formatted = format_text(GRAPH, str(path), shapes=True)
+    assert format_text(formatted, str(path), shapes=True) == formatted
+
+
 def test_only_the_statement_right_before_the_comment_is_described(tmp_path: Path) -> None:
     # `flatten linear(classes)  # [10]` is linear's shape, not flatten's; a comment after '{' is none.
     assert check(SPEC.replace("stage: {", "stage: {  # [1, 2, 3]"), tmp_path) == []
@@ -189,3 +224,20 @@ def test_fmt_shapes_on_the_command_line(tmp_path: Path) -> None:
         "model M {\n    input [1, 4, 4]\n    conv(2, kernel=3)  # [2, 2, 2]\n}\n"
     )
     assert run_cli("check", "--strict", str(spec))[0] == 0
+
+
+def test_a_statement_giving_several_values_is_described_by_each_shape(tmp_path: Path) -> None:
+    text = (
+        "model M {\n    input [4, 6, 6]\n    split(2) as (a, b)  # ([2, 6, 6], [2, 6, 6])\n"
+        "    a -> cat(b)\n}\n"
+    )
+    assert check(text, tmp_path) == []
+    (stale,) = check(text.replace("[2, 6, 6])", "[2, 6, 5])"), tmp_path)
+    assert stale.message == (
+        "shape comment ([2, 6, 6], [2, 6, 5]) is stale: `split` gives ([2, 6, 6], [2, 6, 6]); "
+        "`archdsl fmt --shapes` rewrites it"
+    )
+    bare = text.replace("  # ([2, 6, 6], [2, 6, 6])", "")
+    assert format_text(bare, str(tmp_path / "spec.arch"), shapes=True).split("\n")[2] == (
+        "    split(2) as (a, b)  # ([2, 6, 6], [2, 6, 6])"
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -24,18 +25,21 @@ def walk(nodes: list[Shaped]) -> Iterator[Shaped]:
         yield from walk(node.children)
 
 
-def forward_shapes(net: nn.Module, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
-    """The output shape of every submodule, by its path, for a batch of 2."""
+def forward_shapes(net: nn.Module, input_shapes: list[tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+    """The output shape of every submodule (its first value's, where it gives several), by its
+    path, for a batch of 2."""
     shapes: dict[str, tuple[int, ...]] = {}
+
+    def first(out: Any) -> tuple[int, ...]:
+        return tuple((out[0] if isinstance(out, tuple | list) else out).shape)
+
     hooks = [
-        module.register_forward_hook(
-            lambda _m, _i, out, name=name: shapes.__setitem__(name, tuple(out.shape))
-        )
+        module.register_forward_hook(lambda _m, _i, out, name=name: shapes.__setitem__(name, first(out)))
         for name, module in net.named_modules()
         if name
     ]
     with torch.no_grad():
-        net.eval()(torch.randn(2, *input_shape))
+        net.eval()(*(torch.randn(2, *shape) for shape in input_shapes))
     for hook in hooks:
         hook.remove()
     return shapes
@@ -50,16 +54,16 @@ def two_threads() -> Iterator[None]:
 @pytest.mark.parametrize("spec", SPECS)
 def test_built_module_matches_static_shapes_and_parameters_statement_by_statement(spec: str) -> None:
     path = str(ROOT / spec)
-    model = archdsl.load(path).model()
-    net = archdsl.build(path)
-    produced = forward_shapes(net, model.input)
-    modules = dict(net.named_modules())
-    for node in walk(model.layers):
-        if node.spliced:  # no module: its members are checked as their namespace's
-            continue
-        assert produced[node.path] == (2, *node.output), node.path
-        assert sum(p.numel() for p in modules[node.path].parameters()) == node.params, node.path
-    assert sum(p.numel() for p in net.parameters()) == model.params
+    for model in archdsl.load(path).models:
+        net = archdsl.build(path, model=model.name)
+        produced = forward_shapes(net, [shape for _name, shape in model.inputs])
+        modules = dict(net.named_modules())
+        for node in walk(model.layers):
+            if node.name == "*":  # no module (spliced, or a function): checked as their namespace's
+                continue
+            assert produced[node.path] == (2, *node.output), node.path
+            assert sum(p.numel() for p in modules[node.path].parameters()) == node.params, node.path
+        assert sum(p.numel() for p in net.parameters()) == model.params
 
 
 @pytest.mark.parametrize(
@@ -72,7 +76,7 @@ def test_classic_specs_have_torchvisions_parameter_count(spec: str, reference: t
 
 def test_resnet18_stages_give_torchvisions_shapes_under_torchvisions_names() -> None:
     ours = archdsl.load(str(ROOT / "specs" / "resnet18.arch")).model()
-    theirs = forward_shapes(torchvision.models.resnet18(weights=None), (3, 224, 224))
+    theirs = forward_shapes(torchvision.models.resnet18(weights=None), [(3, 224, 224)])
     by_name = {layer.name: layer for layer in ours.layers}
     for name in ("conv1", "bn1", "maxpool", "layer1", "layer2", "layer3", "layer4", "fc"):
         assert (2, *by_name[name].output) == theirs[name], name

@@ -566,3 +566,302 @@ def test_curves_have_integer_epoch_ticks(epochs: int) -> None:
     import matplotlib.pyplot as plt
 
     plt.close(figure)
+
+
+# --- segmentation and reconstruction ---------------------------------------------------------------
+
+
+def test_pixel_accuracy_and_mean_iou_of_hand_made_masks() -> None:
+    import torch
+
+    from archdsl.train.loop import confusion_of
+    from archdsl.train.metrics import class_iou, mean_iou, pixel_accuracy
+
+    # Two 2×3 masks, 4 classes; class 3 is neither present nor predicted.
+    truth = torch.tensor([[[0, 0, 1], [1, 2, 2]], [[0, 0, 0], [1, 1, 2]]])
+    predicted = torch.tensor([[[0, 1, 1], [1, 2, 0]], [[0, 0, 0], [1, 2, 2]]])
+    confusion = confusion_of(predicted, truth, 4).tolist()
+    assert confusion == [[4, 1, 0, 0], [0, 3, 1, 0], [1, 0, 2, 0], [0, 0, 0, 0]]
+    assert pixel_accuracy(confusion) == 9 / 12
+    # IoU = TP / (TP + FP + FN): class 0: 4 / (4 + 1 + 1), class 1: 3 / (3 + 1 + 1), class 2: 2 / (2 + 1 + 1)
+    assert class_iou(confusion) == [4 / 6, 3 / 5, 2 / 4, None]
+    assert mean_iou(confusion) == pytest.approx((4 / 6 + 3 / 5 + 2 / 4) / 3)  # class 3 left out
+    perfect = confusion_of(truth, truth, 3).tolist()
+    assert (pixel_accuracy(perfect), mean_iou(perfect)) == (1.0, 1.0)
+
+
+def test_segmentation_masks_label_pixels_above_the_threshold_with_the_class_plus_one() -> None:
+    import torch
+
+    from archdsl.train.data import SEGMENTATION_THRESHOLD, masks_of
+
+    assert SEGMENTATION_THRESHOLD == 10  # docs/training.md states it
+    images = torch.tensor([[0, 9, 10, 11], [255, 10, 11, 0]], dtype=torch.uint8).reshape(2, 1, 1, 4)
+    masks = masks_of(images, torch.tensor([0, 9]))
+    assert masks.dtype == torch.uint8
+    assert masks.tolist() == [[[0, 0, 0, 1]], [[10, 0, 10, 0]]]
+
+
+@needs_fashion
+def test_the_fashion_mnist_segmentation_set_is_derived_from_the_installed_files(offline: Path) -> None:
+    import torch
+
+    from archdsl.train import data
+    from archdsl.trainspec import DatasetSpec
+
+    plain = data.load(DatasetSpec(name="fashion-mnist"), None, 1)
+    derived = data.load(DatasetSpec(name="fashion-mnist-segmentation"), None, 1)
+    assert derived.classes == ["background", *data.CLASSES["fashion-mnist"]]
+    assert derived.masks and not plain.masks
+    for split, source in ((derived.train, plain.train), (derived.test, plain.test)):
+        assert torch.equal(split.images, source.images)
+        assert split.labels.shape == (len(source), 28, 28)
+        expected = torch.where(source.images[:, 0] > 10, (source.labels + 1).reshape(-1, 1, 1), 0)
+        assert torch.equal(split.labels.long(), expected)
+    # every image holds its item and background, and nothing of another item
+    test = derived.test.labels.long()
+    present = test.reshape(len(test), -1).amax(1)
+    assert torch.equal(present, plain.test.labels + 1)
+    assert bool((test.reshape(len(test), -1) == 0).any(1).all())
+
+
+def test_the_pipeline_moves_masks_with_their_images_through_resize_crop_and_flip() -> None:
+    import torch
+
+    from archdsl.train.data import Dataset, Pipeline, Split
+    from archdsl.trainspec import AugmentSpec
+
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (16, 1, 12, 10), generator=generator, dtype=torch.uint8)
+    images[torch.rand(images.shape, generator=generator) < 0.4] = 0
+    masks = torch.where(images[:, 0] > 0, 3, 0).to(torch.uint8)
+    dataset = Dataset(
+        "t", Split(images, masks), Split(images, masks), ["b", "x", "y", "z"], "", (0.5,), (0.2,)
+    )
+    for resize in (None, (24, 20)):
+        pipeline = Pipeline(
+            torch.device("cpu"),
+            True,
+            dataset,
+            resize,
+            AugmentSpec(crop_padding=3, flip=0.5),
+            False,
+            torch.Generator().manual_seed(1),
+        )
+        x, y = pipeline.pair(images, masks, train=True)
+        assert y is not None and y.dtype == torch.int64 and y.shape == (16, *x.shape[-2:])
+        if resize is None:  # the same crop and flip moved both: a pixel is masked where it is lit
+            assert torch.equal(pipeline.pixels(x)[:, 0] > 0, y == 3)
+        assert set(y.unique().tolist()) <= {0, 3}
+        # without augmentation the masks come back as given (resized by nearest neighbour)
+        _, plain = pipeline.pair(images, masks, train=False)
+        assert plain is not None
+        assert torch.equal(plain[:, ::2, ::2] if resize else plain, masks.long())
+
+
+def test_a_model_with_several_outputs_trains_on_out_or_its_first(tmp_path: Path) -> None:
+    import torch
+
+    from archdsl.program import compile_file
+    from archdsl.train.loop import primary, primary_shape
+
+    a, b = torch.zeros(1), torch.ones(1)
+    assert primary({"aux": a, "out": b}) is b
+    assert primary({"main": a, "aux": b}) is a
+    assert primary((a, b)) is a and primary(b) is b
+    body = "input [1, 4, 4] conv(3, kernel=1) as a\n a -> conv(5, kernel=1) as b\n"
+    for outputs, shape in (("aux: a, out: b", (5, 4, 4)), ("a, b", (3, 4, 4))):
+        spec = write_spec(tmp_path, f"model M {{ {body} output {outputs} }}")
+        assert primary_shape(compile_file(spec).model()) == shape
+
+
+def test_the_task_follows_the_dataset_and_sets_the_loss_and_normalisation() -> None:
+    from archdsl.program import compile_file
+    from archdsl.train.settings import Overrides, resolve
+
+    unet = resolve(compile_file(str(ROOT / "specs" / "unet_small.arch")).model())
+    assert (unet.task, unet.dataset.name, unet.loss.name) == (
+        "segmentation",
+        "fashion-mnist-segmentation",
+        "cross_entropy",
+    )
+    assert unet.normalize is True and unet.recipe()["task"] == "segmentation"
+    autoencoder = resolve(compile_file(str(ROOT / "specs" / "autoencoder.arch")).model())
+    assert (autoencoder.task, autoencoder.loss.name, autoencoder.normalize) == (
+        "reconstruction",
+        "mse",
+        False,
+    )
+    assert "normalize false (a reconstruction's target is its input, pixels in [0, 1])" in autoencoder.notes
+    lenet = compile_file(str(ROOT / "specs" / "lenet5.arch")).model()
+    assert resolve(lenet).task == "classification"
+    assert resolve(lenet, Overrides(task="reconstruction")).loss.name == "mse"
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            'task = "segmentation" dataset = "fashion-mnist"',
+            "train setting 'dataset' must be 'fashion-mnist-segmentation' (images with a class per pixel) "
+            'for task "segmentation", got "fashion-mnist"',
+        ),
+        (
+            'dataset = "fashion-mnist-segmentation" task = "classification"',
+            "train setting 'dataset' must be one of 'mnist', 'fashion-mnist', 'cifar10' or "
+            'imagefolder("path") for task "classification", got "fashion-mnist-segmentation" '
+            '(a segmentation dataset, for task "segmentation")',
+        ),
+        (
+            'dataset = "fashion-mnist-seg"',
+            "train setting 'dataset' must be one of 'mnist', 'fashion-mnist', 'cifar10' or "
+            'imagefolder("path"), got "fashion-mnist-seg"; did you mean \'fashion-mnist-segmentation\'?',
+        ),
+        (
+            'task = "segmenting"',
+            "train setting 'task' must be one of 'classification', 'segmentation', 'reconstruction', "
+            "got \"segmenting\"; did you mean 'segmentation'?",
+        ),
+        (
+            'dataset = "fashion-mnist-segmentation" loss = mse',
+            "train setting 'loss' must be cross_entropy or nll for task \"segmentation\", got mse",
+        ),
+        (
+            'task = "reconstruction" loss = nll',
+            "train setting 'loss' must be mse or l1 for task \"reconstruction\", got nll",
+        ),
+    ],
+)
+def test_a_dataset_or_loss_that_does_not_fit_the_task_is_a_check_error(
+    settings: str, message: str, tmp_path: Path
+) -> None:
+    from archdsl.program import compile_file
+
+    text = f"model M {{ input [1, 28, 28] flatten linear(10) train {{ {settings} }} }}"
+    program = compile_file(write_spec(tmp_path, text))
+    assert [(d.code, d.message) for d in program.diagnostics] == [("E012", message)]
+
+
+def test_a_task_flag_that_does_not_fit_the_spec_is_refused_before_loading_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = run_cli(
+        "train", write_spec(tmp_path, SMALL_CNN), "--task", "segmentation", "--data-root", "/nowhere"
+    )
+    assert code == 1
+    assert capsys.readouterr().err == (
+        "archdsl: error: --task segmentation: the spec's setting 'dataset' must be "
+        "'fashion-mnist-segmentation' (images with a class per pixel) for task \"segmentation\", "
+        'got "fashion-mnist"\n'
+    )
+
+
+# The output the run trains on, "out", comes second: taking the first ([8, 28, 28]) would fail.
+SEGMENTER = """
+model Segmenter {
+    input [1, 28, 28]
+    conv(8, kernel=3, padding=1) relu as features
+    conv(11, kernel=1) as logits
+    train { dataset = "fashion-mnist-segmentation" epochs = 1 batch = 16 optimizer = adam(lr=0.01) }
+    output aux: features, out: logits
+}
+"""
+
+
+@needs_fashion
+def test_short_segmentation_run_reports_pixel_accuracy_and_mean_iou_and_draws_masks(
+    tmp_path: Path, offline: Path
+) -> None:
+    from PIL import Image
+
+    from archdsl.train.metrics import mean_iou, pixel_accuracy
+
+    out = tmp_path / "run"
+    code, text = run_cli(
+        "train", write_spec(tmp_path, SEGMENTER), "--limit", "320", "--test-limit", "64", "--out", str(out)
+    )
+    assert code == 0, text
+    (row,) = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert list(row) == [
+        "epoch", "lr", "train_loss", "train_accuracy", "train_time", "train_images_per_s",
+        "test_loss", "test_accuracy", "test_time", "test_images_per_s", "test_mean_iou",
+    ]  # fmt: skip
+    report = json.loads((out / "report.json").read_text())
+    confusion = report["confusion"]
+    assert len(confusion) == 11 and sum(map(sum, confusion)) == 64 * 28 * 28  # every test pixel
+    assert report["test_pixel_accuracy"] == pixel_accuracy(confusion) == row["test_accuracy"]
+    assert report["test_mean_iou"] == mean_iou(confusion) == row["test_mean_iou"]
+    # 20 steps teach a convolution to tell the items from the background by their brightness (which
+    # item it is takes longer).
+    assert report["per_class_iou"]["background"] > 0.75, report["per_class_iou"]
+    assert f"test pixel accuracy: {100 * report['test_pixel_accuracy']:.2f} %" in text
+    assert "| Ankle boot  |" in (out / "report.md").read_text()
+    epoch = next(line for line in text.splitlines() if line.startswith("epoch 1: "))
+    assert re.fullmatch(
+        r"epoch 1: train loss [\d.]+ pixel acc [\d.]+% \(.* img/s, .* s\) \| "
+        r"test loss [\d.]+ pixel acc [\d.]+% mean IoU [\d.]+%",
+        epoch,
+    ), epoch
+    with Image.open(out / "masks.png") as picture:
+        assert picture.format == "PNG" and picture.size[0] > 2 * picture.size[1]
+
+
+@needs_fashion
+def test_segmentation_resume_ends_with_the_same_weights_as_an_uninterrupted_run(
+    tmp_path: Path, offline: Path
+) -> None:
+    import torch
+
+    from archdsl.program import compile_file
+    from archdsl.train.loop import Options, train
+    from archdsl.train.settings import Overrides, resolve
+    from archdsl.trainspec import AugmentSpec
+
+    shaped = compile_file(write_spec(tmp_path, SEGMENTER.replace("epochs = 1", "epochs = 2"))).model()
+    # Crops and flips move the masks with the images: their random states must resume too.
+    settings = dataclasses.replace(
+        resolve(shaped, Overrides(limit=192, test_limit=32, seed=2)),
+        augment=AugmentSpec(crop_padding=2, flip=0.5),
+    )
+    whole = train(shaped, settings, Options(device="cpu", layout="contiguous"))  # writes no files
+    parts = Options(device="cpu", out=str(tmp_path / "parts"), stop_after=1, layout="contiguous")
+    train(shaped, settings, parts)
+    resumed = train(shaped, settings, Options(device="cpu", out=str(tmp_path / "parts"), resume=True))
+    expected, actual = whole.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(expected[k], actual[k]) for k in expected)
+    assert [m.test_mean_iou for m in resumed.history] == [m.test_mean_iou for m in whole.history]
+    assert resumed.test_metrics == whole.test_metrics and (tmp_path / "parts" / "masks.png").exists()
+
+
+@needs_fashion
+def test_short_reconstruction_run_reports_the_test_mse_of_output_to_input(
+    tmp_path: Path, offline: Path
+) -> None:
+    import torch
+
+    import archdsl
+    from archdsl.train import data
+    from archdsl.trainspec import DatasetSpec
+
+    out = tmp_path / "run"
+    spec = str(ROOT / "specs" / "autoencoder.arch")
+    code, text = run_cli(
+        "train", spec, "--epochs", "1", "--limit", "512", "--test-limit", "64", "--out", str(out)
+    )
+    assert code == 0, text
+    header = (out / "metrics.csv").read_text().splitlines()[0]
+    assert header == (
+        "epoch,lr,train_loss,train_time,train_images_per_s,test_loss,test_time,test_images_per_s,test_mse"
+    )
+    report = json.loads((out / "report.json").read_text())
+    assert report["task"] == "reconstruction" and report["units"] == "pixel values in [0, 1]"
+    # The MSE is the trained model's output against its input, pixels scaled to [0, 1].
+    model = archdsl.build(spec)
+    model.load_state_dict(torch.load(out / "model.pt", weights_only=True))
+    images = data.load(DatasetSpec(name="fashion-mnist"), None, 1).test.images[:64].float() / 255
+    with torch.no_grad():
+        expected = float(torch.nn.functional.mse_loss(model.eval()(images), images))
+    assert report["test_mse"] == pytest.approx(expected, rel=1e-4)
+    assert f"test MSE: {report['test_mse']:.6f} (pixel values in [0, 1])" in text
+    assert (out / "reconstructions.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (out / "confusion.png").exists()

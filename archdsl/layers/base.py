@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ..sizes import Outcome, Shape
 
 if TYPE_CHECKING:
-    from ..resolve import LayerNode
+    from ..graph import Node as LayerNode
     from ..shapes import Shaped
 
 
@@ -242,6 +242,11 @@ class Layer:
     channel_axis: ClassVar[int] = 0
     #: Its diagnostics say where each of its inputs comes from (a join's), so none is added.
     names_its_inputs: ClassVar[bool] = False
+    #: Some of its arguments are named values it reads beside what it receives (`cat(skip)`).
+    reads_values: ClassVar[bool] = False
+    #: It takes a sample with no axis (`[]`, one number per sample, as `view([])` gives): it acts
+    #: on each number alone, or reshapes. Shape inference refuses the others such a sample.
+    no_axis: ClassVar[bool] = False
 
     def arg(self, name: str) -> Arg:
         return next(a for a in self.args if a.name == name)
@@ -313,6 +318,7 @@ class Pointwise(Layer):
     """A layer that keeps its input's shape and learns nothing (activations, identity)."""
 
     kind: ClassVar[str] = "activation"
+    no_axis: ClassVar[bool] = True
 
     def shape(self, node: LayerNode, shape: Shape) -> Outcome:
         return Outcome(shape)

@@ -25,7 +25,7 @@ from ..values import boolean, channels, int_list, nonnegative_int, positive_int,
 from .base import WHOLE, Arg, Axes, FieldRule, Layer, Mixes, Module, NotSymbolic, Permutes
 
 if TYPE_CHECKING:
-    from ..resolve import LayerNode
+    from ..graph import Node as LayerNode
     from ..shapes import Shaped
 
 
@@ -62,6 +62,7 @@ class View(Layer):
         Arg("dims", int_list, "the per-sample shape; one -1 is inferred; [] for one number", required=True),
     )
     variadic = "dims"
+    no_axis = True
 
     def shape(self, node: LayerNode, shape: Shape) -> Outcome:
         dims: tuple[int, ...] = node.args["dims"]

@@ -11,7 +11,7 @@ from ..values import any_int, boolean, choice, number, positive_int, positive_nu
 from .base import Arg, FieldRule, Layer, Mixes, Module, Parameter, Pointwise, plain
 
 if TYPE_CHECKING:
-    from ..resolve import LayerNode
+    from ..graph import Node as LayerNode
     from ..shapes import Shaped
 
 
@@ -228,6 +228,7 @@ class Dropout(_Dropout):
 
 class Dropout2d(_Dropout):
     layout = "image"
+    no_axis = False
     name = "dropout2d"
     torch = "nn.Dropout2d"
     imports = ("Dropout2d",)
@@ -296,11 +297,18 @@ class PReLU(Layer):
     )
     passed_args = ("init",)
     imports = ("PReLU",)
+    no_axis = True  # one slope for all: per channel needs a channel axis, checked in `shape`
 
     def arguments(self, module: Any) -> dict[str, Any] | None:
         return {"per_channel": module.num_parameters > 1, "init": module.init}
 
     def shape(self, node: LayerNode, shape: Shape) -> Outcome:
+        if node.args["per_channel"] and not shape:
+            raise fail(
+                RANK,
+                "prelu(per_channel=true) needs a channel axis, and this sample has none ([])",
+                node.arg_spans.get("per_channel", node.span),
+            )
         return Outcome(shape, shape[0] if node.args["per_channel"] else 1)
 
     def module(self, node: Shaped) -> Module:

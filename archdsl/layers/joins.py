@@ -47,7 +47,9 @@ def value_text(value: Value, index: int = 0) -> str:
 def _notes(values: tuple[Value, ...]) -> tuple[Note, ...]:
     """Where each joined value is made, for an editor to go to."""
     return tuple(
-        Note(message=f"{_who(v, i)} is made here", span=v.span) for i, v in enumerate(values) if v.span is not None
+        Note(message=f"{_who(v, i)} is made here", span=v.span)
+        for i, v in enumerate(values)
+        if v.span is not None
     )
 
 
@@ -58,6 +60,7 @@ class _Join(Layer):
     kind = "merge"
     member = False
     names_its_inputs = True
+    reads_values = True
     variadic = "others"
     args = (Arg("others", tensors, _OTHERS_DOC, required=True),)
     #: How `emit` writes it, and the builder runs it.
@@ -79,6 +82,7 @@ class Add(_Join):
     torch = "x + y + …"
     doc = "the sum of what it receives and the values it names (all of one shape)"
     operator = "+"
+    no_axis = True
 
     def shape(self, node: Any, shape: Shape) -> Outcome:
         values = node.inputs
@@ -99,6 +103,7 @@ class Mul(_Join):
     torch = "x * y * …"
     doc = "the product of what it receives and the values it names, each of its shape or 1 on an axis"
     operator = "*"
+    no_axis = True
 
     def shape(self, node: Any, shape: Shape) -> Outcome:
         values = node.inputs
@@ -142,7 +147,7 @@ class Cat(_Join):
                     node.span,
                     *_notes(values),
                 )
-        channels = sum(v.shape[0] for v in values)  # type: ignore[index]
+        channels = sum(v.shape[0] for v in values)
         return Outcome((channels, *shape[1:]))
 
 

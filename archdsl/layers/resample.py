@@ -21,11 +21,10 @@ from ..sizes import (
     PAD_SIZE,
     Outcome,
     Shape,
-    divides,
+    conv_channels,
     fail,
     fmt,
     needs_image,
-    out_count,
 )
 from ..values import (
     BadValue,
@@ -90,8 +89,20 @@ class ConvTranspose(Layer):
     args = (
         Arg("out", channels, "output channels, or `same`", required=True),
         Arg("kernel", positive_pair, "window size, an int or [h, w]", required=True),
-        Arg("stride", positive_pair, "how far apart the input's pixels land in the output", (1, 1), default_text="1"),
-        Arg("padding", nonnegative_pair, "rows and columns cut from each side of the output", (0, 0), default_text="0"),
+        Arg(
+            "stride",
+            positive_pair,
+            "how far apart the input's pixels land in the output",
+            (1, 1),
+            default_text="1",
+        ),
+        Arg(
+            "padding",
+            nonnegative_pair,
+            "rows and columns cut from each side of the output",
+            (0, 0),
+            default_text="0",
+        ),
         Arg(
             "output_padding",
             nonnegative_pair,
@@ -122,12 +133,8 @@ class ConvTranspose(Layer):
         }
 
     def shape(self, node: Any, shape: Shape) -> Outcome:
-        needs_image(node, shape)
         a = node.args
-        channels_in = shape[0]
-        channels_out = out_count(node, channels_in, "channels")
-        for what, count in (("input", channels_in), ("output", channels_out)):
-            divides(node, count, f"{what} channels")
+        channels_in, channels_out = conv_channels(node, shape)
         kernel, stride, padding, extra, dilation = (
             a["kernel"],
             a["stride"],
@@ -137,7 +144,9 @@ class ConvTranspose(Layer):
         )
         for axis, name in ((0, "height"), (1, "width")):
             if extra[axis] >= stride[axis] and extra[axis] >= dilation[axis]:
-                where = "" if extra == (extra[0], extra[0]) and stride == (stride[0], stride[0]) else f" ({name})"
+                where = (
+                    "" if extra == (extra[0], extra[0]) and stride == (stride[0], stride[0]) else f" ({name})"
+                )
                 raise fail(
                     OUTPUT_PADDING,
                     f"convtranspose output_padding {extra[axis]} must be smaller than its stride "
@@ -148,7 +157,13 @@ class ConvTranspose(Layer):
         sizes = []
         for axis, name in ((0, "height"), (1, "width")):
             size = shape[1 + axis]
-            out = (size - 1) * stride[axis] - 2 * padding[axis] + dilation[axis] * (kernel[axis] - 1) + extra[axis] + 1
+            out = (
+                (size - 1) * stride[axis]
+                - 2 * padding[axis]
+                + dilation[axis] * (kernel[axis] - 1)
+                + extra[axis]
+                + 1
+            )
             if out < 1:
                 formula = (
                     f"({size} − 1)·{stride[axis]} − 2·{padding[axis]} + {dilation[axis]}·({kernel[axis]} − 1)"
@@ -206,9 +221,7 @@ class ConvTranspose(Layer):
 
     def field(self, node: Shaped) -> FieldRule:
         a = node.args
-        reach = tuple(
-            -(-(a["dilation"][i] * (a["kernel"][i] - 1) + 1) // a["stride"][i]) for i in (0, 1)
-        )
+        reach = tuple(-(-(a["dilation"][i] * (a["kernel"][i] - 1) + 1) // a["stride"][i]) for i in (0, 1))
         return Resamples(
             (Fraction(a["stride"][0]), Fraction(a["stride"][1])), (reach[0], reach[1]), exact=False
         )
@@ -241,7 +254,9 @@ class Upsample(Layer):
     kind = "pool"
     args = (
         Arg("scale", _scale, "the factor, or an [h, w] pair; the size is ⌊H · scale⌋", required=True),
-        Arg("mode", choice(*_MODES), '"nearest", "bilinear" or "bicubic"', "nearest", default_text='"nearest"'),
+        Arg(
+            "mode", choice(*_MODES), '"nearest", "bilinear" or "bicubic"', "nearest", default_text='"nearest"'
+        ),
         Arg(
             "align_corners",
             boolean,
@@ -308,7 +323,10 @@ class Upsample(Layer):
 
     def field(self, node: Shaped) -> FieldRule:
         a = node.args
-        scale = (Fraction(a["scale"][0]).limit_denominator(1000), Fraction(a["scale"][1]).limit_denominator(1000))
+        scale = (
+            Fraction(a["scale"][0]).limit_denominator(1000),
+            Fraction(a["scale"][1]).limit_denominator(1000),
+        )
         exact = a["mode"] == "nearest" and all(s.denominator == 1 for s in scale)
         reach = _REACH[a["mode"]]
         return Resamples(scale, (reach, reach), exact=exact)
@@ -323,7 +341,8 @@ def _size_or_tensor(value: Any) -> Any:
         return positive_pair(value)
     except BadValue:
         raise BadValue(
-            f"a named value (a tensor whose height and width to take) or an [h, w] size, got {describe(value)}"
+            "a named value (a tensor whose height and width to take) or an [h, w] size, "
+            f"got {describe(value)}"
         ) from None
 
 
@@ -334,6 +353,7 @@ class Resize(Layer):
     doc = "the image resized to another value's height and width (or a given size)"
     kind = "pool"
     member = False
+    reads_values = True
     args = (
         Arg(
             "to",
@@ -341,7 +361,9 @@ class Resize(Layer):
             "a named value whose height and width to take, or an [h, w] size",
             required=True,
         ),
-        Arg("mode", choice(*_MODES), '"nearest", "bilinear" or "bicubic"', "nearest", default_text='"nearest"'),
+        Arg(
+            "mode", choice(*_MODES), '"nearest", "bilinear" or "bicubic"', "nearest", default_text='"nearest"'
+        ),
         Arg(
             "align_corners",
             boolean,
@@ -416,7 +438,9 @@ def _check_pads(node: Any, shape: Shape, pads: tuple[int, int, int, int], span: 
     """PyTorch's refusals for a padding mode, and W001 where a negative padding cuts pixels off."""
     mode = node.args["mode"]
     height, width = shape[1], shape[2]
-    for side, pad, size in zip(("left", "right", "top", "bottom"), pads, (width, width, height, height), strict=True):
+    for side, pad, size in zip(
+        ("left", "right", "top", "bottom"), pads, (width, width, height, height), strict=True
+    ):
         if mode == "reflect" and pad >= size:
             raise fail(
                 PAD_SIZE,
@@ -439,7 +463,9 @@ def _check_pads(node: Any, shape: Shape, pads: tuple[int, int, int, int], span: 
             f"→ [{shape[0]}, {out[0]}, {out[1]}]",
             span,
         )
-    cut = [(side, -pad) for side, pad in zip(("left", "right", "top", "bottom"), pads, strict=True) if pad < 0]
+    cut = [
+        (side, -pad) for side, pad in zip(("left", "right", "top", "bottom"), pads, strict=True) if pad < 0
+    ]
     if not cut:
         return []
     text = ", ".join(f"{n} from the {side}" for side, n in cut)
@@ -465,7 +491,13 @@ class Pad(Layer):
             "pixels on every side, or [left, right, top, bottom]; negative crops",
             required=True,
         ),
-        Arg("mode", choice(*_PAD_MODES), '"zeros", "constant", "reflect", "replicate" or "circular"', "zeros", default_text='"zeros"'),
+        Arg(
+            "mode",
+            choice(*_PAD_MODES),
+            '"zeros", "constant", "reflect", "replicate" or "circular"',
+            "zeros",
+            default_text='"zeros"',
+        ),
         Arg("value", number, 'the fill of mode="constant"', 0.0, default_text="0"),
     )
     imports = ("ZeroPad2d", "ConstantPad2d", "ReflectionPad2d", "ReplicationPad2d", "CircularPad2d")
@@ -493,7 +525,9 @@ class Pad(Layer):
             )
         pads = node.args["amount"]
         warnings = _check_pads(node, shape, pads, node.arg_spans.get("amount", node.span))
-        return Outcome((shape[0], shape[1] + pads[2] + pads[3], shape[2] + pads[0] + pads[1]), warnings=warnings)
+        return Outcome(
+            (shape[0], shape[1] + pads[2] + pads[3], shape[2] + pads[0] + pads[1]), warnings=warnings
+        )
 
     def module(self, node: Shaped) -> Module:
         a = node.args
@@ -521,9 +555,16 @@ class PadTo(Layer):
     doc = "padding (or cropping) around the image to another value's height and width, centred"
     kind = "reshape"
     member = False
+    reads_values = True
     args = (
         Arg("like", tensor, "the named value whose height and width to reach", required=True),
-        Arg("mode", choice("zeros", "reflect", "replicate"), '"zeros", "reflect" or "replicate"', "zeros", default_text='"zeros"'),
+        Arg(
+            "mode",
+            choice("zeros", "reflect", "replicate"),
+            '"zeros", "reflect" or "replicate"',
+            "zeros",
+            default_text='"zeros"',
+        ),
     )
 
     def shape(self, node: Any, shape: Shape) -> Outcome:
@@ -532,7 +573,9 @@ class PadTo(Layer):
         span = node.arg_spans.get("like", node.span)
         if len(like) < 2:
             raise fail(
-                "E102", f"padto takes the height and width of {node.args['like'].name}, {fmt(like)}: it has none", span
+                "E102",
+                f"padto takes the height and width of {node.args['like'].name}, {fmt(like)}: it has none",
+                span,
             )
         dy, dx = like[-2] - shape[1], like[-1] - shape[2]
         pads = (dx // 2, dx - dx // 2, dy // 2, dy - dy // 2)
@@ -605,8 +648,8 @@ class PixelUnshuffle(Layer):
             if shape[axis] % r:
                 raise fail(
                     FACTOR,
-                    f"pixelunshuffle({r}) needs a {name} divisible by {r}, and {fmt(shape)} has {shape[axis]} "
-                    f"({shape[axis]} = {r}·{shape[axis] // r} + {shape[axis] % r})",
+                    f"pixelunshuffle({r}) needs a {name} divisible by {r}, and {fmt(shape)} has "
+                    f"{shape[axis]} ({shape[axis]} = {r}·{shape[axis] // r} + {shape[axis] % r})",
                     node.arg_spans.get("factor", node.span),
                     Note(message="PyTorch refuses it rather than drop the rest"),
                 )

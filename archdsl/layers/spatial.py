@@ -11,11 +11,10 @@ from ..sizes import (
     Outcome,
     Shape,
     Window,
+    conv_channels,
     describe_window,
-    divides,
     fail,
     needs_image,
-    out_count,
     pair_text,
     spatial,
 )
@@ -35,7 +34,7 @@ from .base import (
 )
 
 if TYPE_CHECKING:
-    from ..resolve import LayerNode
+    from ..graph import Node as LayerNode
     from ..shapes import Shaped
 
 
@@ -96,12 +95,8 @@ class Conv(Layer):
         }
 
     def shape(self, node: LayerNode, shape: Shape) -> Outcome:
-        needs_image(node, shape)
         a = node.args
-        channels_in = shape[0]
-        channels_out = out_count(node, channels_in, "channels")
-        for what, count in (("input", channels_in), ("output", channels_out)):
-            divides(node, count, f"{what} channels")
+        channels_in, channels_out = conv_channels(node, shape)
         kernel, stride, dilation, padding = a["kernel"], a["stride"], a["dilation"], a["padding"]
         if padding == "same" and stride != (1, 1):
             raise fail(

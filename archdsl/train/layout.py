@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
@@ -55,10 +55,12 @@ def measure(
     model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
-    criterion: nn.Module,
+    loss: Callable[[Any, torch.Tensor], torch.Tensor],
     autocast: Callable[[], AbstractContextManager[object]],
 ) -> Choice:
-    """Times forward + backward of `model` on the batch `x`, `y` in each layout; the faster wins."""
+    """Times forward + backward of `model` on the batch `x`, `y` in each layout; the faster wins.
+    `loss(output, y)` is the training loss of what the model returns (the runner's picks the
+    output it trains on and computes in float32)."""
     import torch
 
     device = x.device
@@ -79,7 +81,7 @@ def measure(
         began = time.perf_counter()
         with autocast():
             output = model(batch)
-        criterion(output.float(), y).backward()
+        loss(output, y).backward()
         if cuda:
             torch.cuda.synchronize(device)
         return time.perf_counter() - began

@@ -8,6 +8,13 @@ on the GPU. Optionally `torch.compile` (on the CPU it needs a C++ compiler). Und
 (WORLD_SIZE > 1) the model is wrapped in DistributedDataParallel; every rank takes its shard of
 each epoch's permutation and only rank 0 writes files or reports.
 
+Three tasks share the loop (`Settings.task`): classification (a class per image: cross-entropy,
+accuracy, a confusion matrix), segmentation (a class per pixel: per-pixel cross-entropy, pixel
+accuracy and mean IoU, masks.png) and reconstruction (the input back: MSE, reconstructions.png).
+A model with several outputs (a tuple, or a dict such as torchvision's segmentation models'
+`{"out": …, "aux": …}`) trains and is judged on one of them, `primary`: the dict's "out", else its
+first output; the others take no part in the loss.
+
 Nothing here prints: progress and messages go to an `Observer`; problems a user can fix raise
 `TrainError`, or the builder's `ArchError` (a model over `max_params`, pretrained weights that
 cannot be loaded), which points into the spec.
@@ -20,13 +27,13 @@ import os
 import shutil
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..atomic import atomic_path
 from ..shapes import ShapedModel
-from . import checkpoint, data, layout, metrics
+from . import checkpoint, data, layout, metrics, pictures
 from .errors import TrainError
 from .metrics import EpochMetrics
 from .settings import Settings
@@ -46,6 +53,8 @@ RUN_FILES = (
     metrics.CONFUSION,
     metrics.REPORT_MD,
     metrics.REPORT_JSON,
+    pictures.MASKS,
+    pictures.RECONSTRUCTIONS,
 )
 #: The "not learning" warning judges the second half of an epoch of at least this many steps: over
 #: fewer, a loss that starts at chance level has not had the time to leave it.
@@ -78,6 +87,8 @@ class Options:
 class Observer(Protocol):
     def message(self, text: str) -> None: ...
     def epoch_start(self, epoch: int, epochs: int, images: int) -> None: ...
+    #: `accuracy`: of the images seen so far (classification), of their pixels (segmentation);
+    #: NaN for a reconstruction, which has none.
     def progress(self, images: int, loss: float, accuracy: float, images_per_s: float) -> None: ...
     def epoch_end(self, result: EpochMetrics) -> None: ...
 
@@ -102,7 +113,11 @@ class Quiet:
 class Result:
     model: nn.Module
     history: list[EpochMetrics]
-    test_accuracy: float
+    #: Of the test images (classification), of their pixels (segmentation); None for a
+    #: reconstruction.
+    test_accuracy: float | None
+    #: The classes (a segmentation's: the background first), and the confusion matrix of the test
+    #: images (or pixels), rows true classes; both empty for a reconstruction.
     classes: list[str]
     confusion: list[list[int]]
     report: str
@@ -112,6 +127,10 @@ class Result:
     #: The memory layout the model trained in ("contiguous" or "channels_last").
     layout: str = layout.CONTIGUOUS
     stalled: list[int] = field(default_factory=list)
+    task: str = "classification"
+    #: The final test figures: a segmentation's "pixel_accuracy" and "mean_iou", a
+    #: reconstruction's "mse" and "loss"; a classification's "accuracy".
+    test_metrics: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -162,8 +181,30 @@ def pick_device(name: str, dist: _Distributed) -> torch.device:
     return torch.device("cpu")
 
 
+def primary(output: Any) -> torch.Tensor:
+    """The output a model trains on: the model's only one; of a dict, its "out" entry
+    (torchvision's segmentation models return `{"out": …, "aux": …}`), else its first; of a tuple,
+    the first."""
+    if isinstance(output, dict):
+        return output["out"] if "out" in output else next(iter(output.values()))
+    if isinstance(output, tuple | list):
+        return output[0]
+    return output
+
+
+def primary_shape(model: ShapedModel) -> tuple[int, ...] | None:
+    """The shape of the model's `primary` output (None when inference stopped at an error)."""
+    for key, shape in model.outputs:
+        if key == "out":
+            return tuple(shape)
+    if model.outputs:
+        return tuple(model.outputs[0][1])
+    return tuple(model.output) if model.output is not None else None
+
+
 def check_shapes(dataset: data.Dataset, settings: Settings, model: ShapedModel) -> None:
-    """The spec's input shape against the dataset's images (after `resize`), before any training."""
+    """The spec's input shape against the dataset's images (after `resize`), and its output against
+    what the task needs, before any training."""
     channels, *size = dataset.image_shape
     if settings.resize is not None:
         size = list(settings.resize)
@@ -179,11 +220,33 @@ def check_shapes(dataset: data.Dataset, settings: Settings, model: ShapedModel) 
             f"model {model.name} takes input {list(settings.input)} but {dataset.name} gives images of "
             f"{given}{' after resize' if settings.resize else ''}{hint}"
         )
-    outputs = model.output[-1] if model.output else 0
-    if len(model.output or ()) != 1 or outputs < len(dataset.classes):
+    shape = primary_shape(model) or ()
+    classes = len(dataset.classes)
+    if settings.task == "segmentation":
+        if len(shape) != 3 or shape[0] < classes or list(shape[1:]) != given[1:]:
+            raise TrainError(
+                f"model {model.name} outputs {list(shape)} but {dataset.name} has a class per pixel, "
+                f"{classes} classes ({dataset.classes[0]} and {classes - 1} items) on "
+                f"{given[1]}×{given[2]} pixels: the model should give per-pixel logits "
+                f"{[classes, *given[1:]]}, e.g. end in conv({classes}, kernel=1)"
+            )
+        return
+    if settings.task == "reconstruction":
+        if tuple(shape) != tuple(settings.input):
+            raise TrainError(
+                f"model {model.name} outputs {list(shape)} but a reconstruction compares the output "
+                f"with the input {list(settings.input)}: the model should give back a tensor of its "
+                "input's shape"
+            )
+        return
+    outputs = shape[-1] if shape else 0
+    if len(shape) != 1 or outputs < classes:
+        hint = ""
+        if tuple(shape) == tuple(settings.input):
+            hint = '; to train it to give back its input, add task = "reconstruction" to the train section'
         raise TrainError(
-            f"model {model.name} outputs {list(model.output or ())} but {dataset.name} has "
-            f"{len(dataset.classes)} classes: the model should end in linear({len(dataset.classes)})"
+            f"model {model.name} outputs {list(shape)} but {dataset.name} has "
+            f"{classes} classes: the model should end in linear({classes}){hint}"
         )
 
 
@@ -231,7 +294,32 @@ def _loss(settings: Settings) -> nn.Module:
 
     if settings.loss.name == "nll":
         return nn.NLLLoss(reduction="mean")
+    if settings.loss.name == "mse":
+        return nn.MSELoss()
+    if settings.loss.name == "l1":
+        return nn.L1Loss()
     return nn.CrossEntropyLoss(label_smoothing=settings.loss.smoothing)
+
+
+def _batch(
+    task: str,
+    pipeline: data.Pipeline,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    index: torch.Tensor,
+    train: bool,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's input and its target: the labels (classification), the masks moved with the
+    images (segmentation), or the input itself (reconstruction)."""
+    if task == "segmentation":
+        x, masks = pipeline.pair(images[index], labels[index], train)
+        assert masks is not None
+        return x, masks
+    x = pipeline(images[index], train=train)
+    if task == "reconstruction":
+        return x, x
+    return x, labels[index].to(device, non_blocking=True)
 
 
 def train(
@@ -329,11 +417,13 @@ def _train(
     shard = len(dataset.train) // dist.world
     steps_per_epoch = math.ceil(shard / batch)
 
+    task = settings.task
     criterion = _loss(settings)
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else (lambda: nullcontext())
-    sample = (train_images[:batch], train_labels[:batch].to(device, non_blocking=True))
+    first = torch.arange(min(batch, len(dataset.train)), device=train_images.device)
+    sample = _batch(task, pipeline, train_images, train_labels, first, False, device)
     choice = _choose_layout(
-        options.layout, state, len(settings.input) == 3, model, pipeline, sample, criterion, autocast, dist
+        options.layout, state, len(settings.input) == 3, model, sample, criterion, autocast, dist
     )
     observer.message(choice.describe())
     # The optimiser comes after, so that it is made over the parameters as they will train.
@@ -366,7 +456,7 @@ def _train(
             torch.cuda.set_rng_state(state["rng"]["cuda"], device)
         history = [EpochMetrics.from_dict(row) for row in state["history"]]
         start = int(state["epoch"]) + 1
-        saved = dict(state.get("recipe", {}))
+        saved = {"task": "classification", **state.get("recipe", {})}
         now = settings.recipe()
         changed = sorted(k for k in now if k != "epochs" and saved.get(k) != now[k])
         if changed:
@@ -388,8 +478,9 @@ def _train(
 
     stalled: list[int] = []
     last = settings.epochs if options.stop_after is None else min(settings.epochs, options.stop_after)
-    confusion = torch.zeros(classes, classes, dtype=torch.int64)
+    evaluation: _Evaluation | None = None
     title = f"{shaped.name} on {dataset.name}"
+    judged = task != "reconstruction"  # whether outputs are classes, with an accuracy
 
     for epoch in range(start, last + 1):
         lr = float(optimizer.param_groups[0]["lr"])
@@ -402,14 +493,13 @@ def _train(
         losses = torch.zeros(steps_per_epoch, device=device)  # per step: the NaN check names the step
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         correct = torch.zeros((), dtype=torch.int64, device=device)
-        seen = checked = 0
+        seen = units = checked = 0
         began = time.perf_counter()
         for step in range(steps_per_epoch):
             index = mine[step * batch : (step + 1) * batch]
-            x = pipeline(train_images[index], train=True)
-            y = train_labels[index].to(device, non_blocking=True)
+            x, y = _batch(task, pipeline, train_images, train_labels, index, True, device)
             with autocast():
-                output = network(x)
+                output = primary(network(x))
             loss = criterion(output.float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -419,8 +509,10 @@ def _train(
             n = int(y.shape[0])
             losses[step] = loss.detach()
             loss_sum += loss.detach().double() * n
-            correct += (output.detach().argmax(1) == y).sum()
+            if judged:  # the predicted class of each image, or of each pixel
+                correct += (output.detach().argmax(1) == y).sum()
             seen += n
+            units += int(y.numel()) if judged else n
             if not cuda or step % SYNC_EVERY == SYNC_EVERY - 1 or step == steps_per_epoch - 1:
                 _check_finite(losses, checked, step, epoch, lr)
                 checked = step + 1
@@ -429,39 +521,52 @@ def _train(
                     observer.progress(
                         seen * dist.world,
                         float(loss_sum) / seen,
-                        int(correct) / seen,
+                        int(correct) / units if judged else math.nan,
                         seen * dist.world / max(elapsed, 1e-9),
                     )
         if cuda:
             torch.cuda.synchronize(device)
         train_time = time.perf_counter() - began
-        totals = torch.stack(
-            [loss_sum, correct.double(), torch.tensor(float(seen), dtype=torch.float64, device=device)]
-        )
+        counts = torch.tensor([float(seen), float(units)], dtype=torch.float64, device=device)
+        totals = torch.cat([torch.stack([loss_sum, correct.double()]), counts])
         if dist.active:
             torch_dist.all_reduce(totals)
-        train_loss, train_correct, train_seen = (float(v) for v in totals)
+        train_loss, train_correct, train_seen, train_units = (float(v) for v in totals)
         if scheduler is not None and not per_step:
             scheduler.step()
 
-        test_loss, test_accuracy, test_time, confusion = _evaluate(
-            model, pipeline, criterion, test_images, test_labels, 2 * batch, classes, dist, autocast, device
+        evaluation = _evaluate(
+            model,
+            pipeline,
+            criterion,
+            test_images,
+            test_labels,
+            2 * batch,
+            classes,
+            dist,
+            autocast,
+            device,
+            task,
         )
         row = EpochMetrics(
             epoch=epoch,
             lr=lr,
             train_loss=train_loss / train_seen,
-            train_accuracy=train_correct / train_seen,
+            train_accuracy=train_correct / train_units if judged else None,
             train_time=train_time,
             train_images_per_s=train_seen / max(train_time, 1e-9),
-            test_loss=test_loss,
-            test_accuracy=test_accuracy,
-            test_time=test_time,
-            test_images_per_s=len(dataset.test) / max(test_time, 1e-9),
+            test_loss=evaluation.loss,
+            test_accuracy=evaluation.accuracy,
+            test_time=evaluation.seconds,
+            test_images_per_s=len(dataset.test) / max(evaluation.seconds, 1e-9),
+            test_mean_iou=evaluation.mean_iou,
+            test_mse=evaluation.mse,
         )
         history.append(row)
         observer.epoch_end(row)
-        stall = _stalled(losses, row, classes)
+        # Chance level is ln(classes) for classes seen equally often, as images of a class are, not
+        # pixels (mostly background): only a classification is judged.
+        stall = _stalled(losses, row, classes) if task == "classification" else None
         if stall is not None:
             stalled.append(epoch)
             observer.message(f"warning: epoch {epoch}: {stall}")
@@ -478,7 +583,7 @@ def _train(
                 },
                 "epoch": epoch,
                 "layout": choice.layout,
-                "history": [asdict(m) for m in history],
+                "history": [m.row() for m in history],
                 "recipe": settings.recipe(),
             }
             checkpoint.save(out / checkpoint.CHECKPOINT, state)
@@ -487,23 +592,75 @@ def _train(
         elif dist.active:
             _gather_states(augment, dist)  # every rank takes part in the collective
 
-    if start > last or not history:
+    if evaluation is None or start > last:
         # Nothing left to train (a resumed run that had finished): evaluate for the report.
-        _, _, _, confusion = _evaluate(
-            model, pipeline, criterion, test_images, test_labels, 2 * batch, classes, dist, autocast, device
+        evaluation = _evaluate(
+            model,
+            pipeline,
+            criterion,
+            test_images,
+            test_labels,
+            2 * batch,
+            classes,
+            dist,
+            autocast,
+            device,
+            task,
         )
-    matrix = confusion.tolist()
-    accuracy = sum(matrix[i][i] for i in range(classes)) / max(1, sum(map(sum, matrix)))
-    report = metrics.report_text(title, accuracy, dataset.classes, matrix)
-    if out is not None and dist.rank == 0:
-        report = metrics.write_report(out, title, accuracy, dataset.classes, matrix, settings.recipe())
+    writes = out is not None and dist.rank == 0
+    matrix: list[list[int]] = []
+    accuracy: float | None = None
+    test_metrics: dict[str, float]
+    if task == "reconstruction":
+        assert evaluation.mse is not None
+        measured_in = _units(settings)
+        test_metrics = {"mse": evaluation.mse, "loss": evaluation.loss}
+        report = metrics.reconstruction_report_text(
+            title, evaluation.mse, evaluation.loss, settings.loss.name, measured_in
+        )
+        if writes:
+            assert out is not None
+            report = metrics.write_reconstruction_report(
+                out,
+                title,
+                evaluation.mse,
+                evaluation.loss,
+                settings.loss.name,
+                measured_in,
+                settings.recipe(),
+            )
+    else:
+        assert evaluation.confusion is not None
+        matrix = evaluation.confusion.tolist()
+        if task == "segmentation":
+            accuracy = metrics.pixel_accuracy(matrix)
+            test_metrics = {"pixel_accuracy": accuracy, "mean_iou": metrics.mean_iou(matrix)}
+            report = metrics.segmentation_report_text(title, dataset.classes, matrix)
+            if writes:
+                assert out is not None
+                report = metrics.write_segmentation_report(
+                    out, title, dataset.classes, matrix, settings.recipe()
+                )
+        else:
+            accuracy = sum(matrix[i][i] for i in range(classes)) / max(1, sum(map(sum, matrix)))
+            test_metrics = {"accuracy": accuracy}
+            report = metrics.report_text(title, accuracy, dataset.classes, matrix)
+            if writes:
+                assert out is not None
+                report = metrics.write_report(
+                    out, title, accuracy, dataset.classes, matrix, settings.recipe()
+                )
+    if writes:
+        assert out is not None
+        if task != "classification":
+            _pictures(out, title, task, model, pipeline, test_images, test_labels, dataset, autocast, device)
         with atomic_path(out / MODEL_FILE) as temporary:
             torch.save(model.state_dict(), temporary)
     return Result(
         model=model,
         history=history,
         test_accuracy=accuracy,
-        classes=dataset.classes,
+        classes=dataset.classes if task != "reconstruction" else [],
         confusion=matrix,
         report=report,
         out=out,
@@ -511,7 +668,56 @@ def _train(
         world_size=dist.world,
         layout=choice.layout,
         stalled=stalled,
+        task=task,
+        test_metrics=test_metrics,
     )
+
+
+def _units(settings: Settings) -> str:
+    """What a reconstruction's MSE is measured in: its target's units, the prepared input's."""
+    if settings.normalize is False:
+        return "pixel values in [0, 1]"
+    return "the normalised input's units (normalize = false would give pixel values in [0, 1])"
+
+
+def _pictures(
+    out: Path,
+    title: str,
+    task: str,
+    model: nn.Module,
+    pipeline: data.Pipeline,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    dataset: data.Dataset,
+    autocast: Any,
+    device: torch.device,
+) -> None:
+    """masks.png or reconstructions.png: the first test images, what the model made of them and,
+    for a segmentation, the true masks."""
+    import torch
+
+    index = torch.arange(min(pictures.SAMPLES, len(labels)), device=images.device)
+    x, y = _batch(task, pipeline, images, labels, index, False, device)
+    model.eval()
+    with torch.no_grad(), autocast():
+        output = primary(model(x))
+    output = output.float()
+
+    def shown(batch: torch.Tensor) -> Any:
+        return pipeline.pixels(batch.float()).permute(0, 2, 3, 1).cpu().numpy()
+
+    if task == "segmentation":
+        predicted = output[:, : len(dataset.classes)].argmax(1)
+        pictures.plot_masks(
+            out / pictures.MASKS,
+            title,
+            shown(x),
+            y.cpu().numpy(),
+            predicted.cpu().numpy(),
+            dataset.classes,
+        )
+    else:
+        pictures.plot_reconstructions(out / pictures.RECONSTRUCTIONS, title, shown(x), shown(output))
 
 
 def _choose_layout(
@@ -519,7 +725,6 @@ def _choose_layout(
     state: dict[str, Any] | None,
     image_input: bool,
     model: nn.Module,
-    pipeline: data.Pipeline,
     sample: tuple[torch.Tensor, torch.Tensor],
     criterion: nn.Module,
     autocast: Any,
@@ -540,7 +745,11 @@ def _choose_layout(
     choice = None
     if dist.rank == 0:
         x, y = sample
-        choice = layout.measure(model, pipeline(x, train=False), y, criterion, autocast)
+
+        def loss(output: Any, target: torch.Tensor) -> torch.Tensor:
+            return criterion(primary(output).float(), target)
+
+        choice = layout.measure(model, x, y, loss, autocast)
     if dist.active:
         shared = [choice]
         # NCCL sends the pickled object from this rank's own GPU, not whichever is current.
@@ -560,11 +769,12 @@ def _stalled(losses: torch.Tensor, row: EpochMetrics, classes: int) -> str | Non
         return None
     chance = math.log(classes)
     late = float(losses[steps // 2 :].mean())
-    if abs(late - chance) >= 0.01 * chance or row.train_accuracy >= 2 / classes:
+    accuracy = row.train_accuracy if row.train_accuracy is not None else 0.0
+    if abs(late - chance) >= 0.01 * chance or accuracy >= 2 / classes:
         return None
     return (
         f"the training loss sat at ln({classes}) = {chance:.3f} (chance level, accuracy "
-        f"{100 * row.train_accuracy:.1f} %) through the last {steps - steps // 2} of its {steps} steps: "
+        f"{100 * accuracy:.1f} %) through the last {steps - steps // 2} of its {steps} steps: "
         "the network is not learning. Try a lower learning rate, another --seed, or momentum"
     )
 
@@ -606,6 +816,30 @@ def _gather_states(generator: torch.Generator, dist: _Distributed) -> list[torch
     return states
 
 
+def confusion_of(predicted: torch.Tensor, truth: torch.Tensor, classes: int) -> torch.Tensor:
+    """The confusion matrix [classes, classes] (rows: true class, columns: predicted) of class
+    indices of any one shape: a class per image, or per pixel."""
+    import torch
+
+    pairs = (truth.reshape(-1) * classes + predicted.reshape(-1)).long()
+    return torch.bincount(pairs, minlength=classes * classes).reshape(classes, classes)
+
+
+@dataclass
+class _Evaluation:
+    """One pass over the test set, over all ranks."""
+
+    loss: float
+    seconds: float
+    #: Rows true classes, columns predicted, counting images or pixels (None: a reconstruction).
+    confusion: torch.Tensor | None = None
+    #: Of the images (classification) or the pixels (segmentation).
+    accuracy: float | None = None
+    mean_iou: float | None = None
+    #: A reconstruction's mean squared error per element.
+    mse: float | None = None
+
+
 def _evaluate(
     model: nn.Module,
     pipeline: data.Pipeline,
@@ -617,34 +851,43 @@ def _evaluate(
     dist: _Distributed,
     autocast: Any,
     device: torch.device,
-) -> tuple[float, float, float, torch.Tensor]:
-    """Test loss, accuracy, seconds and the confusion matrix (rows: true class), over all ranks."""
+    task: str = "classification",
+) -> _Evaluation:
+    """Test loss, seconds, and the task's figures: the confusion matrix (rows: true class) and the
+    accuracy of the images or of the pixels, or a reconstruction's squared error."""
     import torch
     import torch.distributed as torch_dist
 
     model.eval()
     began = time.perf_counter()
     mine = torch.arange(dist.rank, len(labels), dist.world, device=images.device)
-    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    # the loss summed over images, the images, the squared error summed over elements, the elements
+    sums = torch.zeros(4, dtype=torch.float64, device=device)
     confusion = torch.zeros(classes * classes, dtype=torch.int64, device=device)
     with torch.no_grad():
         for start in range(0, len(mine), batch):
             index = mine[start : start + batch]
-            x = pipeline(images[index], train=False)
-            y = labels[index].to(device, non_blocking=True)
+            x, y = _batch(task, pipeline, images, labels, index, False, device)
             with autocast():
-                output = model(x)
+                output = primary(model(x))
             output = output.float()
-            loss_sum += criterion(output, y).double() * y.shape[0]
-            predicted = output[:, :classes].argmax(1)
-            confusion += torch.bincount(y * classes + predicted, minlength=classes * classes)
+            sums[0] += criterion(output, y).double() * y.shape[0]
+            sums[1] += y.shape[0]
+            if task == "reconstruction":
+                sums[2] += (output - y).square().sum().double()
+                sums[3] += y.numel()
+            else:
+                confusion += confusion_of(output[:, :classes].argmax(1), y, classes).reshape(-1)
     if dist.active:
-        torch_dist.all_reduce(loss_sum)
+        torch_dist.all_reduce(sums)
         torch_dist.all_reduce(confusion)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - began
+    loss = float(sums[0]) / max(1.0, float(sums[1]))
+    if task == "reconstruction":
+        return _Evaluation(loss, seconds, mse=float(sums[2]) / max(1.0, float(sums[3])))
     matrix = confusion.reshape(classes, classes).cpu()
-    total = int(matrix.sum())
-    accuracy = int(matrix.trace()) / max(1, total)
-    return float(loss_sum) / max(1, total), accuracy, seconds, matrix
+    accuracy = int(matrix.trace()) / max(1, int(matrix.sum()))
+    mean_iou = metrics.mean_iou(matrix.tolist()) if task == "segmentation" else None
+    return _Evaluation(loss, seconds, matrix, accuracy, mean_iou)

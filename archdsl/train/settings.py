@@ -20,6 +20,8 @@ from ..trainspec import (
     OptimizerSpec,
     ScheduleSpec,
     TrainSpec,
+    task_conflicts,
+    task_of,
 )
 from .errors import TrainError
 
@@ -40,6 +42,8 @@ class Overrides:
     seed: int | None = None
     limit: int | None = None
     test_limit: int | None = None
+    #: "classification", "segmentation" or "reconstruction"
+    task: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,9 @@ class Settings:
     limit: int | None = None
     test_limit: int | None = None
     notes: tuple[str, ...] = field(default=(), compare=False)
+    #: What the model learns: "classification" (a class per image), "segmentation" (a class per
+    #: pixel) or "reconstruction" (its input back).
+    task: str = "classification"
 
     def recipe(self) -> dict[str, Any]:
         """A JSON-friendly description, saved with checkpoints and reports."""
@@ -72,6 +79,7 @@ class Settings:
             else {"mean": list(self.normalize.mean), "std": list(self.normalize.std)}
         )
         return {
+            "task": self.task,
             "dataset": self.dataset.model_dump(),
             "input": list(self.input),
             "resize": list(self.resize) if self.resize else None,
@@ -88,9 +96,11 @@ class Settings:
         }
 
 
-def _guess_dataset(shape: tuple[int, ...]) -> DatasetSpec | None:
+def _guess_dataset(shape: tuple[int, ...], task: str) -> DatasetSpec | None:
     if shape == (1, 28, 28):
-        return DatasetSpec(name="fashion-mnist")
+        return DatasetSpec(name="fashion-mnist-segmentation" if task == "segmentation" else "fashion-mnist")
+    if task == "segmentation":
+        return None
     if shape == (3, 32, 32):
         return DatasetSpec(name="cifar10")
     return None
@@ -104,15 +114,26 @@ def resolve(model: ShapedModel, overrides: Overrides | None = None) -> Settings:
     if model.train is None:
         notes.append(f"model {model.name} has no train section, so defaults are used")
 
+    task = task_of(flags.task or spec.task, spec.dataset)
     dataset = spec.dataset
     if dataset is None:
-        dataset = _guess_dataset(tuple(model.input))
+        dataset = _guess_dataset(tuple(model.input), task)
         if dataset is None:
+            example = (
+                'dataset = "fashion-mnist-segmentation"'
+                if task == "segmentation"
+                else 'dataset = imagefolder("path")'
+            )
             raise TrainError(
                 f"model {model.name} names no dataset and its input {list(model.input)} fits none "
-                'of the built-in ones: add a train section, e.g. train { dataset = imagefolder("path") }'
+                f"of the built-in ones{' for segmentation' if task == 'segmentation' else ''}: "
+                f"add a train section, e.g. train {{ {example} }}"
             )
         notes.append(f"dataset {dataset.name} (guessed from the input shape {list(model.input)})")
+    # `check` holds the section to its own task; --task may name another.
+    for _, problem in task_conflicts(task, dataset, spec.loss):
+        where = f"--task {task}: " if flags.task is not None else ""
+        raise TrainError(where + problem.replace("train setting ", "the spec's setting ", 1))
 
     optimizer = spec.optimizer
     if optimizer is None:
@@ -122,7 +143,9 @@ def resolve(model: ShapedModel, overrides: Overrides | None = None) -> Settings:
         optimizer = optimizer.model_copy(update={"lr": flags.lr})
 
     loss = spec.loss
-    if loss is None:
+    if loss is None and task == "reconstruction":
+        loss = LossSpec(name="mse")
+    elif loss is None:
         # A model that ends in logsoftmax already outputs log-probabilities: cross-entropy on them
         # would apply log-softmax twice.
         last = model.layers[-1].op if model.layers else None
@@ -131,7 +154,15 @@ def resolve(model: ShapedModel, overrides: Overrides | None = None) -> Settings:
     epochs = _pick(flags.epochs, spec.epochs, DEFAULT_EPOCHS, "epochs", notes)
     batch = _pick(flags.batch, spec.batch, DEFAULT_BATCH, "batch", notes)
     seed = flags.seed if flags.seed is not None else spec.seed if spec.seed is not None else DEFAULT_SEED
-    normalize: NormalizeSpec | bool = True if spec.normalize is None else spec.normalize
+    normalize: NormalizeSpec | bool
+    if spec.normalize is not None:
+        normalize = spec.normalize
+    elif task == "reconstruction":
+        # The target is the input: pixels in [0, 1], which a model ending in sigmoid can give back.
+        normalize = False
+        notes.append("normalize false (a reconstruction's target is its input, pixels in [0, 1])")
+    else:
+        normalize = True
     if isinstance(normalize, NormalizeSpec):
         channels = model.input[0] if model.input else 1
         if len(normalize.mean) not in (1, channels):
@@ -157,6 +188,7 @@ def resolve(model: ShapedModel, overrides: Overrides | None = None) -> Settings:
         limit=flags.limit,
         test_limit=flags.test_limit,
         notes=tuple(notes),
+        task=task,
     )
 
 

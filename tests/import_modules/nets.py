@@ -1,6 +1,7 @@
-"""A seed-style Sequential CNN, a module with its own forward and a residual, two that the language
-cannot express (an op it has no statement for; control flow on a tensor's values), and networks
-written as tutorials and popular repositories write them."""
+"""A seed-style Sequential CNN, a module with its own forward and a residual, modules the language
+cannot express (an op it has no statement for; control flow on a tensor's values; a sum that
+broadcasts), networks written as tutorials and popular repositories write them, and graph-shaped
+ones: values read again later, several inputs and outputs, padding and resizing."""
 
 from __future__ import annotations
 
@@ -348,3 +349,190 @@ class Ghost(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.ghost2(self.ghost1(x)).narrow(1, 1, 4)
         return self.fc(x.mean((2, 3)))
+
+
+# --- graph-shaped modules: values read again, several inputs and outputs, resampling ---------------
+# U-Net (milesial/Pytorch-UNet), DCGAN and the YOLO-style trunk are `tests/references.py`'s.
+
+
+def unet(bilinear: bool = False) -> nn.Module:
+    """milesial/Pytorch-UNet's U-Net: skips read three stages later, `Up(x1, x2)` taking two
+    tensors, and `F.pad` to the skip's size computed from both tensors' sizes."""
+    from references import UNet
+
+    return UNet(3, 2, bilinear=bilinear)
+
+
+def yolo() -> nn.Module:
+    """A YOLOv5-style trunk: a backbone returning three maps, a neck taking three and returning
+    three, `nn.Upsample` called twice, SPPF's max pool called three times."""
+    from references import YoloTrunk
+
+    return YoloTrunk()
+
+
+def generator() -> nn.Module:
+    """DCGAN's generator (pytorch/examples): transposed convolutions from a [100, 1, 1] code."""
+    from references import Generator
+
+    return Generator()
+
+
+def fcn(classes: int = 3) -> nn.Module:
+    """torchvision's FCN (`_SimpleSegmentationModel`) on a small backbone: an
+    IntermediateLayerGetter returning a dict of two maps, an FCNHead on each, `F.interpolate` to
+    the input's size (`input_shape = x.shape[-2:]`), and a dict `{"out", "aux"}` returned."""
+    from collections import OrderedDict
+
+    from torchvision.models._utils import IntermediateLayerGetter
+    from torchvision.models.segmentation.fcn import FCN, FCNHead
+
+    def stage(cin: int, cout: int) -> nn.Sequential:
+        return nn.Sequential(
+            nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+        )
+
+    trunk = nn.Sequential(OrderedDict(stem=stage(3, 8), layer1=stage(8, 16), layer2=stage(16, 32)))
+    backbone = IntermediateLayerGetter(trunk, return_layers={"layer1": "aux", "layer2": "out"})
+    return FCN(backbone, FCNHead(32, classes), FCNHead(16, classes))
+
+
+class TwoStreams(nn.Module):
+    """Two inputs (an image and its depth map), each through its own stem, joined and classified."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rgb = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        self.depth = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU())
+        self.fuse = nn.Conv2d(12, 16, 1)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, image: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([self.rgb(image), self.depth(depth)], dim=1)
+        x = F.relu(self.fuse(x))
+        x = F.adaptive_avg_pool2d(x, 1)
+        return self.fc(torch.flatten(x, 1))
+
+
+class DownBlock(nn.Module):
+    """A step down that returns the pooled map and the map before pooling (its skip)."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+        )
+        self.pool = nn.MaxPool2d(2)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        skip = self.conv(x)
+        return self.pool(skip), skip
+
+
+class UpBlock(nn.Module):
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.up = nn.ConvTranspose2d(cin, cout, 2, stride=2)
+        self.conv = nn.Sequential(nn.Conv2d(2 * cout, cout, 3, padding=1), nn.ReLU(inplace=True))
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = self.up(x)
+        return self.conv(torch.cat([x, skip], dim=1))
+
+
+class TinyUNet(nn.Module):
+    """Steps down that return (pooled, skip) tuples, steps up that take two tensors, and a forward
+    that returns the logits and the bottleneck's features as a tuple."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down1 = DownBlock(3, 8)
+        self.down2 = DownBlock(8, 16)
+        self.bottleneck = nn.Conv2d(16, 32, 3, padding=1)
+        self.up2 = UpBlock(32, 16)
+        self.up1 = UpBlock(16, 8)
+        self.head = nn.Conv2d(8, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x, skip1 = self.down1(x)
+        x, skip2 = self.down2(x)
+        features = F.relu(self.bottleneck(x))
+        x = self.up2(features, skip2)
+        x = self.up1(x, skip1)
+        return self.head(x), features
+
+
+class SuperResolution(nn.Module):
+    """pytorch/examples' super-resolution network (ESPCN): one `nn.ReLU` called after each
+    convolution, and a sub-pixel convolution, `nn.PixelShuffle`, at the end."""
+
+    def __init__(self, upscale_factor: int = 3) -> None:
+        super().__init__()
+        self.relu = nn.ReLU()
+        self.conv1 = nn.Conv2d(1, 64, (5, 5), (1, 1), (2, 2))
+        self.conv2 = nn.Conv2d(64, 64, (3, 3), (1, 1), (1, 1))
+        self.conv3 = nn.Conv2d(64, 32, (3, 3), (1, 1), (1, 1))
+        self.conv4 = nn.Conv2d(32, upscale_factor**2, (3, 3), (1, 1), (1, 1))
+        self.pixel_shuffle = nn.PixelShuffle(upscale_factor)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.conv1(x))
+        x = self.relu(self.conv2(x))
+        x = self.relu(self.conv3(x))
+        x = self.pixel_shuffle(self.conv4(x))
+        return x
+
+
+class Resampling(nn.Module):
+    """Padding and resizing as modules and as functions: reflection and constant padding modules,
+    `F.pad` by constant numbers, `F.interpolate` by a factor and to another tensor's size,
+    `nn.Upsample`, a pixel unshuffle and a transposed convolution."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pad = nn.ReflectionPad2d(1)
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.down = nn.PixelUnshuffle(2)
+        self.mix = nn.Conv2d(32, 8, 1)
+        self.fill = nn.ConstantPad2d((0, 1, 0, 1), 0.5)
+        self.up = nn.ConvTranspose2d(8, 8, 2, stride=2)
+        self.smooth = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(self.pad(x))
+        z = self.mix(self.down(y))
+        z = F.interpolate(z, scale_factor=2, mode="nearest")
+        z = F.pad(z, [1, 0, 1, 0])
+        z = self.fill(self.up(z))
+        z = F.interpolate(z, size=y.shape[2:], mode="bilinear", align_corners=False)
+        return self.smooth(z + y)
+
+
+class Halves(nn.Module):
+    """The channels taken apart (`a, b = x.chunk(2, dim=1)`), each half through its own
+    convolution, the second also reading the first's (Res2Net's hierarchy, in two parts)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv_a = nn.Conv2d(4, 4, 3, padding=1)
+        self.conv_b = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = x.chunk(2, dim=1)
+        a = self.conv_a(a)
+        b = self.conv_b(b + a)
+        return torch.cat([a, b], dim=1)
+
+
+class BroadcastSum(nn.Module):
+    """A sum of tensors of different shapes, which `add` does not broadcast."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        return y + F.adaptive_avg_pool2d(y, 1)

@@ -75,66 +75,47 @@ class Down(nn.Module):
 
 
 class Up(nn.Module):
-    """Up: [1024, 16, 16] -> [512, 32, 32], 9,177,600 parameters."""
+    """block Up(skip: tensor, out: int, bilinear: bool = false),
+    on an input of height H and width W:
+    [in_channels, H, W], skip [skip_channels, skip_H, skip_W] -> [out, skip_H, skip_W].
 
-    def __init__(self) -> None:
+    Built here as
+        Up(1024, skip_channels=512, out=512): [1024, 16, 16] -> [512, 32, 32], 9,177,600 parameters
+        Up(512, skip_channels=256, out=256): [512, 32, 32] -> [256, 64, 64], 2,295,040 parameters
+        Up(256, skip_channels=128, out=128): [256, 64, 64] -> [128, 128, 128], 574,080 parameters
+        Up(128, skip_channels=64, out=64): [128, 128, 128] -> [64, 256, 256], 143,680 parameters
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        skip_channels: int,
+        out: int,
+        bilinear: bool = False,
+    ) -> None:
         super().__init__()
-        self.up = nn.ConvTranspose2d(1024, 512, kernel_size=2, stride=2)
-        self.conv = DoubleConv(1024, out=512)
+        if bilinear:
+            self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)
+        else:
+            self.up = nn.ConvTranspose2d(
+                in_channels,
+                in_channels // 2,
+                kernel_size=2,
+                stride=2,
+            )
+        self.conv = DoubleConv(
+            skip_channels + (in_channels if bilinear else in_channels // 2),
+            out=out,
+            mid=(skip_channels + in_channels) // 2 if bilinear else out,
+        )
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        x = self.up(x)  # [512, 32, 32]
-        x = pad_to(x, skip)  # [512, 32, 32]
-        x = torch.cat([skip, x], dim=1)  # [1024, 32, 32]
-        x = self.conv(x)  # [512, 32, 32]
-        return x
-
-
-class Up2(nn.Module):
-    """Up: [512, 32, 32] -> [256, 64, 64], 2,295,040 parameters."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.up = nn.ConvTranspose2d(512, 256, kernel_size=2, stride=2)
-        self.conv = DoubleConv(512, out=256)
-
-    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        x = self.up(x)  # [256, 64, 64]
-        x = pad_to(x, skip)  # [256, 64, 64]
-        x = torch.cat([skip, x], dim=1)  # [512, 64, 64]
-        x = self.conv(x)  # [256, 64, 64]
-        return x
-
-
-class Up3(nn.Module):
-    """Up: [256, 64, 64] -> [128, 128, 128], 574,080 parameters."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.up = nn.ConvTranspose2d(256, 128, kernel_size=2, stride=2)
-        self.conv = DoubleConv(256, out=128)
-
-    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        x = self.up(x)  # [128, 128, 128]
-        x = pad_to(x, skip)  # [128, 128, 128]
-        x = torch.cat([skip, x], dim=1)  # [256, 128, 128]
-        x = self.conv(x)  # [128, 128, 128]
-        return x
-
-
-class Up4(nn.Module):
-    """Up: [128, 128, 128] -> [64, 256, 256], 143,680 parameters."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.up = nn.ConvTranspose2d(128, 64, kernel_size=2, stride=2)
-        self.conv = DoubleConv(128, out=64)
-
-    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        x = self.up(x)  # [64, 256, 256]
-        x = pad_to(x, skip)  # [64, 256, 256]
-        x = torch.cat([skip, x], dim=1)  # [128, 256, 256]
-        x = self.conv(x)  # [64, 256, 256]
+        x = self.up(x)  # [in_channels if bilinear else in_channels // 2, H * 2, W * 2]
+        # [in_channels if bilinear else in_channels // 2, skip_H, skip_W]
+        x = pad_to(x, skip)
+        # [skip_channels + (in_channels if bilinear else in_channels // 2), skip_H, skip_W]
+        x = torch.cat([skip, x], dim=1)
+        x = self.conv(x)  # [out, skip_H, skip_W]
         return x
 
 
@@ -148,10 +129,10 @@ class UNet(nn.Module):
         self.down2 = Down(128, out=256)
         self.down3 = Down(256, out=512)
         self.down4 = Down(512, out=1024)
-        self.up1 = Up()
-        self.up2 = Up2()
-        self.up3 = Up3()
-        self.up4 = Up4()
+        self.up1 = Up(1024, skip_channels=512, out=512)
+        self.up2 = Up(512, skip_channels=256, out=256)
+        self.up3 = Up(256, skip_channels=128, out=128)
+        self.up4 = Up(128, skip_channels=64, out=64)
         self.outc = nn.Sequential(
             OrderedDict(
                 {

@@ -67,34 +67,30 @@ class Down(nn.Module):
 
 
 class Up(nn.Module):
-    """Up: [64, 7, 7] -> [32, 14, 14], 36,000 parameters."""
+    """block Up(skip: tensor, out: int), on an input of height H and width W:
+    [in_channels, H, W], skip [skip_channels, skip_H, skip_W] -> [out, skip_H, skip_W].
 
-    def __init__(self) -> None:
+    Built here as
+        Up(64, skip_channels=32, out=32): [64, 7, 7] -> [32, 14, 14], 36,000 parameters
+        Up(32, skip_channels=16, out=16): [32, 14, 14] -> [16, 28, 28], 9,040 parameters
+    """
+
+    def __init__(self, in_channels: int, skip_channels: int, out: int) -> None:
         super().__init__()
-        self.up = nn.ConvTranspose2d(64, 32, kernel_size=2, stride=2)
-        self.conv = DoubleConv(64, out=32)
+        self.up = nn.ConvTranspose2d(
+            in_channels,
+            in_channels // 2,
+            kernel_size=2,
+            stride=2,
+        )
+        self.conv = DoubleConv(skip_channels + in_channels // 2, out=out)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        x = self.up(x)  # [32, 14, 14]
-        x = pad_to(x, skip)  # [32, 14, 14]
-        x = torch.cat([skip, x], dim=1)  # [64, 14, 14]
-        x = self.conv(x)  # [32, 14, 14]
-        return x
-
-
-class Up2(nn.Module):
-    """Up: [32, 14, 14] -> [16, 28, 28], 9,040 parameters."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.up = nn.ConvTranspose2d(32, 16, kernel_size=2, stride=2)
-        self.conv = DoubleConv(32, out=16)
-
-    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        x = self.up(x)  # [16, 28, 28]
-        x = pad_to(x, skip)  # [16, 28, 28]
-        x = torch.cat([skip, x], dim=1)  # [32, 28, 28]
-        x = self.conv(x)  # [16, 28, 28]
+        x = self.up(x)  # [in_channels // 2, H * 2, W * 2]
+        x = pad_to(x, skip)  # [in_channels // 2, skip_H, skip_W]
+        # [skip_channels + in_channels // 2, skip_H, skip_W]
+        x = torch.cat([skip, x], dim=1)
+        x = self.conv(x)  # [out, skip_H, skip_W]
         return x
 
 
@@ -106,8 +102,8 @@ class UNetSmall(nn.Module):
         self.inc = DoubleConv(1, out=16)
         self.down1 = Down(16, out=32)
         self.down2 = Down(32, out=64)
-        self.up1 = Up()
-        self.up2 = Up2()
+        self.up1 = Up(64, skip_channels=32, out=32)
+        self.up2 = Up(32, skip_channels=16, out=16)
         self.outc = nn.Sequential(
             OrderedDict(
                 {

@@ -6,8 +6,10 @@ from torch import nn
 
 
 class Conv(nn.Module):
-    """block Conv(out: int, kernel: int = 1, stride: int = 1, padding: int = kernel // 2), on an input of height H and width W:
-    [in_channels, H, W] -> [out, (H + padding * 2 - kernel) // stride + 1, (W + padding * 2 - kernel) // stride + 1].
+    """block Conv(out: int, kernel: int = 1, stride: int = 1, padding: int = kernel // 2),
+    on an input of height H and width W:
+    [in_channels, H, W] ->
+        [out, (H + padding * 2 - kernel) // stride + 1, (W + padding * 2 - kernel) // stride + 1].
 
     Built here as
         Conv(3, out=16, kernel=6, stride=2, padding=2): [3, 320, 320] -> [16, 160, 160], 1,760 parameters
@@ -218,23 +220,31 @@ class C3_4(nn.Module):
 
 
 class SPPF(nn.Module):
-    """SPPF: [256, 10, 10] -> [256, 10, 10], 164,608 parameters."""
+    """block SPPF(out: int, k: int = 5), on an input of height H and width W:
+    [in_channels, H, W] -> [out, H, W].
 
-    def __init__(self) -> None:
+    Built here as
+        SPPF(256, out=256): [256, 10, 10] -> [256, 10, 10], 164,608 parameters
+    """
+
+    def __init__(self, in_channels: int, out: int, k: int = 5) -> None:
         super().__init__()
-        self.cv1 = Conv(256, out=128)
-        self.m = nn.MaxPool2d(5, stride=1, padding=2)
-        self.add_module("2", nn.MaxPool2d(5, stride=1, padding=2))
-        self.add_module("3", nn.MaxPool2d(5, stride=1, padding=2))
-        self.cv2 = Conv(512, out=256)
+        self.cv1 = Conv(in_channels, out=in_channels // 2)
+        self.m = nn.MaxPool2d(k, stride=1, padding=k // 2)
+        self.add_module("2", nn.MaxPool2d(k, stride=1, padding=k // 2))
+        self.add_module("3", nn.MaxPool2d(k, stride=1, padding=k // 2))
+        self.cv2 = Conv(in_channels // 2 * 4, out=out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.cv1(x)  # [128, 10, 10]
-        y1 = self.m(x)  # [128, 10, 10]
-        y2 = getattr(self, "2")(y1)  # [128, 10, 10]
-        y3 = getattr(self, "3")(y2)  # [128, 10, 10]
-        x = torch.cat([x, y1, y2, y3], dim=1)  # [512, 10, 10]
-        x = self.cv2(x)  # [256, 10, 10]
+        x = self.cv1(x)  # [in_channels // 2, H, W]
+        # [in_channels // 2, H + k // 2 * 2 - k + 1, W + k // 2 * 2 - k + 1]
+        y1 = self.m(x)
+        # [in_channels // 2, H + k // 2 * 4 - k * 2 + 2, W + k // 2 * 4 - k * 2 + 2]
+        y2 = getattr(self, "2")(y1)
+        # [in_channels // 2, H + k // 2 * 6 - k * 3 + 3, W + k // 2 * 6 - k * 3 + 3]
+        y3 = getattr(self, "3")(y2)
+        x = torch.cat([x, y1, y2, y3], dim=1)  # [in_channels // 2 * 4, H, W]
+        x = self.cv2(x)  # [out, H, W]
         return x
 
 
@@ -252,7 +262,7 @@ class Group(nn.Module):
         self.c3_3 = C3_3()
         self.down4 = Conv(128, out=256, kernel=3, stride=2)
         self.c3_4 = C3_4()
-        self.sppf = SPPF()
+        self.sppf = SPPF(256, out=256)
 
     def forward(
         self,
