@@ -27,7 +27,7 @@ from .receptive import Field, receptive_fields
 from .render import RenderError, block_call, dot_source, render_dot
 from .shapes import Shaped, ShapedModel, float32_size, fmt
 from .sizes import fmt_io
-from .summary import describe, human, walk
+from .summary import describe, human, output_text, walk
 
 INDEX = "index.md"
 DOT_MISSING = (
@@ -174,7 +174,7 @@ def layer_table(model: ShapedModel) -> list[str]:
         row = [
             "&nbsp;&nbsp;" * depth + ("\\*" if node.spliced else code(node.path)),
             cell(_op(node)),
-            code(fmt(node.output)),
+            code(output_text(node.output, node.given)),
             _count(node.params),
             _count(node.macs),
         ]

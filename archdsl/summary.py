@@ -24,6 +24,11 @@ def describe(node: Shaped) -> str:
     return constructs.describe_record(node)
 
 
+def output_text(output: Shape, given: tuple[Shape, ...]) -> str:
+    """A statement's output, or `([a], [b])`, each value's, where it gives several."""
+    return fmt_io([(None, shape) for shape in given]) if len(given) > 1 else fmt(output)
+
+
 def walk(layers: list[Shaped], depth: int = 0) -> Iterator[tuple[int, Shaped]]:
     for layer in layers:
         yield depth, layer
@@ -60,6 +65,12 @@ class Layer:
     output: Shape
     params: int
     macs: int
+    #: Where it gives several values (a split, a block's `output a, b`): the shape of each.
+    given: tuple[Shape, ...] = ()
+
+    @property
+    def output_text(self) -> str:
+        return output_text(self.output, self.given)
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,7 @@ class Summary:
                 node.output,
                 node.params,
                 node.macs,
+                node.given,
             )
             for depth, node in walk(model.layers)
         )
@@ -124,7 +136,7 @@ def _format(summary: Summary) -> str:
             (
                 "  " * layer.depth + layer.name,
                 layer.op,
-                fmt(layer.output),
+                layer.output_text,
                 _count(layer.params),
                 _count(layer.macs),
             )

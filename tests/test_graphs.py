@@ -63,3 +63,20 @@ def test_a_model_ending_in_several_values_gives_them_all(tmp_path: Path) -> None
         got, whole = net(x), dict(net.named_modules())["0"](x)
     assert isinstance(got, tuple) and len(got) == 3
     torch.testing.assert_close(torch.cat(got, dim=1), whole)
+
+
+def test_a_statement_giving_several_values_shows_each_in_the_summary(tmp_path: Path) -> None:
+    path = tmp_path / "fpn.arch"
+    path.write_text(
+        "block Two(w: int) {\n    input as c\n    c -> conv(w, kernel=1) as p3\n"
+        "    c -> maxpool(2) conv(w, kernel=1) as p4\n    output p3, p4\n}\n"
+        "model M {\n    input [3, 16, 16]\n    Two(8) as (p3, p4)\n    p4 -> upsample(2) as up\n"
+        "    p3 -> add(up)\n}\n",
+        encoding="utf-8",
+    )
+    summary = archdsl.summary(str(path))
+    assert [(layer.name, layer.output_text) for layer in summary.layers[:1]] == [
+        ("0", "([8, 16, 16], [8, 8, 8])")
+    ]
+    (row,) = [line for line in str(summary).splitlines() if line.startswith("0 ")]
+    assert row.split()[:2] == ["0", "Two"] and "([8, 16, 16], [8, 8, 8])" in row
