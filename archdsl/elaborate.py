@@ -91,11 +91,15 @@ class Scope:
     _later: dict[str, Span] | None = None
     #: The values made in this body, for the check that each is used.
     made: list[Value] = field(default_factory=list)
+    #: The names given in this body (`as p`), with where: a value a block call gives is made in
+    #: the block's body, and its name here is what the check reports.
+    given_names: list[tuple[str, Span, Value]] = field(default_factory=list)
     #: The statements' module names, for the hint where one is read as a value.
     labels: dict[str, Span] = field(default_factory=dict)
     #: What `output` gives, once it is written.
     outputs: list[Value] | None = None
     output_keys: list[str] | None = None
+    output_names: list[str] | None = None
     output_span: Span | None = None
 
     @property
@@ -196,6 +200,7 @@ class Elaborator(Resolver):
     def name_value(self, scope: Scope, name: str, span: Span, value: Value) -> None:
         scope.values[name] = value
         scope.spans[name] = span
+        scope.given_names.append((name, span, value))
         self.named.append((name, span, value))
 
     # --- the walk over a body -------------------------------------------------------------------
@@ -480,6 +485,15 @@ class Elaborator(Resolver):
                 )
             outputs = [dry(span)]
         scope = frame.scope
+        twice = next((name for index, name in enumerate(names) if name in names[:index]), None)
+        if twice is not None:
+            self.report(error(DUPLICATE, f"`as ({', '.join(names)})` gives the name '{twice}' twice", span))
+            # Each name still made (unknown), so later statements reading it say nothing more.
+            fits, names, outputs = (
+                False,
+                list(dict.fromkeys(names)),
+                [dry(span) for _ in dict.fromkeys(names)],
+            )
         for name, value in zip(names, outputs, strict=True):
             problem = self.reserved_value_name(name, scope)
             if problem is not None:
@@ -601,6 +615,7 @@ class Elaborator(Resolver):
                 self.report(failure.diagnostic)
                 values.append(dry(item.span))
         scope.outputs = values
+        scope.output_names = [item.name for item in statement.items]
         scope.output_keys = [k for k in keys if k is not None] or None
         scope.output_span = statement.span
 
@@ -769,6 +784,12 @@ class Elaborator(Resolver):
                 self.report(warning(UNUSED, f"'{value.name}' is made here and never used", named_at))
             else:
                 self.report(warning(UNUSED, f"what {value.origin} makes here is never used", span))
+        made = set(scope.made)
+        for name, span, value in scope.given_names:
+            if value in made or value.read or value in returned or value.shape is None:
+                continue
+            made.add(value)  # one warning a value
+            self.report(warning(UNUSED, f"'{name}' is made here and never used", span))
 
     # --- models ---------------------------------------------------------------------------------
 
@@ -779,6 +800,8 @@ class Elaborator(Resolver):
         inputs, train = self.model_sections(model, params)
         if not inputs:
             return None
+        # As declared: a later `as` may name an unnamed input where a block gives it back.
+        input_names = [value.name for value in inputs]
         root = Module("", "", None, model.name)
         scope = Scope(params, body=model.body)
         first_shape, first_span = inputs[0].shape, inputs[0].span
@@ -812,7 +835,9 @@ class Elaborator(Resolver):
         graph = None
         if complete:
             self.check_used(scope, outputs)
-            graph = Graph(root, list(inputs), self.nodes, list(outputs), scope.output_keys)
+            graph = Graph(
+                root, list(inputs), self.nodes, list(outputs), scope.output_keys, scope.output_names
+            )
         keys: list[str | None] = list(scope.output_keys) if scope.output_keys else [None] * len(outputs)
         return ShapedModel(
             name=model.name,
@@ -826,7 +851,7 @@ class Elaborator(Resolver):
             train=train,
             model_params=params,
             graph=graph,
-            inputs=[(v.name, v.shape) for v in inputs],  # type: ignore[misc]
+            inputs=[(name, v.shape) for name, v in zip(input_names, inputs, strict=True)],  # type: ignore[misc]
             outputs=[(k, v.shape) for k, v in zip(keys, outputs, strict=True)] if complete else [],  # type: ignore[misc]
             named=self.named,
         )
@@ -917,6 +942,19 @@ class Elaborator(Resolver):
                     dims, input_axes(dims), None, name=name, origin="the model's input", span=statement.span
                 )
                 if name is not None:
+                    first = next((v for v in inputs if v.name == name), None)
+                    if first is not None:
+                        assert first.span is not None
+                        self.diagnostics.append(
+                            error(
+                                DUPLICATE,
+                                f"the input '{name}' is named twice",
+                                statement.binds_span or statement.span,
+                                Note(message=f"first named at {first.span}", span=first.span),
+                            )
+                        )
+                        failed = True
+                        continue
                     self.named.append((name, statement.binds_span or statement.span, value))
                 inputs.append(value)
             elif isinstance(statement, ir.Train):

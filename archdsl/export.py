@@ -24,6 +24,7 @@ import io
 import logging
 import os
 import pickle
+import warnings
 import zipfile
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -53,7 +54,9 @@ def _quiet() -> Any:
     for logger in loggers:
         logger.setLevel(logging.CRITICAL)
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            # Several inputs share the one `batch` axis, which is what is meant.
+            warnings.filterwarnings("ignore", message=r".*axis name: batch will not be used")
             yield
     finally:
         for logger, level in zip(loggers, levels, strict=True):
@@ -175,14 +178,22 @@ def to_onnx(
 
 
 def graph_names(model: ShapedModel) -> tuple[list[tuple[str, tuple[int, ...]]], list[str]]:
-    """The ONNX graph's inputs (name, per-sample shape) and outputs, named as the spec names them:
-    `input` and `output` where there is one, else `input0`, `output1`, … where the spec gives none."""
+    """The ONNX graph's inputs (name, per-sample shape) and outputs, named as the spec names them
+    (an input's `as` name, a dict's keys, the values a tuple returns): `input` and `output` where
+    there is one, else `input0`, `output1`, … where the spec gives none."""
     inputs = [
         (name or (INPUT if len(model.inputs) == 1 else f"{INPUT}{index}"), tuple(shape))
         for index, (name, shape) in enumerate(model.inputs)
     ]
+    # A tuple's outputs by the names of the values the spec returns (`output p3, p4`), where
+    # those are distinct and no input's.
+    names = (model.graph.output_names if model.graph is not None else None) or []
+    taken = {name for name, _ in inputs}
+    by_value = 1 < len(model.outputs) == len(set(names)) == len(names) and not taken & set(names)
     outputs = [
-        key or (OUTPUT if len(model.outputs) == 1 else f"{OUTPUT}{index}")
+        key
+        or (names[index] if by_value and names[index] else None)
+        or (OUTPUT if len(model.outputs) == 1 else f"{OUTPUT}{index}")
         for index, (key, _) in enumerate(model.outputs)
     ]
     return inputs, outputs

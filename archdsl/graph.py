@@ -218,6 +218,8 @@ class Graph:
     #: The model's outputs by name (a dict, as torchvision's segmentation models return), or None
     #: for one output or a tuple.
     output_keys: list[str] | None = None
+    #: The names its `output` statement reads (`output p3, p4`), where it has one.
+    output_names: list[str] | None = None
 
     def modules(self) -> Iterator[Module]:
         """Every module, the model's first, each before the modules it holds."""

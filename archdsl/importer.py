@@ -1045,15 +1045,14 @@ class Reader:
             last = j = i
             while j < len(statements):
                 here = statements[j]
-                if here.name is not None and _container_of(here) == head:
+                if _container_of(here) == head:
                     last = j
                 elif here.name is not None or here.kind != "layer":
                     break
                 j += 1
             members = statements[i : last + 1]
             for member in members:
-                if member.name is not None:
-                    member.name = member.name[len(head) + 1 :]
+                _strip_container(member, head)
             full = f"{path}.{head}" if path else head
             out.append(
                 Stmt(
@@ -2171,8 +2170,36 @@ class Line:
 
 
 def _container_of(statement: Stmt) -> str | None:
+    """The container a statement's module is a member of (`blocks` for `blocks.0`); for a
+    residual or gate (spliced, no module), the one all the modules inside it are members of
+    (`self.body[1](self.body[0](x) + x)`)."""
     name = statement.name
-    return name.split(".", 1)[0] if name is not None and "." in name else None
+    if name is not None:
+        return name.split(".", 1)[0] if "." in name else None
+    if statement.kind not in ("residual", "gate"):
+        return None
+    heads = {_container_of(s) if s.name is not None else "" for s in _members_within(statement)}
+    return heads.pop() if len(heads) == 1 and None not in heads and "" not in heads else None
+
+
+def _members_within(statement: Stmt) -> Iterator[Stmt]:
+    """The statements inside a composite that name a module of the enclosing one: its own, and
+    those inside the composites it holds (a group's are the group's own)."""
+    for inner in [*statement.body, *(statement.shortcut.body if statement.shortcut is not None else [])]:
+        if inner.name is not None or inner.kind in ("group", "call"):
+            yield inner
+        elif inner.kind in ("residual", "gate"):
+            yield from _members_within(inner)
+
+
+def _strip_container(statement: Stmt, head: str) -> None:
+    """`head.`, taken off the names of a container's members (inside composites too)."""
+    if statement.name is not None:
+        statement.name = statement.name[len(head) + 1 :]
+        return
+    if statement.kind in ("residual", "gate"):
+        for inner in _members_within(statement):
+            _strip_container(inner, head)
 
 
 def _numbered_apart(statements: list[Stmt]) -> list[Stmt]:

@@ -347,10 +347,18 @@ def _diagnose(exc: UnexpectedInput, text: str, file: str, following: str | None 
     if previous is not None:
         message += f" after '{previous}'"
     message += f", found {_describe_token(token)}"
+    if "NAME" in expected and token.type != "NAME" and str(token) in keywords():
+        message += ", a keyword, which cannot be a name"
+    elif token.type == "COMMA" and _NAMED_ONE.search(text, 0, offset):
+        message += "; several values are named in parentheses: `as (a, b)`"
     if token.type == "NAME":
-        keywords = [_describe_terminal(t).strip("'") for t in expected if t.isupper() and t.isalpha()]
-        message += did_you_mean(str(token), [k for k in keywords if k.isalpha()])
+        words = [_describe_terminal(t).strip("'") for t in expected if t.isupper() and t.isalpha()]
+        message += did_you_mean(str(token), [k for k in words if k.isalpha()])
     return error(SYNTAX, message, span)
+
+
+#: `… as name` just before: a `,` after it means to name several values.
+_NAMED_ONE = re.compile(r"\bas\s+[A-Za-z_][A-Za-z0-9_]*\s*$")
 
 
 def _acceptable(exc: UnexpectedToken) -> set[str]:
@@ -365,7 +373,9 @@ def _acceptable(exc: UnexpectedToken) -> set[str]:
     return set(exc.expected)
 
 
-_LAST_TOKEN = re.compile(r"""([A-Za-z_][A-Za-z0-9_]*|[0-9][0-9.eE+-]*|"[^"]*"|'[^']*'|//|\S)\s*$""")
+_LAST_TOKEN = re.compile(
+    r"""([A-Za-z_][A-Za-z0-9_]*|[0-9][0-9.eE+-]*|"[^"]*"|'[^']*'|//|->|[=!<>]=|\S)\s*$"""
+)
 
 
 def _previous_token(text: str, offset: int) -> str | None:

@@ -168,7 +168,10 @@ def positive_number(value: Any) -> float:
 def boolean(value: Any) -> bool:
     if isinstance(value, bool):
         return value
-    raise BadValue(f"true or false, got {describe(value)}")
+    # Python's spelling, from `-p flag=True` or a habit: the language's words are lowercase.
+    word = str(value).lower() if isinstance(value, str) else None
+    hint = f" (the language writes it {word})" if word in ("true", "false") else ""
+    raise BadValue(f"true or false, got {describe(value)}{hint}")
 
 
 def string(value: Any) -> str:

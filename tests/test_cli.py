@@ -212,6 +212,15 @@ def test_param_overrides_a_model_parameter(in_root: Path) -> None:
     assert re.search(r"^11 +linear 100 +\[100\] +8,500 +8,400$", out, flags=re.M)
 
 
+def test_a_boolean_parameter_written_as_python_does_says_how_the_language_writes_it(in_root: Path) -> None:
+    code, out = run_cli("check", "specs/unet.arch", "-p", "bilinear=True")
+    assert code == 1
+    assert out.startswith(
+        "specs/unet.arch:29:7: error[E005]: model UNet argument 'bilinear' must be true or false, "
+        'got "True" (the language writes it true)\n'
+    )
+
+
 def test_file_that_is_not_utf8_is_a_positioned_error(tmp_path: Path) -> None:
     spec = tmp_path / "latin1.arch"
     spec.write_bytes(b"model A {\n    input [1, 8, 8]  # caf\xe9\n}\n")

@@ -162,7 +162,10 @@ def test_emitted_source_matches_golden(spec: str, in_root: Path, golden: Callabl
     golden(ROOT / "tests" / "golden" / Path(spec).stem / "model.py", source)
 
 
-@pytest.mark.parametrize("spec", SPECS)
+HANDWRITTEN = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "tests" / "handwritten").glob("*.arch"))
+
+
+@pytest.mark.parametrize("spec", SPECS + HANDWRITTEN)
 def test_emitted_class_loads_the_built_weights_and_computes_the_same(spec: str, tmp_path: Path) -> None:
     path = ROOT / spec
     for model in archdsl.load(str(path)).models:

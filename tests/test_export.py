@@ -219,3 +219,23 @@ def test_export_without_the_onnx_extra_names_it(
         "archdsl: error: archdsl export needs onnxscript, which is not installed: "
         "pip install 'archdsl[onnx]'\n",
     )
+
+
+def test_onnx_inputs_and_outputs_are_named_as_the_spec_names_them(tmp_path: Path) -> None:
+    from archdsl.export import graph_names
+    from archdsl.program import compile_file
+
+    def names(text: str) -> tuple[list[str], list[str]]:
+        path = tmp_path / "m.arch"
+        path.write_text(text, encoding="utf-8")
+        inputs, outputs = graph_names(compile_file(str(path)).model())
+        return [name for name, _ in inputs], outputs
+
+    two = "model M {\n    input [3, 8, 8] as image\n    conv(4, kernel=1) as a\n    relu as b\n"
+    assert names(two + "    output a, b\n}\n") == (["image"], ["a", "b"])
+    assert names(two + "    output x: a, y: b\n}\n") == (["image"], ["x", "y"])
+    # Read twice, or an input's name: each by its place instead.
+    assert names(two + "    output a, a\n}\n") == (["image"], ["output0", "output1"])
+    assert names(two + "    output image, b\n}\n") == (["image"], ["output0", "output1"])
+    # Several values with no `output`: no names to give.
+    assert names("model M {\n    input [4, 8, 8]\n    split(2)\n}\n") == (["input"], ["output0", "output1"])

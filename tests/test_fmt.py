@@ -26,6 +26,8 @@ from conftest import ROOT, run_cli
 
 ZOO = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "specs" / "torchvision").glob("*.arch"))
 SPECS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "specs").glob("*.arch")) + ZOO
+#: Written by hand as users write, and not formatted: what fmt meets in the wild.
+HANDWRITTEN = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "tests" / "handwritten").glob("*.arch"))
 FIXTURES = ROOT / "tests" / "fixtures" / "fmt"
 
 
@@ -56,7 +58,7 @@ def comments(text: str) -> list[str]:
     return [c.text for c in scan(text).comments]
 
 
-@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize("spec", SPECS + HANDWRITTEN)
 def test_formatting_a_spec_keeps_its_models_and_comments_and_is_idempotent(spec: str) -> None:
     text = (ROOT / spec).read_text(encoding="utf-8")
     formatted = format_text(text, spec)

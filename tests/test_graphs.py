@@ -5,7 +5,9 @@ loads its reference's `state_dict` strictly and computes what it computes (see `
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import handwritten_references
 import pytest
 import references
 import torch
@@ -80,3 +82,21 @@ def test_a_statement_giving_several_values_shows_each_in_the_summary(tmp_path: P
     ]
     (row,) = [line for line in str(summary).splitlines() if line.startswith("0 ")]
     assert row.split()[:2] == ["0", "Two"] and "([8, 16, 16], [8, 8, 8])" in row
+
+
+@pytest.mark.parametrize(
+    ("spec", "model", "factory", "shape"),
+    [
+        ("pix2pix.arch", "Pix2Pix", handwritten_references.Pix2Pix, (3, 64, 64)),
+        ("fpn.arch", "FPN", handwritten_references.FPN, (3, 50, 50)),
+        ("fpn.arch", "FPNDict", handwritten_references.FPNDict, (3, 50, 50)),
+        ("mbv2.arch", "MBV2Tiny", handwritten_references.MBV2Tiny, (3, 32, 32)),
+        ("multi.arch", "Multi", handwritten_references.Multi, (8, 16, 16)),
+    ],
+)
+def test_networks_written_by_hand_are_the_pytorch_they_stand_for(
+    spec: str, model: str, factory: Any, shape: tuple[int, ...]
+) -> None:
+    # Written as a new user would, apart from archdsl's tests (tests/handwritten/).
+    shaped = load(str(ROOT / "tests" / "handwritten" / spec), model=model)
+    check_network(shaped, factory(), [sample(2, *shape)], name=model)

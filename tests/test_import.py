@@ -139,6 +139,8 @@ def test_a_forward_with_a_residual_becomes_a_residual_in_a_block(tmp_path: Path)
         # GhostNet's `out[:, :self.out_chs]` after a concatenation, and `x.narrow(1, 1, 4)`
         (nets.Ghost, (3, 8, 8), "narrow(length)"),
         (nets.Ghost, (3, 8, 8), "narrow(4, start=1)"),
+        # a Sequential's members called by index, a residual between them: one group of its name
+        (nets.IndexedSequential, (8, 8, 8), "body: {\n        *residual {"),
     ],
 )
 def test_modules_as_tutorials_and_popular_repositories_write_them_round_trip(

@@ -110,11 +110,24 @@ class Mul(_Join):
         for index, other in enumerate(values[1:], 1):
             given = other.shape
             if len(given) != len(shape) or any(g not in (1, s) for g, s in zip(given, shape, strict=True)):
+                # The other way round it would scale: the product's shape is what it receives.
+                turned = (
+                    len(values) == 2
+                    and len(given) == len(shape)
+                    and all(s in (1, g) for g, s in zip(given, shape, strict=True))
+                )
+                name = other.name
+                hint = (
+                    f"; to scale {name} by what it receives, name that (`… as w`) and write "
+                    f"`{name} -> mul(w)`"
+                    if turned and name is not None
+                    else ""
+                )
                 raise fail(
                     GATE_MISMATCH,
                     f"{node.op} cannot scale one by the other: {value_text(values[0])}, "
                     f"{value_text(other, index)}; each axis of what scales must be the scaled value's "
-                    "size or 1",
+                    f"size or 1{hint}",
                     node.span,
                     *_notes(values),
                 )
