@@ -62,7 +62,12 @@ class FPN(nn.Module):
     def __init__(self, width: int = 16, as_dict: bool = False) -> None:
         super().__init__()
         self.as_dict = as_dict
-        self.stem, self.layer1, self.layer2, self.layer3 = _stage(3, 16), _stage(16, 32), _stage(32, 64), _stage(64, 128)
+        self.stem, self.layer1, self.layer2, self.layer3 = (
+            _stage(3, 16),
+            _stage(16, 32),
+            _stage(32, 64),
+            _stage(64, 128),
+        )
         self.lat4 = nn.Conv2d(128, width, 1)
         self.lat3 = nn.Conv2d(64, width, 1)
         self.lat2 = nn.Conv2d(32, width, 1)
