@@ -307,9 +307,12 @@ class _Layout:
 
     def statement(self, tree: Tree[Token]) -> Doc:
         children: list[Any] = tree.children
+        if tree.data == "sourced":
+            source, statement = children
+            return [*self.reads(source), self.statement(statement)]
         if tree.data == "call":
-            source, prefix, op, args, bind = children
-            parts = [*self.reads(source), *self.prefix(prefix), self.tok(op)]
+            prefix, op, args, bind = children
+            parts = [*self.prefix(prefix), self.tok(op)]
             if isinstance(args, Tree):
                 parts.append(self.brackets(args, self.argument))
             return [*parts, *self.bind(bind)]
@@ -335,8 +338,8 @@ class _Layout:
                 words.append(self.tok(token))
                 star = token.type == "STAR"
             return [*words, " ", self.body(children[start:])]
-        source, prefix, *rest, bind = children
-        parts = [*self.reads(source), *self.prefix(prefix)]
+        prefix, *rest, bind = children
+        parts = self.prefix(prefix)
         start = _open_brace(rest)
         header, body = rest[:start], rest[start:]
         for index, piece in enumerate(header):

@@ -204,23 +204,31 @@ class ToIR(Transformer[Any, Any]):
             parts.append("".join(literal))
         return parts
 
-    def _start(self, source: Any, prefix: Prefix | None, keyword: Any) -> Any:
-        if source is not None:
-            return source[2]
+    def _start(self, prefix: Prefix | None, keyword: Any) -> Any:
         return prefix.token if prefix is not None else keyword
 
-    def _flow(self, source: Any, bind: Any) -> dict[str, Any]:
-        """The `source ->` and `as …` of a statement, as its IR fields."""
-        fields: dict[str, Any] = {}
-        if source is not None:
-            fields["source"], fields["source_span"] = source[0], source[1]
-        if bind is not None:
-            fields["binds"], fields["binds_span"], fields["binds_tuple"] = bind
-        return fields
+    def _binds(self, bind: Any) -> dict[str, Any]:
+        """The `as …` of a statement, as its IR fields."""
+        if bind is None:
+            return {}
+        names, span, tupled = bind
+        return {"binds": names, "binds_span": span, "binds_tuple": tupled}
 
     def source(self, children: list[Any]) -> tuple[str, Span, Token]:
         name, _arrow = children
         return str(name), self._token_span(name), name
+
+    def sourced(self, children: list[Any]) -> ir.Stmt:
+        """`x -> statement`: the statement, reading `x`, and starting at it."""
+        (name, span, token), statement = children
+        end = statement.span
+        return statement.model_copy(
+            update={
+                "source": name,
+                "source_span": span,
+                "span": Span(self.file, token.line, token.column, end.end_line, end.end_column),
+            }
+        )
 
     def bind(self, children: list[Any]) -> tuple[list[str], Span, bool]:
         keyword, *names = children
@@ -230,9 +238,9 @@ class ToIR(Transformer[Any, Any]):
         return [str(n) for n in words], self._span(keyword, last), tupled
 
     def call(self, children: list[Any]) -> ir.Call:
-        source, prefix, op, args, bind = children
-        if source is None and prefix is None and bind is None:
-            # Most statements of a long spec: no name, no `x ->`, no `as` (their fields' defaults).
+        prefix, op, args, bind = children
+        if prefix is None and bind is None:
+            # Most statements of a long spec: no name, no `as` (their fields' defaults).
             return ir.Call.of(
                 span=self._span(op, args.end if args is not None else op),
                 op=str(op),
@@ -241,34 +249,34 @@ class ToIR(Transformer[Any, Any]):
             )
         end = bind[1] if bind is not None else args.end if args is not None else op
         return ir.Call.of(
-            span=self._span(self._start(source, prefix, op), end),
+            span=self._span(self._start(prefix, op), end),
             op=str(op),
             op_span=self._token_span(op),
             args=args or [],
             **_fields(prefix),
-            **self._flow(source, bind),
+            **self._binds(bind),
         )
 
     def repeat(self, children: list[Any]) -> ir.Repeat:
-        source, prefix, keyword, count, _as, index, *body, close, bind = children
+        prefix, keyword, count, _as, index, *body, close, bind = children
         extra = {} if index is None else {"index": str(index), "index_span": self._token_span(index)}
         return ir.Repeat.of(
-            span=self._span(self._start(source, prefix, keyword), close),
+            span=self._span(self._start(prefix, keyword), close),
             count=count,
             body=body,
             **extra,
             **_fields(prefix),
-            **self._flow(source, bind),
+            **self._binds(bind),
         )
 
     def concat(self, children: list[Any]) -> ir.Concat:
-        source, prefix, keyword, args, *branches, _close, bind = children
+        prefix, keyword, args, *branches, _close, bind = children
         return ir.Concat.of(
-            span=self._span(self._start(source, prefix, keyword), args.end if args is not None else keyword),
+            span=self._span(self._start(prefix, keyword), args.end if args is not None else keyword),
             args=args or [],
             branches=branches,
             **_fields(prefix),
-            **self._flow(source, bind),
+            **self._binds(bind),
         )
 
     def branch(self, children: list[Any]) -> ir.Branch:
@@ -286,36 +294,36 @@ class ToIR(Transformer[Any, Any]):
         return self.branch([None, *children])
 
     def residual(self, children: list[Any]) -> ir.Residual:
-        source, prefix, keyword, args, *body, _close, bind = children
+        prefix, keyword, args, *body, _close, bind = children
         shortcuts = [c for c in body if isinstance(c, ir.Branch)]
         extra = {"shortcut": shortcuts[0], "shortcut_at": body.index(shortcuts[0])} if shortcuts else {}
         if len(shortcuts) > 1:
             raise LabelError("a residual has one shortcut", shortcuts[1].span)
         return ir.Residual.of(
-            span=self._span(self._start(source, prefix, keyword), args.end if args is not None else keyword),
+            span=self._span(self._start(prefix, keyword), args.end if args is not None else keyword),
             args=args or [],
             body=[c for c in body if not isinstance(c, ir.Branch)],
             **extra,
             **_fields(prefix),
-            **self._flow(source, bind),
+            **self._binds(bind),
         )
 
     def gate(self, children: list[Any]) -> ir.Gate:
-        source, prefix, keyword, *body, _close, bind = children
+        prefix, keyword, *body, _close, bind = children
         return ir.Gate.of(
-            span=self._span(self._start(source, prefix, keyword), keyword),
+            span=self._span(self._start(prefix, keyword), keyword),
             body=body,
             **_fields(prefix),
-            **self._flow(source, bind),
+            **self._binds(bind),
         )
 
     def group_stmt(self, children: list[Any]) -> ir.Group:
-        source, prefix, open_, *body, _close, bind = children
+        prefix, open_, *body, _close, bind = children
         return ir.Group.of(
-            span=self._span(self._start(source, prefix, open_), open_),
+            span=self._span(self._start(prefix, open_), open_),
             body=body,
             **_fields(prefix),
-            **self._flow(source, bind),
+            **self._binds(bind),
         )
 
     def if_stmt(self, children: list[Any]) -> ir.If:
@@ -346,7 +354,7 @@ class ToIR(Transformer[Any, Any]):
         return ir.Input.of(
             span=self._span(keyword, bind[1] if bind is not None else dims if dims is not None else keyword),
             dims=dims.items if dims is not None else None,
-            **self._flow(None, bind),
+            **self._binds(bind),
         )
 
     def train_stmt(self, children: list[Any]) -> ir.Train:

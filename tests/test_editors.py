@@ -44,7 +44,7 @@ def ops(tree: Tree[Token]) -> set[tuple[int, int]]:
     """The positions of the layer (or block) name of every call statement."""
     found = set()
     for call in tree.find_data("call"):
-        op = call.children[2]
+        op = call.children[1]  # after its `name:` or `*`
         assert isinstance(op, Token)
         found.add((op.line, op.column))
     return found
