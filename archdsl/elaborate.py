@@ -53,7 +53,7 @@ from .shapes import Context as ShapeContext
 from .shapes import infer, input_axes, too_many_elements, too_many_params, with_origin
 from .sizes import MAX_ELEMENTS, MAX_PARAMS, UNUSED, fmt
 from .trainspec import TrainSpec, validate_train
-from .values import UNKNOWN, BadValue, Symbol, TensorRef, describe
+from .values import UNKNOWN, BadValue, Symbol, describe, tensor_refs
 
 
 @dataclass
@@ -658,7 +658,7 @@ class Elaborator(Resolver):
             if diagnostic is not failure.diagnostic and x is not None and x.shape is not None:
                 diagnostic = with_origin(diagnostic, x, self.shape_context)
             raise Failed(diagnostic) from None
-        references = _references(values) if spec.reads_values else []
+        references = tensor_refs(values) if spec.reads_values else []
         if (
             frame.never
             or x is None
@@ -1044,17 +1044,6 @@ def _made_names(body: Sequence[ir.Stmt]) -> dict[str, Span]:
     for statement in nested_statements(body):
         for name in statement.binds or ():
             found.setdefault(name, statement.binds_span or statement.span)
-    return found
-
-
-def _references(values: dict[str, Any]) -> list[TensorRef]:
-    """The named values among a layer's arguments, in the order of its signature."""
-    found: list[TensorRef] = []
-    for value in values.values():
-        if isinstance(value, TensorRef):
-            found.append(value)
-        elif isinstance(value, tuple) and value and all(isinstance(v, TensorRef) for v in value):
-            found.extend(value)
     return found
 
 

@@ -65,7 +65,7 @@ from .symbolic import (
 from .symbolic import evaluate as evaluate_value
 from .symbolic import floordiv as symbolic_floordiv
 from .values import UNKNOWN as NOT_KNOWN
-from .values import BadValue, TensorRef
+from .values import BadValue, TensorRef, tensor_refs
 
 #: Why a block cannot be one class for all its calls (a layer's `NotSymbolic` is one such reason).
 NotGeneric = NotSymbolic
@@ -641,17 +641,6 @@ _RULES: dict[type[Layer], _Rule] = {
 }
 
 
-def _read(args: Mapping[str, Any]) -> list[TensorRef]:
-    """The named values among a layer's arguments, in the order of its signature (elaboration's)."""
-    found: list[TensorRef] = []
-    for value in args.values():
-        if isinstance(value, TensorRef):
-            found.append(value)
-        elif isinstance(value, tuple) and value and all(isinstance(v, TensorRef) for v in value):
-            found.extend(value)
-    return found
-
-
 # --- what the analysis gives ----------------------------------------------------------------------
 
 
@@ -1200,14 +1189,14 @@ class _Walk:
                 args[name] = _normalised(name, value, op)
             else:
                 raise NotGeneric(f"{op} {name} depends on a parameter")
-        reads = _read(args) if spec.reads_values else []
+        reads = tensor_refs(args) if spec.reads_values else []
         return [shape, *(ref.value.shape for ref in reads)], args
 
     def matches(self, op: str, args: Mapping[str, Any], node: Shaped) -> None:
         """The arguments at this call are those elaboration bound."""
         for name, value in args.items():
             actual = node.args.get(name)
-            if isinstance(value, TensorRef) or (isinstance(value, tuple) and _read({name: value})):
+            if isinstance(value, TensorRef) or (isinstance(value, tuple) and tensor_refs({name: value})):
                 continue
             found = self.at(value)
             if not _same(found, actual):

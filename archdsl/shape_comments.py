@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from .comments import Comment, Trivia, scan
 from .errors import Diagnostic, Note, Span, warning
 from .shapes import Shaped, ShapedModel
-from .sizes import Shape, fmt
+from .sizes import Shape, fmt_io
 from .transformer import OUT_OF_RANGE, decimal
 
 STALE_SHAPE = "W005"
@@ -106,7 +106,7 @@ def shape_of(comment: Comment) -> tuple[Given, re.Match[str]] | None:
 
 def shape_text(given: Given) -> str:
     """`[16, 10, 10]`, or `([2, 8, 8], [2, 8, 8])` for several values (as `summary` writes them)."""
-    return fmt(given[0]) if len(given) == 1 else "(" + ", ".join(fmt(s) for s in given) + ")"
+    return fmt_io([(None, shape) for shape in given])
 
 
 def _written(given: Given, match: re.Match[str]) -> str:

@@ -7,7 +7,7 @@ raises `BadValue` saying what was expected. No torch here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +58,18 @@ class TensorRef:
 
     def __str__(self) -> str:
         return self.name
+
+
+def tensor_refs(args: Mapping[str, Any]) -> list[TensorRef]:
+    """The named values among a layer's bound arguments, in the order of its signature (a tuple
+    of them where an argument takes several, `cat(a, b)`)."""
+    found: list[TensorRef] = []
+    for value in args.values():
+        if isinstance(value, TensorRef):
+            found.append(value)
+        elif isinstance(value, tuple) and value and all(isinstance(v, TensorRef) for v in value):
+            found.extend(value)
+    return found
 
 
 @dataclass(frozen=True)

@@ -122,19 +122,20 @@ def compare(model: ShapedModel, infos: list[Any]) -> Verification:
     root = theirs.get("")
     if root is None:
         problems.append(Disagreement("", "missing", f"model {model.name}", ""))
-    elif len(model.outputs) > 1:
+    else:
         # torchinfo records one size for a tuple or dict of outputs (the last tensor's), so the
         # outputs' shapes are compared at the statements that make them.
-        if root.num_params != model.params:
-            problems.append(Disagreement("", "parameters", f"{model.params:,}", f"{root.num_params:,}"))
-    else:
-        _check(problems, "", model.output or (), model.params, root)
+        output = model.output or () if len(model.outputs) <= 1 else None
+        _check(problems, "", output, model.params, root)
     return result
 
 
-def _check(problems: list[Disagreement], path: str, output: tuple[int, ...], params: int, info: Any) -> None:
+def _check(
+    problems: list[Disagreement], path: str, output: tuple[int, ...] | None, params: int, info: Any
+) -> None:
+    """The record's output shape (unless `output` is None) and parameters against ours."""
     shape = tuple(info.output_size[1:])  # without the batch axis
-    if shape != tuple(output):
+    if output is not None and shape != tuple(output):
         problems.append(Disagreement(path, "output shape", fmt(output), fmt(shape)))
     if info.num_params != params:
         problems.append(Disagreement(path, "parameters", f"{params:,}", f"{info.num_params:,}"))

@@ -479,6 +479,22 @@ def _train(
     stalled: list[int] = []
     last = settings.epochs if options.stop_after is None else min(settings.epochs, options.stop_after)
     evaluation: _Evaluation | None = None
+
+    def evaluate() -> _Evaluation:
+        return _evaluate(
+            model,
+            pipeline,
+            criterion,
+            test_images,
+            test_labels,
+            2 * batch,
+            classes,
+            dist,
+            autocast,
+            device,
+            task,
+        )
+
     title = f"{shaped.name} on {dataset.name}"
     judged = task != "reconstruction"  # whether outputs are classes, with an accuracy
 
@@ -535,19 +551,7 @@ def _train(
         if scheduler is not None and not per_step:
             scheduler.step()
 
-        evaluation = _evaluate(
-            model,
-            pipeline,
-            criterion,
-            test_images,
-            test_labels,
-            2 * batch,
-            classes,
-            dist,
-            autocast,
-            device,
-            task,
-        )
+        evaluation = evaluate()
         row = EpochMetrics(
             epoch=epoch,
             lr=lr,
@@ -594,19 +598,7 @@ def _train(
 
     if evaluation is None or start > last:
         # Nothing left to train (a resumed run that had finished): evaluate for the report.
-        evaluation = _evaluate(
-            model,
-            pipeline,
-            criterion,
-            test_images,
-            test_labels,
-            2 * batch,
-            classes,
-            dist,
-            autocast,
-            device,
-            task,
-        )
+        evaluation = evaluate()
     writes = out is not None and dist.rank == 0
     matrix: list[list[int]] = []
     accuracy: float | None = None
