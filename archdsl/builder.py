@@ -26,7 +26,7 @@ from .errors import ArchError, error
 from .graph import Graph as Dataflow
 from .graph import Module as GraphModule
 from .graph import Node, Program, ShapedModel, Value, is_chain, programs
-from .layers import Function, Input, Inputs, Module, PluginError, SizeOf
+from .layers import Batched, Function, Input, Inputs, Member, Module, PluginError, SizeOf
 from .runtime import Sequential
 from .shapes import TOO_LARGE, float32_size
 
@@ -89,8 +89,10 @@ class Graph(nn.Module):
             values = [slots[i] for i in reads]
             if kind == "call":
                 result = self._modules[target](*values)  # type: ignore[misc]
-            elif kind == "scale":
-                result = values[0] * self._parameters[target]
+            elif kind == "use":
+                key, function = target
+                member = self._modules[key] if key in self._modules else self._parameters[key]
+                result = run_function(function, values, member)
             else:
                 result = run_function(target, values)
             if len(writes) == 1 and not (kind == "function" and target.many):
@@ -124,24 +126,38 @@ def _target(name: str) -> Any:
         raise PluginError(f"a layer plugin's module {name} cannot be imported: {exc}") from None
 
 
-def run_function(function: Function, inputs: list[Any]) -> Any:
-    """What a `Function` computes on a node's inputs."""
-    if function.target == "+":
-        return functools.reduce(operator.add, inputs)
-    if function.target == "*":
-        return functools.reduce(operator.mul, inputs)
-    args = [_argument(a, inputs) for a in function.args]
-    kwargs = {k: _argument(v, inputs) for k, v in function.kwargs.items()}
-    return _target(function.target)(*args, **kwargs)
+#: The operators a `Function` may name, applied left to right over its operands.
+OPERATORS = {"+": operator.add, "*": operator.mul, "@": operator.matmul}
 
 
-def _argument(value: Any, inputs: list[Any]) -> Any:
+def run_function(function: Function, inputs: list[Any], member: Any = None) -> Any:
+    """What a `Function` computes on a node's inputs (and its `member`, for `Layer.use`)."""
+    if function.target in OPERATORS:
+        operands: list[Any] = []
+        for argument in function.args:
+            value = _argument(argument, inputs, member)
+            operands.extend(value) if isinstance(argument, Inputs) else operands.append(value)
+        return functools.reduce(OPERATORS[function.target], operands)
+    args = [_argument(a, inputs, member) for a in function.args]
+    kwargs = {k: _argument(v, inputs, member) for k, v in function.kwargs.items()}
+    called = member if isinstance(function.target, Member) else _target(function.target)
+    result = called(*args, **kwargs)
+    return result if function.pick is None else result[function.pick]
+
+
+def _argument(value: Any, inputs: list[Any], member: Any = None) -> Any:
     if isinstance(value, Input):
         return inputs[value.index]
     if isinstance(value, Inputs):
         return list(inputs)
     if isinstance(value, SizeOf):
         return inputs[value.index].shape[2:]
+    if isinstance(value, Member):
+        return member
+    if isinstance(value, Batched):
+        return member.expand(inputs[value.index].shape[0], *(-1,) * (member.dim() - 1))
+    if isinstance(value, list):
+        return [_argument(v, inputs, member) for v in value]
     return value
 
 
@@ -158,10 +174,10 @@ def compile_program(program: Program) -> tuple[list[Instruction], tuple[int, ...
         reads = tuple(slots[v] for v in step.inputs)
         writes = tuple(slots.setdefault(v, len(slots)) for v in step.outputs)
         target = step.target
-        if isinstance(target, GraphModule):
+        if isinstance(target, GraphModule) or (target.member and target.use is None):
             steps.append(("call", target.key, reads, writes))
         elif target.member:
-            steps.append(("scale" if target.parameter else "call", target.key, reads, writes))
+            steps.append(("use", (target.key, target.use), reads, writes))
         else:
             steps.append(("function", layers.LAYERS[target.op].function(target), reads, writes))
     outputs = tuple(slots[v] for v in program.outputs)
@@ -194,6 +210,8 @@ def _member(member: Node | GraphModule, building: _Building) -> nn.Module | nn.P
     if member.parameter:
         parameter = layers.LAYERS[member.op].parameter(member)
         assert parameter is not None
+        if parameter.std is not None:
+            return nn.Parameter(torch.empty(parameter.shape).normal_(std=parameter.std))
         return nn.Parameter(torch.full(parameter.shape, float(parameter.fill)))
     if (
         not building.pretrained_weights

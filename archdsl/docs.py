@@ -49,6 +49,18 @@ FIELD_LEGEND = (
 )
 
 
+def field_legend(axes: int) -> str:
+    """The legend under a layer table whose input has `axes` spatial axes: a signal's positions,
+    an image's rows and columns, a video's frames too."""
+    if axes == 3:
+        return FIELD_LEGEND.replace("rows×columns", "frames×rows×columns")
+    if axes == 1:
+        return FIELD_LEGEND.replace("input pixels", "input positions").replace(
+            ", rows×columns (one number when they agree)", ""
+        )
+    return FIELD_LEGEND
+
+
 @dataclass(frozen=True)
 class Entry:
     """One page to write: a model, the spec it came from (as given) and its rendered warnings."""
@@ -147,11 +159,12 @@ def _op(node: Shaped) -> str:
 
 
 def field_text(field: Field) -> tuple[str, str]:
-    """(receptive field, stride) for a table row: one number where rows and columns agree."""
+    """(receptive field, stride) for a table row: one number where the axes (rows and columns)
+    agree."""
     if field.whole:
         return "whole", "—"
-    rows, cols = field.size_text().split("×")
-    size = rows if rows == cols else f"{rows}×{cols}"
+    sizes = field.size_text().split("×")
+    size = sizes[0] if len(set(sizes)) == 1 else "×".join(sizes)
     return (f"≤{size}" if field.bounded else size), field.jump_text()
 
 
@@ -210,7 +223,7 @@ def model_page(entry: Entry) -> str:
         "",
     ]
     if receptive_fields(model):
-        lines += [FIELD_LEGEND, ""]
+        lines += [field_legend(len(model.input) - 1), ""]
     else:
         lines += ["No receptive fields: the input is not an image `[C, H, W]`.", ""]
     elements = activation_elements(model)

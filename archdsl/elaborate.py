@@ -664,6 +664,8 @@ class Elaborator(Resolver):
             or x is None
             or x.shape is None
             or (references and any(r.value.shape is None for r in references))
+            # an argument that reads a size of a value whose shape an error left unknown
+            or any(value is UNKNOWN for value in values.values())
         ):
             outputs = [dry(call.span, call.op)]
             return Made(None, outputs)
@@ -726,6 +728,8 @@ class Elaborator(Resolver):
         node.output, node.params, node.macs, node.axes = outcome.output, outcome.params, outcome.macs, axes
         if member:
             node.parameter = type(spec).parameter is not _NO_PARAMETER and spec.parameter(node) is not None
+            if type(spec).use is not _PLAIN_USE:
+                node.use = spec.use(node)
             module.members[key] = node
         name = spec.name
         first = Value(outcome.output, axes, node, 0, None, name, span)
@@ -984,6 +988,7 @@ class Elaborator(Resolver):
 _LEAF: Any = ()
 #: A layer kind that is no bare parameter does not override this (asking costs a call per node).
 _NO_PARAMETER = layers.Layer.parameter
+_PLAIN_USE = layers.Layer.use
 
 #: Statements that are no step of the flow: a model's inputs and train section, an output.
 _SECTIONS = frozenset({"input", "train", "output"})

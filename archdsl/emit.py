@@ -42,7 +42,7 @@ from . import layers
 from .generic import CHOICE, Analysis, Generic, Param, by_path, symbols
 from .graph import Module as GraphModule
 from .graph import Node, Program, Shaped, ShapedModel, Step, Value, is_chain, programs
-from .layers import Function, Input, Inputs, SizeOf
+from .layers import Batched, Function, Input, Inputs, Member, SizeOf
 from .sizes import fmt, fmt_io
 from .symbolic import Sym
 from .symbolic import Value as SymbolicValue
@@ -444,8 +444,8 @@ class _Forward:
         target = step.target
         if isinstance(target, GraphModule):
             return f"{_reference(target.key)}({', '.join(arguments)})"
-        if target.member and target.parameter:
-            return f"{arguments[0]} * {_reference(target.key)}"
+        if target.member and target.use is not None:
+            return function_source(target.use, arguments, self.names, _reference(target.key))
         if target.member:
             return f"{_reference(target.key)}({', '.join(arguments)})"
         function = self.functions.get(target) or layers.LAYERS[target.op].function(target)
@@ -497,16 +497,29 @@ def _inherited_hints(program: Program, own: dict[Value, str]) -> dict[Value, str
     return hints
 
 
-def function_source(function: Function, arguments: list[str], names: Names) -> Expr | str:
-    """A `Function`, written as a call (or an operator) on the named inputs."""
-    if function.target in ("+", "*"):
-        return f" {function.target} ".join(arguments)
-    target = function.target
-    if target.startswith("archdsl."):
-        target = names.helper(target[len("archdsl.") :])
-    items = [Item(_function_argument(a, arguments)) for a in function.args]
-    items += [Item(_function_argument(v, arguments), f"{k}=") for k, v in function.options().items()]
-    return Expr(f"{target}(", tuple(items))
+def function_source(
+    function: Function, arguments: list[str], names: Names, member: str | None = None
+) -> Expr | str:
+    """A `Function`, written as a call (or an operator) on the named inputs; `member` is how
+    `forward` refers to the layer's member where the function uses it (`self.class_token`)."""
+    if function.target in ("+", "*", "@"):
+        operands: list[str] = []
+        for argument in function.args:
+            if isinstance(argument, Inputs):
+                operands.extend(arguments)
+            else:
+                operands.append(_function_argument(argument, arguments, member))
+        return f" {function.target} ".join(operands)
+    if isinstance(function.target, Member):
+        assert member is not None
+        target = member
+    else:
+        target = function.target
+        if target.startswith("archdsl."):
+            target = names.helper(target[len("archdsl.") :])
+    items = [Item(_function_argument(a, arguments, member)) for a in function.args]
+    items += [Item(_function_argument(v, arguments, member), f"{k}=") for k, v in function.options().items()]
+    return Expr(f"{target}(", tuple(items), ")" if function.pick is None else f")[{function.pick}]")
 
 
 @dataclass(frozen=True)
@@ -517,7 +530,7 @@ class _Kept:
     name: str
 
 
-def _function_argument(value: Any, arguments: list[str]) -> str:
+def _function_argument(value: Any, arguments: list[str], member: str | None = None) -> str:
     if isinstance(value, _Kept):
         return f"self.{value.name}"
     if isinstance(value, Input):
@@ -526,6 +539,15 @@ def _function_argument(value: Any, arguments: list[str]) -> str:
         return "[" + ", ".join(arguments) + "]"
     if isinstance(value, SizeOf):
         return f"{arguments[value.index]}.shape[2:]"
+    if isinstance(value, Member):
+        assert member is not None
+        return member
+    if isinstance(value, Batched):
+        assert member is not None
+        rest = ", ".join(["-1"] * value.axes)
+        return f"{member}.expand({arguments[value.index]}.shape[0], {rest})"
+    if isinstance(value, list):
+        return "[" + ", ".join(_function_argument(v, arguments, member) for v in value) + "]"
     return py(value)
 
 
@@ -773,6 +795,9 @@ class Emitter:
             + ("," if len(parameter.shape) == 1 else "")
             + ")"
         )
+        if parameter.std is not None:
+            drawn = Expr("torch.empty(", (Item(shape),), f").normal_(std={py(parameter.std)})")
+            return Expr("nn.Parameter(", (Item(drawn),))
         full = Expr("torch.full(", (Item(shape), Item(py(parameter.fill))))
         return Expr("nn.Parameter(", (Item(full),))
 
@@ -1020,7 +1045,11 @@ class Emitter:
             shapes = f"{fmt(call_.input)} -> {fmt(call_.output)}"
             built_as[f"{written}: {shapes}, {call_.params:,} parameters"] = None
         declared = ", ".join(_declaration(p) for p in generic.declared)
-        where = ", on an input of height H and width W" if len(generic.input) == 3 else ""
+        where = {
+            2: ", on an input of length L",
+            3: ", on an input of height H and width W",
+            4: ", on an input of T frames, height H and width W",
+        }.get(len(generic.input), "")
         tensors = (f"{name} {_shape(shape)}" for name, shape in generic.tensors.items())
         inputs = [_shape(generic.input), *tensors]
         # Broken where a line would outgrow the code around it, only between its parts (an
@@ -1074,7 +1103,7 @@ def _chain_from(x: Value, steps: list[Step]) -> tuple[list[Step], Value] | None:
 
 def _is_member_step(step: Step) -> bool:
     target = step.target
-    return isinstance(target, GraphModule) or (target.member and not target.parameter)
+    return isinstance(target, GraphModule) or (target.member and target.use is None)
 
 
 def _shape(shape: tuple[SymbolicValue, ...]) -> str:

@@ -409,7 +409,10 @@ class _Layout:
         keyword, condition, then, otherwise_keyword, otherwise = children
         parts: list[Doc] = [self.tok(keyword), " ", self.expr(condition), " ", self.body(then.children)]
         if otherwise_keyword is not None:
-            parts += [" ", self.tok(otherwise_keyword), " "]
+            # A comment after the `}` before `else` stays there, and `else` starts the next line.
+            after = self.trailing(then.children[-1], inner=True)
+            parts += [*after] if after else [" "]
+            parts += [self.tok(otherwise_keyword), " "]
             if otherwise.data == "if_stmt":
                 parts.append(self.conditional(otherwise.children))
             else:

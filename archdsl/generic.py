@@ -3,8 +3,8 @@
 Consumes the shaped models with the IR of their blocks (the definitions, arguments still
 expressions); produces, for each block that can be written generically, a `Generic`: its body as
 `Shaped` nodes whose channel counts and sizes are `symbolic` expressions in `in_channels` (or
-`in_features`), the block's parameters, the input's `H` and `W`, and the sizes of its tensor
-parameters (`skip_channels`, `skip_H`, `skip_W`).
+`in_features`), the block's parameters, the input's `H` and `W` (a signal's `L`, a video's `T`,
+`H` and `W`), and the sizes of its tensor parameters (`skip_channels`, `skip_H`, `skip_W`).
 
 The pass follows a block's dataflow as elaboration does. Each named value (`… as x`, `input as x`,
 a tensor parameter) has a symbolic shape in the scope of its definition, so a statement that reads
@@ -77,7 +77,8 @@ CALL = "call"
 #: The kind of the record of a member an `if` on the parameters builds one way or the other: its
 #: children are the two builds, then the other.
 CHOICE = "choice"
-_SPATIAL_NAMES = ("H", "W")
+#: The names of an input's spatial sizes, by its rank: a signal's, an image's, a video's.
+_SPATIAL_NAMES: dict[int, tuple[str, ...]] = {2: ("L",), 3: ("H", "W"), 4: ("T", "H", "W")}
 #: Names a parameter may not have in a generated signature: what the generated `__init__` itself
 #: reads (the classes it calls are added by `emit`), and the names of the shape comments.
 _RESERVED = frozenset(keyword.kwlist) | {
@@ -94,7 +95,10 @@ _RESERVED = frozenset(keyword.kwlist) | {
     "OrderedDict",
     "in_channels",
     "in_features",
-    *_SPATIAL_NAMES,
+    "L",
+    "T",
+    "H",
+    "W",
 }
 
 Shape = tuple[Value, ...]
@@ -605,6 +609,8 @@ def _cat(args: dict[str, Any], inputs: list[Shape]) -> list[Shape]:
 
 
 def _split(args: dict[str, Any], inputs: list[Shape]) -> list[Shape]:
+    if args.get("dim", 1) != 1:
+        raise NotGeneric("a split of an axis other than the channels")
     channels, *rest = inputs[0]
     sizes = args["sizes"]
     if isinstance(sizes, Sym):
@@ -797,7 +803,7 @@ class Analysis:
         assert definition is not None
         calls = self.calls[block]
         rank = _one_rank([call.input for call in calls], "its input")
-        input_name = "in_channels" if rank == 3 else "in_features"
+        input_name = "in_features" if rank == 1 else "in_channels"
         declared = [p.name for p in definition.params if p.type_name != "tensor"]
         taken = {*self.reserved, *(p.name for p in definition.params)}
         tensors: dict[str, Shape] = {}
@@ -832,7 +838,7 @@ class Analysis:
             if not all(_representable(call.args[name]) for name in declared):
                 raise NotGeneric("a call passes a value that is not a Python literal")
         env: dict[str, Any] = {name: Var(name) for name in declared}
-        shape: Shape = (Var(input_name), Var("H"), Var("W")) if rank == 3 else (Var(input_name),)
+        shape: Shape = (Var(input_name), *(Var(n) for n in _SPATIAL_NAMES.get(rank, ())))
         allowed = {input_name, *declared, *(str(s[0]) for s in tensors.values())}
         first: tuple[list[Shaped], list[Shape]] | None = None
         used: set[str] = {input_name} if computed_reads_input else set()
@@ -947,7 +953,7 @@ def _one_rank(shapes: Iterable[tuple[int, ...]], what: str) -> int:
     if len(ranks) != 1:
         raise NotGeneric(f"it is called with {what} of different ranks")
     rank = ranks.pop()
-    if rank not in (1, 3):
+    if not 1 <= rank <= 4:
         raise NotGeneric(f"{what} has rank {rank}")
     return rank
 
@@ -958,7 +964,8 @@ def _tensor_shape(name: str, calls: Sequence[Shaped], taken: set[str]) -> Shape:
     rank = _one_rank([call.args[name].value.shape for call in calls], f"'{name}'")
     if rank == 1:
         return (Var(_fresh(f"{name}_features", taken)),)
-    return tuple(Var(_fresh(f"{name}_{axis}", taken)) for axis in ("channels", *_SPATIAL_NAMES))
+    axes = ("channels", *_SPATIAL_NAMES[rank])
+    return tuple(Var(_fresh(f"{name}_{axis}", taken)) for axis in axes)
 
 
 def _signature(nodes: Sequence[Shaped]) -> str:
@@ -1186,9 +1193,19 @@ class _Walk:
                     raise NotGeneric(f"{op} {name} is an expression")
                 args[name] = value
             elif name in symbolic_args:
-                args[name] = _normalised(name, value, op)
+                args[name] = _normalised(name, value, op, len(shape) - 1)
             else:
                 raise NotGeneric(f"{op} {name} depends on a parameter")
+        axes = len(shape) - 1
+        for name in spec.per_axis:
+            # One size per spatial axis, as shape inference spreads them (`sizes.spread`).
+            value = args.get(name)
+            if name in expressions or not 1 <= axes <= 3:
+                continue
+            if isinstance(value, int) and not isinstance(value, bool):
+                args[name] = (value,) * axes
+            elif isinstance(value, tuple) and len(value) != axes:
+                raise NotGeneric(f"{op} {name} is not one size per axis")
         reads = tensor_refs(args) if spec.reads_values else []
         return [shape, *(ref.value.shape for ref in reads)], args
 
@@ -1473,14 +1490,14 @@ def _one(flow: list[Shape]) -> Shape:
     return flow[0]
 
 
-def _normalised(name: str, value: Any, op: str) -> Any:
-    """An argument that is an expression, as the layer's own values are: a pair of integers for a
-    window's sizes, a tuple of integers for a list, else an integer."""
+def _normalised(name: str, value: Any, op: str, axes: int) -> Any:
+    """An argument that is an expression, as the layer's own values are: one integer per spatial
+    axis (of `axes`) for a window's sizes, a tuple of integers for a list, else an integer."""
     if name in _PAIRS:
-        items = value if isinstance(value, list) else [value, value]
-        if len(items) != 2:
-            raise NotGeneric(f"{op} {name} is not a pair")
-        return (_integer(items[0]), _integer(items[1]))
+        items = value if isinstance(value, list) else [value] * axes
+        if len(items) != axes:
+            raise NotGeneric(f"{op} {name} is not one size per axis")
+        return tuple(_integer(item) for item in items)
     if isinstance(value, list):
         return tuple(_integer(v) for v in value)
     return _integer(value)

@@ -27,6 +27,7 @@ from .sizes import Shape
 
 if TYPE_CHECKING:
     from .layers.base import Axes
+    from .layers.base import Function as LayerFunction
     from .trainspec import TrainSpec
 
 
@@ -143,8 +144,12 @@ class Node(Shaped):
     #: The inputs it reads by a skip connection (a residual's shortcut, the gated input): drawn
     #: dashed.
     skips: tuple[int, ...] = ()
-    #: Its member is a bare parameter (`scale`), which multiplies what flows through.
+    #: Its member is a bare parameter (`scale`, `token`, `posembed`), no module: its `use` combines
+    #: it with what flows through.
     parameter: bool = False
+    #: How `forward` uses its member, where that is not calling it on what it receives
+    #: (`Layer.use`): `x * self.layer_scale`.
+    use: LayerFunction | None = None
 
 
 @dataclass(eq=False, repr=False)
@@ -326,4 +331,4 @@ def _is_member_call(step: Step) -> bool:
     target = step.target
     if isinstance(target, Module):
         return True
-    return target.member and not target.parameter
+    return target.member and target.use is None

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import layers
 from .layers import Layer
+from .layers.base import axes_of
 from .parser import keywords
 
 if TYPE_CHECKING:
@@ -169,13 +170,18 @@ def load_factory(target: str, arguments: dict[str, Any]) -> tuple[nn.Module, str
 
 
 def default_input(module: nn.Module) -> tuple[int, ...] | None:
-    """[C, 224, 224] for a network that starts with a convolution, [F] for one that starts with a
-    linear layer; None when the first layer does not tell."""
+    """[C, 224, 224] for a network that starts with a 2-d convolution ([C, 16, 112, 112], a video
+    clip as torchvision's video models take it, for a 3-d one; [C, 224] for a 1-d one), [F] for
+    one that starts with a linear layer; None when the first layer does not tell."""
     from torch import nn
 
     for child in module.modules():
         if isinstance(child, nn.Conv2d):
             return (child.in_channels, 224, 224)
+        if isinstance(child, nn.Conv3d):
+            return (child.in_channels, 16, 112, 112)
+        if isinstance(child, nn.Conv1d):
+            return (child.in_channels, 224)
         if isinstance(child, nn.Linear):
             return (child.in_features,)
     return None
@@ -590,6 +596,79 @@ def implicit_broadcasts(graph: fx.Graph) -> None:
             graph.erase_node(node)
 
 
+def self_attention(graph: fx.Graph, root: nn.Module) -> None:
+    """`attn(x, x, x, need_weights=False)[0]` of an `nn.MultiheadAttention` (torchvision's ViT): the
+    call reads x once and is its first result, as `attention` writes it. Any other call (cross
+    attention, the weights read) stays, and is refused with its line."""
+    from torch import nn as torch_nn
+
+    for node in list(graph.nodes):
+        if node.op != "call_module" or not isinstance(
+            root.get_submodule(str(node.target)), torch_nn.MultiheadAttention
+        ):
+            continue
+        queries = node.args[:3]
+        users = list(node.users)
+        firsts = all(u.target is operator.getitem and u.args[1] == 0 for u in users)
+        if (
+            len(queries) != 3
+            or len(set(queries)) != 1
+            or not users
+            or not firsts
+            or node.kwargs.get("attn_mask") is not None
+        ):
+            continue
+        node.args, node.kwargs = (queries[0],), {}
+        node.meta["tensor_meta"] = users[0].meta["tensor_meta"]
+        for user in users:
+            user.replace_all_uses_with(node)
+            graph.erase_node(user)
+
+
+def learnt_tensors(graph: fx.Graph, root: nn.Module) -> None:
+    """A parameter of the module that a value is joined with as `token` and `posembed` write it:
+    `torch.cat([self.class_token.expand(n, -1, -1), x], dim=1)` puts learnt tokens before a
+    sequence, `x + self.pos_embedding` adds a tensor of the sample's shape. Each is marked with the
+    parameter it reads (`meta["learnt"]`) and made to read x alone."""
+    import torch
+    from torch import fx
+
+    def parameter(value: Any) -> str | None:
+        if isinstance(value, fx.Node) and value.op == "get_attr":
+            try:
+                root.get_parameter(str(value.target))
+            except AttributeError:
+                return None
+            return str(value.target)
+        return None
+
+    for node in list(graph.nodes):
+        if node.target in (torch.cat, torch.concat) and _is_one_tensor(node):
+            parts = node.args[0]
+            dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
+            if not isinstance(parts, (list, tuple)) or len(parts) != 2 or dim not in (1, -2):
+                continue
+            expanded, x = parts
+            if not (
+                isinstance(expanded, fx.Node) and expanded.op == "call_method" and expanded.target == "expand"
+            ):
+                continue
+            target = parameter(expanded.args[0])
+            if target is None or len(node.meta["tensor_meta"].shape) != 3:
+                continue
+            node.meta["learnt"] = ("token", target)
+            node.args, node.kwargs = ([x],), {"dim": 1}
+            if not expanded.users:
+                graph.erase_node(expanded)
+        elif _is_sum(node) and len(node.args) == 2:
+            targets = [parameter(a) for a in node.args]
+            others = [a for a, t in zip(node.args, targets, strict=True) if t is None]
+            found = [t for t in targets if t is not None]
+            if len(found) == 1 and len(others) == 1 and isinstance(others[0], fx.Node):
+                node.meta["learnt"] = ("posembed", found[0])
+                node.args = (others[0],)
+
+
 def dense_concatenations(graph: fx.Graph) -> None:
     """DenseNet's concatenations, rewritten as the language writes them: torchvision concatenates
     all earlier features in each layer, `cat([x, y1, …, yk])`; that is `cat([cat([x, y1, …]), yk])`
@@ -601,7 +680,7 @@ def dense_concatenations(graph: fx.Graph) -> None:
 
     made: dict[tuple[fx.Node, ...], fx.Node] = {}
     for node in list(graph.nodes):
-        if not _is_cat(node):
+        if not _is_cat(node) or "learnt" in node.meta:
             continue
         inputs = list(node.args[0])
         if len(inputs) == 1:
@@ -683,6 +762,28 @@ def _is_product(node: fx.Node) -> bool:
 
     target = _target(node)
     return len(node.args) <= 2 and (target in MUL or target is torch.mul)
+
+
+def _is_matmul(node: fx.Node) -> bool:
+    """`a @ b`, `torch.matmul(a, b)`, `a.matmul(b)`, `torch.bmm(a, b)`."""
+    import torch
+
+    target = _target(node)
+    return target in (operator.matmul, torch.matmul, torch.bmm, "matmul", "bmm")
+
+
+def _number_factor(node: fx.Node) -> float | None:
+    """The number a value is multiplied by (`x * 0.125`, `x.mul(s)`) or divided by (`x / 8`)."""
+    import torch
+
+    target = _target(node)
+    divides = target in (operator.truediv, torch.div, "div") and "rounding_mode" not in node.kwargs
+    if not (_is_product(node) or divides) or len(node.args) != 2:
+        return None
+    numbers = [a for a in node.args if isinstance(a, int | float) and not isinstance(a, bool)]
+    if len(numbers) != 1 or (divides and node.args[1] is not numbers[0]):
+        return None
+    return 1 / numbers[0] if divides else float(numbers[0])
 
 
 def _target(node: fx.Node) -> Any:
@@ -1228,12 +1329,17 @@ class Reader:
         source: Any = node.args[0]
         rank = len(source.meta["tensor_meta"].shape) if _is_one_tensor(source) else 0
         dim = node.kwargs.get("dim", node.args[2] if len(node.args) > 2 else 0)
-        if not isinstance(dim, int) or rank < 2 or dim % rank != 1:
+        if not isinstance(dim, int) or rank < 2 or dim % rank == 0:
             raise ImportFailed(
-                f"{_op_name(node)} splits axis {dim}{_where(node)}: the language's `split` takes the "
-                "channels apart (axis 1)"
+                f"{_op_name(node)} splits axis {dim}{_where(node)}: the language's `split` takes "
+                "a sample's axes apart, not the batch's"
             )
-        return [int(s.shape[1]) for s in node.meta["tensor_meta"]]
+        return [int(s.shape[dim]) for s in node.meta["tensor_meta"]]
+
+    @staticmethod
+    def split_dim(node: fx.Node) -> int:
+        """The axis a split takes apart, as written (1 for the channels)."""
+        return node.kwargs.get("dim", node.args[2] if len(node.args) > 2 else 0)  # type: ignore[return-value]
 
     def _shares(self, graph: _Graph, key: str, count: int) -> dict[int, list[str]] | None:
         """The steps that take each share of a split apart (`parts[i]`), by share."""
@@ -1251,7 +1357,10 @@ class Reader:
         """A split whose shares each go their own way and are concatenated back in order: a
         `concat(split=…)`."""
         join = graph.ipdom(split, scope)
-        if join is None or join not in graph.units:
+        split_node = graph.units[split].node
+        assert split_node is not None
+        source_rank = len(split_node.args[0].meta["tensor_meta"].shape)  # type: ignore[union-attr]
+        if join is None or join not in graph.units or self.split_dim(split_node) % source_rank != 1:
             return None
         node = graph.units[join].node
         region = graph.enclosed(split, join, scope)
@@ -1325,10 +1434,15 @@ class Reader:
         source: Any = node.args[0]
         channels = sum(sizes)
         equal = [n for n in range(1, channels + 1) if chunks(channels, n) == sizes]
+        rank = len(source.meta["tensor_meta"].shape)
+        dim = self.split_dim(node)
+        args: dict[str, Any] = {"sizes": equal[0] if equal else tuple(sizes)}
+        if dim % rank != 1:
+            args["dim"] = dim
         statement = Stmt(
             "layer",
             op="split",
-            args={"sizes": equal[0] if equal else tuple(sizes)},
+            args=args,
             output=gives[0].shape,
             input=_shape(source),
             reads=self.value(source),
@@ -1447,6 +1561,9 @@ class Reader:
             )
         output = _shape(node)
         inputs = _tensor_args(node)
+        learnt = self.learnt(path, node)
+        if learnt is not None:
+            return _fresh_chain([learnt], self.value(inputs[0]), self.value(node))
         join = self.join(who, node, inputs, previous)
         if join is not None:
             return [join]
@@ -1481,9 +1598,30 @@ class Reader:
         the first and naming the others (a sum or product reads the value just made where it can:
         the order of its terms does not change it)."""
         sum_, product, cat = _is_sum(node), _is_product(node), _is_cat(node)
+        output = _shape(node)
+        if _is_matmul(node) and len(inputs) == 2:
+            return Stmt(
+                "layer",
+                op="matmul",
+                args={"other": Ref(self.value(inputs[1]))},
+                output=output,
+                input=_shape(inputs[0]),
+                reads=self.value(inputs[0]),
+                gives=[self.value(node)],
+            )
+        factor = _number_factor(node)
+        if factor is not None and len(inputs) == 1:
+            return Stmt(
+                "layer",
+                op="mul",
+                args={"others": [factor]},
+                output=output,
+                input=_shape(inputs[0]),
+                reads=self.value(inputs[0]),
+                gives=[self.value(node)],
+            )
         if not (sum_ or product or cat) or len(inputs) < 2 or (not cat and len(inputs) != 2):
             return None
-        output = _shape(node)
         if cat:
             if len(inputs) != len(_cat_inputs(node)):
                 raise ImportFailed(
@@ -1523,6 +1661,36 @@ class Reader:
             reads=self.value(order[0]),
             gives=[self.value(node)],
         )
+
+    def learnt(self, path: str, node: fx.Node) -> Stmt | None:
+        """A learnt tensor joined with the value (`learnt_tensors`), where the module whose forward
+        joins it holds it: `token` or `posembed` under the parameter's name."""
+        found = node.meta.get("learnt")
+        if found is None:
+            return None
+        op, target = found
+        owner, _, name = target.rpartition(".")
+        who = path or type(self.root).__name__
+        if owner != path:
+            raise ImportFailed(
+                f"{who} reads {target}, a parameter of another module{_where(node)}: a learnt tensor "
+                "is a parameter of the module that uses it"
+            )
+        tensor = self.root.get_parameter(target).detach()
+        sample = _shape(node)
+        if op == "token":
+            args: dict[str, Any] = {"count": int(tensor.shape[1])}
+            if tuple(tensor.shape) != (1, tensor.shape[1], sample[-1]):
+                return None
+        else:
+            args = {}
+            if tuple(tensor.shape) != (1, *sample):
+                raise ImportFailed(
+                    f"{who} adds {target}, of shape {shape_text(tuple(tensor.shape))}, to a "
+                    f"{shape_text(sample)} sample{_where(node)}: `posembed` adds a tensor of the "
+                    "sample's shape"
+                )
+        return Stmt("layer", op=op, args=args, name=name, output=sample, input=_shape(_tensor_args(node)[0]))
 
     def scale(self, path: str, node: fx.Node) -> Stmt | None:
         """x · a parameter of the module, of shape [C, 1, 1]: a `scale` statement of its name."""
@@ -1616,10 +1784,6 @@ def _arg(node: fx.Node, index: int, name: str, default: Any) -> Any:
     return node.args[index] if len(node.args) > index else default
 
 
-def _pair(value: Any) -> tuple[int, int]:
-    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
-
-
 def _functional(node: fx.Node, torch: Any) -> list[tuple[str, dict[str, Any]]] | None:
     """The layers that compute a functional op, or None."""
     F = torch.nn.functional
@@ -1654,13 +1818,14 @@ def _functional(node: fx.Node, torch: Any) -> list[tuple[str, dict[str, Any]]] |
         return [(op, {"dim": _arg(node, 1, "dim", None)})]
     if target is F.dropout:
         return [("dropout", {"p": _arg(node, 1, "p", 0.5)})]
-    if target in (F.avg_pool2d, F.max_pool2d):
-        kernel = _pair(_arg(node, 1, "kernel_size", None))
+    averages = (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)
+    if target in (*averages, F.max_pool1d, F.max_pool2d, F.max_pool3d):
+        kernel = axes_of(_arg(node, 1, "kernel_size", None))
         stride = _arg(node, 2, "stride", None)
-        found: dict[str, Any] = {"kernel": kernel, "padding": _pair(_arg(node, 3, "padding", 0))}
-        if stride and _pair(stride) != kernel:
-            found["stride"] = _pair(stride)
-        if target is F.avg_pool2d:
+        found: dict[str, Any] = {"kernel": kernel, "padding": axes_of(_arg(node, 3, "padding", 0))}
+        if stride and axes_of(stride) != kernel:
+            found["stride"] = axes_of(stride)
+        if target in averages:
             if _arg(node, 6, "divisor_override", None) is not None:
                 return None
             found["ceil"] = _arg(node, 4, "ceil_mode", False)
@@ -1668,15 +1833,15 @@ def _functional(node: fx.Node, torch: Any) -> list[tuple[str, dict[str, Any]]] |
             return [("avgpool", found)]
         if _arg(node, 6, "return_indices", False):
             return None
-        found["dilation"] = _pair(_arg(node, 4, "dilation", 1))
+        found["dilation"] = axes_of(_arg(node, 4, "dilation", 1))
         found["ceil"] = _arg(node, 5, "ceil_mode", False)
         return [("maxpool", found)]
-    if target is F.adaptive_avg_pool2d:
-        return [("adaptiveavgpool", {"size": _pair(_arg(node, 1, "output_size", None))})]
-    if target is F.adaptive_max_pool2d:
-        return [("adaptivemaxpool", {"size": _pair(_arg(node, 1, "output_size", None))})]
+    if target in (F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d):
+        return [("adaptiveavgpool", {"size": axes_of(_arg(node, 1, "output_size", None))})]
+    if target in (F.adaptive_max_pool1d, F.adaptive_max_pool2d, F.adaptive_max_pool3d):
+        return [("adaptivemaxpool", {"size": axes_of(_arg(node, 1, "output_size", None))})]
     if target is operator.getitem or method == "narrow" or target is torch.narrow:
-        return _narrowed(node)
+        return _narrowed(node) or _selected(node)
     flattens = target is torch.flatten or method == "flatten"
     if flattens:
         start, end = _arg(node, 1, "start_dim", 0), _arg(node, 2, "end_dim", -1)
@@ -1699,10 +1864,21 @@ def _functional(node: fx.Node, torch: Any) -> list[tuple[str, dict[str, Any]]] |
         dims = [dims] if isinstance(dims, int) else dims
         source = _tensor_args(node)[0]
         rank = len(source.meta["tensor_meta"].shape)
-        if dims is None or rank != 4 or sorted(d % 4 for d in dims) != [2, 3]:
-            return None
-        pooled: list[tuple[str, dict[str, Any]]] = [("adaptiveavgpool", {"size": (1, 1)})]
-        return pooled if _arg(node, 2, "keepdim", False) else [*pooled, ("flatten", {})]
+        keepdim = _arg(node, 2, "keepdim", False)
+        if dims is None or any(d % rank == 0 for d in dims):
+            return None  # over the batch
+        if rank == 4 and sorted(d % 4 for d in dims) == [2, 3]:  # an image's global average pool
+            pooled: list[tuple[str, dict[str, Any]]] = [("adaptiveavgpool", {"size": (1, 1)})]
+            return pooled if keepdim else [*pooled, ("flatten", {})]
+        return [("mean", {"dim": tuple(dims), "keepdim": keepdim})]
+    if method == "transpose" or target is torch.transpose:
+        rank = len(_tensor_args(node)[0].meta["tensor_meta"].shape)
+        first, second = (int(d) % rank for d in node.args[1:3])  # type: ignore[arg-type]
+        if 0 in (first, second):
+            return None  # it moves the batch axis
+        order = list(range(rank))
+        order[first], order[second] = order[second], order[first]
+        return [("permute", {"dims": tuple(d - 1 for d in order[1:])})]
     if method == "permute" or target is torch.permute:
         dims = list(node.args[1:]) if method else list(_arg(node, 1, "dims", ()))
         if len(dims) == 1 and isinstance(dims[0], (list, tuple)):
@@ -1748,6 +1924,22 @@ def _narrowed(node: fx.Node) -> list[tuple[str, dict[str, Any]]] | None:
     if step != 1 or stop <= start:
         return None
     return [("narrow", {"length": stop - start, "start": start})]
+
+
+def _selected(node: fx.Node) -> list[tuple[str, dict[str, Any]]] | None:
+    """`x[:, 0]` (ViT's class token), `x[:, :, 2]`: one position of an axis, which is dropped."""
+    sources = _tensor_args(node)
+    if node.target is not operator.getitem or len(sources) != 1 or sources[0] is not node.args[0]:
+        return None
+    index = node.args[1] if isinstance(node.args[1], tuple) else (node.args[1],)
+    whole = slice(None)
+    picks = [(axis, i) for axis, i in enumerate(index) if i != whole and i is not Ellipsis]
+    if len(index) < 2 or index[0] != whole or Ellipsis in index or len(picks) != 1:
+        return None
+    axis, position = picks[0]
+    if not isinstance(position, int) or isinstance(position, bool):
+        return None
+    return [("select", {"index": position, "dim": axis})]
 
 
 # --- the spec's text ------------------------------------------------------------------------------
@@ -2511,7 +2703,8 @@ def spec_text(model: Model, blocks: list[Any], header: list[str]) -> str:
 def leaves(model: nn.Module) -> dict[str, str]:
     """Each module without children, as `Class(arguments)` the way it prints itself, `inplace`
     aside (it changes no value); strings unquoted (torchvision's StochasticDepth prints
-    `mode=row`) and square pairs as one number."""
+    `mode=row`) and a tuple of one number (`(5,)`, a square pair, a cube's triple) as that number,
+    as PyTorch's modules take either."""
     found = {}
     for path, module in model.named_modules():
         if not list(module.children()):
@@ -2520,7 +2713,7 @@ def leaves(model: nn.Module) -> dict[str, str]:
                 part for part in text.removesuffix(")").split(", ") if not part.startswith("inplace=")
             )
             text = re.sub(r"'([^']*)'", r"\1", text)
-            found[path] = re.sub(r"\((-?\d+), \1\)", r"\1", f"{name}({text})")
+            found[path] = re.sub(r"\((-?\d+)(?:,|(?:, \1)+)\)", r"\1", f"{name}({text})")
     return found
 
 
@@ -2540,7 +2733,8 @@ def idle_modules(module: nn.Module, used: set[str]) -> list[str]:
         parts = key.split(".")[:-1]
         for depth in range(1, len(parts) + 1):
             prefix = ".".join(parts[:depth])
-            if not any(u == prefix or u.startswith(prefix + ".") for u in used):
+            # a module called whole (a leaf such as nn.MultiheadAttention) runs its submodules
+            if not any(u == prefix or u.startswith(prefix + ".") or prefix.startswith(u + ".") for u in used):
                 if prefix not in idle:
                     idle.append(prefix)
                 break
@@ -2705,6 +2899,8 @@ def import_module(
     samples = _inputs(module, sample)
     traced, calls = trace(module, samples)
     implicit_broadcasts(traced.graph)
+    self_attention(traced.graph, module)
+    learnt_tensors(traced.graph, module)
     dense_concatenations(traced.graph)
     reader = Reader(module, traced, calls)
     if len(reader.inputs) != len(samples):

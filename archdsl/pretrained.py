@@ -287,31 +287,97 @@ ZOO_WEIGHTS: dict[str, tuple[str, ...]] = {
         (
             "alexnet",
             "vgg16_bn",
+            "vgg11",
+            "vgg11_bn",
+            "vgg13",
+            "vgg13_bn",
+            "vgg19",
+            "vgg19_bn",
             "resnet18",
+            "resnet34",
+            "resnext101_64x4d",
             "squeezenet1_1",
+            "squeezenet1_0",
             "googlenet",
             "inception_v3",
             "densenet121",
+            "densenet161",
+            "densenet169",
+            "densenet201",
             "mnasnet1_0",
+            "mnasnet0_5",
+            "mnasnet0_75",
+            "mnasnet1_3",
+            "mobilenet_v3_small",
             "shufflenet_v2_x1_0",
+            "shufflenet_v2_x0_5",
+            "shufflenet_v2_x1_5",
+            "shufflenet_v2_x2_0",
             "efficientnet_b0",
+            "efficientnet_b2",
+            "efficientnet_b3",
+            "efficientnet_b4",
+            "efficientnet_b5",
+            "efficientnet_b6",
+            "efficientnet_b7",
             "efficientnet_v2_s",
+            "efficientnet_v2_m",
+            "efficientnet_v2_l",
             "convnext_tiny",
+            "convnext_small",
+            "convnext_base",
+            "convnext_large",
+            "vit_b_32",
+            "vit_l_32",
+            "swin_t",
+            "swin_s",
+            "swin_b",
+            "swin_v2_t",
+            "swin_v2_s",
+            "swin_v2_b",
         ),
         ("IMAGENET1K_V1", "DEFAULT"),
     ),
     **dict.fromkeys(
         (
             "resnet50",
+            "resnet101",
+            "resnet152",
             "resnext50_32x4d",
+            "resnext101_32x8d",
             "wide_resnet50_2",
+            "wide_resnet101_2",
             "mobilenet_v2",
             "mobilenet_v3_large",
             "regnet_x_400mf",
+            "regnet_x_800mf",
+            "regnet_x_1_6gf",
+            "regnet_x_3_2gf",
+            "regnet_x_8gf",
+            "regnet_x_16gf",
+            "regnet_x_32gf",
             "regnet_y_400mf",
+            "regnet_y_800mf",
+            "regnet_y_1_6gf",
+            "regnet_y_3_2gf",
+            "regnet_y_8gf",
+            "efficientnet_b1",
         ),
         ("IMAGENET1K_V1", "IMAGENET1K_V2", "DEFAULT"),
     ),
+    **dict.fromkeys(
+        ("vit_b_16", "vit_l_16"),
+        ("IMAGENET1K_V1", "IMAGENET1K_SWAG_E2E_V1", "IMAGENET1K_SWAG_LINEAR_V1", "DEFAULT"),
+    ),
+    "vit_h_14": ("IMAGENET1K_SWAG_E2E_V1", "IMAGENET1K_SWAG_LINEAR_V1", "DEFAULT"),
+    "vgg16": ("IMAGENET1K_V1", "IMAGENET1K_FEATURES", "DEFAULT"),
+    **dict.fromkeys(
+        ("regnet_y_16gf", "regnet_y_32gf"),
+        ("IMAGENET1K_V1", "IMAGENET1K_V2", "IMAGENET1K_SWAG_E2E_V1", "IMAGENET1K_SWAG_LINEAR_V1", "DEFAULT"),
+    ),
+    "regnet_y_128gf": ("IMAGENET1K_SWAG_E2E_V1", "IMAGENET1K_SWAG_LINEAR_V1", "DEFAULT"),
+    # torchvision.models.video's: they take a clip [3, T, H, W]
+    **dict.fromkeys(("r3d_18", "mc3_18", "r2plus1d_18", "s3d"), ("KINETICS400_V1", "DEFAULT")),
 }
 
 
@@ -345,7 +411,7 @@ def zoo_parts(name: str) -> dict[str, tuple[int, ...]]:
         members = _shaped_members(nodes)
         named = any(not key.isdigit() for key, _ in members)
         for key, node in members:
-            if (named and key.isdigit()) or node.op == "scale" or key.startswith("."):
+            if (named and key.isdigit()) or getattr(node, "parameter", False) or key.startswith("."):
                 continue  # a bare parameter, or a function, is no part
             parts[node.path] = node.input
             if node.kind != "layer":
@@ -393,7 +459,14 @@ def static(name: str, part: str | None, weights: str | None, shape: tuple[int, .
         expected = parts[part]
     # Its layers are torchvision's, made for the channels they were made for: a convolution does
     # not infer its input channels from what it is given, as a spec's own would.
-    if len(shape) != len(expected) or shape[0] != expected[0]:
+    if len(shape) != len(expected):
+        raise Refused(
+            f"pretrained {title(name, part)} takes a sample of {len(expected)} axes, {fmt(expected)} at "
+            f"the network's default size, not the {fmt(shape)} it is given",
+            None,
+            PRETRAINED,
+        )
+    if shape[0] != expected[0]:
         raise Refused(
             f"pretrained {title(name, part)} takes {expected[0]} channels ({_described(expected)}), "
             f"not the {fmt(shape)} it is given",
@@ -450,6 +523,7 @@ def _walk(nodes: list[Any]) -> Iterator[Any]:
 
 
 def _described(shape: tuple[int, ...]) -> str:
-    if len(shape) == 3:
-        return f"[{shape[0]}, H, W]"
-    return fmt(shape)
+    """What a part takes, its channels fixed and its sizes free: `[64, H, W]`, a video's
+    `[64, T, H, W]`, a signal's `[64, L]`."""
+    axes = {2: ", L", 3: ", H, W", 4: ", T, H, W"}.get(len(shape))
+    return f"[{shape[0]}{axes}]" if axes else fmt(shape)

@@ -1,8 +1,8 @@
 """Receptive fields: for every statement of a shaped model, which input pixels one output sees.
 
 Consumes a `ShapedModel`'s graph (the shapes stage's output), follows the fields along its values
-node by node, and reports, without torch, for each statement's output and for rows and columns
-separately:
+node by node, and reports, without torch, for each statement's output and for each spatial axis
+of the input separately (rows and columns of an image; a video's frames too; a signal's positions):
 
 - `size`: how many rows (columns) of the input image one output position depends on,
 - `jump`: how many input rows apart two neighbouring output positions are (the product of strides),
@@ -26,7 +26,8 @@ The choices this module makes, all conservative (the field never misses a pixel 
   which they are in every usual network; the jump is the largest.
 - flatten, view, and softmax over a spatial axis: every output depends on every position of its
   input, so the field becomes the union over the whole map and is marked `whole`; later layers
-  (linear, …) keep it. A model whose input is not an image ([C, H, W]) has no fields at all.
+  (linear, …) keep it. A model whose input has no spatial axes ([F]) has no fields at all; one of
+  [C, L], [C, H, W] or [C, T, H, W] has a field along each of its 1, 2 or 3 spatial axes.
 - pretrained (a torchvision model or part): its inside is not known here, so conservatively every
   output sees its whole input (`whole`), as after flatten.
 - layers that act on each position alone (activations, batchnorm, dropout, identity) keep it.
@@ -86,16 +87,26 @@ class Axis:
 
 @dataclass(frozen=True, slots=True)
 class Field:
-    """The receptive field of one statement's output; `whole`: it no longer has a spatial grid
+    """The receptive field of one statement's output, along each spatial axis of the model's input
+    in its order (`axes`: L; H and W; T, H and W); `whole`: it no longer has a spatial grid
     (flatten, linear, view, a global pool) and every output sees the union over the whole map.
-    `grid`: the per-sample axes that hold the input's rows and columns now ((1, 2) in [C, H, W],
-    (0, 1) after `permute(1, 2, 0)`)."""
+    `grid`: the per-sample axes that hold those input axes now ((1, 2) in [C, H, W], (0, 1) after
+    `permute(1, 2, 0)`, (1, 2, 3) in [C, T, H, W])."""
 
-    rows: Axis
-    cols: Axis
+    axes: tuple[Axis, ...]
     whole: bool = False
     exact: bool = True
-    grid: tuple[int, int] = (1, 2)
+    grid: tuple[int, ...] = (1, 2)
+
+    @property
+    def rows(self) -> Axis:
+        """An image's (or a video's) rows: the field along H."""
+        return self.axes[-2]
+
+    @property
+    def cols(self) -> Axis:
+        """An image's (or a video's) columns: the field along W."""
+        return self.axes[-1]
 
     @property
     def bounded(self) -> bool:
@@ -103,13 +114,12 @@ class Field:
         an interpolation, or a size that falls between whole pixels (after an upsampling)."""
         return not self.exact or any(isinstance(s, Fraction) and s.denominator != 1 for s in self.sizes())
 
-    def sizes(self) -> tuple[int | Fraction, int | Fraction]:
-        return self.rows.size, self.cols.size
+    def sizes(self) -> tuple[int | Fraction, ...]:
+        return tuple(axis.size for axis in self.axes)
 
     def size_text(self) -> str:
-        """'212×212' ('212' where they agree with `short`), in whole pixels (a fraction rounded up)."""
-        rows, cols = (math.ceil(s) for s in self.sizes())
-        return f"{rows}×{cols}"
+        """'212×212' (a video's '5×212×212', a signal's '9'), in whole pixels (a fraction rounded up)."""
+        return "×".join(str(math.ceil(s)) for s in self.sizes())
 
     def text(self) -> str:
         """'212×212', '≤23×23' for an upper bound, 'global' for a field without a grid."""
@@ -122,12 +132,13 @@ class Field:
         """The jump, in input pixels: '8', '8×4', '1/2' after an upsampling."""
         if self.whole:
             return "—"
-        if self.rows.jump == self.cols.jump:
-            return str(self.rows.jump)
-        return f"{self.rows.jump}×{self.cols.jump}"
+        jumps = [axis.jump for axis in self.axes]
+        return str(jumps[0]) if len(set(jumps)) == 1 else "×".join(str(j) for j in jumps)
 
 
-IMAGE = Field(Axis(1, 1, 0), Axis(1, 1, 0))
+def _input(axes: int) -> Field:
+    """The field of a model's input: each position sees itself, along each of its spatial axes."""
+    return Field((Axis(1, 1, 0),) * axes, grid=tuple(range(1, axes + 1)))
 
 
 def _whole_number(value: Fraction | int) -> Fraction | int:
@@ -138,14 +149,17 @@ def _whole_number(value: Fraction | int) -> Fraction | int:
 
 
 def receptive_fields(model: ShapedModel) -> dict[str, Field]:
-    """Each statement's field keyed by its module path; empty when the input is not an image.
-    Fields follow the graph's values, so a value read three stages later (a U-Net's skip) brings
-    its own field to where it is joined."""
-    if len(model.input) != 3 or model.graph is None:
+    """Each statement's field keyed by its module path; empty when the input has no spatial axes
+    (or more than 3). Fields follow the graph's values, so a value read three stages later (a
+    U-Net's skip) brings its own field to where it is joined. Of several inputs, those of the
+    first one's rank have fields."""
+    rank = len(model.input)
+    if not 2 <= rank <= 4 or model.graph is None:
         return {}
     graph = model.graph
+    start = _input(rank - 1)
     fields: dict[Value, Field] = {
-        value: IMAGE for value in graph.inputs if value.shape and len(value.shape) == 3
+        value: start for value in graph.inputs if value.shape and len(value.shape) == rank
     }
     for node in graph.nodes:
         given = [fields[v] for v in node.inputs if v in fields]
@@ -184,34 +198,38 @@ def _node(node: Node, given: list[Field]) -> Field:
 
 def _union(fields: list[Field]) -> Field:
     first = fields[0]
-    rows, cols = first.rows, first.cols
+    axes = first.axes
     for other in fields[1:]:
-        rows, cols = rows.union(other.rows), cols.union(other.cols)
-    union = Field(rows, cols, any(f.whole for f in fields), all(f.exact for f in fields), first.grid)
+        axes = tuple(mine.union(theirs) for mine, theirs in zip(axes, other.axes, strict=True))
+    union = Field(axes, any(f.whole for f in fields), all(f.exact for f in fields), first.grid)
     # Paths that leave H and W on different axes add positions that do not correspond.
     return union if all(f.grid == first.grid for f in fields) else replace(union, whole=True)
 
 
 def _whole(field: Field, shape: tuple[int, ...]) -> Field:
     """Every output sees every position of the input map: the union over the map."""
-    if field.whole or len(shape) != 3:
+    if field.whole or len(shape) != len(field.axes) + 1:
         return replace(field, whole=True)
-    height, width = shape[field.grid[0]], shape[field.grid[1]]
-    return replace(
-        field, rows=field.rows.window(height, height, 0), cols=field.cols.window(width, width, 0), whole=True
-    )
+    sizes = (shape[axis] for axis in field.grid)
+    axes = tuple(axis.window(size, size, 0) for axis, size in zip(field.axes, sizes, strict=True))
+    return replace(field, axes=axes, whole=True)
+
+
+def _in_place(field: Field) -> bool:
+    """Whether the input's spatial axes are where a sample of their rank has them (after C, in
+    any order): where a window slides and an adaptive pool pools."""
+    return sorted(field.grid) == list(range(1, len(field.axes) + 1))
 
 
 def _slide(field: Field, shape: tuple[int, ...], rule: Sliding) -> Field:
-    """A window over axes 1 and 2; the rows' and columns' fields follow wherever H and W are."""
-    if sorted(field.grid) != [1, 2]:
+    """A window over the spatial axes; each input axis's field follows wherever that axis is."""
+    if not _in_place(field):
         return _whole(field, shape)  # the window slides over other axes, mixing H or W with them
-    row, col = field.grid[0] - 1, field.grid[1] - 1  # the window's axis for the rows, the columns
-    return replace(
-        field,
-        rows=field.rows.window(rule.kernel[row], rule.stride[row], rule.padding[row], rule.dilation[row]),
-        cols=field.cols.window(rule.kernel[col], rule.stride[col], rule.padding[col], rule.dilation[col]),
+    axes = tuple(
+        axis.window(rule.kernel[at - 1], rule.stride[at - 1], rule.padding[at - 1], rule.dilation[at - 1])
+        for axis, at in zip(field.axes, field.grid, strict=True)
     )
+    return replace(field, axes=axes)
 
 
 def _layer(node: Shaped, field: Field) -> Field:
@@ -221,30 +239,28 @@ def _layer(node: Shaped, field: Field) -> Field:
     if isinstance(rule, Sliding):
         return _slide(field, node.input, rule)
     if isinstance(rule, Resamples):
-        if sorted(field.grid) != [1, 2]:
+        if not _in_place(field) or len(field.axes) != len(rule.scale):
             return _whole(field, node.input)
-        row, col = field.grid[0] - 1, field.grid[1] - 1
-        return replace(
-            field,
-            rows=field.rows.resample(rule.scale[row], rule.reach[row]),
-            cols=field.cols.resample(rule.scale[col], rule.reach[col]),
-            exact=field.exact and rule.exact,
+        axes = tuple(
+            axis.resample(rule.scale[at - 1], rule.reach[at - 1])
+            for axis, at in zip(field.axes, field.grid, strict=True)
         )
+        return replace(field, axes=axes, exact=field.exact and rule.exact)
     if isinstance(rule, Mixes):
         return _whole(field, node.input) if set(rule.axes) & set(field.grid) else field
     if isinstance(rule, Permutes):
-        return replace(field, grid=(rule.dims.index(field.grid[0]), rule.dims.index(field.grid[1])))
+        return replace(field, grid=tuple(rule.dims.index(at) for at in field.grid))
     if rule == WHOLE:
         return _whole(field, node.input)
     if rule == ADAPTIVE:
-        return _adaptive(node, field) if sorted(field.grid) == [1, 2] else _whole(field, node.input)
+        return _adaptive(node, field) if _in_place(field) else _whole(field, node.input)
     return field
 
 
 def _adaptive(node: Shaped, field: Field) -> Field:
     axes = []
     exact = field.exact
-    for axis, current in ((field.grid[0], field.rows), (field.grid[1], field.cols)):
+    for axis, current in zip(field.grid, field.axes, strict=True):
         n, o = node.input[axis], node.output[axis]
         if n % o == 0:
             axes.append(current.window(n // o, n // o, 0))
@@ -256,5 +272,5 @@ def _adaptive(node: Shaped, field: Field) -> Field:
         step = max(b - a for a, b in itertools.pairwise(starts))
         axes.append(current.window(kernel, step, 0))
         exact = False
-    whole = node.output[1] == 1 and node.output[2] == 1
-    return Field(axes[0], axes[1], whole, exact, field.grid)
+    whole = all(size == 1 for size in node.output[1:])
+    return Field(tuple(axes), whole, exact, field.grid)

@@ -180,3 +180,155 @@ class StochasticDepth(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}, mode={self.mode!r}"
+
+
+class ShiftedWindowAttention(nn.Module):
+    """torchvision's Swin window attention on [N, H, W, C]: multi-head self-attention within each
+    window of the (padded) map, the windows shifted cyclically by `shift_size` first, with a
+    learnt relative position bias. With `v2`, Swin V2's: cosine attention with a learnt logit
+    scale, the bias from a small MLP over log-spaced relative coordinates, no key bias."""
+
+    def __init__(
+        self,
+        dim: int,
+        window_size: list[int],
+        shift_size: list[int],
+        num_heads: int,
+        qkv_bias: bool = True,
+        proj_bias: bool = True,
+        attention_dropout: float = 0.0,
+        dropout: float = 0.0,
+        v2: bool = False,
+    ) -> None:
+        super().__init__()
+        self.window_size = list(window_size)
+        self.shift_size = list(shift_size)
+        self.num_heads = num_heads
+        self.attention_dropout = attention_dropout
+        self.dropout = dropout
+        self.v2 = v2
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim, bias=proj_bias)
+        wh, ww = self.window_size
+        if v2:
+            h = torch.arange(-(wh - 1), wh, dtype=torch.float32) / (wh - 1)
+            w = torch.arange(-(ww - 1), ww, dtype=torch.float32) / (ww - 1)
+            table = torch.stack(torch.meshgrid([h, w], indexing="ij"))
+            table = table.permute(1, 2, 0).contiguous().unsqueeze(0) * 8
+            table = torch.sign(table) * torch.log2(torch.abs(table) + 1.0) / 3.0
+            self.register_buffer("relative_coords_table", table)
+        else:
+            size = (2 * wh - 1) * (2 * ww - 1)
+            table = torch.zeros(size, num_heads)
+            self.relative_position_bias_table = nn.Parameter(table)
+            nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        grid = torch.meshgrid(torch.arange(wh), torch.arange(ww), indexing="ij")
+        coords = torch.stack(grid).flatten(1)
+        relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0)
+        relative = relative.contiguous()
+        relative[:, :, 0] += wh - 1
+        relative[:, :, 1] += ww - 1
+        relative[:, :, 0] *= 2 * ww - 1
+        self.register_buffer("relative_position_index", relative.sum(-1).flatten())
+        if v2:
+            logit_scale = torch.log(10 * torch.ones((num_heads, 1, 1)))
+            self.logit_scale = nn.Parameter(logit_scale)
+            self.cpb_mlp = nn.Sequential(
+                nn.Linear(2, 512, bias=True),
+                nn.ReLU(inplace=True),
+                nn.Linear(512, num_heads, bias=False),
+            )
+            if qkv_bias:
+                length = self.qkv.bias.numel() // 3
+                self.qkv.bias[length : 2 * length].data.zero_()
+
+    def position_bias(self) -> torch.Tensor:
+        if self.v2:
+            table = self.cpb_mlp(self.relative_coords_table).view(-1, self.num_heads)
+        else:
+            table = self.relative_position_bias_table
+        n = self.window_size[0] * self.window_size[1]
+        bias = table[self.relative_position_index].view(n, n, -1)
+        bias = bias.permute(2, 0, 1).contiguous().unsqueeze(0)
+        return 16 * torch.sigmoid(bias) if self.v2 else bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, height, width, channels = x.shape
+        (wh, ww), heads = self.window_size, self.num_heads
+        pad_right, pad_bottom = (ww - width % ww) % ww, (wh - height % wh) % wh
+        x = nn.functional.pad(x, (0, 0, 0, pad_right, 0, pad_bottom))
+        _, padded_h, padded_w, _ = x.shape
+        # a window as large as the map has nothing to shift
+        shift = [
+            0 if wh >= padded_h else self.shift_size[0],
+            0 if ww >= padded_w else self.shift_size[1],
+        ]
+        if sum(shift) > 0:
+            x = torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(1, 2))
+        windows = (padded_h // wh) * (padded_w // ww)
+        x = x.view(batch, padded_h // wh, wh, padded_w // ww, ww, channels)
+        x = x.permute(0, 1, 3, 2, 4, 5).reshape(batch * windows, wh * ww, channels)
+        qkv_bias: torch.Tensor | None = self.qkv.bias
+        if self.v2 and qkv_bias is not None:
+            qkv_bias = qkv_bias.clone()
+            length = qkv_bias.numel() // 3
+            qkv_bias[length : 2 * length].zero_()
+        qkv = nn.functional.linear(x, self.qkv.weight, qkv_bias)
+        qkv = qkv.reshape(x.size(0), x.size(1), 3, heads, channels // heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)
+        if self.v2:
+            q = nn.functional.normalize(q, dim=-1)
+            attn = q @ nn.functional.normalize(k, dim=-1).transpose(-2, -1)
+            attn = attn * torch.clamp(self.logit_scale, max=4.605170185988092).exp()
+        else:
+            attn = (q * (channels // heads) ** -0.5).matmul(k.transpose(-2, -1))
+        attn = attn + self.position_bias()
+        if sum(shift) > 0:
+            mask = x.new_zeros((padded_h, padded_w))
+            rows = ((0, -wh), (-wh, -shift[0]), (-shift[0], None))
+            columns = ((0, -ww), (-ww, -shift[1]), (-shift[1], None))
+            count = 0
+            for h in rows:
+                for w in columns:
+                    mask[h[0] : h[1], w[0] : w[1]] = count
+                    count += 1
+            mask = mask.view(padded_h // wh, wh, padded_w // ww, ww)
+            mask = mask.permute(0, 2, 1, 3).reshape(windows, wh * ww)
+            mask = mask.unsqueeze(1) - mask.unsqueeze(2)
+            mask = mask.masked_fill(mask != 0, -100.0).masked_fill(mask == 0, 0.0)
+            attn = attn.view(x.size(0) // windows, windows, heads, x.size(1), x.size(1))
+            attn = attn + mask.unsqueeze(1).unsqueeze(0)
+            attn = attn.view(-1, heads, x.size(1), x.size(1))
+        attn = nn.functional.softmax(attn, dim=-1)
+        attn = nn.functional.dropout(attn, self.attention_dropout, self.training)
+        x = attn.matmul(v).transpose(1, 2).reshape(x.size(0), x.size(1), channels)
+        x = nn.functional.linear(x, self.proj.weight, self.proj.bias)
+        x = nn.functional.dropout(x, self.dropout, self.training)
+        x = x.view(batch, padded_h // wh, padded_w // ww, wh, ww, channels)
+        x = x.permute(0, 1, 3, 2, 4, 5).reshape(batch, padded_h, padded_w, channels)
+        if sum(shift) > 0:
+            x = torch.roll(x, shifts=(shift[0], shift[1]), dims=(1, 2))
+        return x[:, :height, :width, :].contiguous()
+
+
+class PatchMerging(nn.Module):
+    """torchvision's Swin patch merging on [N, H, W, C]: each 2×2 neighbourhood (an odd size
+    padded) gathered into 4C features, normalised and reduced to 2C; with `v2`, reduced first."""
+
+    def __init__(self, dim: int, v2: bool = False) -> None:
+        super().__init__()
+        self.v2 = v2
+        self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
+        self.norm = nn.LayerNorm(2 * dim if v2 else 4 * dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-3:-1]
+        x = nn.functional.pad(x, (0, 0, 0, width % 2, 0, height % 2))
+        x0 = x[..., 0::2, 0::2, :]
+        x1 = x[..., 1::2, 0::2, :]
+        x2 = x[..., 0::2, 1::2, :]
+        x3 = x[..., 1::2, 1::2, :]
+        x = torch.cat([x0, x1, x2, x3], -1)
+        if self.v2:
+            return self.norm(self.reduction(x))
+        return self.reduction(self.norm(x))

@@ -43,6 +43,7 @@ from .sizes import (  # noqa: F401  (the codes are re-exported: later stages nam
     float32_size,
     fmt,
     pair_text,
+    spread,
 )
 
 __all__ = ["Node", "Shaped", "ShapedModel", "Value", "infer", "projection_stride"]
@@ -84,6 +85,10 @@ def infer(node: Node, context: Context, spec: layers.Layer | None = None) -> tup
             )
         if spec.layout != "any" and source.axes is not None:
             _check_layout(node, spec, source)
+        if spec.per_axis:
+            # One size per spatial axis of this input (`kernel=3` on [C, T, H, W] is (3, 3, 3)):
+            # what the rule, the module, the label and the receptive field read from here on.
+            node.args = spread(node, spec.per_axis, shape)
         outcome = spec.shape(node, shape)
     except Failed as failed:
         if spec.names_its_inputs:
@@ -142,6 +147,14 @@ def _check_layout(node: Node, spec: layers.Layer, source: Value) -> None:
             RANK,
             f"{node.op} needs the channels first, [C, H, W], but this sample's axes are "
             f"{_named(axes, shape)} (a permute reordered them); `permute({back})` puts them back",
+            node.span,
+        )
+    if layout == "map" and axes[-1] != "C":
+        last = ", ".join(str(axes.index(a)) for a in (*(a for a in axes if a != "C"), "C"))
+        raise fail(
+            RANK,
+            f"{node.op} needs a channels-last map [H, W, C], but this sample's axes are "
+            f"{_named(axes, shape)}; `permute({last})` moves the channels last",
             node.span,
         )
     if layout == "features" and axes[-1] in ("H", "W"):

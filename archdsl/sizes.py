@@ -31,6 +31,8 @@ NARROW = "E114"
 OUTPUT_PADDING = "E115"
 FACTOR = "E116"
 PAD_SIZE = "E117"
+AXES_LENGTH = "E118"
+MATMUL = "E119"
 INEXACT = "W001"
 NO_GRADIENT = "W002"
 BATCH_AXIS = "W003"
@@ -154,28 +156,44 @@ class Window:
         return f"({inner})/{self.stride} + 1 = {_number(exact)} → {self.output}"
 
 
-def pair_text(pair: tuple[int, int]) -> str:
-    return str(pair[0]) if pair[0] == pair[1] else f"[{pair[0]}, {pair[1]}]"
+def pair_text(pair: tuple[int, ...]) -> str:
+    """A size per axis as a message writes it: `3` where every axis has it, else `[3, 7, 7]`."""
+    return str(pair[0]) if len(set(pair)) == 1 else "[" + ", ".join(str(n) for n in pair) + "]"
 
 
-def _axes_text(windows: tuple[Window, Window], render: Callable[[Window], str], which: list[int]) -> str:
-    if len(which) == 2 and windows[0] == windows[1]:
-        return render(windows[0])
-    names = ("height", "width")
-    if len(which) == 1 and windows[0] == windows[1]:
-        return render(windows[which[0]])
+#: How messages name a sample's spatial axes, by how many there are: a signal's, an image's, a
+#: video's; and what each axis is made of (its input rows).
+AXIS_NAMES: dict[int, tuple[str, ...]] = {
+    1: ("length",),
+    2: ("height", "width"),
+    3: ("time", "height", "width"),
+}
+AXIS_UNITS: dict[int, tuple[str, ...]] = {
+    1: ("position",),
+    2: ("row", "column"),
+    3: ("frame", "row", "column"),
+}
+#: The spatial axes' letters, after C: `[C, L]`, `[C, H, W]`, `[C, T, H, W]`.
+AXIS_LETTERS: dict[int, tuple[str, ...]] = {1: ("L",), 2: ("H", "W"), 3: ("T", "H", "W")}
+
+
+def _axes_text(windows: tuple[Window, ...], render: Callable[[Window], str], which: list[int]) -> str:
+    if len(set(windows)) == 1:
+        return render(windows[0])  # every axis alike: no need to say which
+    names = AXIS_NAMES[len(windows)]
     return "; ".join(f"{names[i]} {render(windows[i])}" for i in which)
 
 
 def spatial(
     node: LayerNode,
     shape: Shape,
-    windows: tuple[Window, Window],
+    windows: tuple[Window, ...],
     described: str,
-) -> tuple[tuple[int, int], list[Diagnostic]]:
-    """Output height and width; an empty output fails, an inexact division warns."""
-    outputs = (windows[0].output, windows[1].output)
-    empty = [i for i in (0, 1) if outputs[i] < 1]
+) -> tuple[tuple[int, ...], list[Diagnostic]]:
+    """The output size along each spatial axis; an empty output fails, an inexact division warns."""
+    outputs = tuple(window.output for window in windows)
+    axes = range(len(windows))
+    empty = [i for i in axes if outputs[i] < 1]
     if empty:
         raise fail(
             EMPTY_OUTPUT,
@@ -184,48 +202,92 @@ def spatial(
             node.span,
         )
     warnings = []
-    inexact = [i for i in (0, 1) if windows[i].dropped]
+    inexact = [i for i in axes if windows[i].dropped]
     if inexact:
         warnings.append(
             warning(
                 INEXACT,
                 f"{node.op} size does not divide exactly: "
                 f"{_axes_text(windows, Window.inexact_formula, inexact)}; PyTorch silently drops "
-                f"{_dropped_text(windows[0].dropped, windows[1].dropped)} of the input",
+                f"{_dropped_text([w.dropped for w in windows])} of the input",
                 node.span,
             )
         )
-    return (outputs[0], outputs[1]), warnings
+    return outputs, warnings
 
 
-def _dropped_text(rows: int, columns: int) -> str:
-    def count(n: int, noun: str) -> str:
-        return f"{noun}" if n == 1 else f"{n} {noun}s"
+def _dropped_text(counts: list[int]) -> str:
+    """`the last 2 rows and columns`, `the last row and 2 columns`, `the last frame, 2 rows and 2
+    columns`: the input rows (columns, frames…) each axis drops, those that drop none left out."""
 
-    if rows and columns:
-        if rows == columns:
-            return f"the last {count(rows, 'row')} and {'column' if rows == 1 else 'columns'}"
-        return f"the last {count(rows, 'row')} and {count(columns, 'column')}"
-    return f"the last {count(rows, 'row')}" if rows else f"the last {count(columns, 'column')}"
+    def count(n: int, unit: str) -> str:
+        return unit if n == 1 else f"{n} {unit}s"
+
+    dropped = [(n, unit) for n, unit in zip(counts, AXIS_UNITS[len(counts)], strict=True) if n]
+    if len({n for n, _ in dropped}) == 1:
+        first, *rest = dropped  # the count once: `2 rows and columns`
+        words = [count(*first), *(unit if first[0] == 1 else f"{unit}s" for _, unit in rest)]
+    else:
+        words = [count(n, unit) for n, unit in dropped]
+    listed = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+    return f"the last {listed}"
 
 
 def describe_window(
-    kernel: tuple[int, int],
-    stride: tuple[int, int],
+    kernel: tuple[int, ...],
+    stride: tuple[int, ...],
     padding: Any = (0, 0),
-    dilation: tuple[int, int] = (1, 1),
+    dilation: tuple[int, ...] = (1, 1),
     ceil: bool = False,
 ) -> str:
     parts = [f"kernel {pair_text(kernel)}", f"stride {pair_text(stride)}"]
     if isinstance(padding, str):
         parts.append(f'padding "{padding}"')
-    elif padding != (0, 0):
+    elif any(padding):
         parts.append(f"padding {pair_text(padding)}")
-    if dilation != (1, 1):
+    if any(d != 1 for d in dilation):
         parts.append(f"dilation {pair_text(dilation)}")
     if ceil:
         parts.append("ceil mode")
     return ", ".join(parts)
+
+
+def needs_spatial(node: LayerNode, shape: Shape) -> int:
+    """The sample's spatial axes, 1 to 3 (`[C, L]`, `[C, H, W]`, `[C, T, H, W]`): a window or an
+    adaptive pool slides over each of them (E102 for any other rank)."""
+    if not 2 <= len(shape) <= 4:
+        hint = "; use `view(C, H, W)` to give it a spatial shape" if len(shape) == 1 else ""
+        raise fail(
+            RANK,
+            f"{node.op} needs a [C, L], [C, H, W] or [C, T, H, W] input, got {fmt(shape)}{hint}",
+            node.span,
+        )
+    return len(shape) - 1
+
+
+def spread(node: LayerNode, names: tuple[str, ...], shape: Shape) -> dict[str, Any]:
+    """`node`'s arguments with those given per spatial axis (`names`) as one size per axis of a
+    `shape` sample: an int for every axis, a list held to their number (E118). A sample with no
+    spatial axis, or too many, keeps them as given: the shape rule refuses it (E102)."""
+    axes = len(shape) - 1
+    if not 1 <= axes <= 3:
+        return node.args
+    args = dict(node.args)
+    for name in names:
+        value = args.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            args[name] = (value,) * axes
+        elif isinstance(value, tuple) and len(value) != axes:
+            letters = ", ".join(AXIS_LETTERS[axes]).lower()
+            raise fail(
+                AXES_LENGTH,
+                f"{node.op} {name} {fmt(value)} gives "
+                f"{len(value)} {'size' if len(value) == 1 else 'sizes'}, but its input {fmt(shape)} has "
+                f"{axes} spatial {'axis' if axes == 1 else 'axes'} "
+                f"([C, {', '.join(AXIS_LETTERS[axes])}]): give one size, or [{letters}]",
+                node.arg_spans.get(name, node.span),
+            )
+    return args
 
 
 def needs_image(node: LayerNode, shape: Shape) -> None:
@@ -236,15 +298,16 @@ def needs_image(node: LayerNode, shape: Shape) -> None:
         raise fail(RANK, f"{node.op} needs a [C, H, W] input, got {fmt(shape)}{hint}", node.span)
 
 
-def divides(node: LayerNode, count: int, what: str) -> None:
-    """`groups=` must divide `count` (conv's channels in and out, groupnorm's, shuffle's)."""
-    groups = node.args["groups"]
+def divides(node: LayerNode, count: int, what: str, arg: str = "groups") -> None:
+    """`groups=` (or `heads=`) must divide `count` (conv's channels in and out, groupnorm's,
+    shuffle's; attention's features)."""
+    groups = node.args[arg]
     if count % groups:
         raise fail(
             GROUPS,
-            f"{node.op} groups={groups} must divide the {count} {what} "
+            f"{node.op} {arg}={groups} must divide the {count} {what} "
             f"({count} = {groups}·{count // groups} + {count % groups})",
-            node.arg_spans.get("groups", node.span),
+            node.arg_spans.get(arg, node.span),
         )
 
 
@@ -261,9 +324,8 @@ def out_count(node: LayerNode, incoming: int, noun: str) -> int:
 
 
 def conv_channels(node: LayerNode, shape: Shape) -> tuple[int, int]:
-    """A convolution's (or transposed convolution's) channels in and out, checked: an image, the
-    `in=` assertion, `out=same`, and groups dividing both."""
-    needs_image(node, shape)
+    """A convolution's (or transposed convolution's) channels in and out, checked: the `in=`
+    assertion, `out=same`, and groups dividing both (the caller checks the rank first)."""
     channels_in = shape[0]
     channels_out = out_count(node, channels_in, "channels")
     for what, count in (("input", channels_in), ("output", channels_out)):

@@ -67,8 +67,8 @@ def tensor_refs(args: Mapping[str, Any]) -> list[TensorRef]:
     for value in args.values():
         if isinstance(value, TensorRef):
             found.append(value)
-        elif isinstance(value, tuple) and value and all(isinstance(v, TensorRef) for v in value):
-            found.extend(value)
+        elif isinstance(value, tuple):
+            found.extend(v for v in value if isinstance(v, TensorRef))
     return found
 
 
@@ -141,13 +141,42 @@ positive_pair = _pair(positive_int, "a positive integer")
 nonnegative_pair = _pair(nonnegative_int, "an integer ≥ 0")
 
 
-def conv_padding(value: Any) -> tuple[int, int] | str:
+def _axes(item: Callable[[Any], int], what: str) -> Callable[[Any], int | tuple[int, ...]]:
+    """A size for every spatial axis (an int, kept as one: the input's rank says how many axes it
+    stands for) or one per axis, a list of 1 to 3 (`[l]`, `[h, w]`, `[t, h, w]`), held to the
+    input's rank by the shape rule."""
+    expected = f"{what}, or one per spatial axis ([l], [h, w] or [t, h, w])"
+
+    def convert(value: Any) -> int | tuple[int, ...]:
+        if isinstance(value, list | tuple):
+            if not 1 <= len(value) <= 3:
+                raise BadValue(f"{expected}, got {describe(value)}")
+            try:
+                return tuple(item(v) for v in value)
+            except BadValue:
+                raise BadValue(f"{expected}, got {describe(value)}") from None
+        try:
+            return item(value)
+        except BadValue:
+            raise BadValue(f"{expected}, got {describe(value)}") from None
+
+    return convert
+
+
+positive_axes = _axes(positive_int, "a positive integer")
+nonnegative_axes = _axes(nonnegative_int, "an integer ≥ 0")
+
+
+def conv_padding(value: Any) -> int | tuple[int, ...] | str:
     if isinstance(value, str | Symbol) and str(value) in ("same", "valid"):
         return str(value)
     try:
-        return nonnegative_pair(value)
+        return nonnegative_axes(value)
     except BadValue:
-        raise BadValue(f'an integer ≥ 0, an [h, w] pair, "same" or "valid", got {describe(value)}') from None
+        raise BadValue(
+            f'an integer ≥ 0, one per spatial axis ([l], [h, w] or [t, h, w]), "same" or "valid", '
+            f"got {describe(value)}"
+        ) from None
 
 
 def channels(value: Any) -> int | str:

@@ -99,10 +99,11 @@ def records(model: ShapedModel) -> list[Any]:
 def compare(model: ShapedModel, infos: list[Any]) -> Verification:
     """Matches records to statements by path and lists every difference."""
     # A spliced statement is no module: its members are its namespace's, and are compared there.
+    # A bare parameter (a class token) is no module either: torchinfo counts it in its parent's.
     ours = {
         node.path: node
         for _depth, node in walk(model.layers)
-        if not node.spliced and not (isinstance(node, Node) and not node.member)
+        if not node.spliced and not (isinstance(node, Node) and (not node.member or node.parameter))
     }
     theirs: dict[str, Any] = {}
     for info in infos:

@@ -186,3 +186,68 @@ class Multi(nn.Module):
         lo, hi = torch.split(gated, [4, 12], dim=1)
         x = self.glu(torch.cat([self.convlo(lo), self.convhi(hi)], 1))
         return h1[:, :8] * self.se(x), h2
+
+
+class SelfAttention(nn.Module):
+    """Attention as the tutorials write it: one qkv linear, chunked, heads split by reshape."""
+
+    def __init__(self, heads: int, dim: int) -> None:
+        super().__init__()
+        self.heads, self.head_dim = heads, dim // heads
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, dim = x.shape
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        q = q.reshape(batch, length, self.heads, self.head_dim).transpose(1, 2)
+        k = k.reshape(batch, length, self.heads, self.head_dim).transpose(1, 2)
+        v = v.reshape(batch, length, self.heads, self.head_dim).transpose(1, 2)
+        attention = (q @ k.transpose(-2, -1)) * self.head_dim**-0.5
+        x = attention.softmax(dim=-1) @ v
+        return self.proj(x.transpose(1, 2).reshape(batch, length, dim))
+
+
+class Tiny(nn.Module):
+    def __init__(self, classes: int = 10) -> None:
+        super().__init__()
+        self.attn = SelfAttention(4, 64)
+        self.head = nn.Linear(64, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.attn(x).mean(dim=1))
+
+
+class Block(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = SelfAttention(4, dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential()
+        self.mlp.fc1 = nn.Linear(dim, dim * 2)
+        self.mlp.act = nn.GELU()
+        self.mlp.fc2 = nn.Linear(dim * 2, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class TinyViT(nn.Module):
+    """A small ViT: patches, a class token, a position embedding, two blocks, the class token."""
+
+    def __init__(self, classes: int = 10) -> None:
+        super().__init__()
+        self.patch_embed = nn.Conv2d(3, 64, kernel_size=4, stride=4)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, 64))
+        self.pos_embed = nn.Parameter(torch.randn(1, 17, 64) * 0.02)
+        self.blocks = nn.Sequential(Block(64), Block(64))
+        self.norm = nn.LayerNorm(64)
+        self.head = nn.Linear(64, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
+        x = self.blocks(x + self.pos_embed)
+        return self.head(self.norm(x)[:, 0])

@@ -251,7 +251,7 @@ class Channels:
 CHANNELS = Channels()
 
 #: The layers that are functions of no module: no member number, no name.
-FUNCTIONS = frozenset({"cat", "add", "mul", "split", "resize", "padto"})
+FUNCTIONS = frozenset({"cat", "add", "mul", "split", "resize", "padto", "matmul", "select", "mean"})
 
 
 @dataclass(eq=False)
@@ -964,6 +964,10 @@ class Runner:
             if options.get("batchnorm", False):
                 layers.append(nn.BatchNorm1d(y.shape[1]))
         elif x.dim() == 4 and y.dim() == 4:
+            axes = _axes(x)
+            if axes is not None and axes[0] != "C":
+                # The projection is a 1×1 conv: archdsl's layout rule holds for it as for any conv.
+                raise Rejected(s, path, f"archdsl rule: a projection's conv on axes {axes}")
             if stride is None:
                 # archdsl's documented choice: the smallest s with ⌊(H − 1)/s⌋ + 1 = H_body.
                 found = []
@@ -1000,6 +1004,8 @@ class Runner:
                 raise Rejected(s, path, f"archdsl rule: {s.op} on axes {axes}")
             if s.op in ("linear", "layernorm") and axes[-1] in ("H", "W"):
                 raise Rejected(s, path, f"archdsl rule: {s.op} over {axes[-1]} of {axes}")
+            if s.op in CHANNELS_LAST and axes[-1] != "C":
+                raise Rejected(s, path, f"archdsl rule: {s.op} on axes {axes}")
         if x.dim() == 1 and s.op in NEEDS_AN_AXIS:
             # A [] sample (`view([])`) has no features, channels or axis to act on.
             raise Rejected(s, path, f"archdsl rule: {s.op} on a [] sample")
@@ -1032,6 +1038,18 @@ class Runner:
             if x.dim() != n + 1:
                 raise Rejected(s, path, f"archdsl rule: {op} needs rank {n}, got {tuple(x.shape[1:])}")
 
+        def spatial(*values: Any) -> str:
+            """A signal's, an image's or a video's: `1d`, `2d`, `3d`, PyTorch's module for it. Its
+            sizes per axis are an int, or a list of one per spatial axis (archdsl's rule: PyTorch
+            would take a pair for a 3d module's kernel, or fail somewhere deeper)."""
+            if not 3 <= x.dim() <= 5:
+                raise Rejected(s, path, f"archdsl rule: {op} needs rank 2 to 4, got {tuple(x.shape[1:])}")
+            axes = x.dim() - 2
+            for value in values:
+                if isinstance(value, tuple) and len(value) != axes:
+                    raise Rejected(s, path, f"archdsl rule: {op} size {value} for {axes} spatial axes")
+            return f"{axes}d"
+
         def positive(value: Any, what: str) -> None:
             values = value if isinstance(value, tuple) else (value,)
             if any(isinstance(v, int) and not isinstance(v, bool) and v < 1 for v in values):
@@ -1050,18 +1068,18 @@ class Runner:
 
         try:
             if op == "conv":
-                rank(3)
+                padding = kw.get("padding", 0)
+                dims = spatial(kw.get("kernel"), kw.get("stride"), padding, kw.get("dilation"))
                 out = pos[0] if pos else kw["out"]
                 out = x.shape[1] if isinstance(out, Same) else out
                 positive(out, "out")
                 positive(kw.get("kernel"), "kernel")
-                padding = kw.get("padding", 0)
                 if (
                     isinstance(padding, tuple | int)
                     and min(padding if isinstance(padding, tuple) else (padding,)) < 0
                 ):
                     raise Rejected(s, path, "archdsl rule: padding ≥ 0")
-                module = nn.Conv2d(
+                module = getattr(nn, f"Conv{dims}")(
                     kw.get("in", x.shape[1]),
                     out,
                     kernel_size=kw["kernel"],
@@ -1089,8 +1107,8 @@ class Runner:
                     dilation=kw.get("dilation", 1),
                 )
             elif op in ("maxpool", "avgpool"):
-                rank(3)
                 kernel = pos[0]
+                dims = spatial(kernel, kw.get("stride"), kw.get("padding"), kw.get("dilation"))
                 positive(kernel, "kernel")
                 common = {
                     "stride": kw.get("stride"),
@@ -1098,15 +1116,16 @@ class Runner:
                     "ceil_mode": kw.get("ceil", False),
                 }
                 if op == "maxpool":
-                    module = nn.MaxPool2d(kernel, dilation=kw.get("dilation", 1), **common)
+                    module = getattr(nn, f"MaxPool{dims}")(kernel, dilation=kw.get("dilation", 1), **common)
                 else:
-                    module = nn.AvgPool2d(
+                    module = getattr(nn, f"AvgPool{dims}")(
                         kernel, count_include_pad=kw.get("count_include_pad", True), **common
                     )
             elif op in ("adaptiveavgpool", "adaptivemaxpool"):
-                rank(3)
+                dims = spatial(pos[0])
                 positive(pos[0], "size")
-                module = (nn.AdaptiveAvgPool2d if op == "adaptiveavgpool" else nn.AdaptiveMaxPool2d)(pos[0])
+                family = "AdaptiveAvgPool" if op == "adaptiveavgpool" else "AdaptiveMaxPool"
+                module = getattr(nn, f"{family}{dims}")(pos[0])
             elif op == "upsample":
                 rank(3)
                 scale = pos[0] if pos else kw["scale"]
@@ -1212,6 +1231,49 @@ class Runner:
                     raise Rejected(s, path, f"archdsl rule: permute dims count from 0, got {dims}")
                 self.ref.params[path] = 0
                 return x.permute(0, *(d + 1 for d in dims))
+            elif op == "token":
+                rank(2)
+                count = pos[0] if pos else kw.get("count", 1)
+                positive(count, "count")
+                tokens = nn.Parameter(self.torch.zeros(1, count, x.shape[-1]))
+                self.ref.params[path] = tokens.numel()
+                return self.torch.cat([tokens.expand(x.shape[0], -1, -1), x], dim=1)
+            elif op == "posembed":
+                embedding = nn.Parameter(self.torch.empty(1, *x.shape[1:]).normal_(std=kw.get("std", 0.02)))
+                self.ref.params[path] = embedding.numel()
+                return x + embedding
+            elif op == "attention":
+                rank(2)
+                heads = pos[0] if pos else kw["heads"]
+                positive(heads, "heads")
+                if x.shape[-1] % heads:
+                    raise Rejected(s, path, f"{heads} heads do not divide {x.shape[-1]} features")
+                module = nn.MultiheadAttention(
+                    x.shape[-1],
+                    heads,
+                    dropout=kw.get("dropout", 0.0),
+                    bias=kw.get("bias", True),
+                    batch_first=True,
+                )
+                return self.module(module, path)(x, x, x, need_weights=False)[0]
+            elif op in ("windowattention", "patchmerging"):
+                from torchvision.models import swin_transformer as swin
+
+                rank(3)
+                v2 = kw.get("v2", False)
+                if op == "patchmerging":
+                    module = (swin.PatchMergingV2 if v2 else swin.PatchMerging)(x.shape[-1])
+                else:
+                    heads = pos[0] if pos else kw["heads"]
+                    window, shift = kw.get("window", 7), kw.get("shift", 0)
+                    window = list(window) if isinstance(window, tuple) else [window, window]
+                    shift = list(shift) if isinstance(shift, tuple) else [shift, shift]
+                    positive(heads, "heads")
+                    positive(tuple(window), "window")
+                    if x.shape[-1] % heads:
+                        raise Rejected(s, path, f"{heads} heads do not divide {x.shape[-1]} channels")
+                    kind = swin.ShiftedWindowAttentionV2 if v2 else swin.ShiftedWindowAttention
+                    module = kind(x.shape[-1], window, shift, heads)
             elif op == "linear":
                 out = pos[0] if pos else kw["out"]
                 out = x.shape[-1] if isinstance(out, Same) else out
@@ -1229,22 +1291,29 @@ class Runner:
                         )
                 return sum(pos, x)
             elif op == "mul":
+                numbers = [v for v in pos if isinstance(v, int | float) and not isinstance(v, bool)]
+                others = [v for v in pos if not isinstance(v, int | float) or isinstance(v, bool)]
                 y = x
-                for other in tensors(pos):
+                for other in tensors(others) if others or not numbers else []:
                     if other.dim() != x.dim() or any(
                         o not in (1, n) for o, n in zip(other.shape[1:], x.shape[1:], strict=True)
                     ):
                         # PyTorch would broadcast x too; archdsl scales by a value of x's size or 1.
                         raise Rejected(s, path, f"archdsl rule: mul {tuple(x.shape)} by {tuple(other.shape)}")
                     y = y * other
+                for number in numbers:
+                    y = y * number
                 return y
             elif op == "split":
                 sizes = pos[0] if pos else kw["sizes"]
+                dim = kw.get("dim", 1)
                 if x.dim() < 2:
                     raise Rejected(s, path, "archdsl rule: split needs channels")
+                if dim % x.dim() == 0 and -x.dim() <= dim < x.dim():
+                    raise Rejected(s, path, "archdsl rule: split may not take the batch axis")
                 if isinstance(sizes, int):
                     positive(sizes, "split's count")
-                    parts = self.torch.chunk(x, sizes, dim=1)
+                    parts = self.torch.chunk(x, sizes, dim=dim)
                     if len(parts) != sizes:
                         # torch.chunk silently gives fewer parts; archdsl refuses
                         raise Rejected(
@@ -1252,8 +1321,29 @@ class Runner:
                         )
                 else:
                     positive(sizes, "split's sizes")
-                    parts = self.torch.split(x, list(sizes), dim=1)
+                    parts = self.torch.split(x, list(sizes), dim=dim)
                 return Several(parts) if len(parts) > 1 else parts[0]
+            elif op == "matmul":
+                (other,) = tensors(pos[:1] or [kw.get("other")])
+                if x.dim() < 3 or other.dim() < 3 or x.dim() != other.dim():
+                    # PyTorch would take vectors, and broadcast the batch against another axis.
+                    raise Rejected(
+                        s, path, f"archdsl rule: matmul {tuple(x.shape[1:])} by {tuple(other.shape[1:])}"
+                    )
+                return x @ other
+            elif op in ("select", "mean"):
+                if op == "select":
+                    dims = (kw.get("dim", 1),)
+                else:
+                    dims = pos[0] if pos else kw.get("dim", 1)
+                    dims = dims if isinstance(dims, tuple) else (dims,)
+                if any(-x.dim() <= d < x.dim() and d % x.dim() == 0 for d in dims):
+                    raise Rejected(s, path, f"archdsl rule: {op} may not take the batch axis")
+                if op == "select":
+                    return x.select(dims[0], pos[0] if pos else kw["index"])
+                if not dims:
+                    raise Rejected(s, path, "archdsl rule: mean over no axis")
+                return x.mean(dim=dims, keepdim=kw.get("keepdim", False))
             elif op == "resize":
                 rank(3)
                 to = pos[0] if pos else kw["to"]
@@ -1310,11 +1400,13 @@ IMAGE_LAYOUT = frozenset(
         "pixelunshuffle",
     }
 )
+#: The layers that need a map's channels last, [H, W, C] (Swin's).
+CHANNELS_LAST = frozenset({"windowattention", "patchmerging"})
 #: The layers whose `channels` is the count of the last axis, the one they act on.
 LAST_AXIS = frozenset({"linear", "layernorm"})
 #: The layers that act on a feature or channel axis, which a [] sample lacks.
 NEEDS_AN_AXIS = frozenset(
-    {"linear", "layernorm", "groupnorm", "scale", "narrow", "batchnorm", "shuffle", "split"}
+    {"linear", "layernorm", "groupnorm", "scale", "narrow", "batchnorm", "shuffle", "split", "posembed"}
 )
 IMAGE = ("C", "H", "W")
 
@@ -1422,6 +1514,14 @@ class Generator:
             return self.r.randint(low, high)
         return (self.r.randint(low, high), self.r.randint(low, high))
 
+    def per_axis(self, low: int, high: int, axes: int) -> int | tuple[int, ...]:
+        """A size for every spatial axis, or one per axis (`[3, 7, 7]` on a video); now and then a
+        list for another number of axes (E118)."""
+        if self.chance(0.7):
+            return self.r.randint(low, high)
+        count = axes if self.chance(0.95) else self.pick([n for n in (1, 2, 3) if n != axes])
+        return tuple(self.r.randint(low, high) for _ in range(count))
+
     # --- layers on an image --------------------------------------------------------------------
 
     def conv(self, shape: list[int]) -> Layer:
@@ -1448,13 +1548,15 @@ class Generator:
             out_count = shape[0]
         else:
             out_count = c if isinstance(out, Same) else out
-        kernel = self.pair(1, 5)
+        axes = max(len(shape) - 1, 1)
+        kernel = self.per_axis(1, 5, axes)
         kw: list[tuple[str, Any]] = [("kernel", kernel)]
         k = kernel if isinstance(kernel, int) else max(kernel)
-        stride = 1
+        stride: Any = 1
         if self.chance(0.3):
-            stride = self.r.randint(1, 3)
+            stride = self.per_axis(1, 3, axes) if self.chance(0.3) else self.r.randint(1, 3)
             kw.append(("stride", stride))
+            stride = stride if isinstance(stride, int) else min(stride)
         dilation = 1
         if self.chance(0.2):
             dilation = self.r.randint(1, 3)
@@ -1470,7 +1572,7 @@ class Generator:
         elif roll < 0.65:
             kw.append(("padding", "valid"))
         elif roll < 0.7:
-            kw.append(("padding", (self.r.randint(0, 2), self.r.randint(0, 2))))
+            kw.append(("padding", tuple(self.r.randint(0, 2) for _ in range(axes))))
         if groups != 1:
             kw.append(("groups", groups))
         if self.chance(0.1):
@@ -1586,7 +1688,8 @@ class Generator:
 
     def pool(self, shape: list[int]) -> Layer:
         op = self.pick(["maxpool", "avgpool"])
-        kernel = self.pair(1, 4)
+        axes = max(len(shape) - 1, 1)
+        kernel = self.per_axis(1, 4, axes)
         k = kernel if isinstance(kernel, int) else min(kernel)
         kw: list[tuple[str, Any]] = []
         stride = k
@@ -1596,9 +1699,9 @@ class Generator:
         pad = 0
         if self.chance(0.35):
             pad = self.r.randint(0, 2)  # sometimes more than half the kernel: PyTorch refuses
-            kw.append(("padding", pad))
+            kw.append(("padding", pad if self.chance(0.8) else self.per_axis(0, 2, axes)))
         if op == "maxpool" and self.chance(0.2):
-            kw.append(("dilation", self.r.randint(1, 2)))
+            kw.append(("dilation", self.r.randint(1, 2) if self.chance(0.8) else self.per_axis(1, 2, axes)))
         if self.chance(0.4):
             kw.append(("ceil", self.chance(0.7)))
         if op == "avgpool" and self.chance(0.15):
@@ -1719,8 +1822,8 @@ class Generator:
             return self.pool(shape)
         if roll < 0.62:
             op = self.pick(["adaptiveavgpool", "adaptivemaxpool"])
-            size = self.pair(1, 6)
-            shape[1:] = [size, size] if isinstance(size, int) else list(size)
+            size = self.per_axis(1, 6, max(len(shape) - 1, 1))
+            shape[1:] = [size] * (len(shape) - 1) if isinstance(size, int) else list(size)
             return Layer(op, (size,), (), self.label())
         if roll < 0.67:
             return Layer("dropout2d", (), (("p", 0.2),) if self.chance(0.5) else (), self.label())
@@ -1745,6 +1848,107 @@ class Generator:
         if self.chance(0.2):
             return Layer("narrow", (), (("length", length), *kw), self.label())
         return Layer("narrow", (length,), kw, self.label())
+
+    # --- tokens and attention ----------------------------------------------------------------------
+
+    def heads(self, features: int) -> int:
+        """Heads that divide the features, mostly."""
+        if self.chance(0.9):
+            return self.pick([h for h in (1, 2, 3, 4, 8) if features % h == 0])
+        return self.r.randint(1, 5)
+
+    def token_layer(self, shape: list[int]) -> Layer:
+        """A transformer's layer on tokens [L, D] (given another rank now and then: refused), or a
+        class token picked, the tokens' mean, a product by a number."""
+        roll = self.r.random()
+        if roll < 0.15:
+            count = self.pick([1, 1, 2])
+            if len(shape) == 2:
+                shape[0] += count
+            return Layer("token", (count,) if count != 1 or self.chance(0.3) else (), (), self.label())
+        if roll < 0.3:
+            return Layer("posembed", (), (("std", 0.1),) if self.chance(0.2) else (), self.label())
+        if roll < 0.5:
+            kw = (("dropout", 0.1),) if self.chance(0.2) else ()
+            kw += (("bias", False),) if self.chance(0.2) else ()
+            return Layer("attention", (self.heads(shape[-1]),), kw, self.label())
+        if roll < 0.65:
+            axis = self.r.randrange(len(shape))
+            index = self.r.randrange(max(shape[axis], 1)) if self.chance(0.9) else shape[axis]
+            if self.chance(0.2):
+                index -= shape[axis]
+            dim = self.pick([axis + 1, axis + 1, axis - len(shape)]) if self.chance(0.95) else 0
+            del shape[axis]
+            return Layer("select", (index,), (("dim", dim),) if dim != 1 or self.chance(0.2) else ())
+        if roll < 0.8:
+            axes = self.r.sample(range(len(shape)), self.r.randint(1, len(shape)))
+            dims = [a + 1 for a in axes]
+            keep = self.chance(0.3)
+            if keep:
+                shape[:] = [1 if i in axes else n for i, n in enumerate(shape)]
+            else:
+                shape[:] = [n for i, n in enumerate(shape) if i not in axes]
+            dim: Any = dims[0] if len(dims) == 1 and self.chance(0.7) else tuple(dims)
+            kw = (("keepdim", True),) if keep else ()
+            if self.chance(0.5):
+                return Layer("mean", (dim,), kw)
+            return Layer("mean", (), (("dim", dim), *kw))
+        if roll < 0.9:
+            return Layer("mul", (self.pick([0.5, 2, 0.125, -1]),))
+        return self.activation(shape)
+
+    def attention(self, shape: list[int]) -> list[Any]:
+        """Self-attention written by hand on tokens [L, D], as the tutorials write it: q, k and v
+        split from one linear layer, or the heads split by `view` and `permute`, the scores a
+        product of two values, scaled and softmaxed."""
+        length, features = shape
+        heads = self.heads(features)
+        head = max(features // heads, 1)
+        q, k, v = self.fresh(), self.fresh(), self.fresh()
+        # now and then the first token's features taken on, as ViT classifies its class token
+        then = [Layer("select", (0,))] if self.chance(0.3) else []
+        if then:
+            shape[:] = [features]
+        if self.chance(0.5):
+            return [
+                Layer("linear", (features * 3,)),
+                Layer("split", (3,), (("dim", 2),), binds=(q, k, v), many=True),
+                Layer("permute", (1, 0), source=k, binds=(k + "t",)),
+                Layer("matmul", (V(k + "t"),), source=q),
+                Layer("mul", (self.pick([0.5, 0.25]),)),
+                Layer("softmax", (), (("dim", -1),)),
+                Layer("matmul", (V(v),)),
+                *then,
+            ]
+        return [
+            Layer("view", (length, heads, head)) if self.chance(0.9) else Layer("view", (length, heads, -1)),
+            Layer("permute", (1, 0, 2), binds=(q,)),
+            Layer("permute", (0, 2, 1), binds=(k,)),
+            Layer("matmul", (V(k),), source=q),
+            Layer("softmax", (), (("dim", -1),)),
+            Layer("matmul", (V(q),)),
+            Layer("permute", (1, 0, 2)),
+            Layer("view", (length, -1)),
+            *then,
+        ]
+
+    def swin(self, shape: list[int]) -> list[Any]:
+        """Swin's layers on a map turned channels-last and back: shifted-window attention, patch
+        merging (V1 or V2)."""
+        channels, height, width = shape
+        out: list[Any] = [Layer("permute", (1, 2, 0))]
+        v2 = (("v2", True),) if self.chance(0.3) else ()
+        if self.chance(0.6):
+            window = self.pick([2, 3, 4, (2, 3)])
+            kw: tuple[tuple[str, Any], ...] = (("window", window),)
+            if self.chance(0.5):
+                kw += (("shift", self.pick([1, (1, 0), 2])),)
+            out.append(Layer("windowattention", (self.heads(channels),), kw + v2, self.label()))
+        else:
+            out.append(Layer("patchmerging", (), v2, self.label()))
+            shape[:] = [2 * channels, -(-height // 2), -(-width // 2)]
+        out.append(Layer("permute", (2, 0, 1)))
+        return out
 
     # --- layers on features ----------------------------------------------------------------------
 
@@ -1784,8 +1988,9 @@ class Generator:
     # --- composites ------------------------------------------------------------------------------
 
     def keeping(self, shape: list[int], keep_channels: bool) -> Any:
-        """A statement meant to keep H and W (and the channels, if asked)."""
-        if len(shape) != 3:  # the statements before it changed the rank
+        """A statement meant to keep the spatial sizes (and the channels, if asked): of an image,
+        or of a signal or a video."""
+        if not 2 <= len(shape) <= 4:  # the statements before it changed the rank
             return self.activation(shape) if shape else self.scalar(shape)
         roll = self.r.random()
         if roll < 0.5:
@@ -1934,7 +2139,7 @@ class Generator:
     def repeat(self, shape: list[int], depth: int) -> Repeat:
         count = self.pick([0, 1, 2, 2, 3])
         body = [
-            self.keeping(shape, keep_channels=True) if len(shape) == 3 else self.activation(shape)
+            self.keeping(shape, keep_channels=True) if 2 <= len(shape) <= 4 else self.activation(shape)
             for _ in range(self.r.randint(1, 2))
         ]
         if self.chance(0.2):
@@ -2117,26 +2322,40 @@ class Generator:
             if roll < 0.7:
                 return self.linear(shape)
             return self.activation(shape)
-        # [C, L] and [C, D, H, W]: what works on any rank, and a way back.
+        # [C, L] and [C, T, H, W]: convolutions and pools of their rank (`image_layer`, which also
+        # draws layers of images only: rank errors), what works on any rank, and a way back.
         roll = self.r.random()
-        if composite and roll < 0.1:
+        if composite and roll < 0.07:
             return self.concat(shape, depth)
-        if composite and roll < 0.2:
+        if composite and roll < 0.14:
             return self.residual(shape, depth)
-        if roll < 0.3:
+        if composite and roll < 0.18:
+            return self.splice(self.repeat(shape, depth))
+        if composite and roll < 0.24:
+            return self.splice(self.call(shape, depth))
+        if composite and roll < 0.27:
+            return self.splice(self.gate(shape))
+        if roll < 0.32:
             return self.view(shape)
-        if roll < 0.4:
+        if roll < 0.37:
             shape[:] = [_prod(shape)]
             return Layer("flatten")
-        if roll < 0.5:
+        if roll < 0.42:
             out: Any = SAME if self.chance(0.1) else self.r.randint(1, 12)
             shape[-1] = shape[-1] if isinstance(out, Same) else out
             return Layer("linear", (out,), (("bias", False),) if self.chance(0.1) else (), self.label())
-        if roll < 0.58:
+        if roll < 0.46:
             return self.permute(shape)
-        if roll < 0.9:
+        if roll < 0.54:
             return self.activation(shape)
-        return self.image_layer(shape)  # a rank error
+        if roll < 0.6:
+            kw = (("eps", 0.001), ("momentum", 0.01), ("affine", self.chance(0.5)))[: self.r.randint(0, 3)]
+            return Layer("batchnorm", (), kw, self.label())
+        if roll < 0.7:
+            return self.pool(shape)
+        if roll < (0.9 if len(shape) == 2 else 0.75):
+            return self.token_layer(shape)  # of a video: refused, mostly
+        return self.image_layer(shape)
 
     def scalar(self, shape: list[int]) -> Layer:
         """What follows `view([])`: mostly a layer a [] sample takes (elementwise ones), or a way
@@ -2161,9 +2380,11 @@ class Generator:
 
     def statements(self, shape: list[int], depth: int = 0) -> list[Any]:
         """One statement, or a few that go together: a value named and read again, taken apart,
-        joined, a branch."""
+        joined, a branch, attention written by hand."""
         if len(shape) in (1, 3) and depth < 4 and self.chance(0.13 if len(shape) == 3 else 0.1):
             return self.graph(shape, depth)
+        if len(shape) == 2 and self.chance(0.12):
+            return self.attention(shape)
         statement = self.statement(shape, depth)
         if self.chance(0.08):
             self.name(statement, shape)
@@ -2200,6 +2421,8 @@ class Generator:
                 return self.excite(shape)
             if roll < 0.76:
                 return [self.resize(shape)]
+            if roll < 0.84:
+                return self.swin(shape)
             return self.graph_call(shape, depth)
         return [self.statement(shape, depth)]
 
@@ -2573,14 +2796,16 @@ class Generator:
 
     def spec(self) -> Spec:
         roll = self.r.random()
-        if roll < 0.7:
+        if roll < 0.6:
             shape = [self.r.randint(1, 6), self.r.randint(1, 32), self.r.randint(1, 32)]
-        elif roll < 0.85:
+        elif roll < 0.73:
             shape = [self.r.randint(1, 64)]
-        elif roll < 0.93:
-            shape = [self.r.randint(1, 6), self.r.randint(1, 16)]
+        elif roll < 0.85:
+            # a signal ([C, L], audio's)
+            shape = [self.r.randint(1, 6), self.r.randint(1, 48)]
         else:
-            shape = [self.r.randint(1, 4), self.r.randint(1, 6), self.r.randint(1, 8), self.r.randint(1, 8)]
+            # a video ([C, T, H, W])
+            shape = [self.r.randint(1, 4), self.r.randint(1, 8), self.r.randint(1, 12), self.r.randint(1, 12)]
         start = tuple(shape)
         name: str | None = None
         more: list[tuple[str, Shape]] = []
@@ -2784,10 +3009,11 @@ def _walk(statements: list[Any]) -> list[Any]:
 def _given(out: Any, expected: Shape) -> Shape:
     """The per-sample shape a module gave: its output's. A module that also hands on values named
     inside it gives a tuple, in no documented order: the one of the expected shape, if any is. A
-    module whose value nothing reads gives nothing: there is nothing to compare."""
+    module whose value nothing reads gives nothing: there is nothing to compare. (Attention gives
+    its output and None, the weights it was not asked for.)"""
     if not isinstance(out, tuple | list):
         return tuple(out.shape[1:])
-    shapes = [tuple(value.shape[1:]) for value in out]
+    shapes = [tuple(value.shape[1:]) for value in out if value is not None]
     return expected if expected in shapes or not shapes else shapes[0]
 
 

@@ -226,9 +226,10 @@ def test_every_layer_of_the_language_describes_its_module() -> None:
         name for name, layer in LAYERS.items() if not layer.member and type(layer).function is Layer.function
     ] == []
     # and a layer that is a bare parameter says so instead
-    assert [name for name, layer in LAYERS.items() if type(layer).parameter is not Layer.parameter] == [
-        "scale"
-    ]
+    bare = [name for name, layer in LAYERS.items() if type(layer).parameter is not Layer.parameter]
+    assert bare == ["scale", "token", "posembed"]
+    # and says how forward combines it with what flows through
+    assert all(type(LAYERS[name]).use is not Layer.use for name in bare)
 
 
 def test_a_block_is_one_class_taking_its_input_channels_and_parameters(tmp_path: Path) -> None:

@@ -187,6 +187,19 @@ def test_a_comment_inside_an_argument_list_stays_after_its_argument() -> None:
     )
 
 
+def test_a_comment_after_the_brace_before_else_stays_there() -> None:
+    # Found by the generated specs of the differential campaign: fmt refused the file, losing it.
+    text = (
+        "model M {\n    input [2, 8]\n    if channels == 2 { relu }  # first\n"
+        "    else if channels == 3 {\n        tanh\n    }  # second\n    else { sigmoid }\n}\n"
+    )
+    assert format_text(text) == (
+        "model M {\n    input [2, 8]\n    if channels == 2 { relu }  # first\n"
+        "    else if channels == 3 {\n        tanh\n    }                          # second\n"
+        "    else { sigmoid }\n}\n"
+    )
+
+
 def test_own_line_comments_keep_their_place_and_blank_lines_are_collapsed() -> None:
     text = (
         "# header\n\n\n\nblock B {\n\n    # first\n    relu\n\n\n    # second\n\n    tanh\n"

@@ -92,6 +92,8 @@ def test_a_statement_giving_several_values_shows_each_in_the_summary(tmp_path: P
         ("fpn.arch", "FPNDict", handwritten_references.FPNDict, (3, 50, 50)),
         ("mbv2.arch", "MBV2Tiny", handwritten_references.MBV2Tiny, (3, 32, 32)),
         ("multi.arch", "Multi", handwritten_references.Multi, (8, 16, 16)),
+        ("attention.arch", "Tiny", handwritten_references.Tiny, (16, 64)),
+        ("attention.arch", "TinyViT", handwritten_references.TinyViT, (3, 16, 16)),
     ],
 )
 def test_networks_written_by_hand_are_the_pytorch_they_stand_for(

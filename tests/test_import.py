@@ -29,6 +29,7 @@ torchvision = pytest.importorskip("torchvision")
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))  # the hand-written modules: `import_modules.nets`
 
+import handwritten_references  # noqa: E402
 from import_modules import nets  # noqa: E402
 
 #: network: its torchvision arguments
@@ -471,3 +472,75 @@ def code(text: str) -> str:
     return "".join(
         re.sub(r"\s*#.*", "", line) + "\n" for line in text.splitlines() if not line.startswith("#")
     )
+
+
+@pytest.mark.parametrize(
+    ("factory", "sample", "written"),
+    [
+        # nn.Conv1d and the 1-d pools, F.max_pool1d and F.adaptive_avg_pool1d
+        (nets.AudioNet, (1, 400), "conv1: conv(8, kernel=9, stride=4, padding=4)"),
+        (nets.AudioNet, (1, 400), "maxpool(2) adaptiveavgpool(1)"),
+        # nn.Conv3d with a size per axis, BatchNorm3d, MaxPool3d, F.avg_pool3d, a residual block
+        (
+            nets.VideoNet,
+            (3, 4, 32, 32),
+            "conv(8, kernel=[3, 7, 7], stride=[1, 2, 2], padding=[1, 3, 3], bias=false)",
+        ),
+        (nets.VideoNet, (3, 4, 32, 32), "pool: maxpool([1, 3, 3], stride=[1, 2, 2], padding=[0, 1, 1])"),
+        (nets.VideoNet, (3, 4, 32, 32), "avgpool([2, 1, 1])"),
+    ],
+)
+def test_signal_and_video_networks_round_trip(
+    factory: Any, sample: tuple[int, ...], written: str, tmp_path: Path
+) -> None:
+    text, _ = round_trip(factory(), factory.__name__, sample, tmp_path)
+    assert written in text
+
+
+def small_vit() -> Any:
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    return VisionTransformer(
+        image_size=32, patch_size=8, num_layers=2, num_heads=4, hidden_dim=64, mlp_dim=128, num_classes=10
+    )
+
+
+@pytest.mark.parametrize(
+    ("factory", "sample", "written"),
+    [
+        # torchvision's ViT: the class token, the position embedding, nn.MultiheadAttention, x[:, 0]
+        (
+            small_vit,
+            (3, 32, 32),
+            (
+                "    class_token: token  ",
+                "    pos_embedding: posembed  ",
+                "attention(4)  ",
+                "    select(0)  ",
+            ),
+        ),
+        # attention written out: a qkv linear chunked on the features, heads split by reshape,
+        # k transposed, q @ kᵀ scaled by a number, softmax, @ v; the tokens' mean
+        (
+            handwritten_references.Tiny,
+            (16, 64),
+            (
+                "    split(3, dim=-1) as (q, k, v)\n",
+                "    k -> permute(0, 2, 1) as x1  ",
+                "    q -> matmul(x1)  ",
+                "    mul(0.25)  ",
+                "    mean  ",
+            ),
+        ),
+        (
+            handwritten_references.TinyViT,
+            (3, 16, 16),
+            ("    cls_token: token  ", "    pos_embed: posembed  "),
+        ),
+    ],
+)
+def test_attention_and_learnt_tokens_round_trip(
+    factory: Any, sample: tuple[int, ...], written: tuple[str, ...], tmp_path: Path
+) -> None:
+    text, _ = round_trip(factory(), factory.__name__, sample, tmp_path)
+    assert [w for w in written if w not in text] == []

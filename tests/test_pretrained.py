@@ -228,7 +228,24 @@ def test_a_part_path_goes_through_submodules_not_attributes() -> None:
         assert f"(its parts: {listed}" in program.diagnostics[0].message
 
 
-def test_input_the_model_cannot_take_is_an_error_naming_the_failing_submodule() -> None:
+def test_input_a_zoo_network_cannot_take_is_the_static_error_of_its_spec() -> None:
+    program = check_text('model M {\n  input [3, 16, 16]\n  pretrained("vgg11")\n}\n')
+    assert rendered(program) == (
+        "net.arch:3:3: error[E111]: pretrained vgg11 cannot take a [3, 16, 16] input: maxpool output "
+        "is empty: input [512, 1, 1], kernel 2, stride 2 → ⌊(1 − 2)/2⌋ + 1 = 0\n"
+        '    3 |   pretrained("vgg11")\n'
+        "      |   ^^^^^^^^^^^^^^^^^^^\n"
+        "note: [3, 16, 16] is the model's input (line 2)"
+    )
+
+
+def test_input_a_network_outside_the_zoo_cannot_take_names_the_failing_submodule(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from archdsl import pretrained
+
+    # A network with no spec is run by torch on meta tensors.
+    monkeypatch.setattr(pretrained, "in_zoo", lambda name: False)
     program = check_text('model M {\n  input [3, 16, 16]\n  pretrained("vgg11")\n}\n')
     assert rendered(program) == (
         "net.arch:3:3: error[E111]: pretrained vgg11 fails on a [3, 16, 16] input at vgg11.features.20 "
@@ -309,3 +326,59 @@ def test_a_zoo_network_is_checked_from_its_spec_without_importing_torch(tmp_path
     wrong = check('model T {\n    input [3, 64, 64]\n    pretrained("resnet18", part="layer1")\n}\n')
     message = "pretrained resnet18.layer1 takes 64 channels ([64, H, W]), not the [3, 64, 64] it is given"
     assert wrong.stdout == f"[{message!r}] False\n"
+
+
+def test_a_transformers_part_is_checked_from_its_spec_on_tokens() -> None:
+    # ViT's encoder takes the 197 tokens of a 224×224 image, the class token first: the tokens
+    # its position embedding was made for
+    program = check_text(
+        'model M {\n  input [197, 768]\n  pretrained("vit_b_16", part="encoder", freeze=true)\n'
+        "  select(0) linear(2)\n}\n"
+    )
+    assert program.diagnostics == []
+    assert program.model().params == 85_207_296 + 768 * 2 + 2  # torchvision's encoder, the head
+    program = check_text('model M {\n  input [3, 224, 224]\n  pretrained("vit_b_16", part="encoder")\n}\n')
+    assert rendered(program) == (
+        "net.arch:3:3: error[E111]: pretrained vit_b_16.encoder takes a sample of 2 axes, [197, 768] at "
+        "the network's default size, not the [3, 224, 224] it is given\n"
+        '    3 |   pretrained("vit_b_16", part="encoder")\n'
+        "      |   ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n"
+        "note: [3, 224, 224] is the model's input (line 2)"
+    )
+
+
+def test_a_video_network_of_the_zoo_is_checked_from_its_spec_and_built_by_torchvision(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    spec = tmp_path / "clips.arch"
+    code = (
+        "import sys, archdsl\n"
+        "print([d.message for d in archdsl.check([sys.argv[1]])], 'torch' in sys.modules)\n"
+    )
+    spec.write_text(
+        'model T {\n    input [3, 8, 32, 32]\n    pretrained("r3d_18", part="layer2")\n}\n', encoding="utf-8"
+    )
+    wrong = subprocess.run(
+        [sys.executable, "-c", code, str(spec)], capture_output=True, text=True, check=True
+    )
+    message = "pretrained r3d_18.layer2 takes 64 channels ([64, T, H, W]), not the [3, 8, 32, 32] it is given"
+    assert wrong.stdout == f"[{message!r}] False\n"
+    spec.write_text(
+        'model T {\n    input [3, 8, 32, 32]\n    pretrained("r2plus1d_18", weights="KINETICS400_V1")\n}\n',
+        encoding="utf-8",
+    )
+    clean = subprocess.run(
+        [sys.executable, "-c", code, str(spec)], capture_output=True, text=True, check=True
+    )
+    assert clean.stdout == "[] False\n"
+    model = archdsl.load(spec).model()
+    assert (model.output, model.params) == ((400,), 31_505_325)
+    theirs = reference("mc3_18", "layer3").eval()
+    program = check_text('model M {\n    input [128, 4, 8, 8]\n    pretrained("mc3_18", part="layer3")\n}\n')
+    assert program.diagnostics == []
+    with torch.no_grad():
+        expected = tuple(theirs(torch.randn(1, 128, 4, 8, 8)).shape[1:])
+    assert program.model().output == expected == (256, 4, 4, 4)
+    built = build_model(program.model()).eval()
+    assert sum(p.numel() for p in built.parameters()) == program.model().params

@@ -184,3 +184,69 @@ def test_a_layer_that_mixes_only_channels_keeps_the_field(tmp_path: Path, body: 
 def test_linear_on_channels_last_keeps_the_field(tmp_path: Path) -> None:
     field = _rule(tmp_path, "conv(4, kernel=3) permute(1, 2, 0) linear(8) permute(2, 0, 1)")
     assert not field.whole and field.rows.size == 3
+
+
+def test_a_video_has_a_field_along_time_height_and_width(tmp_path: Path) -> None:
+    model = _model(
+        tmp_path,
+        "model M { input [3, 16, 64, 64] "
+        "conv(8, kernel=[3, 7, 7], stride=[1, 2, 2], padding=[1, 3, 3]) "
+        "maxpool([1, 3, 3], stride=[1, 2, 2], padding=[0, 1, 1]) "
+        "conv(8, kernel=[3, 1, 1], padding=[1, 0, 0]) adaptiveavgpool(1) }",
+    )
+    fields = receptive_fields(model)
+    assert fields["0"].axes == (Axis(3, 1, -1), Axis(7, 2, -3), Axis(7, 2, -3))
+    assert (fields["0"].text(), fields["0"].jump_text()) == ("3×7×7", "1×2×2")
+    # the pool reaches across frames by nothing, across rows and columns by 2 jumps of 2
+    assert fields["1"].axes == (Axis(3, 1, -1), Axis(11, 4, -5), Axis(11, 4, -5))
+    assert fields["2"].axes == (Axis(5, 1, -2), Axis(11, 4, -5), Axis(11, 4, -5))
+    assert fields["3"].whole and fields["3"].text() == "global"
+
+
+def test_a_signal_has_a_field_along_its_length(tmp_path: Path) -> None:
+    model = _model(tmp_path, "model M { input [2, 50] conv(4, kernel=5, stride=2) maxpool(3, stride=2) }")
+    fields = receptive_fields(model)
+    assert fields["0"].axes == (Axis(5, 2, 0),)
+    assert (fields["1"].text(), fields["1"].jump_text()) == ("9", "4")
+
+
+@pytest.mark.parametrize(
+    ("sample", "body"),
+    [
+        (
+            (1, 9, 11, 10),
+            "conv(2, kernel=[3, 1, 5], stride=[2, 1, 1], padding=[1, 0, 2]) relu "
+            "avgpool([1, 2, 2], stride=1) conv(2, kernel=3, stride=2, dilation=[1, 2, 1])",
+        ),
+        (
+            (1, 23),
+            "conv(2, kernel=5, stride=2, padding=2) avgpool(3, stride=1) conv(2, kernel=3, dilation=2)",
+        ),
+    ],
+    ids=["video", "signal"],
+)
+def test_a_videos_and_a_signals_field_is_where_the_gradient_reaches(
+    tmp_path: Path, sample: tuple[int, ...], body: str
+) -> None:
+    torch = pytest.importorskip("torch")
+    from archdsl.builder import build_model
+
+    model = _model(tmp_path, f"model Probe {{ input {list(sample)} {body} }}")
+    field = receptive_fields(model)[model.layers[-1].path]
+    module = build_model(model).eval()
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.copy_(torch.rand_like(parameter) + 0.1)  # positive: no cancellation
+    signal = torch.ones(1, *sample, requires_grad=True)
+    output = module(signal)
+    extents = sample[1:]
+    last = tuple(n - 1 for n in output.shape[2:])
+    for position in {tuple(0 for _ in last), tuple(n // 2 for n in last), last}:
+        signal.grad = None
+        output[(0, slice(None), *position)].sum().backward(retain_graph=True)
+        reached = signal.grad[0, 0] != 0
+        for axis, (along, extent) in enumerate(zip(field.axes, extents, strict=True)):
+            others = tuple(a for a in range(len(extents)) if a != axis)
+            found = (reached.any(dim=others) if others else reached).nonzero().flatten()
+            expected = along.span(position[axis], extent)
+            assert (int(found.min()), int(found.max()) + 1) == expected, (position, axis)

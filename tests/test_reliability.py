@@ -357,3 +357,37 @@ def test_a_bad_byte_after_non_ascii_text_is_placed_in_characters(tmp_path: Path)
     path.write_bytes("model M {\n  input [1, 8, 8] # é".encode() + b"\xe9\n}\n")
     (diagnostic,) = compile_file(str(path), loader=Loader()).diagnostics
     assert (diagnostic.code, diagnostic.span.line, diagnostic.span.column) == ("E007", 2, 22)
+
+
+def test_a_map_that_select_or_mean_makes_is_an_image_whatever_its_input_was() -> None:
+    # A frame of a clip (differential seed 8111): its axes are [C, H, W] again, so Swin's layers
+    # take it channels-last after one permute, and a pool takes it back.
+    def clip(body: str) -> Program:
+        return check_text(f"model M {{ input [4, 3, 8, 8]\n{body}\n}}\n")
+
+    body = "select(0, dim=2) permute(1, 2, 0) windowattention(2, window=2) permute(2, 0, 1) avgpool(2)"
+    assert clip(body).model().output == (4, 4, 4)
+    merged = "mean(2) permute(1, 2, 0) patchmerging permute(2, 0, 1) avgpool(2)"
+    assert clip(merged).model().output == (8, 2, 2)
+    assert [(d.code, d.message) for d in clip("select(0, dim=2) windowattention(2)").diagnostics] == [
+        (
+            "E102",
+            "windowattention needs a channels-last map [H, W, C], but this sample's axes are "
+            "[C = 4, H = 8, W = 8]; `permute(1, 2, 0)` moves the channels last",
+        )
+    ]
+
+
+def test_an_argument_reading_a_size_an_error_left_unknown_checks_nothing_more() -> None:
+    # Differential seed 12772: `width(v1)` of a value whose view failed was passed on as unknown
+    # to conv's channel rule, which crashed on it.
+    body = (
+        "*concat {\n"
+        "    branch { conv(3, kernel=1) view([5, 1, 5]) as v1 }\n"
+        "    branch { conv(2 if width(v1) <= 5 and channels != 3 else 1, kernel=4, stride=2) }\n"
+        "}"
+    )
+    program = check_text(f"model M {{ input [6, 1, 9]\n{body}\n}}\n")
+    assert [(d.code, d.message) for d in program.diagnostics] == [
+        ("E107", "view cannot reshape [3, 1, 9] (27 elements) to [5, 1, 5] (25 elements)")
+    ]

@@ -187,7 +187,8 @@ def test_keyword_values_in_the_wrong_place_are_bad_values_not_unknown_names() ->
     (diagnostic,) = compile_text("model M { input [3, 5, 5] conv(4, kernel=same) }").diagnostics
     assert (diagnostic.code, diagnostic.message) == (
         "E005",
-        "conv argument 'kernel' must be a positive integer or an [h, w] pair, got the name 'same'",
+        "conv argument 'kernel' must be a positive integer, or one per spatial axis ([l], [h, w] or "
+        "[t, h, w]), got the name 'same'",
     )
 
 
@@ -258,12 +259,14 @@ def test_lenet_train_section_from_the_design() -> None:
     ("statement", "message"),
     [
         (
-            "conv(4, kernel=3, stride=[1, 2, 3])",
-            "conv argument 'stride' must be a positive integer or an [h, w] pair, got [1, 2, 3]",
+            "conv(4, kernel=3, stride=[1, 2, 3, 4])",
+            "conv argument 'stride' must be a positive integer, or one per spatial axis ([l], [h, w] or "
+            "[t, h, w]), got [1, 2, 3, 4]",
         ),
         (
             'conv(4, kernel=3, padding="full")',
-            'conv argument \'padding\' must be an integer ≥ 0, an [h, w] pair, "same" or "valid", got "full"',
+            "conv argument 'padding' must be an integer ≥ 0, one per spatial axis ([l], [h, w] or "
+            '[t, h, w]), "same" or "valid", got "full"',
         ),
         ("residual(shortcut=skip) { relu }", "unknown name 'skip'"),
         ("residual(stride=2) { relu }", "'stride' applies only to shortcut=project"),

@@ -125,7 +125,8 @@ def test_batchnorm_without_affine_has_no_parameters() -> None:
             "conv(4, kernel=1)",
             "[16]",
             "E102",
-            "conv needs a [C, H, W] input, got [16]; use `view(C, H, W)` to give it a spatial shape",
+            "conv needs a [C, L], [C, H, W] or [C, T, H, W] input, got [16]; use `view(C, H, W)` to give "
+            "it a spatial shape",
         ),
         (
             "view(7, -1)",
@@ -239,3 +240,208 @@ def test_channels_in_linear_is_the_last_axis_it_acts_on() -> None:
     program = shapes("permute(1, 2, 0) linear(channels) layernorm(eps=1e-6)", "[96, 8, 8]")
     assert program.model().output == (8, 8, 96)
     assert not program.errors
+
+
+# --- every rank: a signal [C, L], an image [C, H, W], a video [C, T, H, W] ------------------------
+
+#: (statement, input, PyTorch's own module for it, written by hand)
+RANKED = [
+    ("conv(8, kernel=3)", (4, 20), "nn.Conv1d(4, 8, 3)"),
+    ("conv(8, kernel=[5], stride=2, padding=2, dilation=2)", (4, 20), "nn.Conv1d(4, 8, 5, 2, 2, 2)"),
+    ('conv(8, kernel=4, padding="same")', (4, 9), 'nn.Conv1d(4, 8, 4, padding="same")'),
+    (
+        "conv(6, kernel=[3, 5], stride=[1, 2], groups=2)",
+        (4, 9, 11),
+        "nn.Conv2d(4, 6, (3, 5), (1, 2), groups=2)",
+    ),
+    (
+        "conv(8, kernel=[3, 7, 7], stride=[1, 2, 2], padding=[1, 3, 3], bias=false)",
+        (3, 5, 16, 16),
+        "nn.Conv3d(3, 8, (3, 7, 7), (1, 2, 2), (1, 3, 3), bias=False)",
+    ),
+    (
+        'conv(8, kernel=[2, 3, 4], dilation=[1, 2, 1], padding="same")',
+        (3, 5, 9, 9),
+        'nn.Conv3d(3, 8, (2, 3, 4), dilation=(1, 2, 1), padding="same")',
+    ),
+    ('conv(4, kernel=3, padding="valid", groups=4)', (4, 3, 5, 5), "nn.Conv3d(4, 4, 3, groups=4)"),
+    ("maxpool(3, stride=2, ceil=true)", (4, 10), "nn.MaxPool1d(3, 2, ceil_mode=True)"),
+    (
+        "maxpool([1, 3, 3], stride=[1, 2, 2], padding=[0, 1, 1])",
+        (4, 5, 9, 9),
+        "nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1))",
+    ),
+    (
+        "maxpool(2, dilation=[1, 2, 1], ceil=true)",
+        (4, 5, 9, 9),
+        "nn.MaxPool3d(2, dilation=(1, 2, 1), ceil_mode=True)",
+    ),
+    (
+        "avgpool(2, padding=1, count_include_pad=false)",
+        (4, 9),
+        "nn.AvgPool1d(2, padding=1, count_include_pad=False)",
+    ),
+    ("avgpool([2, 7, 7], stride=1)", (4, 2, 7, 9), "nn.AvgPool3d((2, 7, 7), 1)"),
+    ("avgpool(3, stride=2, ceil=true)", (4, 5, 9, 9), "nn.AvgPool3d(3, 2, ceil_mode=True)"),
+    ("adaptiveavgpool(3)", (4, 10), "nn.AdaptiveAvgPool1d(3)"),
+    ("adaptivemaxpool([1, 2, 3])", (4, 5, 9, 9), "nn.AdaptiveMaxPool3d((1, 2, 3))"),
+    ("adaptiveavgpool(1)", (4, 5, 9, 9), "nn.AdaptiveAvgPool3d(1)"),
+    ("batchnorm(eps=0.001, momentum=0.001)", (4, 5, 9, 9), "nn.BatchNorm3d(4, 0.001, 0.001)"),
+]
+
+
+@pytest.mark.parametrize(("layer", "sample", "reference"), RANKED, ids=[r[0] for r in RANKED])
+def test_every_rank_gives_pytorchs_shape_parameters_macs_and_module(
+    layer: str, sample: tuple[int, ...], reference: str
+) -> None:
+    torch = pytest.importorskip("torch")
+    from torch import nn
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from archdsl.builder import build_model
+    from archdsl.importer import leaves
+
+    program = shapes(layer, str(list(sample)))
+    assert program.diagnostics == []
+    model = program.model()
+    theirs = eval(reference, {"nn": nn})  # PyTorch's module, written by hand
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        expected = theirs(torch.randn(2, *sample))
+    assert model.output == tuple(expected.shape[1:])
+    assert model.params == sum(p.numel() for p in theirs.parameters())
+    assert model.macs == counter.get_total_flops() // 2 // 2  # per sample, of a batch of 2
+    # the module archdsl builds (and `emit` writes) is that one
+    assert leaves(build_model(model)) == {"0": leaves(theirs)[""]}
+
+
+@pytest.mark.parametrize(
+    ("body", "input_shape", "code", "message"),
+    [
+        (
+            "conv(8, kernel=[3, 7, 7])",
+            "[3, 32, 32]",
+            "E118",
+            "conv kernel [3, 7, 7] gives 3 sizes, but its input [3, 32, 32] has 2 spatial axes "
+            "([C, H, W]): give one size, or [h, w]",
+        ),
+        (
+            "maxpool(2, padding=[1, 0])",
+            "[3, 4, 8, 8]",
+            "E118",
+            "maxpool padding [1, 0] gives 2 sizes, but its input [3, 4, 8, 8] has 3 spatial axes "
+            "([C, T, H, W]): give one size, or [t, h, w]",
+        ),
+        (
+            "adaptiveavgpool([1, 1])",
+            "[8, 100]",
+            "E118",
+            "adaptiveavgpool size [1, 1] gives 2 sizes, but its input [8, 100] has 1 spatial axis "
+            "([C, L]): give one size, or [l]",
+        ),
+        (
+            "conv(4, kernel=[3, 5, 5])",
+            "[3, 2, 8, 8]",
+            "E101",
+            "conv output is empty: input [3, 2, 8, 8], kernel [3, 5, 5], stride 1 → time 2 − 3 + 1 = 0",
+        ),
+        (
+            "maxpool(4, stride=2)",
+            "[3, 3]",
+            "E101",
+            "maxpool output is empty: input [3, 3], kernel 4, stride 2 → ⌊(3 − 4)/2⌋ + 1 = 0",
+        ),
+        (
+            "maxpool([1, 3, 3], padding=[0, 2, 1])",
+            "[3, 4, 8, 8]",
+            "E108",
+            "maxpool padding [0, 2, 1] is more than half the kernel [1, 3, 3]: PyTorch allows at most "
+            "[0, 1, 1]",
+        ),
+        (
+            'conv(4, kernel=3, stride=[1, 2, 2], padding="same")',
+            "[3, 4, 8, 8]",
+            "E109",
+            'padding="same" needs stride 1, got stride [1, 2, 2] (PyTorch refuses it for strided '
+            "convolutions)",
+        ),
+        (
+            "conv(4, kernel=3)",
+            "[3, 2, 4, 8, 8]",
+            "E102",
+            "conv needs a [C, L], [C, H, W] or [C, T, H, W] input, got [3, 2, 4, 8, 8]",
+        ),
+    ],
+)
+def test_errors_at_every_rank_name_the_axes(body: str, input_shape: str, code: str, message: str) -> None:
+    assert first_error(body, input_shape) == (code, message)
+
+
+@pytest.mark.parametrize(
+    ("body", "input_shape", "message"),
+    [
+        (
+            "conv(4, kernel=5, stride=2)",
+            "[2, 100]",
+            "conv size does not divide exactly: (100 − 5)/2 + 1 = 48.5 → 48; PyTorch silently drops "
+            "the last position of the input",
+        ),
+        (
+            "conv(4, kernel=[3, 7, 7], stride=2)",
+            "[3, 8, 30, 30]",
+            "conv size does not divide exactly: time (8 − 3)/2 + 1 = 3.5 → 3; height (30 − 7)/2 + 1 "
+            "= 12.5 → 12; width (30 − 7)/2 + 1 = 12.5 → 12; PyTorch silently drops the last frame, "
+            "row and column of the input",
+        ),
+        (
+            "avgpool([3, 2, 2])",
+            "[3, 8, 9, 10]",
+            "avgpool size does not divide exactly: time (8 − 3)/3 + 1 = 2.67 → 2; height (9 − 2)/2 + 1 "
+            "= 4.5 → 4; PyTorch silently drops the last 2 frames and row of the input",
+        ),
+    ],
+)
+def test_inexact_division_at_every_rank_counts_what_each_axis_drops(
+    body: str, input_shape: str, message: str
+) -> None:
+    (warning,) = shapes(body, input_shape).diagnostics
+    assert (warning.code, warning.message) == ("W001", message)
+
+
+def test_a_3d_average_pool_needs_the_input_at_least_the_kernel_whatever_the_padding() -> None:
+    # PyTorch's avg_pool3d refuses it ("input image (T: 2 H: 2 W: 6) smaller than kernel size");
+    # its max pool, and the 1d and 2d average pools, take the padding into account.
+    assert output("maxpool(3, stride=1, padding=1)", "[4, 2, 2, 6]") == (4, 2, 2, 6)
+    assert output("avgpool(3, stride=1, padding=1)", "[4, 2, 2]") == (4, 2, 2)
+    assert first_error("avgpool(3, stride=1, padding=1)", "[4, 2, 2, 6]") == (
+        "E101",
+        "avgpool on a video needs each spatial size at least the kernel's, whatever the padding "
+        "(PyTorch's AvgPool3d): input [4, 2, 2, 6], kernel 3 → time 2 < 3; height 2 < 3",
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "input_shape", "labels"),
+    [
+        (
+            "conv(64, kernel=[3, 7, 7], stride=[1, 2, 2], padding=[1, 3, 3], bias=false) "
+            "maxpool([1, 3, 3], stride=[1, 2, 2], padding=[0, 1, 1]) adaptiveavgpool([1, 1, 1])",
+            "[3, 16, 112, 112]",
+            [
+                "conv 3×7×7, 64, /1×2×2, pad 1×3×3",
+                "maxpool 1×3×3, /1×2×2, pad 0×1×1",
+                "adaptiveavgpool 1×1×1",
+            ],
+        ),
+        (
+            "conv(8, kernel=9, stride=4, dilation=2) avgpool(2, ceil=true)",
+            "[1, 400]",
+            ["conv 9, 8, /4, dilation 2", "avgpool 2, ceil"],
+        ),
+        ("conv(8, kernel=3, stride=2, padding=1)", "[3, 32, 32]", ["conv 3×3, 8, /2, pad 1"]),
+    ],
+)
+def test_labels_give_a_size_per_axis(body: str, input_shape: str, labels: list[str]) -> None:
+    from archdsl.summary import describe
+
+    assert [describe(node) for node in shapes(body, input_shape).model().layers] == labels

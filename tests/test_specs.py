@@ -13,6 +13,7 @@ import torchvision
 from torch import nn
 
 import archdsl
+from archdsl.graph import Node
 from archdsl.module_names import RESERVED_MODULE_NAMES
 from archdsl.shapes import Shaped
 
@@ -60,6 +61,9 @@ def test_built_module_matches_static_shapes_and_parameters_statement_by_statemen
         modules = dict(net.named_modules())
         for node in walk(model.layers):
             if node.name == "*":  # no module (spliced, or a function): checked as their namespace's
+                continue
+            if isinstance(node, Node) and node.parameter:  # a bare parameter (a class token): no module
+                assert net.get_parameter(node.path).numel() == node.params, node.path
                 continue
             assert produced[node.path] == (2, *node.output), node.path
             assert sum(p.numel() for p in modules[node.path].parameters()) == node.params, node.path

@@ -12,19 +12,21 @@ The module it names is imported by `archdsl check`, so it must not import torch 
 
 from __future__ import annotations
 
-from . import dense, elementwise, joins, resample, spatial
+from . import dense, elementwise, joins, resample, spatial, tokens
 from .base import (
     ADAPTIVE,
     JOIN,
     KEEP,
     WHOLE,
     Arg,
+    Batched,
     FieldRule,
     Function,
     Input,
     Inputs,
     Joins,
     Layer,
+    Member,
     Mixes,
     Module,
     NotSymbolic,
@@ -47,12 +49,14 @@ __all__ = [
     "RESIDUAL",
     "WHOLE",
     "Arg",
+    "Batched",
     "FieldRule",
     "Function",
     "Input",
     "Inputs",
     "Joins",
     "Layer",
+    "Member",
     "Mixes",
     "Module",
     "NotSymbolic",
@@ -157,7 +161,7 @@ KEYWORDS = frozenset(
     }
 )
 
-for _family in (spatial, resample, elementwise, dense, joins):
+for _family in (spatial, resample, elementwise, dense, joins, tokens):
     for _layer in _family.LAYERS:
         register(_layer)
 

@@ -110,15 +110,19 @@ class Function:
     """A computation that is no module, as data: `target(*args, **kwargs)`, which the builder calls
     and `emit` writes. `target` is a torch function (`torch.cat`, `nn.functional.interpolate`), a
     helper of `archdsl.runtime` (`archdsl.pad_to`, copied into emitted source like its modules),
-    or an operator, `+` or `*`, joining the inputs. `args` and `kwargs` may hold `Input`, `Inputs`
-    and `SizeOf`; `defaults` as for `Module`."""
+    or an operator, `+`, `*` or `@`, applied to its arguments in turn (`Inputs` are each input).
+    `args` and `kwargs` may hold `Input`, `Inputs` and `SizeOf`, and in a `Layer.use`, `Member`
+    and `Batched`; a `Member` target calls the member. `defaults` as for `Module`."""
 
-    target: str
+    target: str | Member
     args: tuple[Any, ...] = ()
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     defaults: Mapping[str, Any] = field(default_factory=dict)
     #: It returns a tuple, an item for each of the node's outputs (even one).
     many: bool = False
+    #: It returns a tuple of which the node's output is this item (`nn.MultiheadAttention` returns
+    #: the output and the attention weights).
+    pick: int | None = None
 
     def options(self) -> dict[str, Any]:
         """The keyword arguments that differ from PyTorch's defaults."""
@@ -126,12 +130,30 @@ class Function:
 
 
 @dataclass(frozen=True)
+class Member:
+    """In a `Function` that says how `forward` uses a layer's member (`Layer.use`): the member
+    itself, `self.class_token` or `self.self_attention`; as a `Function`'s target, it is called."""
+
+
+@dataclass(frozen=True)
+class Batched:
+    """In a `Function`'s arguments: the member, a parameter whose first axis is 1, expanded to the
+    batch of the node's input `index`: `self.class_token.expand(x.shape[0], -1, -1)` keeps its
+    `axes` after the first."""
+
+    index: int = 0
+    axes: int = 2
+
+
+@dataclass(frozen=True)
 class Parameter:
     """A bare learnable tensor registered on the enclosing module under the statement's name, which
-    multiplies what flows through (`layer_scale`): `torch.full(shape, fill)` at first."""
+    `Layer.use` combines with what flows through (`layer_scale` multiplies it, a position embedding
+    is added): `torch.full(shape, fill)` at first, or drawn from N(0, std²) where `std` is given."""
 
     shape: tuple[Any, ...]
-    fill: Any
+    fill: Any = 0.0
+    std: float | None = None
 
 
 #: The names of a sample's axes where they are known: an image's are C, H and W, in that order.
@@ -144,12 +166,13 @@ IMAGE_AXES: Axes = ("C", "H", "W")
 
 @dataclass(frozen=True)
 class Sliding:
-    """A window sliding over H and W: a convolution or pool (each an `(h, w)` pair)."""
+    """A window sliding over the spatial axes (L; H and W; T, H and W): a convolution or pool, each
+    argument one size per axis, in the axes' order."""
 
-    kernel: tuple[int, int]
-    stride: tuple[int, int]
-    padding: tuple[int, int]
-    dilation: tuple[int, int] = (1, 1)
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    padding: tuple[int, ...]
+    dilation: tuple[int, ...] = (1, 1)
 
 
 @dataclass(frozen=True)
@@ -225,12 +248,17 @@ class Layer:
     variadic: ClassVar[str | None] = None
     #: What it asks of a [C, H, W] sample's axes, which shape inference follows through permutes:
     #: "image", channels first (convolutions, pools, channel norms); "features", a last axis that is
-    #: no spatial one (linear and layernorm map the last axis); or "any".
+    #: no spatial one (linear and layernorm map the last axis); "map", the channels last (Swin's
+    #: layers on [H, W, C]); or "any".
     layout: ClassVar[str] = "any"
     #: Arguments the one-class-per-block emitter may write as expressions in a block's parameters.
     symbolic_args: ClassVar[tuple[str, ...]] = ()
     #: Arguments that may be a block parameter of any type, passed straight to the constructor.
     passed_args: ClassVar[tuple[str, ...]] = ()
+    #: Arguments given per spatial axis (`kernel=3`, `kernel=[3, 7, 7]`): shape inference makes
+    #: each one size per axis of the input's rank (`sizes.spread`) before the rule reads them, so
+    #: the rule, `module`, `describe` and `field` see `(3, 3, 3)`.
+    per_axis: ClassVar[tuple[str, ...]] = ()
 
     #: The PyTorch module classes, by class name, that `arguments` reads back (`archdsl import`).
     imports: ClassVar[tuple[str, ...]] = ()
@@ -273,6 +301,13 @@ class Layer:
 
     def parameter(self, node: Shaped) -> Parameter | None:
         """For a layer that is a bare parameter of its module rather than a module: its tensor."""
+        return None
+
+    def use(self, node: Shaped) -> Function | None:
+        """How `forward` uses the layer's member, where that is not calling it on what it receives
+        (`self.conv(x)`): as data, with `Member()` for the member. A bare parameter must say
+        (`scale` multiplies, `x * self.layer_scale`); `attention` calls its module on x three
+        times and keeps the first item it returns."""
         return None
 
     def build(self, node: Shaped) -> Any:
@@ -349,13 +384,22 @@ def pair_of(value: Any) -> tuple[Any, Any]:
     return (value, value) if isinstance(value, int) else (value[0], value[1])
 
 
-def size_text(pair: tuple[int, int]) -> str:
-    return f"{pair[0]}×{pair[1]}"
+def axes_of(value: Any) -> Any:
+    """PyTorch's int-or-tuple arguments of any rank (`kernel_size=3`, `(3, 7, 7)`, `(3,)`) as an
+    argument per spatial axis takes them: one int where every axis has it, else the tuple."""
+    if isinstance(value, int):
+        return value
+    items = tuple(value)
+    return items[0] if len(set(items)) == 1 else items
 
 
-def pair_or_int(pair: tuple[int, int]) -> str:
-    return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]}×{pair[1]}"
+def size_text(pair: tuple[int, ...]) -> str:
+    return "×".join(str(n) for n in pair)
 
 
-def step_text(pair: tuple[int, int]) -> str:
-    return f"/{pair[0]}" if pair[0] == pair[1] else f"/{pair[0]}×{pair[1]}"
+def pair_or_int(pair: tuple[int, ...]) -> str:
+    return str(pair[0]) if len(set(pair)) == 1 else size_text(pair)
+
+
+def step_text(pair: tuple[int, ...]) -> str:
+    return f"/{pair_or_int(pair)}"

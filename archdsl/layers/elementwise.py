@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ..errors import warning
 from ..sizes import BATCH_AXIS, NO_GRADIENT, RANK, Outcome, Shape, divides, fail, fmt, needs_image
 from ..values import any_int, boolean, choice, number, positive_int, positive_number, probability
-from .base import Arg, FieldRule, Layer, Mixes, Module, Parameter, Pointwise, plain
+from .base import Arg, FieldRule, Function, Input, Layer, Member, Mixes, Module, Parameter, Pointwise, plain
 
 if TYPE_CHECKING:
     from ..graph import Node as LayerNode
@@ -38,7 +38,7 @@ class BatchNorm(Layer):
         if not 1 <= len(shape) <= 4:
             raise fail(
                 RANK,
-                f"batchnorm needs a [F], [C, L], [C, H, W] or [C, D, H, W] input, got {fmt(shape)}",
+                f"batchnorm needs a [F], [C, L], [C, H, W] or [C, T, H, W] input, got {fmt(shape)}",
                 node.span,
             )
         return Outcome(shape, 2 * shape[0] if node.args["affine"] else 0)
@@ -434,6 +434,9 @@ class Scale(Layer):
 
     def parameter(self, node: Shaped) -> Parameter:
         return Parameter((node.input[0], *(1,) * (len(node.input) - 1)), node.args["init"])
+
+    def use(self, node: Shaped) -> Function:
+        return Function("*", (Input(0), Member()))
 
     def module(self, node: Shaped) -> Module:
         raise AssertionError("scale is a parameter of its module, not a module (see `parameter`)")

@@ -22,8 +22,8 @@ from ..sizes import (
     fail,
     fmt,
 )
-from ..values import BadValue, describe, tensors
-from .base import JOIN, Arg, FieldRule, Function, Input, Inputs, Joins, Layer
+from ..values import BadValue, TensorRef, any_int, describe, tensors
+from .base import JOIN, KEEP, WHOLE, Arg, FieldRule, Function, Input, Inputs, Joins, Layer
 
 if TYPE_CHECKING:
     from ..graph import Value
@@ -98,12 +98,32 @@ class Add(_Join):
         return Outcome(shape)
 
 
+def _factors(value: Any) -> tuple[Any, ...]:
+    """`mul`'s arguments: named values, and numbers (`mul(0.125)`, attention's 1/√d)."""
+    items = value if isinstance(value, list | tuple) else [value]
+    if items and all(
+        isinstance(v, TensorRef) or (isinstance(v, int | float) and not isinstance(v, bool)) for v in items
+    ):
+        return tuple(items)
+    raise BadValue(f"named values (tensors made earlier, `… as name`) or numbers, got {describe(value)}")
+
+
 class Mul(_Join):
     name = "mul"
-    torch = "x * y * …"
-    doc = "the product of what it receives and the values it names, each of its shape or 1 on an axis"
+    torch = "x * y * …, x * 0.125"
+    doc = "the product of what it receives and the values (of its shape, or 1 on an axis) or numbers it names"
     operator = "*"
     no_axis = True
+    args = (Arg("others", _factors, "the values, or numbers, it multiplies by", required=True),)
+
+    def function(self, node: Shaped) -> Function:
+        # a gate's mul (constructs.py) names no others: it multiplies its inputs
+        numbers = tuple(v for v in node.args.get("others") or () if not isinstance(v, TensorRef))
+        return Function("*", (Inputs(), *numbers))
+
+    def describe(self, node: Shaped) -> str:
+        others = [v.name if isinstance(v, TensorRef) else f"{v:g}" for v in node.args.get("others") or ()]
+        return f"mul {', '.join(others)}" if others else "mul"
 
     def shape(self, node: Any, shape: Shape) -> Outcome:
         values = node.inputs
@@ -203,7 +223,7 @@ def chunks(channels: int, count: int) -> list[int]:
 class Split(Layer):
     name = "split"
     torch = "torch.split(x, sizes, dim=1), or torch.chunk(x, n, dim=1)"
-    doc = "the channels taken apart: several values, named with `as (a, b, …)`"
+    doc = "the channels (or another axis) taken apart: several values, named with `as (a, b, …)`"
     kind = "reshape"
     member = False
     args = (
@@ -213,45 +233,69 @@ class Split(Layer):
             "a number of shares (as `torch.chunk`), or the channel count of each part",
             required=True,
         ),
+        Arg("dim", any_int, "the axis taken apart, counting the batch as 0: 1 is the channels", 1),
     )
 
     def shape(self, node: Any, shape: Shape) -> Outcome:
         if len(shape) < 1:
             raise fail(RANK, f"split needs channels to take apart, got {fmt(shape)}", node.span)
-        sizes = self.parts(node.args["sizes"], shape[0])
+        axis = self.axis(node, shape)
+        what = "channels" if axis == 0 else f"positions of axis {axis + 1}"
+        sizes = self.parts(node.args["sizes"], shape[axis])
         span = node.arg_spans.get("sizes", node.span)
         if isinstance(node.args["sizes"], int):
             if len(sizes) != node.args["sizes"]:
                 raise fail(
                     CONCAT_MISMATCH,
-                    f"split cannot share {shape[0]} channels in {node.args['sizes']} parts: torch.chunk "
+                    f"split cannot share {shape[axis]} {what} in {node.args['sizes']} parts: torch.chunk "
                     f"gives {len(sizes)} ({' + '.join(map(str, sizes))})",
                     span,
                 )
-        elif sum(sizes) != shape[0]:
+        elif sum(sizes) != shape[axis]:
             raise fail(
                 CONCAT_MISMATCH,
-                f"split {' + '.join(map(str, sizes))} = {sum(sizes)} channels, but the input has "
-                f"{shape[0]} ({fmt(shape)})",
+                f"split {' + '.join(map(str, sizes))} = {sum(sizes)} {what}, but the input has "
+                f"{shape[axis]} ({fmt(shape)})",
                 span,
             )
-        outputs = [(size, *shape[1:]) for size in sizes]
+        outputs = [(*shape[:axis], size, *shape[axis + 1 :]) for size in sizes]
         return Outcome(outputs[0], more=tuple(outputs[1:]))
+
+    def field(self, node: Shaped) -> FieldRule:
+        return KEEP if self.axis(node, node.input) == 0 else WHOLE
+
+    @staticmethod
+    def axis(node: Any, shape: Shape) -> int:
+        """The sample's axis (from 0) that `dim` names, counting the batch as 0 (a concat's split,
+        `constructs.py`, takes the channels)."""
+        dim = node.args.get("dim", 1)
+        rank = len(shape) + 1
+        if not -rank <= dim < rank or dim % rank == 0:
+            raise fail(
+                RANK,
+                f"split dim={dim} must be an axis of the {fmt(shape)} sample: with the batch axis (0, "
+                f"which it may not take) the dims are 1..{rank - 1} (or {-rank + 1}..-1)",
+                node.arg_spans.get("dim", node.span),
+            )
+        return dim % rank - 1
 
     @staticmethod
     def parts(sizes: int | tuple[int, ...], channels: int) -> list[int]:
         return chunks(channels, sizes) if isinstance(sizes, int) else list(sizes)
 
     def function(self, node: Shaped) -> Function:
-        sizes = [shape[0] for shape in self.output_shapes(node)]
-        return Function("torch.split", (Input(0), sizes), {"dim": 1}, many=True)
+        axis = self.axis(node, node.input)
+        sizes = [shape[axis] for shape in self.output_shapes(node)]
+        return Function("torch.split", (Input(0), sizes), {"dim": node.args.get("dim", 1)}, many=True)
 
     @staticmethod
     def output_shapes(node: Any) -> list[Shape]:
         return [value.shape for value in node.outputs]
 
     def describe(self, node: Shaped) -> str:
-        return "split " + "+".join(str(shape[0]) for shape in self.output_shapes(node))
+        axis = self.axis(node, node.input)
+        where = "" if axis == 0 else f" of dim {node.args.get('dim', 1)}"
+        return "split " + "+".join(str(shape[axis]) for shape in self.output_shapes(node)) + where
 
 
 LAYERS = (Add, Mul, Cat, Split)

@@ -134,6 +134,7 @@ class ConvTranspose(Layer):
 
     def shape(self, node: Any, shape: Shape) -> Outcome:
         a = node.args
+        needs_image(node, shape)
         channels_in, channels_out = conv_channels(node, shape)
         kernel, stride, padding, extra, dilation = (
             a["kernel"],

@@ -547,3 +547,61 @@ class IndexedSequential(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body[1](self.body[0](x) + x)
+
+
+class AudioNet(nn.Module):
+    """A 1-d CNN over a waveform, as keyword-spotting tutorials write it: Conv1d, BatchNorm1d,
+    pools of each kind, functional ones too."""
+
+    def __init__(self, classes: int = 5) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv1d(1, 8, kernel_size=9, stride=4, padding=4)
+        self.bn1 = nn.BatchNorm1d(8)
+        self.pool1 = nn.MaxPool1d(3, stride=2, ceil_mode=True)
+        self.conv2 = nn.Conv1d(8, 16, kernel_size=3, dilation=2, groups=2, bias=False)
+        self.pool2 = nn.AvgPool1d(2)
+        self.fc = nn.Linear(16, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool1(F.relu(self.bn1(self.conv1(x))))
+        x = F.relu(self.conv2(x))
+        x = F.max_pool1d(self.pool2(x), 2)
+        x = F.adaptive_avg_pool1d(x, 1)
+        return self.fc(torch.flatten(x, 1))
+
+
+class VideoBlock(nn.Module):
+    """A (2+1)-d residual block: a spatial then a temporal convolution, as R(2+1)D factorises."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.spatial = nn.Conv3d(channels, channels, (1, 3, 3), padding=(0, 1, 1), bias=False)
+        self.bn1 = nn.BatchNorm3d(channels)
+        self.temporal = nn.Conv3d(channels, channels, (3, 1, 1), padding=(1, 0, 0), bias=False)
+        self.bn2 = nn.BatchNorm3d(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.spatial(x)))
+        return F.relu(self.bn2(self.temporal(out)) + x)
+
+
+class VideoNet(nn.Module):
+    """A small 3-d CNN over clips [3, T, H, W]: a (3, 7, 7) stem, a pool over frames one by one,
+    residual blocks, an average pool over time and space."""
+
+    def __init__(self, classes: int = 4) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv3d(3, 8, kernel_size=(3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), bias=False),
+            nn.BatchNorm3d(8),
+            nn.ReLU(inplace=True),
+        )
+        self.pool = nn.MaxPool3d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
+        self.blocks = nn.Sequential(VideoBlock(8), VideoBlock(8))
+        self.avgpool = nn.AdaptiveAvgPool3d((1, 1, 1))
+        self.fc = nn.Linear(8, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.blocks(self.pool(self.stem(x)))
+        x = F.avg_pool3d(x, (2, 1, 1))
+        return self.fc(self.avgpool(x).flatten(1))
