@@ -377,7 +377,10 @@ ZOO_WEIGHTS: dict[str, tuple[str, ...]] = {
     ),
     "regnet_y_128gf": ("IMAGENET1K_SWAG_E2E_V1", "IMAGENET1K_SWAG_LINEAR_V1", "DEFAULT"),
     # torchvision.models.video's: they take a clip [3, T, H, W]
-    **dict.fromkeys(("r3d_18", "mc3_18", "r2plus1d_18", "s3d"), ("KINETICS400_V1", "DEFAULT")),
+    **dict.fromkeys(
+        ("r3d_18", "mc3_18", "r2plus1d_18", "s3d", "swin3d_t", "swin3d_s"), ("KINETICS400_V1", "DEFAULT")
+    ),
+    "swin3d_b": ("KINETICS400_V1", "KINETICS400_IMAGENET22K_V1", "DEFAULT"),
 }
 
 

@@ -183,10 +183,14 @@ class StochasticDepth(nn.Module):
 
 
 class ShiftedWindowAttention(nn.Module):
-    """torchvision's Swin window attention on [N, H, W, C]: multi-head self-attention within each
-    window of the (padded) map, the windows shifted cyclically by `shift_size` first, with a
-    learnt relative position bias. With `v2`, Swin V2's: cosine attention with a learnt logit
-    scale, the bias from a small MLP over log-spaced relative coordinates, no key bias."""
+    """torchvision's Swin window attention on a channels-last map [N, H, W, C], or a clip's
+    [N, T, H, W, C] (`ShiftedWindowAttention3d`, a window of three sizes): multi-head
+    self-attention within each window of the (padded) map, the windows shifted cyclically by
+    `shift_size` first, with a learnt relative position bias. The two ranks differ as torchvision's
+    do where a window is as large as the map: a map's window keeps its size and is not shifted; a
+    clip's shrinks to the map, unshifted, and takes the first rows of the bias index. With `v2`
+    (maps only), Swin V2's: cosine attention with a learnt logit scale, the bias from a small MLP
+    over log-spaced relative coordinates, no key bias."""
 
     def __init__(
         self,
@@ -201,6 +205,8 @@ class ShiftedWindowAttention(nn.Module):
         v2: bool = False,
     ) -> None:
         super().__init__()
+        if v2 and len(window_size) != 2:
+            raise ValueError("Swin V2's window attention takes maps [N, H, W, C] only")
         self.window_size = list(window_size)
         self.shift_size = list(shift_size)
         self.num_heads = num_heads
@@ -209,27 +215,35 @@ class ShiftedWindowAttention(nn.Module):
         self.v2 = v2
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim, bias=proj_bias)
-        wh, ww = self.window_size
+        window = self.window_size
         if v2:
-            h = torch.arange(-(wh - 1), wh, dtype=torch.float32) / (wh - 1)
-            w = torch.arange(-(ww - 1), ww, dtype=torch.float32) / (ww - 1)
-            table = torch.stack(torch.meshgrid([h, w], indexing="ij"))
+            wh, ww = window
+            rows = torch.arange(-(wh - 1), wh, dtype=torch.float32) / (wh - 1)
+            columns = torch.arange(-(ww - 1), ww, dtype=torch.float32) / (ww - 1)
+            table = torch.stack(torch.meshgrid([rows, columns], indexing="ij"))
             table = table.permute(1, 2, 0).contiguous().unsqueeze(0) * 8
             table = torch.sign(table) * torch.log2(torch.abs(table) + 1.0) / 3.0
             self.register_buffer("relative_coords_table", table)
         else:
-            size = (2 * wh - 1) * (2 * ww - 1)
+            size = 1
+            for w in window:
+                size *= 2 * w - 1
             table = torch.zeros(size, num_heads)
             self.relative_position_bias_table = nn.Parameter(table)
             nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
-        grid = torch.meshgrid(torch.arange(wh), torch.arange(ww), indexing="ij")
+        grid = torch.meshgrid(*(torch.arange(w) for w in window), indexing="ij")
         coords = torch.stack(grid).flatten(1)
-        relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0)
-        relative = relative.contiguous()
-        relative[:, :, 0] += wh - 1
-        relative[:, :, 1] += ww - 1
-        relative[:, :, 0] *= 2 * ww - 1
-        self.register_buffer("relative_position_index", relative.sum(-1).flatten())
+        relative = coords[:, :, None] - coords[:, None, :]
+        relative = relative.permute(1, 2, 0).contiguous()
+        for axis, w in enumerate(window):
+            relative[:, :, axis] += w - 1
+        for axis in range(len(window) - 1):
+            for w in window[axis + 1 :]:
+                relative[:, :, axis] *= 2 * w - 1
+        index = relative.sum(-1)
+        # torchvision keeps a map's index flat, a clip's square
+        index = index.flatten() if len(window) == 2 else index
+        self.register_buffer("relative_position_index", index)
         if v2:
             logit_scale = torch.log(10 * torch.ones((num_heads, 1, 1)))
             self.logit_scale = nn.Parameter(logit_scale)
@@ -242,32 +256,48 @@ class ShiftedWindowAttention(nn.Module):
                 length = self.qkv.bias.numel() // 3
                 self.qkv.bias[length : 2 * length].data.zero_()
 
-    def position_bias(self) -> torch.Tensor:
+    def position_bias(self, window: list[int]) -> torch.Tensor:
         if self.v2:
             table = self.cpb_mlp(self.relative_coords_table).view(-1, self.num_heads)
         else:
             table = self.relative_position_bias_table
-        n = self.window_size[0] * self.window_size[1]
-        bias = table[self.relative_position_index].view(n, n, -1)
-        bias = bias.permute(2, 0, 1).contiguous().unsqueeze(0)
+        n = 1
+        for w in window:
+            n *= w
+        index = self.get_buffer("relative_position_index")
+        index = index if index.dim() == 1 else index[:n, :n].flatten()
+        bias = table[index].view(n, n, -1).permute(2, 0, 1).contiguous().unsqueeze(0)
         return 16 * torch.sigmoid(bias) if self.v2 else bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, height, width, channels = x.shape
-        (wh, ww), heads = self.window_size, self.num_heads
-        pad_right, pad_bottom = (ww - width % ww) % ww, (wh - height % wh) % wh
-        x = nn.functional.pad(x, (0, 0, 0, pad_right, 0, pad_bottom))
-        _, padded_h, padded_w, _ = x.shape
-        # a window as large as the map has nothing to shift
-        shift = [
-            0 if wh >= padded_h else self.shift_size[0],
-            0 if ww >= padded_w else self.shift_size[1],
-        ]
+        batch, *sizes, channels = x.shape
+        rank, heads = len(sizes), self.num_heads
+        window, shift = list(self.window_size), list(self.shift_size)
+        if rank == 3:
+            # a clip's window no larger than the clip: as large as it, unshifted
+            for axis in range(3):
+                if sizes[axis] <= window[axis]:
+                    window[axis], shift[axis] = sizes[axis], 0
+        pads = [(w - size % w) % w for size, w in zip(sizes, window, strict=True)]
+        padding = [0, 0, *(v for pad in reversed(pads) for v in (0, pad))]
+        x = nn.functional.pad(x, padding)
+        padded = list(x.shape[1:-1])
+        if rank == 2:
+            # a map's window as large as the map has nothing to shift
+            covers = [w >= size for w, size in zip(window, padded, strict=True)]
+            shift = [0 if full else s for full, s in zip(covers, shift, strict=True)]
+        dims = tuple(range(1, rank + 1))
         if sum(shift) > 0:
-            x = torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(1, 2))
-        windows = (padded_h // wh) * (padded_w // ww)
-        x = x.view(batch, padded_h // wh, wh, padded_w // ww, ww, channels)
-        x = x.permute(0, 1, 3, 2, 4, 5).reshape(batch * windows, wh * ww, channels)
+            x = torch.roll(x, shifts=[-s for s in shift], dims=dims)
+        counts = [size // w for size, w in zip(padded, window, strict=True)]
+        windows, tokens = 1, 1
+        for count, w in zip(counts, window, strict=True):
+            windows, tokens = windows * count, tokens * w
+        split = [v for count, w in zip(counts, window, strict=True) for v in (count, w)]
+        # [N, n₁, w₁, n₂, w₂, …, C] → [N·windows, tokens, C]: the window counts first
+        gather = [0, *range(1, 2 * rank, 2), *range(2, 2 * rank + 1, 2), 2 * rank + 1]
+        x = x.view(batch, *split, channels).permute(gather)
+        x = x.reshape(batch * windows, tokens, channels)
         qkv_bias: torch.Tensor | None = self.qkv.bias
         if self.v2 and qkv_bias is not None:
             qkv_bias = qkv_bias.clone()
@@ -282,18 +312,18 @@ class ShiftedWindowAttention(nn.Module):
             attn = attn * torch.clamp(self.logit_scale, max=4.605170185988092).exp()
         else:
             attn = (q * (channels // heads) ** -0.5).matmul(k.transpose(-2, -1))
-        attn = attn + self.position_bias()
+        attn = attn + self.position_bias(window)
         if sum(shift) > 0:
-            mask = x.new_zeros((padded_h, padded_w))
-            rows = ((0, -wh), (-wh, -shift[0]), (-shift[0], None))
-            columns = ((0, -ww), (-ww, -shift[1]), (-shift[1], None))
-            count = 0
-            for h in rows:
-                for w in columns:
-                    mask[h[0] : h[1], w[0] : w[1]] = count
-                    count += 1
-            mask = mask.view(padded_h // wh, wh, padded_w // ww, ww)
-            mask = mask.permute(0, 2, 1, 3).reshape(windows, wh * ww)
+            mask = x.new_zeros(padded)
+            # the regions a shift joins, numbered in torchvision's order
+            regions: list[tuple[slice, ...]] = [()]
+            for w, s in zip(window, shift, strict=True):
+                pieces = (slice(0, -w), slice(-w, -s), slice(-s, None))
+                regions = [(*region, piece) for region in regions for piece in pieces]
+            for count, region in enumerate(regions):
+                mask[region] = count
+            inner = [g - 1 for g in gather[1:-1]]
+            mask = mask.view(*split).permute(inner).reshape(windows, tokens)
             mask = mask.unsqueeze(1) - mask.unsqueeze(2)
             mask = mask.masked_fill(mask != 0, -100.0).masked_fill(mask == 0, 0.0)
             attn = attn.view(x.size(0) // windows, windows, heads, x.size(1), x.size(1))
@@ -304,16 +334,23 @@ class ShiftedWindowAttention(nn.Module):
         x = attn.matmul(v).transpose(1, 2).reshape(x.size(0), x.size(1), channels)
         x = nn.functional.linear(x, self.proj.weight, self.proj.bias)
         x = nn.functional.dropout(x, self.dropout, self.training)
-        x = x.view(batch, padded_h // wh, padded_w // ww, wh, ww, channels)
-        x = x.permute(0, 1, 3, 2, 4, 5).reshape(batch, padded_h, padded_w, channels)
+        # back: [N, n₁, n₂, …, w₁, w₂, …, C] → [N, n₁, w₁, n₂, w₂, …, C]
+        scatter = [
+            0,
+            *(v for axis in range(rank) for v in (1 + axis, 1 + rank + axis)),
+            2 * rank + 1,
+        ]
+        x = x.view(batch, *counts, *window, channels).permute(scatter)
+        x = x.reshape(batch, *padded, channels)
         if sum(shift) > 0:
-            x = torch.roll(x, shifts=(shift[0], shift[1]), dims=(1, 2))
-        return x[:, :height, :width, :].contiguous()
+            x = torch.roll(x, shifts=shift, dims=dims)
+        return x[(slice(None), *(slice(0, size) for size in sizes))].contiguous()
 
 
 class PatchMerging(nn.Module):
-    """torchvision's Swin patch merging on [N, H, W, C]: each 2×2 neighbourhood (an odd size
-    padded) gathered into 4C features, normalised and reduced to 2C; with `v2`, reduced first."""
+    """torchvision's Swin patch merging on [N, H, W, C] (or a clip's [N, T, H, W, C], each frame
+    merged): each 2×2 neighbourhood (an odd size padded) gathered into 4C features, normalised and
+    reduced to 2C; with `v2`, reduced first."""
 
     def __init__(self, dim: int, v2: bool = False) -> None:
         super().__init__()

@@ -88,7 +88,7 @@ def infer(node: Node, context: Context, spec: layers.Layer | None = None) -> tup
         if spec.per_axis:
             # One size per spatial axis of this input (`kernel=3` on [C, T, H, W] is (3, 3, 3)):
             # what the rule, the module, the label and the receptive field read from here on.
-            node.args = spread(node, spec.per_axis, shape)
+            node.args = spread(node, spec.per_axis, shape, spec.channel_axis == -1)
         outcome = spec.shape(node, shape)
     except Failed as failed:
         if spec.names_its_inputs:

@@ -265,10 +265,13 @@ def needs_spatial(node: LayerNode, shape: Shape) -> int:
     return len(shape) - 1
 
 
-def spread(node: LayerNode, names: tuple[str, ...], shape: Shape) -> dict[str, Any]:
+def spread(
+    node: LayerNode, names: tuple[str, ...], shape: Shape, channels_last: bool = False
+) -> dict[str, Any]:
     """`node`'s arguments with those given per spatial axis (`names`) as one size per axis of a
-    `shape` sample: an int for every axis, a list held to their number (E118). A sample with no
-    spatial axis, or too many, keeps them as given: the shape rule refuses it (E102)."""
+    `shape` sample (its channels first, or last): an int for every axis, a list held to their
+    number (E118). A sample with no spatial axis, or too many, keeps them as given: the shape rule
+    refuses it (E102)."""
     axes = len(shape) - 1
     if not 1 <= axes <= 3:
         return node.args
@@ -284,10 +287,14 @@ def spread(node: LayerNode, names: tuple[str, ...], shape: Shape) -> dict[str, A
                 f"{node.op} {name} {fmt(value)} gives "
                 f"{len(value)} {'size' if len(value) == 1 else 'sizes'}, but its input {fmt(shape)} has "
                 f"{axes} spatial {'axis' if axes == 1 else 'axes'} "
-                f"([C, {', '.join(AXIS_LETTERS[axes])}]): give one size, or [{letters}]",
+                f"({_layout(AXIS_LETTERS[axes], channels_last)}): give one size, or [{letters}]",
                 node.arg_spans.get(name, node.span),
             )
     return args
+
+
+def _layout(letters: Any, channels_last: bool) -> str:
+    return f"[{', '.join(letters)}, C]" if channels_last else f"[C, {', '.join(letters)}]"
 
 
 def needs_image(node: LayerNode, shape: Shape) -> None:

@@ -1258,21 +1258,31 @@ class Runner:
                 return self.module(module, path)(x, x, x, need_weights=False)[0]
             elif op in ("windowattention", "patchmerging"):
                 from torchvision.models import swin_transformer as swin
+                from torchvision.models.video import swin_transformer as swin3d
 
-                rank(3)
-                v2 = kw.get("v2", False)
+                if x.dim() not in (4, 5):
+                    raise Rejected(s, path, f"archdsl rule: {op} on {tuple(x.shape[1:])}")
+                axes, v2 = x.dim() - 2, kw.get("v2", False)
                 if op == "patchmerging":
+                    # torchvision's (2-D) PatchMerging merges each frame of a clip, as Swin3d uses it
                     module = (swin.PatchMergingV2 if v2 else swin.PatchMerging)(x.shape[-1])
+                elif v2 and axes != 2:
+                    raise Rejected(s, path, "archdsl rule: Swin V2's window attention takes maps")
                 else:
                     heads = pos[0] if pos else kw["heads"]
                     window, shift = kw.get("window", 7), kw.get("shift", 0)
-                    window = list(window) if isinstance(window, tuple) else [window, window]
-                    shift = list(shift) if isinstance(shift, tuple) else [shift, shift]
+                    window = list(window) if isinstance(window, tuple) else [window] * axes
+                    shift = list(shift) if isinstance(shift, tuple) else [shift] * axes
+                    if len(window) != axes or len(shift) != axes:
+                        raise Rejected(s, path, f"archdsl rule: {window}, {shift} for {axes} axes")
                     positive(heads, "heads")
                     positive(tuple(window), "window")
                     if x.shape[-1] % heads:
                         raise Rejected(s, path, f"{heads} heads do not divide {x.shape[-1]} channels")
-                    kind = swin.ShiftedWindowAttentionV2 if v2 else swin.ShiftedWindowAttention
+                    if axes == 3:
+                        kind = swin3d.ShiftedWindowAttention3d
+                    else:
+                        kind = swin.ShiftedWindowAttentionV2 if v2 else swin.ShiftedWindowAttention
                     module = kind(x.shape[-1], window, shift, heads)
             elif op == "linear":
                 out = pos[0] if pos else kw["out"]
@@ -1933,21 +1943,23 @@ class Generator:
         ]
 
     def swin(self, shape: list[int]) -> list[Any]:
-        """Swin's layers on a map turned channels-last and back: shifted-window attention, patch
-        merging (V1 or V2)."""
-        channels, height, width = shape
-        out: list[Any] = [Layer("permute", (1, 2, 0))]
-        v2 = (("v2", True),) if self.chance(0.3) else ()
+        """Swin's layers on a map or a clip turned channels-last and back: shifted-window
+        attention (V1 or V2; V2's on a clip refused), patch merging (V1 or V2), windows and shifts
+        of one size or one per axis (now and then of another count: refused)."""
+        channels, *sizes = shape
+        clip = len(sizes) == 3
+        out: list[Any] = [Layer("permute", (1, 2, 3, 0) if clip else (1, 2, 0))]
+        v2 = (("v2", True),) if self.chance(0.1 if clip else 0.3) else ()
         if self.chance(0.6):
-            window = self.pick([2, 3, 4, (2, 3)])
+            window = self.pick([2, 3, 4, (2, 3, 2) if clip else (2, 3), (2, 3)])
             kw: tuple[tuple[str, Any], ...] = (("window", window),)
             if self.chance(0.5):
-                kw += (("shift", self.pick([1, (1, 0), 2])),)
+                kw += (("shift", self.pick([1, (1, 0, 1) if clip else (1, 0), 2])),)
             out.append(Layer("windowattention", (self.heads(channels),), kw + v2, self.label()))
         else:
             out.append(Layer("patchmerging", (), v2, self.label()))
-            shape[:] = [2 * channels, -(-height // 2), -(-width // 2)]
-        out.append(Layer("permute", (2, 0, 1)))
+            shape[:] = [2 * channels, *sizes[:-2], -(-sizes[-2] // 2), -(-sizes[-1] // 2)]
+        out.append(Layer("permute", (3, 0, 1, 2) if clip else (2, 0, 1)))
         return out
 
     # --- layers on features ----------------------------------------------------------------------
@@ -2385,6 +2397,8 @@ class Generator:
             return self.graph(shape, depth)
         if len(shape) == 2 and self.chance(0.12):
             return self.attention(shape)
+        if len(shape) == 4 and self.chance(0.05):
+            return self.swin(shape)
         statement = self.statement(shape, depth)
         if self.chance(0.08):
             self.name(statement, shape)

@@ -315,6 +315,49 @@ def test_every_rank_gives_pytorchs_shape_parameters_macs_and_module(
     assert leaves(build_model(model)) == {"0": leaves(theirs)[""]}
 
 
+SWIN = [
+    # a map and a clip; windows larger than the clip on some axes (shrunk, unshifted), padded ones
+    (
+        "windowattention(3, window=[2, 3], shift=1)",
+        (5, 7, 12),
+        "sw.ShiftedWindowAttention(12, [2, 3], [1, 1], 3)",
+    ),
+    (
+        "windowattention(2, window=[8, 7, 7], shift=[4, 3, 3])",
+        (2, 8, 9, 8),
+        "sw3.ShiftedWindowAttention3d(8, [8, 7, 7], [4, 3, 3], 2)",
+    ),
+    (
+        "windowattention(4, window=[2, 3, 3], shift=[1, 1, 0])",
+        (5, 7, 6, 8),
+        "sw3.ShiftedWindowAttention3d(8, [2, 3, 3], [1, 1, 0], 4)",
+    ),
+    ("patchmerging", (3, 5, 7, 8), "sw.PatchMerging(8)"),
+]
+
+
+@pytest.mark.parametrize(("layer", "sample", "reference"), SWIN, ids=[r[0] for r in SWIN])
+def test_swins_layers_on_maps_and_clips_give_torchvisions_shape_parameters_and_macs(
+    layer: str, sample: tuple[int, ...], reference: str
+) -> None:
+    torch = pytest.importorskip("torch")
+    from torch.utils.flop_counter import FlopCounterMode
+    from torchvision.models import swin_transformer as sw
+    from torchvision.models.video import swin_transformer as sw3
+
+    # the sample is channels-last already: a permute names its axes so
+    back = "permute(1, 2, 0)" if len(sample) == 3 else "permute(1, 2, 3, 0)"
+    first = (sample[-1], *sample[:-1])
+    model = shapes(f"{back} {layer}", str(list(first))).model()
+    theirs = eval(reference, {"sw": sw, "sw3": sw3})
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        expected = theirs(torch.randn(2, *sample))
+    assert model.output == tuple(expected.shape[1:])
+    assert model.params == sum(p.numel() for p in theirs.parameters())
+    assert model.macs == counter.get_total_flops() // 2 // 2  # per sample, of a batch of 2
+
+
 @pytest.mark.parametrize(
     ("body", "input_shape", "code", "message"),
     [
@@ -370,6 +413,25 @@ def test_every_rank_gives_pytorchs_shape_parameters_macs_and_module(
             "[3, 2, 4, 8, 8]",
             "E102",
             "conv needs a [C, L], [C, H, W] or [C, T, H, W] input, got [3, 2, 4, 8, 8]",
+        ),
+        (
+            "permute(1, 2, 3, 0) windowattention(2, window=[8, 7])",
+            "[4, 2, 8, 8]",
+            "E118",
+            "windowattention window [8, 7] gives 2 sizes, but its input [2, 8, 8, 4] has 3 spatial axes "
+            "([T, H, W, C]): give one size, or [t, h, w]",
+        ),
+        (
+            "permute(1, 2, 3, 0) windowattention(2, v2=true)",
+            "[4, 2, 8, 8]",
+            "E102",
+            "windowattention v2=true takes a map [H, W, C], got [2, 8, 8, 4]",
+        ),
+        (
+            "flatten patchmerging",
+            "[4, 2, 8, 8]",
+            "E102",
+            "patchmerging needs a channels-last map [H, W, C] or clip [T, H, W, C], got [512]",
         ),
     ],
 )

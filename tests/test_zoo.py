@@ -1,7 +1,8 @@
 """The torchvision zoo as specs: each `specs/torchvision/<name>.arch` is exactly one of
 torchvision's networks, checked without torch: a classification model
-`torchvision.models.<name>(weights=None)`, a segmentation model (FCN and DeepLabV3 made with
-`aux_loss=True`, as their published weights are), or the ResNet-50 FPN backbone of Faster R-CNN.
+`torchvision.models.<name>(weights=None)` (an image's or a video clip's), a segmentation model (FCN
+and DeepLabV3 made with `aux_loss=True`, as their published weights are), or the ResNet-50 FPN
+backbone of Faster R-CNN.
 
 For each network the spec's first model is built, torchvision's network is made with random
 weights and random batchnorm statistics, affine parameters and layer scales, and its `state_dict`
@@ -121,12 +122,16 @@ CLASSIFIERS: dict[str, tuple[dict[str, Any], int]] = {
 
 #: The video classifiers (`torchvision.models.video`): torchvision's extra arguments, and the clip
 #: [3, T, H, W] the test runs. S3D pools what its features leave through a fixed 2×7×7 window: it
-#: takes 13 frames of 209×209 at least.
+#: takes 13 frames of 209×209 at least. The video Swins' 8×7×7 windows shrink to the 2 frames a
+#: 4-frame clip leaves, and pad and shift over its 8×8 rows and columns: both of torchvision's ways.
 VIDEO: dict[str, tuple[dict[str, Any], tuple[int, ...]]] = {
     "r3d_18": ({}, (3, 4, 32, 32)),
     "mc3_18": ({}, (3, 4, 32, 32)),
     "r2plus1d_18": ({}, (3, 4, 32, 32)),
     "s3d": ({}, (3, 13, 209, 209)),
+    "swin3d_t": ({}, (3, 4, 32, 32)),
+    "swin3d_s": ({}, (3, 4, 32, 32)),
+    "swin3d_b": ({}, (3, 4, 32, 32)),
 }
 
 

@@ -19,10 +19,10 @@ from ..values import (
     any_int,
     boolean,
     describe,
-    nonnegative_pair,
+    nonnegative_axes,
+    positive_axes,
     positive_int,
     positive_number,
-    positive_pair,
     probability,
     tensor,
 )
@@ -373,9 +373,21 @@ class Mean(Layer):
 
 
 def needs_channels_last(node: LayerNode, shape: Shape) -> None:
-    """A channels-last map, `[H, W, C]`, as Swin's layers take it."""
-    if len(shape) != 3:
-        raise fail(RANK, f"{node.op} needs a channels-last map [H, W, C], got {fmt(shape)}", node.span)
+    """A channels-last map `[H, W, C]`, or a clip's `[T, H, W, C]`, as Swin's layers take them."""
+    if len(shape) not in (3, 4):
+        raise fail(
+            RANK,
+            f"{node.op} needs a channels-last map [H, W, C] or clip [T, H, W, C], got {fmt(shape)}",
+            node.span,
+        )
+
+
+def _sizes(value: int | tuple[int, ...], axes: int) -> tuple[int, ...]:
+    return (value,) * axes if isinstance(value, int) else tuple(value)
+
+
+def _times(sizes: tuple[int, ...]) -> str:
+    return "×".join(map(str, sizes))
 
 
 #: The hidden width of Swin V2's continuous position bias MLP (torchvision's `cpb_mlp`).
@@ -384,27 +396,22 @@ _CPB_HIDDEN = 512
 
 class WindowAttention(Layer):
     """torchvision's Swin `ShiftedWindowAttention` (and, with `v2`, `ShiftedWindowAttentionV2`) on
-    a channels-last `[H, W, C]` map: the map padded to whole windows, shifted cyclically by
-    `shift`, self-attention within each window with a relative position bias, shifted back and
-    cropped. Its `state_dict` is torchvision's (`qkv`, `proj`, `relative_position_bias_table` or
-    V2's `logit_scale` and `cpb_mlp`, and the index buffers)."""
+    a channels-last `[H, W, C]` map, or the video Swin's `ShiftedWindowAttention3d` on a clip's
+    `[T, H, W, C]`: the map padded to whole windows, shifted cyclically by `shift`, self-attention
+    within each window with a relative position bias, shifted back and cropped. Its `state_dict`
+    is torchvision's (`qkv`, `proj`, `relative_position_bias_table` or V2's `logit_scale` and
+    `cpb_mlp`, and the index buffers)."""
 
     name = "windowattention"
-    torch = "torchvision's ShiftedWindowAttention(C, window, shift, heads), V2's with v2=true"
-    doc = "Swin's shifted-window self-attention on a channels-last [H, W, C] map"
+    torch = "torchvision's ShiftedWindowAttention(C, window, shift, heads), V2's with v2=true, 3d's on a clip"
+    doc = "Swin's shifted-window self-attention on a channels-last [H, W, C] map or [T, H, W, C] clip"
     kind = "linear"
     layout = "map"
     channel_axis = -1
     args = (
         Arg("heads", positive_int, "attention heads; divides C", required=True),
-        Arg("window", positive_pair, "window size, an int or [h, w]", (7, 7), default_text="7"),
-        Arg(
-            "shift",
-            nonnegative_pair,
-            "cyclic shift of the windows, an int or [h, w]",
-            (0, 0),
-            default_text="0",
-        ),
+        Arg("window", positive_axes, "window size, an int or one per axis ([h, w], [t, h, w])", 7),
+        Arg("shift", nonnegative_axes, "cyclic shift of the windows, an int or one per axis", 0),
         Arg("dropout", probability, "dropout on the output, in training", 0.0),
         Arg("attention_dropout", probability, "dropout on the attention weights, in training", 0.0),
         Arg("qkv_bias", boolean, "learn the q, k and v projections' biases", True),
@@ -413,14 +420,20 @@ class WindowAttention(Layer):
     )
     passed_args = ("dropout", "attention_dropout", "qkv_bias", "proj_bias", "v2")
     symbolic_args = ("heads", "window", "shift")
+    per_axis = ("window", "shift")
 
     def shape(self, node: LayerNode, shape: Shape) -> Outcome:
         needs_channels_last(node, shape)
-        height, width, channels = shape
+        *sizes, channels = shape
         a = node.args
-        heads, (wh, ww) = a["heads"], a["window"]
+        heads, window = a["heads"], a["window"]
+        if a["v2"] and len(sizes) != 2:
+            raise fail(RANK, f"windowattention v2=true takes a map [H, W, C], got {fmt(shape)}", node.span)
         divides(node, channels, "channels", "heads")
-        relative = (2 * wh - 1) * (2 * ww - 1)
+        if len(sizes) == 3:
+            # a clip's window no larger than the clip (torchvision's `_get_window_and_shift_size`)
+            window = tuple(min(w, size) for w, size in zip(window, sizes, strict=True))
+        relative = math.prod(2 * w - 1 for w in a["window"])
         params = 4 * channels * channels + (3 * channels if a["qkv_bias"] else 0)
         params += channels if a["proj_bias"] else 0
         macs = 0
@@ -429,9 +442,9 @@ class WindowAttention(Layer):
             macs += relative * (2 * _CPB_HIDDEN + _CPB_HIDDEN * heads)
         else:
             params += relative * heads
-        tokens = -(-height // wh) * wh * -(-width // ww) * ww
+        tokens = math.prod(-(-size // w) * w for size, w in zip(sizes, window, strict=True))
         # the projections: 4·T·C²; in each window of N tokens the scores and their sum, 2·N²·C
-        macs += 4 * tokens * channels * channels + 2 * tokens * wh * ww * channels
+        macs += 4 * tokens * channels * channels + 2 * tokens * math.prod(window) * channels
         return Outcome(shape, params, macs)
 
     def module(self, node: Shaped) -> Module:
@@ -451,17 +464,19 @@ class WindowAttention(Layer):
 
     def describe(self, node: Shaped) -> str:
         a = node.args
-        (wh, ww), shift = a["window"], a["shift"]
-        text = f"window attention {wh}×{ww}, {a['heads']} heads"
-        if shift != (0, 0):
-            text += f", shift {shift[0]}" if shift[0] == shift[1] else f", shift {shift[0]}×{shift[1]}"
+        axes = max(len(node.input) - 1, 1)
+        window, shift = _sizes(a["window"], axes), _sizes(a["shift"], axes)
+        text = f"window attention {_times(window)}, {a['heads']} heads"
+        if any(shift):
+            text += f", shift {shift[0]}" if len(set(shift)) == 1 else f", shift {_times(shift)}"
         return text + (", v2" if a["v2"] else "")
 
     def field(self, node: Shaped) -> FieldRule:
         return WHOLE
 
     def needs(self, args: dict[str, Any], shape: tuple[Any, ...], output: tuple[Any, ...]) -> tuple[Any, ...]:
-        return (shape[-1], args["heads"], *args["window"], *args["shift"])
+        axes = len(shape) - 1
+        return (shape[-1], args["heads"], *_sizes(args["window"], axes), *_sizes(args["shift"], axes))
 
 
 class PatchMerging(Layer):
@@ -481,11 +496,11 @@ class PatchMerging(Layer):
 
     def shape(self, node: LayerNode, shape: Shape) -> Outcome:
         needs_channels_last(node, shape)
-        height, width, channels = shape
-        output = (-(-height // 2), -(-width // 2), 2 * channels)
+        *frames, height, width, channels = shape
+        output = (*frames, -(-height // 2), -(-width // 2), 2 * channels)
         norm = 2 * (2 * channels if node.args["v2"] else 4 * channels)
         reduction = 4 * channels * 2 * channels
-        return Outcome(output, reduction + norm, output[0] * output[1] * reduction)
+        return Outcome(output, reduction + norm, math.prod(output[:-1]) * reduction)
 
     def module(self, node: Shaped) -> Module:
         return Module("archdsl.PatchMerging", (node.input[-1],), {"v2": node.args["v2"]}, {"v2": False})
