@@ -269,7 +269,11 @@ class Elaborator(Resolver):
         if probed:
             assert self.probe is not None
             shape = self.probe[1]
-            source = Value(shape, input_axes(shape), origin="the part's input", span=statement.span)
+            # The part reads its input as the network lays it out there (Swin's stages take maps
+            # channels last), whatever the value it is given calls its axes.
+            known = source is not None and source.shape is not None and len(source.shape) == len(shape)
+            axes = source.axes if known and source is not None else input_axes(shape)
+            source = Value(shape, axes, origin="the part's input", span=statement.span)
         frame.flow = source  # what this statement receives; what it makes follows it
         made = construct.lower(self, statement, frame, key, label)
         if probed:

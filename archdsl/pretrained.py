@@ -469,10 +469,11 @@ def static(name: str, part: str | None, weights: str | None, shape: tuple[int, .
             None,
             PRETRAINED,
         )
-    if shape[0] != expected[0]:
+    axis = _channel_axis(name, part or "")
+    if shape[axis] != expected[axis]:
         raise Refused(
-            f"pretrained {title(name, part)} takes {expected[0]} channels ({_described(expected)}), "
-            f"not the {fmt(shape)} it is given",
+            f"pretrained {title(name, part)} takes {expected[axis]} channels "
+            f"({_described(expected, axis)}), not the {fmt(shape)} it is given",
             None,
             PRETRAINED,
         )
@@ -525,8 +526,22 @@ def _walk(nodes: list[Any]) -> Iterator[Any]:
         yield from _walk(node.children)
 
 
-def _described(shape: tuple[int, ...]) -> str:
+def _channel_axis(name: str, part: str) -> int:
+    """The axis of the channels the part's first layer was made for: the first, or the last of a
+    channels-last part (Swin's stages take `[H, W, C]`)."""
+    from . import layers
+
+    for node in _walk([_default_layers(name)[part]] if part else _default(name).layers):
+        spec = layers.LAYERS.get(node.op) if node.kind == "layer" else None
+        if spec is not None and spec.member:
+            return -1 if spec.channel_axis == -1 else 0
+    return 0
+
+
+def _described(shape: tuple[int, ...], axis: int = 0) -> str:
     """What a part takes, its channels fixed and its sizes free: `[64, H, W]`, a video's
-    `[64, T, H, W]`, a signal's `[64, L]`."""
-    axes = {2: ", L", 3: ", H, W", 4: ", T, H, W"}.get(len(shape))
-    return f"[{shape[0]}{axes}]" if axes else fmt(shape)
+    `[64, T, H, W]`, a signal's `[64, L]`; channels last, `[H, W, 96]`, `[T, H, W, 128]`."""
+    sizes = {2: "L", 3: "H, W", 4: "T, H, W"}.get(len(shape))
+    if sizes is None:
+        return fmt(shape)
+    return f"[{sizes}, {shape[-1]}]" if axis == -1 else f"[{shape[0]}, {sizes}]"

@@ -347,6 +347,26 @@ def test_a_transformers_part_is_checked_from_its_spec_on_tokens() -> None:
     )
 
 
+def test_a_channels_last_part_is_checked_as_the_network_lays_it_out() -> None:
+    # Swin's stages take maps [H, W, C]: the part reads its input so, whatever the value given
+    # calls its axes, and its channels are the last axis
+    program = check_text('model M {\n  input [56, 56, 96]\n  pretrained("swin_t", part="features.1")\n}\n')
+    assert program.diagnostics == []
+    theirs = torchvision.models.swin_t().features[1]
+    assert program.model().params == sum(p.numel() for p in theirs.parameters())
+    with torch.no_grad():
+        built = build_model(program.model()).eval()(torch.randn(1, 56, 56, 96))
+    assert tuple(built.shape[1:]) == program.model().output == (56, 56, 96)
+    clip = check_text('model M {\n  input [3, 16, 224, 224]\n  pretrained("swin3d_t", part="features")\n}\n')
+    assert rendered(clip) == (
+        "net.arch:3:3: error[E111]: pretrained swin3d_t.features takes 96 channels ([T, H, W, 96]), not "
+        "the [3, 16, 224, 224] it is given\n"
+        '    3 |   pretrained("swin3d_t", part="features")\n'
+        "      |   ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n"
+        "note: [3, 16, 224, 224] is the model's input (line 2)"
+    )
+
+
 def test_a_video_network_of_the_zoo_is_checked_from_its_spec_and_built_by_torchvision(tmp_path: Path) -> None:
     import subprocess
     import sys
