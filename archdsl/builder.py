@@ -174,9 +174,11 @@ def compile_program(program: Program) -> tuple[list[Instruction], tuple[int, ...
         reads = tuple(slots[v] for v in step.inputs)
         writes = tuple(slots.setdefault(v, len(slots)) for v in step.outputs)
         target = step.target
-        if isinstance(target, GraphModule) or (target.member and target.use is None):
+        if step.calls_member:
             steps.append(("call", target.key, reads, writes))
-        elif target.member:
+            continue
+        assert isinstance(target, Node)  # a submodule is always called
+        if target.member:
             steps.append(("use", (target.key, target.use), reads, writes))
         else:
             steps.append(("function", layers.LAYERS[target.op].function(target), reads, writes))

@@ -912,7 +912,7 @@ class Emitter:
                 and chain[1] is y
                 and shortcut_step.inputs == (x,)
                 and shortcut_step.outputs == (s,)
-                and _is_member_step(shortcut_step)
+                and shortcut_step.calls_member
                 and [st.target for st in chain[0]] + [shortcut_step.target] == members
             ):
                 return _Helper("Residual", members[:-1], shortcut=members[-1])
@@ -937,7 +937,7 @@ class Emitter:
                 if not pending:
                     return None
                 step = pending.pop(0)
-                if step.target is not member or not _is_member_step(step) or step.inputs != (given,):
+                if step.target is not member or not step.calls_member or step.inputs != (given,):
                     return None
                 if step.outputs != (output,):
                     return None
@@ -1095,15 +1095,10 @@ def _chain_from(x: Value, steps: list[Step]) -> tuple[list[Step], Value] | None:
     """Whether `steps` are member calls one after another from `x`: their steps and what they give."""
     current = x
     for step in steps:
-        if not _is_member_step(step) or step.inputs != (current,) or len(step.outputs) != 1:
+        if not step.calls_member or step.inputs != (current,) or len(step.outputs) != 1:
             return None
         current = step.outputs[0]
     return steps, current
-
-
-def _is_member_step(step: Step) -> bool:
-    target = step.target
-    return isinstance(target, GraphModule) or (target.member and target.use is None)
 
 
 def _shape(shape: tuple[SymbolicValue, ...]) -> str:

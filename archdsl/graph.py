@@ -151,6 +151,11 @@ class Node(Shaped):
     #: (`Layer.use`): `x * self.layer_scale`.
     use: LayerFunction | None = None
 
+    @property
+    def is_module(self) -> bool:
+        """Whether it is a submodule of the built network: a member, not a bare parameter."""
+        return self.member and not self.parameter
+
 
 @dataclass(eq=False, repr=False)
 class Module:
@@ -203,6 +208,13 @@ class Step:
     target: Node | Module
     inputs: tuple[Value, ...]
     outputs: tuple[Value, ...]
+
+    @property
+    def calls_member(self) -> bool:
+        """Whether it calls a member on its inputs as is (`self.conv(x)`): a submodule, or a
+        layer's module whose `use` is plain; not a function, nor a member used otherwise."""
+        target = self.target
+        return isinstance(target, Module) or (target.member and target.use is None)
 
 
 @dataclass(eq=False)
@@ -321,14 +333,7 @@ def is_chain(program: Program) -> bool:
         return False
     current = program.inputs[0]
     for step in program.steps:
-        if not _is_member_call(step) or step.inputs != (current,) or len(step.outputs) != 1:
+        if not step.calls_member or step.inputs != (current,) or len(step.outputs) != 1:
             return False
         current = step.outputs[0]
     return program.outputs[0] is current
-
-
-def _is_member_call(step: Step) -> bool:
-    target = step.target
-    if isinstance(target, Module):
-        return True
-    return target.member and target.use is None

@@ -149,8 +149,9 @@ def _check_layout(node: Node, spec: layers.Layer, source: Value) -> None:
             f"{_named(axes, shape)} (a permute reordered them); `permute({back})` puts them back",
             node.span,
         )
+    # the permute that moves the channels last, keeping the other axes' order
+    last = ", ".join(str(axes.index(a)) for a in (*(a for a in axes if a != "C"), "C"))
     if layout == "map" and axes[-1] != "C":
-        last = ", ".join(str(axes.index(a)) for a in (*(a for a in axes if a != "C"), "C"))
         raise fail(
             RANK,
             f"{node.op} needs a channels-last map [H, W, C], but this sample's axes are "
@@ -162,7 +163,6 @@ def _check_layout(node: Node, spec: layers.Layer, source: Value) -> None:
             fix = "`layernorm2d` normalises the channels"
         else:
             fix = f"add `flatten` before it (giving [{math.prod(shape)}])"
-        last = ", ".join(str(axes.index(a)) for a in (*(a for a in axes if a != "C"), "C"))
         raise fail(
             RANK,
             f"{node.op} acts on the last axis, here {axes[-1]} of {_named(axes, shape)}: {fix}, or "

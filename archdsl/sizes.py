@@ -305,6 +305,20 @@ def needs_image(node: LayerNode, shape: Shape) -> None:
         raise fail(RANK, f"{node.op} needs a [C, H, W] input, got {fmt(shape)}{hint}", node.span)
 
 
+def sample_axis(node: LayerNode, shape: Shape, dim: int, span_key: str = "dim") -> int:
+    """A `dim` counting the batch as 0, as PyTorch counts it, as an axis of the sample (from 0):
+    `split`'s, `select`'s, `mean`'s."""
+    rank = len(shape) + 1
+    if not -rank <= dim < rank or dim % rank == 0:
+        raise fail(
+            RANK,
+            f"{node.op} dim={dim} must be an axis of the {fmt(shape)} sample: with the batch axis (0, "
+            f"which it may not take) the dims are 1..{rank - 1} (or {-rank + 1}..-1)",
+            node.arg_spans.get(span_key, node.span),
+        )
+    return dim % rank - 1
+
+
 def divides(node: LayerNode, count: int, what: str, arg: str = "groups") -> None:
     """`groups=` (or `heads=`) must divide `count` (conv's channels in and out, groupnorm's,
     shuffle's; attention's features)."""

@@ -103,7 +103,7 @@ def compare(model: ShapedModel, infos: list[Any]) -> Verification:
     ours = {
         node.path: node
         for _depth, node in walk(model.layers)
-        if not node.spliced and not (isinstance(node, Node) and (not node.member or node.parameter))
+        if not node.spliced and not (isinstance(node, Node) and not node.is_module)
     }
     theirs: dict[str, Any] = {}
     for info in infos:

@@ -21,6 +21,7 @@ from ..sizes import (
     Shape,
     fail,
     fmt,
+    sample_axis,
 )
 from ..values import BadValue, TensorRef, any_int, describe, tensors
 from .base import JOIN, KEEP, WHOLE, Arg, FieldRule, Function, Input, Inputs, Joins, Layer
@@ -268,16 +269,7 @@ class Split(Layer):
     def axis(node: Any, shape: Shape) -> int:
         """The sample's axis (from 0) that `dim` names, counting the batch as 0 (a concat's split,
         `constructs.py`, takes the channels)."""
-        dim = node.args.get("dim", 1)
-        rank = len(shape) + 1
-        if not -rank <= dim < rank or dim % rank == 0:
-            raise fail(
-                RANK,
-                f"split dim={dim} must be an axis of the {fmt(shape)} sample: with the batch axis (0, "
-                f"which it may not take) the dims are 1..{rank - 1} (or {-rank + 1}..-1)",
-                node.arg_spans.get("dim", node.span),
-            )
-        return dim % rank - 1
+        return sample_axis(node, shape, node.args.get("dim", 1))
 
     @staticmethod
     def parts(sizes: int | tuple[int, ...], channels: int) -> list[int]:

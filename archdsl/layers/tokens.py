@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from ..sizes import MATMUL, NARROW, RANK, Outcome, Shape, divides, fail, fmt
+from ..sizes import MATMUL, NARROW, RANK, Outcome, Shape, divides, fail, fmt, sample_axis
 from ..values import (
     BadValue,
     any_int,
@@ -268,19 +268,6 @@ def _broadcast(one: Shape, other: Shape) -> Shape | None:
     return tuple(result)
 
 
-def _dim(node: Any, shape: Shape, dim: int, span_key: str = "dim") -> int:
-    """A `dim` counting the batch as 0, as PyTorch counts it, as an axis of the sample (from 0)."""
-    rank = len(shape) + 1
-    if not -rank <= dim < rank or dim % rank == 0:
-        raise fail(
-            RANK,
-            f"{node.op} dim={dim} must be an axis of the {fmt(shape)} sample: with the batch axis (0, "
-            f"which it may not take) the dims are 1..{rank - 1} (or {-rank + 1}..-1)",
-            node.arg_spans.get(span_key, node.span),
-        )
-    return dim % rank - 1
-
-
 class Select(Layer):
     """`x.select(dim, index)`, `x[:, 0]` for the class token: one position along an axis, the axis
     dropped."""
@@ -296,7 +283,7 @@ class Select(Layer):
     )
 
     def shape(self, node: LayerNode, shape: Shape) -> Outcome:
-        axis = _dim(node, shape, node.args["dim"])
+        axis = sample_axis(node, shape, node.args["dim"])
         index, size = node.args["index"], shape[axis]
         if not -size <= index < size:
             raise fail(
@@ -340,7 +327,7 @@ class Mean(Layer):
     )
 
     def _axes(self, node: Any, shape: Shape) -> list[int]:
-        axes = [_dim(node, shape, d) for d in node.args["dim"]]
+        axes = [sample_axis(node, shape, d) for d in node.args["dim"]]
         if len(set(axes)) != len(axes):
             raise fail(
                 RANK,
