@@ -210,10 +210,23 @@ def _readings(module: nn.Module, layers: list[Layer]) -> Iterator[tuple[Layer, d
             continue
 
 
+def _kind(module: nn.Module) -> str:
+    """The class `module` computes as, by name: its own, or, for a subclass that only fixes a
+    torch.nn module's arguments (torchvision's `Conv3DSimple`, an `nn.Conv3d` whose `forward` it
+    keeps), that module's."""
+    kind = type(module)
+    for base in kind.__mro__:
+        if base.__module__.startswith("torch.nn.") and base.__name__ != "Module":
+            # a subclass that keeps the torch.nn class's forward computes as that class
+            keeps = kind.forward is base.forward  # type: ignore[attr-defined]
+            return base.__name__ if keeps else kind.__name__
+    return kind.__name__
+
+
 def _reads_as_layer(module: nn.Module, table: dict[str, list[Layer]]) -> bool:
     """Whether a layer reads `module` back; one no layer reads (timm's `GELU`) is traced into
     instead, down to the `F.gelu` it calls."""
-    return any(True for _ in _readings(module, table.get(type(module).__name__, [])))
+    return any(True for _ in _readings(module, table.get(_kind(module), [])))
 
 
 def _fused(module: nn.Module, table: dict[str, list[Layer]]) -> type | None:
@@ -1539,7 +1552,7 @@ class Reader:
         return statements
 
     def leaf(self, path: str, module: nn.Module, node: fx.Node) -> Stmt:
-        kind = type(module).__name__
+        kind = _kind(module)
         for layer, arguments in _readings(module, self.table.get(kind, [])):
             if arguments is not None:
                 return Stmt("layer", op=layer.name, args=_tidy(layer.name, arguments), output=_shape(node))
@@ -2701,14 +2714,16 @@ def spec_text(model: Model, blocks: list[Any], header: list[str]) -> str:
 
 
 def leaves(model: nn.Module) -> dict[str, str]:
-    """Each module without children, as `Class(arguments)` the way it prints itself, `inplace`
-    aside (it changes no value); strings unquoted (torchvision's StochasticDepth prints
+    """Each module without children, as `Class(arguments)` the way it prints itself (a subclass
+    that only fixes a torch.nn module's arguments as that module), `inplace` aside (it changes no
+    value); strings unquoted (torchvision's StochasticDepth prints
     `mode=row`) and a tuple of one number (`(5,)`, a square pair, a cube's triple) as that number,
     as PyTorch's modules take either."""
     found = {}
     for path, module in model.named_modules():
         if not list(module.children()):
             name, _, text = repr(module).partition("(")
+            name = _kind(module) if name == type(module).__name__ else name
             text = ", ".join(
                 part for part in text.removesuffix(")").split(", ") if not part.startswith("inplace=")
             )

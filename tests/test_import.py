@@ -474,6 +474,10 @@ def code(text: str) -> str:
     )
 
 
+def video_resnet() -> Any:
+    return torchvision.models.video.r3d_18(num_classes=10)
+
+
 @pytest.mark.parametrize(
     ("factory", "sample", "written"),
     [
@@ -488,6 +492,12 @@ def code(text: str) -> str:
         ),
         (nets.VideoNet, (3, 4, 32, 32), "pool: maxpool([1, 3, 3], stride=[1, 2, 2], padding=[0, 1, 1])"),
         (nets.VideoNet, (3, 4, 32, 32), "avgpool([2, 1, 1])"),
+        # torchvision's r3d_18, whose Conv3DSimple is an nn.Conv3d that only fixes its arguments
+        (
+            video_resnet,
+            (3, 4, 32, 32),
+            "conv1: { conv(channels, kernel=3, padding=1, bias=false) batchnorm relu }",
+        ),
     ],
 )
 def test_signal_and_video_networks_round_trip(

@@ -191,15 +191,6 @@ COMPUTES = {
     "LastLevelMaxPool()": "MaxPool2d(kernel_size=1, stride=2, padding=0, dilation=1, ceil_mode=False)"
 }
 
-#: torchvision's subclasses of a torch.nn module that only fix its arguments (the video ResNets'
-#: convolution builders): ours is that torch.nn module, with those arguments.
-SUBCLASSES = {"Conv3DSimple": "Conv3d", "Conv3DNoTemporal": "Conv3d"}
-
-
-def as_torch(leaf: str) -> str:
-    name, _, arguments = leaf.partition("(")
-    return f"{SUBCLASSES.get(name, name)}({arguments}"
-
 
 def test_every_spec_is_a_listed_network() -> None:
     assert set(WRITTEN) <= set(NETWORKS)
@@ -239,7 +230,7 @@ def test_spec_is_torchvisions_network_weight_for_weight(name: str) -> None:
     # Where we have a module it has none (a functional op: torch.flatten, F.relu), ours changes
     # nothing in training.
     ours_leaves = leaves(ours)
-    their_leaves = {p: COMPUTES.get(t, as_torch(t)) for p, t in leaves(theirs).items() if p in ran}
+    their_leaves = {p: COMPUTES.get(t, t) for p, t in leaves(theirs).items() if p in ran}
     assert {p: agrees(ours_leaves.get(p), t) for p, t in their_leaves.items()} == their_leaves
     extra = [(p, m) for p, m in ours_leaves.items() if p not in their_leaves and m.startswith(STATEFUL)]
     # A module torchvision calls twice (Swin's one StochasticDepth for both branches) is ours twice,
