@@ -282,9 +282,10 @@ def _block(name: str, calls: list[Stmt]) -> Block:
         if expression is None:
             parameter = _new_name(stmt, key, params)
             kind = _type(values)
-            if kind == "list":  # kernels of 3 and of [1, 7]: every one a pair
+            if kind == "list":  # kernels of 3 and of [1, 7]: every one a pair (a triple in 3-d)
+                axes = max((len(v) for v in values if isinstance(v, (list, tuple))), default=2)
                 values = [
-                    [v, v] if isinstance(v, int) and not isinstance(v, bool) else list(v) for v in values
+                    [v] * axes if isinstance(v, int) and not isinstance(v, bool) else list(v) for v in values
                 ]
             params.append((parameter, kind, values))
             for i, value in enumerate(values):

@@ -1729,7 +1729,8 @@ class Reader:
         """The tensor whose size `node` takes, where the spec names it: `F.interpolate(x,
         size=y.shape[-2:])` is `resize(y)`, U-Net's centred `F.pad` to `y`'s size `padto(y)`."""
         found = self._analysed(node)
-        return [found[1]] if found is not None and found[1] is not None else []
+        # a refusal (text) or the identity (`()`) names no tensor
+        return [found[1]] if isinstance(found, tuple) and found and found[1] is not None else []
 
     def _analysed(self, node: fx.Node) -> Any:
         if node not in self._references:
@@ -1742,6 +1743,8 @@ class Reader:
             return None
         if isinstance(found, str):
             raise ImportFailed(f"{who} calls {_op_name(node)}{_where(node)}{found}")
+        if not found:  # nothing to do at this input: the value itself
+            return []
         op, reference, args = found
         args = _tidy(op, args)
         if reference is not None:
@@ -2023,12 +2026,31 @@ def _evaluate(value: Any, shapes: dict[fx.Node, tuple[int, ...]]) -> Any:
     ):
         function: Any = value.target
         return function(*args)
+    kwargs = {k: _evaluate(v, shapes) for k, v in value.kwargs.items()}
+    if value.op == "call_function" and not _is_tensor(value) and not _has_node([args, list(kwargs.values())]):
+        # a function of sizes alone (torchvision's `_compute_pad_size_3d`, kept whole by fx.wrap),
+        # the user's: whatever it raises at a size tried means the size is not known
+        try:
+            return value.target(*args, **kwargs)  # type: ignore[operator]
+        except Exception:
+            raise _Unknown from None
     raise _Unknown
+
+
+def _has_node(value: Any) -> bool:
+    from torch import fx
+
+    if isinstance(value, (list, tuple)):
+        return any(_has_node(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_node(v) for v in value.values())
+    return isinstance(value, fx.Node)
 
 
 def _resampled(node: fx.Node) -> Any:
     """`F.interpolate` and `F.pad` as the language writes them: (op, the tensor whose size it
-    takes or None, arguments); a refusal's reason (text); or None for any other op."""
+    takes or None, arguments); `()` where it does nothing at this input (a padding of 0); a
+    refusal's reason (text); or None for any other op."""
     import torch
 
     F = torch.nn.functional
@@ -2116,7 +2138,8 @@ def _padded(node: fx.Node) -> Any:
     mode = _arg(node, 2, "mode", "constant") or "constant"
     value = _arg(node, 3, "value", None)
     if len(source.meta["tensor_meta"].shape) != 4:
-        return ": the language pads images, [C, H, W]"
+        # torchvision's video Swin pads a clip to whole patches: at a clip of whole patches, nothing
+        return () if _pads_nothing(node, pad) else ": the language pads images, [C, H, W]"
     if not isinstance(pad, (list, tuple)) or len(pad) not in (2, 4):
         return ": the language pads the height and width ([left, right, top, bottom])"
     if mode == "constant" and value:
@@ -2160,6 +2183,15 @@ def _padded(node: fx.Node) -> Any:
             pass
     # any other padding is the one the traced input gives: the spec is for that input
     return "pad", None, {"amount": sides, **options}
+
+
+def _pads_nothing(node: fx.Node, pad: Any) -> bool:
+    """Whether the padding `F.pad` computes is 0 on every side at the traced input."""
+    try:
+        _size_leaves(pad)
+        return all(int(v) == 0 for v in _evaluate(pad, _shapes(node)))
+    except (_Unknown, TypeError, ValueError):
+        return False
 
 
 # --- the spec's text ------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import did_you_mean
+from .layers import LAYERS
 from .resolve import BAD_VALUE
 from .shapes import fmt
 
@@ -335,6 +336,7 @@ ZOO_WEIGHTS: dict[str, tuple[str, ...]] = {
             "swin_v2_t",
             "swin_v2_s",
             "swin_v2_b",
+            "maxvit_t",
         ),
         ("IMAGENET1K_V1", "DEFAULT"),
     ),
@@ -378,7 +380,8 @@ ZOO_WEIGHTS: dict[str, tuple[str, ...]] = {
     "regnet_y_128gf": ("IMAGENET1K_SWAG_E2E_V1", "IMAGENET1K_SWAG_LINEAR_V1", "DEFAULT"),
     # torchvision.models.video's: they take a clip [3, T, H, W]
     **dict.fromkeys(
-        ("r3d_18", "mc3_18", "r2plus1d_18", "s3d", "swin3d_t", "swin3d_s"), ("KINETICS400_V1", "DEFAULT")
+        ("r3d_18", "mc3_18", "r2plus1d_18", "s3d", "swin3d_t", "swin3d_s", "mvit_v1_b", "mvit_v2_s"),
+        ("KINETICS400_V1", "DEFAULT"),
     ),
     "swin3d_b": ("KINETICS400_V1", "KINETICS400_IMAGENET22K_V1", "DEFAULT"),
 }
@@ -485,9 +488,20 @@ def static(name: str, part: str | None, weights: str | None, shape: tuple[int, .
         raise Refused(
             f"pretrained {title(name, part)} cannot take a {fmt(shape)} input: {reason}", None, PRETRAINED
         )
+    made_here = made.record
+    # torchvision calls some modules with more than a tensor (MViT's attention and pooling take the
+    # token grid beside the tokens, `block(x, thw)`), which a part is not given.
+    gridded = next((n for n in _walk([made_here]) if n.kind == "layer" and not LAYERS[n.op].runs_alone), None)
+    if gridded is not None:
+        raise Refused(
+            f"pretrained {title(name, part)} cannot take a {fmt(shape)} input alone: torchvision runs "
+            f"its {gridded.path} ({gridded.op}) with the tokens' grid beside them; choose a part "
+            "that takes one tensor",
+            None,
+            PRETRAINED,
+        )
     # Nor does a linear layer infer its features: every layer's weights must be those it has at
     # the spec's own size (a classifier after `flatten` takes one image size only).
-    made_here = made.record
     default = _default_layers(name)
     for node in _walk([made_here]):
         if node.kind == "layer" and node.path in default and node.params != default[node.path].params:

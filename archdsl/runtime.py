@@ -347,6 +347,63 @@ class ShiftedWindowAttention(nn.Module):
         return x[(slice(None), *(slice(0, size) for size in sizes))].contiguous()
 
 
+class PartitionAttention(nn.Module):
+    """MaxViT's relative-position self-attention (torchvision's `PartitionAttentionLayer` around
+    its `RelativePositionalMultiHeadAttention`) on a channels-last map [N, H, W, C], partitioned
+    into `size`×`size` groups of positions: with `grid` false, each window of neighbours (block
+    attention); with `grid`, each `size`×`size` grid of positions spread evenly over the map (grid
+    attention). Within a group, multi-head self-attention with a learnt bias per relative offset.
+    The keys are scaled by 1/√(head width), or with `scale_by="channels"` by 1/√C, as torchvision's
+    MaxViT scales them."""
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        size: int,
+        grid: bool = False,
+        scale_by: str = "head",
+    ) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.size = size
+        self.grid = grid
+        self.scale_by = scale_by
+        self.scale = (dim if scale_by == "channels" else dim // num_heads) ** -0.5
+        self.to_qkv = nn.Linear(dim, dim * 3)
+        self.merge = nn.Linear(dim, dim)
+        table = torch.zeros((2 * size - 1) ** 2, num_heads)
+        self.relative_position_bias_table = nn.Parameter(table)
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        grid_ = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+        coords = torch.stack(grid_).flatten(1)
+        relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + size - 1
+        index = relative[:, :, 0] * (2 * size - 1) + relative[:, :, 1]
+        self.register_buffer("relative_position_index", index)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, height, width, channels = x.shape
+        p, heads = self.size, self.num_heads
+        rows, columns = height // p, width // p
+        # position (i, j) of a grid's group (a, b) is (i·rows + a, j·columns + b), of a
+        # window (a, b) it is (a·p + i, b·p + j): [N, groups, positions, C] either way
+        if self.grid:
+            x = x.view(batch, p, rows, p, columns, channels).permute(0, 2, 4, 1, 3, 5)
+        else:
+            x = x.view(batch, rows, p, columns, p, channels).permute(0, 1, 3, 2, 4, 5)
+        x = x.reshape(batch, rows * columns, p * p, channels)
+        qkv = self.to_qkv(x).view(batch, rows * columns, p * p, 3, heads, -1)
+        q, k, v = qkv.permute(3, 0, 1, 4, 2, 5)
+        attn = q.matmul((k * self.scale).transpose(-2, -1))
+        index = self.get_buffer("relative_position_index").flatten()
+        bias = self.relative_position_bias_table[index].view(p * p, p * p, heads)
+        attn = nn.functional.softmax(attn + bias.permute(2, 0, 1), dim=-1)
+        x = attn.matmul(v).transpose(2, 3).reshape(batch, rows * columns, p * p, -1)
+        x = self.merge(x).view(batch, rows, columns, p, p, channels)
+        x = x.permute((0, 3, 1, 4, 2, 5) if self.grid else (0, 1, 3, 2, 4, 5))
+        return x.reshape(batch, height, width, channels)
+
+
 class PatchMerging(nn.Module):
     """torchvision's Swin patch merging on [N, H, W, C] (or a clip's [N, T, H, W, C], each frame
     merged): each 2×2 neighbourhood (an odd size padded) gathered into 4C features, normalised and
@@ -369,3 +426,230 @@ class PatchMerging(nn.Module):
         if self.v2:
             return self.norm(self.reduction(x))
         return self.reduction(self.norm(x))
+
+
+class PositionalEncoding(nn.Module):
+    """torchvision's MViT positional encoding on a clip's tokens [N, T·H·W, C] of the grid
+    `grid` (T, H, W): a learnt class token put first and, with `embed`, a learnt position
+    embedding added, one row per position of a frame plus one per frame (and one for the
+    class token)."""
+
+    def __init__(self, dim: int, grid: list[int], embed: bool = True) -> None:
+        super().__init__()
+        self.grid = list(grid)
+        frames, height, width = self.grid
+        self.class_token = nn.Parameter(torch.zeros(dim))
+        self.spatial_pos: nn.Parameter | None = None
+        self.temporal_pos: nn.Parameter | None = None
+        self.class_pos: nn.Parameter | None = None
+        if embed:
+            self.spatial_pos = nn.Parameter(torch.zeros(height * width, dim))
+            self.temporal_pos = nn.Parameter(torch.zeros(frames, dim))
+            self.class_pos = nn.Parameter(torch.zeros(dim))
+        for weights in self.parameters():
+            nn.init.trunc_normal_(weights, std=0.02)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        token = self.class_token.expand(x.size(0), -1).unsqueeze(1)
+        x = torch.cat((token, x), dim=1)
+        spatial, temporal = self.spatial_pos, self.temporal_pos
+        if spatial is not None and temporal is not None and self.class_pos is not None:
+            positions, dim = spatial.shape
+            embedding = torch.repeat_interleave(temporal, positions, dim=0)
+            frames = spatial.unsqueeze(0).expand(self.grid[0], -1, -1)
+            embedding = embedding + frames.reshape(-1, dim)
+            embedding = torch.cat((self.class_pos.unsqueeze(0), embedding), dim=0)
+            x = x + embedding.unsqueeze(0)
+        return x
+
+    def extra_repr(self) -> str:
+        return f"grid={self.grid}"
+
+
+class MultiscaleAttention(nn.Module):
+    """torchvision's MViT multiscale attention on a clip's tokens [N, 1 + T·H·W, C]: a class
+    token, then the grid `grid`. Queries, keys and values are pooled on the grid, each head's
+    by a depthwise Conv3d and a LayerNorm (`pool_q`, `pool_k`, `pool_v`, where the kernel or
+    the stride is more than 1), the class token passed through; with `rel_pos`, MViT V2's
+    decomposed relative position embedding is added to the scores, and with `residual_pool`
+    the pooled queries to the output, the class token's excluded."""
+
+    def __init__(
+        self,
+        dim_in: int,
+        dim: int,
+        num_heads: int,
+        grid: list[int],
+        kernel_q: list[int],
+        stride_q: list[int],
+        kernel_kv: list[int],
+        stride_kv: list[int],
+        residual_pool: bool = False,
+        rel_pos: bool = False,
+        dropout: float = 0.0,
+        eps: float = 1e-5,
+    ) -> None:
+        super().__init__()
+        self.grid = list(grid)
+        self.dim = dim
+        self.num_heads = num_heads
+        head = dim // num_heads
+        self.scaler = 1.0 / float(head) ** 0.5
+        self.residual_pool = residual_pool
+        self.qkv = nn.Linear(dim_in, 3 * dim)
+        layers: list[nn.Module] = [nn.Linear(dim, dim)]
+        if dropout > 0.0:
+            layers.append(nn.Dropout(dropout))
+        self.project = nn.Sequential(*layers)
+        pools = []
+        for kernel, stride in ((kernel_q, stride_q), (kernel_kv, stride_kv)):
+            size = 1
+            for k, s in zip(kernel, stride, strict=True):
+                size *= k * s
+            pools.append(size > 1)
+        self.pool_q = self.pool(head, kernel_q, stride_q, eps) if pools[0] else None
+        self.pool_k = self.pool(head, kernel_kv, stride_kv, eps) if pools[1] else None
+        self.pool_v = self.pool(head, kernel_kv, stride_kv, eps) if pools[1] else None
+        self.rel_pos_h: nn.Parameter | None = None
+        self.rel_pos_w: nn.Parameter | None = None
+        self.rel_pos_t: nn.Parameter | None = None
+        if rel_pos:
+            side = max(self.grid[1:])
+            spatial = 2 * max(side // stride_q[1], side // stride_kv[1]) - 1
+            self.rel_pos_h = nn.Parameter(torch.zeros(spatial, head))
+            self.rel_pos_w = nn.Parameter(torch.zeros(spatial, head))
+            self.rel_pos_t = nn.Parameter(torch.zeros(2 * self.grid[0] - 1, head))
+            for table in (self.rel_pos_h, self.rel_pos_w, self.rel_pos_t):
+                nn.init.trunc_normal_(table, std=0.02)
+
+    @staticmethod
+    def pool(
+        head: int,
+        kernel: list[int],
+        stride: list[int],
+        eps: float,
+    ) -> nn.ModuleDict:
+        # torchvision's Pool: the depthwise convolution `pool`, then `norm_act`
+        size = (kernel[0], kernel[1], kernel[2])
+        step = (stride[0], stride[1], stride[2])
+        padding = (kernel[0] // 2, kernel[1] // 2, kernel[2] // 2)
+        convolution = nn.Conv3d(
+            head,
+            head,
+            size,
+            stride=step,
+            padding=padding,
+            groups=head,
+            bias=False,
+        )
+        norm = nn.Sequential(nn.LayerNorm(head, eps=eps))
+        return nn.ModuleDict({"pool": convolution, "norm_act": norm})
+
+    @staticmethod
+    def pooled(
+        pool: nn.ModuleDict,
+        x: torch.Tensor,
+        grid: list[int],
+    ) -> tuple[torch.Tensor, list[int]]:
+        token, x = torch.tensor_split(x, indices=(1,), dim=2)
+        batch, heads, _, features = x.shape
+        x = x.transpose(2, 3).reshape(batch * heads, features, *grid)
+        x = pool["pool"](x)
+        sizes = list(x.shape[2:])
+        x = x.reshape(batch, heads, features, -1).transpose(2, 3)
+        return pool["norm_act"](torch.cat((token, x), dim=2)), sizes
+
+    @staticmethod
+    def relative(table: torch.Tensor, q: int, k: int) -> torch.Tensor:
+        """The table's rows for each query and key position along one axis (the table
+        interpolated to 2·max(q, k) − 1 rows where it has another count)."""
+        rows = int(2 * max(q, k) - 1)
+        if table.shape[0] != rows:
+            columns = table.permute(1, 0).unsqueeze(0)
+            columns = nn.functional.interpolate(columns, size=rows, mode="linear")
+            table = columns.squeeze(0).permute(1, 0)
+        q_ratio, k_ratio = max(k / q, 1.0), max(q / k, 1.0)
+        queries = torch.arange(q)[:, None] * q_ratio
+        distance = queries - (torch.arange(k)[None, :] + (1.0 - k)) * k_ratio
+        return table[distance.long()]
+
+    def add_rel_pos(
+        self,
+        attn: torch.Tensor,
+        q: torch.Tensor,
+        q_grid: list[int],
+        k_grid: list[int],
+    ) -> torch.Tensor:
+        assert self.rel_pos_h is not None and self.rel_pos_w is not None
+        assert self.rel_pos_t is not None
+        q_t, q_h, q_w = q_grid
+        k_t, k_h, k_w = k_grid
+        rh = self.relative(self.rel_pos_h, q_h, k_h)
+        rw = self.relative(self.rel_pos_w, q_w, k_w)
+        rt = self.relative(self.rel_pos_t, q_t, k_t)
+        batch, heads, _, dim = q.shape
+        r_q = q[:, :, 1:].reshape(batch, heads, q_t, q_h, q_w, dim)
+        rel_h = torch.einsum("bythwc,hkc->bythwk", r_q, rh)
+        rel_w = torch.einsum("bythwc,wkc->bythwk", r_q, rw)
+        r_q = r_q.permute(2, 0, 1, 3, 4, 5).reshape(q_t, batch * heads * q_h * q_w, dim)
+        rel_t = torch.matmul(r_q, rt.transpose(1, 2)).transpose(0, 1)
+        rel_t = rel_t.view(batch, heads, q_h, q_w, q_t, k_t).permute(0, 1, 4, 2, 3, 5)
+        rel_pos = (
+            rel_h[:, :, :, :, :, None, :, None]
+            + rel_w[:, :, :, :, :, None, None, :]
+            + rel_t[:, :, :, :, :, :, None, None]
+        ).reshape(batch, heads, q_t * q_h * q_w, k_t * k_h * k_w)
+        attn[:, :, 1:, 1:] += rel_pos
+        return attn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, _ = x.shape
+        heads = self.num_heads
+        qkv = self.qkv(x).reshape(batch, length, 3, heads, self.dim // heads)
+        q, k, v = qkv.transpose(1, 3).unbind(dim=2)
+        q_grid, k_grid = self.grid, self.grid
+        if self.pool_k is not None:
+            k, k_grid = self.pooled(self.pool_k, k, self.grid)
+        if self.pool_v is not None:
+            v = self.pooled(self.pool_v, v, self.grid)[0]
+        if self.pool_q is not None:
+            q, q_grid = self.pooled(self.pool_q, q, self.grid)
+        attn = torch.matmul(self.scaler * q, k.transpose(2, 3))
+        if self.rel_pos_h is not None:
+            attn = self.add_rel_pos(attn, q, q_grid, k_grid)
+        x = torch.matmul(attn.softmax(dim=-1), v)
+        if self.residual_pool:
+            x[:, :, 1:, :] += q[:, :, 1:, :]
+        x = x.transpose(1, 2).reshape(batch, -1, self.dim)
+        return self.project(x)
+
+
+class TokenPool(nn.Module):
+    """Max pooling of a clip's tokens [N, 1 + T·H·W, C] on their grid `grid` (T, H, W), the
+    class token passed through: torchvision's MViT `Pool` around its `nn.MaxPool3d`."""
+
+    def __init__(
+        self,
+        kernel: list[int],
+        stride: list[int],
+        padding: list[int],
+        grid: list[int],
+    ) -> None:
+        super().__init__()
+        # lists, as torchvision gives them (so the module prints as torchvision's does)
+        self.pool = nn.MaxPool3d(
+            list(kernel),  # type: ignore[arg-type]
+            stride=list(stride),  # type: ignore[arg-type]
+            padding=list(padding),  # type: ignore[arg-type]
+        )
+        self.grid = list(grid)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        token, x = x[:, :1], x[:, 1:]
+        batch, _, channels = x.shape
+        x = self.pool(x.transpose(1, 2).reshape(batch, channels, *self.grid))
+        x = x.reshape(batch, channels, -1).transpose(1, 2)
+        return torch.cat((token, x), dim=1)
+
+    def extra_repr(self) -> str:
+        return f"grid={self.grid}"

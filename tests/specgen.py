@@ -1284,6 +1284,89 @@ class Runner:
                     else:
                         kind = swin.ShiftedWindowAttentionV2 if v2 else swin.ShiftedWindowAttention
                     module = kind(x.shape[-1], window, shift, heads)
+            elif op == "partitionattention":
+                from torchvision.models import maxvit
+
+                if x.dim() != 4:
+                    raise Rejected(s, path, f"archdsl rule: {op} on {tuple(x.shape[1:])}")
+                heads, size = pos[0] if pos else kw["heads"], kw.get("size", 7)
+                positive(heads, "heads")
+                positive(size, "size")
+                n, height, width, channels = x.shape
+                if channels % heads:
+                    raise Rejected(s, path, f"{heads} heads do not divide {channels} channels")
+                if height % size or width % size:
+                    # torchvision's partition reshapes the map into whole partitions
+                    raise Rejected(s, path, f"partitions of {size} do not divide {height}×{width}")
+                attention = maxvit.RelativePositionalMultiHeadAttention(
+                    channels, channels // heads, size * size
+                )
+                if kw.get("scale_by", "head") == "head":
+                    attention.scale_factor = (channels // heads) ** -0.5
+                rows, columns = height // size, width // size
+                # a grid's group (a, b) holds positions (i·rows + a, …), a window's (a·size + i, …)
+                grid = kw.get("grid", False)
+                split = (
+                    (n, size, rows, size, columns, channels)
+                    if grid
+                    else (n, rows, size, columns, size, channels)
+                )
+                order = (0, 2, 4, 1, 3, 5) if grid else (0, 1, 3, 2, 4, 5)
+                groups = x.reshape(split).permute(order).reshape(n, rows * columns, size * size, channels)
+                out = self.module(attention, path)(groups)
+                back = [order.index(axis) for axis in range(6)]
+                return out.reshape(n, rows, columns, size, size, channels).permute(back).reshape(x.shape)
+            elif op in ("posencoding", "poolattention", "tokenpool"):
+                from functools import partial
+
+                from torchvision.models.video import mvit
+
+                if x.dim() != 3:
+                    raise Rejected(s, path, f"archdsl rule: {op} on {tuple(x.shape[1:])}")
+                grid = kw["grid"]
+                if not isinstance(grid, tuple) or len(grid) != 3:
+                    raise Rejected(s, path, f"archdsl rule: {op} grid {grid}")
+                positive(grid, "grid")
+                features, tokens = x.shape[-1], _prod(grid) + (op != "posencoding")
+                if x.shape[1] != tokens:
+                    # torchvision's reshapes onto the grid would fail, or run on the wrong positions
+                    raise Rejected(s, path, f"archdsl rule: grid {grid} for {x.shape[1]} tokens")
+
+                def triple(value: Any) -> list[int]:
+                    return list(value) if isinstance(value, tuple | list) else [value] * 3
+
+                if op == "posencoding":
+                    module = mvit.PositionalEncoding(
+                        features, (grid[1], grid[2]), grid[0], rel_pos_embed=not kw.get("embed", True)
+                    )
+                    return self.module(module, path)(x)
+                if op == "tokenpool":
+                    kernel = triple(pos[0] if pos else kw["kernel"])
+                    stride, padding = triple(kw.get("stride") or kernel), triple(kw.get("padding", 0))
+                    positive(tuple(kernel + stride), "kernel and stride")
+                    module = mvit.Pool(nn.MaxPool3d(kernel, stride=stride, padding=padding), None)
+                    return self.module(module, path)(x, tuple(grid))[0]
+                heads, dim = pos[0] if pos else kw["heads"], kw.get("dim", features)
+                positive(heads, "heads")
+                if dim % heads:
+                    raise Rejected(s, path, f"{heads} heads do not divide {dim} features")
+                kernel_q, stride_q = triple(kw.get("kernel_q", 1)), triple(kw.get("stride_q", 1))
+                kernel_kv, stride_kv = triple(kw.get("kernel_kv", 1)), triple(kw.get("stride_kv", 1))
+                module = mvit.MultiscaleAttention(
+                    list(grid),
+                    features,
+                    dim,
+                    heads,
+                    kernel_q=kernel_q,
+                    kernel_kv=kernel_kv,
+                    stride_q=stride_q,
+                    stride_kv=stride_kv,
+                    residual_pool=kw.get("residual_pool", False),
+                    residual_with_cls_embed=False,
+                    rel_pos_embed=kw.get("rel_pos", False),
+                    norm_layer=partial(nn.LayerNorm, eps=kw.get("eps", 1e-5)),
+                )
+                return self.module(module, path)(x, tuple(grid))[0]
             elif op == "linear":
                 out = pos[0] if pos else kw["out"]
                 out = x.shape[-1] if isinstance(out, Same) else out
@@ -1411,7 +1494,7 @@ IMAGE_LAYOUT = frozenset(
     }
 )
 #: The layers that need a map's channels last, [H, W, C] (Swin's).
-CHANNELS_LAST = frozenset({"windowattention", "patchmerging"})
+CHANNELS_LAST = frozenset({"windowattention", "partitionattention", "patchmerging"})
 #: The layers whose `channels` is the count of the last axis, the one they act on.
 LAST_AXIS = frozenset({"linear", "layernorm"})
 #: The layers that act on a feature or channel axis, which a [] sample lacks.
@@ -1943,14 +2026,24 @@ class Generator:
         ]
 
     def swin(self, shape: list[int]) -> list[Any]:
-        """Swin's layers on a map or a clip turned channels-last and back: shifted-window
+        """Swin's and MaxViT's layers on a map or a clip turned channels-last and back: shifted-window
         attention (V1 or V2; V2's on a clip refused), patch merging (V1 or V2), windows and shifts
-        of one size or one per axis (now and then of another count: refused)."""
+        of one size or one per axis (now and then of another count: refused); block or grid
+        attention within partitions (on a clip, or of a size that leaves a remainder: refused)."""
         channels, *sizes = shape
         clip = len(sizes) == 3
         out: list[Any] = [Layer("permute", (1, 2, 3, 0) if clip else (1, 2, 0))]
         v2 = (("v2", True),) if self.chance(0.1 if clip else 0.3) else ()
-        if self.chance(0.6):
+        if self.chance(0.1 if clip else 0.3):
+            # MaxViT's: partitions that divide the map, mostly
+            fitting = [size for size in (1, 2, 3, 4) if all(v % size == 0 for v in sizes)]
+            kw = (("size", self.pick(fitting) if self.chance(0.85) else self.pick([2, 3, 5])),)
+            if self.chance(0.5):
+                kw += (("grid", True),)
+            if self.chance(0.3):
+                kw += (("scale_by", "channels"),)
+            out.append(Layer("partitionattention", (self.heads(channels),), kw, self.label()))
+        elif self.chance(0.6):
             window = self.pick([2, 3, 4, (2, 3, 2) if clip else (2, 3), (2, 3)])
             kw: tuple[tuple[str, Any], ...] = (("window", window),)
             if self.chance(0.5):
@@ -1960,6 +2053,63 @@ class Generator:
             out.append(Layer("patchmerging", (), v2, self.label()))
             shape[:] = [2 * channels, *sizes[:-2], -(-sizes[-2] // 2), -(-sizes[-1] // 2)]
         out.append(Layer("permute", (3, 0, 1, 2) if clip else (2, 0, 1)))
+        return out
+
+    def mvit(self, shape: list[int]) -> list[Any]:
+        """MViT's layers on a clip made tokens (`view(C, -1) permute(1, 0)`): the class token put
+        first (`posencoding`), attention with pooled queries, keys and values and max pooling of
+        the tokens, each told the grid of what it receives (now and then another: refused)."""
+        channels, *sizes = shape
+        grid = list(sizes)
+
+        def told() -> tuple[int, ...]:
+            return tuple(grid) if self.chance(0.9) else tuple(g + self.pick([1, -1]) for g in grid)
+
+        def pooled(kernel: Any, stride: Any, padding: Any) -> None:
+            each = [
+                (k, s, p)
+                for k, s, p in zip(
+                    *(v if isinstance(v, tuple) else (v,) * 3 for v in (kernel, stride, padding)), strict=True
+                )
+            ]
+            grid[:] = [(n + 2 * p - k) // s + 1 for n, (k, s, p) in zip(grid, each, strict=True)]
+
+        embed = (("embed", False),) if self.chance(0.4) else ()
+        out: list[Any] = [
+            Layer("view", (channels, -1)),
+            Layer("permute", (1, 0)),
+            Layer("posencoding", (), (("grid", told()), *embed), self.label()),
+        ]
+        features = channels
+        if self.chance(0.8):
+            heads = self.heads(channels)
+            kw: list[tuple[str, Any]] = [("grid", told())]
+            if self.chance(0.3):
+                features = heads * self.pick([1, 2, 4])
+                kw.append(("dim", features))
+            q_kernel, q_stride = self.pick([1, 3, (1, 3, 3)]), self.pick([1, (1, 2, 2), 2])
+            kv_kernel, kv_stride = self.pick([1, 3]), self.pick([1, (1, 2, 2), (1, 4, 4)])
+            kw += [
+                ("kernel_q", q_kernel),
+                ("stride_q", q_stride),
+                ("kernel_kv", kv_kernel),
+                ("stride_kv", kv_stride),
+            ]
+            for flag in ("residual_pool", "rel_pos"):
+                if self.chance(0.3):
+                    kw.append((flag, True))
+            out.append(Layer("poolattention", (heads,), tuple(kw), self.label()))
+            if _prod(q_kernel if isinstance(q_kernel, tuple) else (q_kernel,)) > 1 or q_stride != 1:
+                halves = q_kernel if isinstance(q_kernel, tuple) else (q_kernel,) * 3
+                pooled(q_kernel, q_stride, tuple(k // 2 for k in halves))
+        if self.chance(0.7):
+            kernel = self.pick([(1, 3, 3), 2, 3, (1, 9, 9)])
+            stride = self.pick([None, 1, (1, 2, 2)])
+            padding = self.pick([0, (0, 1, 1), 1])
+            kw = [("grid", told())] + ([("stride", stride)] if stride else []) + [("padding", padding)]
+            out.append(Layer("tokenpool", (kernel,), tuple(kw), self.label()))
+            pooled(kernel, stride or kernel, padding)
+        shape[:] = [1 + _prod(grid), features]
         return out
 
     # --- layers on features ----------------------------------------------------------------------
@@ -2397,8 +2547,12 @@ class Generator:
             return self.graph(shape, depth)
         if len(shape) == 2 and self.chance(0.12):
             return self.attention(shape)
-        if len(shape) == 4 and self.chance(0.05):
-            return self.swin(shape)
+        if len(shape) == 4:
+            roll = self.r.random()  # one draw for both, as for Swin's alone before MViT's
+            if roll < 0.05:
+                return self.swin(shape)
+            if roll < 0.1:
+                return self.mvit(shape)
         statement = self.statement(shape, depth)
         if self.chance(0.08):
             self.name(statement, shape)

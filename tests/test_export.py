@@ -34,11 +34,13 @@ def _variant(path: Path) -> bool:
 ZOO = sorted(
     p.relative_to(ROOT).as_posix() for p in (ROOT / "specs" / "torchvision").glob("*.arch") if not _variant(p)
 )
-ZOO_SIZE = {"specs/torchvision/inception_v3.arch": 75}
+#: MaxViT's 7×7 partitions divide every stage's map from 224×224 on.
+ZOO_SIZE = {"specs/torchvision/inception_v3.arch": 75, "specs/torchvision/maxvit_t.arch": 224}
 #: The video classifiers' clips: a few small frames (S3D's final 2×7×7 pool needs 13 of 209×209).
 ZOO_CLIP = {
     "specs/torchvision/r3d_18.arch": {"frames": 4, "size": 32},
     "specs/torchvision/s3d.arch": {"frames": 13, "size": 209},
+    "specs/torchvision/mvit_v1_b.arch": {"frames": 4, "size": 32},
 }
 #: Graph specs whose default image is large: the export's cost is the graph's, the run's the image's.
 SMALL = {"specs/unet.arch": {"size": 64}, "specs/yolo.arch": {"size": 64}}

@@ -554,3 +554,85 @@ def test_attention_and_learnt_tokens_round_trip(
 ) -> None:
     text, _ = round_trip(factory(), factory.__name__, sample, tmp_path)
     assert [w for w in written if w not in text] == []
+
+
+def small_swin(v2: bool = False) -> Any:
+    """torchvision's SwinTransformer, small: 10×10 tokens at 40×40 in windows of 3 (padded to 12,
+    shifted by 1), merged to an odd 5×5 (padded to 6) and 3×3, where a window covers the map and
+    does not shift. With `v2`, as swin_v2_t is built: V2's blocks and merging."""
+    from torchvision.models import swin_transformer as swin
+
+    parts = {"block": swin.SwinTransformerBlockV2, "downsample_layer": swin.PatchMergingV2} if v2 else {}
+    return swin.SwinTransformer(
+        patch_size=[4, 4],
+        embed_dim=16,
+        depths=[2, 2, 2],
+        num_heads=[1, 2, 4],
+        window_size=[3, 3],
+        stochastic_depth_prob=0.2,
+        num_classes=10,
+        **parts,
+    )
+
+
+def small_swin_v2() -> Any:
+    return small_swin(v2=True)
+
+
+def small_swin3d() -> Any:
+    """torchvision's SwinTransformer3d, small: windows of [2, 3, 3] shifted by 1 on [2, 6, 6]
+    tokens, then on [2, 3, 3], where each window shrinks to the clip and does not shift."""
+    from torchvision.models.video.swin_transformer import SwinTransformer3d
+
+    return SwinTransformer3d(
+        patch_size=[2, 4, 4],
+        embed_dim=16,
+        depths=[2, 2],
+        num_heads=[1, 2],
+        window_size=[2, 3, 3],
+        stochastic_depth_prob=0.1,
+        num_classes=10,
+    )
+
+
+@pytest.mark.parametrize(
+    ("factory", "sample", "written"),
+    [
+        # ShiftedWindowAttention and PatchMerging read whole as layers; the block's second call of
+        # its one StochasticDepth written as a module of its own
+        (
+            small_swin,
+            (3, 40, 40),
+            (
+                "        attn: windowattention(heads, window=3, shift=shift)\n",
+                "        stochastic_depth: stochasticdepth(p)\n",
+                "        stochasticdepth(p)\n",
+                "        patchmerging\n",
+                "SwinTransformerBlock(4, 1, 0.2)",
+            ),
+        ),
+        # V2's: cosine attention told by its logit scale, the merging's norm after its reduction
+        (
+            small_swin_v2,
+            (3, 40, 40),
+            ("attn: windowattention(heads, window=3, shift=shift, v2=true)\n", "patchmerging(v2=true)\n"),
+        ),
+        # the 3-d window attention, a window per axis; its F.pad to whole patches pads nothing here
+        (small_swin3d, (3, 4, 24, 24), ("attn: windowattention(heads, window=[2, 3, 3], shift=shift)\n",)),
+    ],
+)
+def test_swin_transformers_read_window_attention_and_patch_merging_as_layers(
+    factory: Any, sample: tuple[int, ...], written: tuple[str, ...], tmp_path: Path
+) -> None:
+    # V2's block registers each norm before the attention or MLP that it follows
+    text, _ = round_trip(factory(), "swin", sample, tmp_path, order=factory is not small_swin_v2)
+    assert [w for w in written if w not in code(text)] == []
+
+
+def test_a_clip_that_needs_padding_to_whole_patches_names_the_pad() -> None:
+    from archdsl.importer import ImportFailed, import_module
+
+    with pytest.raises(
+        ImportFailed, match=r"patch_embed calls torch\.nn\.functional\.pad \(.*: the language pads images"
+    ):
+        import_module(small_swin3d().eval(), "swin3d", (3, 5, 24, 24))

@@ -358,6 +358,56 @@ def test_swins_layers_on_maps_and_clips_give_torchvisions_shape_parameters_and_m
     assert model.macs == counter.get_total_flops() // 2 // 2  # per sample, of a batch of 2
 
 
+@pytest.mark.parametrize("grid", [False, True], ids=["block", "grid"])
+@pytest.mark.parametrize("scale_by", ["head", "channels"])
+def test_partition_attention_computes_what_maxvits_partitioned_attention_does(
+    grid: bool, scale_by: str
+) -> None:
+    torch = pytest.importorskip("torch")
+    from torch.utils.flop_counter import FlopCounterMode
+    from torchvision.models import maxvit
+
+    from archdsl.builder import build_model
+
+    # torchvision partitions a [C, H, W] map; ours is the same map channels-last
+    channels, size, height, width = 16, 3, 6, 6
+    layer = f'partitionattention(4, size={size}, grid={str(grid).lower()}, scale_by="{scale_by}")'
+    model = shapes(f"permute(1, 2, 0) {layer} permute(2, 0, 1)", f"[{channels}, {height}, {width}]").model()
+    theirs = maxvit.PartitionAttentionLayer(
+        in_channels=channels,
+        head_dim=channels // 4,
+        partition_size=size,
+        partition_type="grid" if grid else "window",
+        grid_size=(height, width),
+        mlp_ratio=4,
+        activation_layer=torch.nn.GELU,
+        norm_layer=torch.nn.LayerNorm,
+        attention_dropout=0.0,
+        mlp_dropout=0.0,
+        p_stochastic_dropout=0.0,
+    ).eval()
+    attention = theirs.attn_layer[1]
+    if scale_by == "head":
+        attention.scale_factor = (channels // 4) ** -0.5
+    with torch.no_grad():
+        for tensor in attention.parameters():
+            tensor.normal_()
+    ours = build_model(model).eval()
+    ours.load_state_dict({f"1.{k}": v for k, v in attention.state_dict().items()}, strict=True)
+    x = torch.randn(2, channels, height, width)
+    with torch.no_grad():
+        parts = theirs.partition_swap(theirs.partition_op(x, theirs.p))
+        gh, gw = height // theirs.p, width // theirs.p
+        expected = theirs.departition_op(theirs.departition_swap(attention(parts)), theirs.p, gh, gw)
+        counter = FlopCounterMode(display=False)
+        with counter:
+            got = ours(x)
+    torch.testing.assert_close(got, expected)
+    assert model.output == tuple(expected.shape[1:])
+    assert model.params == sum(p.numel() for p in attention.parameters())
+    assert model.macs == counter.get_total_flops() // 2 // 2  # per sample, of a batch of 2
+
+
 @pytest.mark.parametrize(
     ("body", "input_shape", "code", "message"),
     [
@@ -426,6 +476,18 @@ def test_swins_layers_on_maps_and_clips_give_torchvisions_shape_parameters_and_m
             "[4, 2, 8, 8]",
             "E102",
             "windowattention v2=true takes a map [H, W, C], got [2, 8, 8, 4]",
+        ),
+        (
+            "permute(1, 2, 0) partitionattention(2, size=3)",
+            "[4, 6, 8]",
+            "E116",
+            "partitionattention size=3 must divide the map's width, and [6, 8, 4] has 8 (8 = 3·2 + 2)",
+        ),
+        (
+            "partitionattention(2)",
+            "[4, 2, 14, 14]",
+            "E102",
+            "partitionattention needs a channels-last map [H, W, C], got [4, 2, 14, 14]",
         ),
         (
             "flatten patchmerging",

@@ -117,6 +117,8 @@ CLASSIFIERS: dict[str, tuple[dict[str, Any], int]] = {
     "swin_v2_t": ({}, 64),
     "swin_v2_s": ({}, 64),
     "swin_v2_b": ({}, 64),
+    # MaxViT's partitions of 7×7 must divide every stage's map: 224 is the smallest image
+    "maxvit_t": ({}, 224),
 }
 
 
@@ -124,6 +126,9 @@ CLASSIFIERS: dict[str, tuple[dict[str, Any], int]] = {
 #: [3, T, H, W] the test runs. S3D pools what its features leave through a fixed 2×7×7 window: it
 #: takes 13 frames of 209×209 at least. The video Swins' 8×7×7 windows shrink to the 2 frames a
 #: 4-frame clip leaves, and pad and shift over its 8×8 rows and columns: both of torchvision's ways.
+#: MViT is made for one clip size (`spatial_size`, `temporal_size`): 4 frames of 32×32 are the
+#: fewest whose 8×8 grid of tokens each of its three poolings halves (V2's position tables need a
+#: row at the last).
 VIDEO: dict[str, tuple[dict[str, Any], tuple[int, ...]]] = {
     "r3d_18": ({}, (3, 4, 32, 32)),
     "mc3_18": ({}, (3, 4, 32, 32)),
@@ -132,6 +137,8 @@ VIDEO: dict[str, tuple[dict[str, Any], tuple[int, ...]]] = {
     "swin3d_t": ({}, (3, 4, 32, 32)),
     "swin3d_s": ({}, (3, 4, 32, 32)),
     "swin3d_b": ({}, (3, 4, 32, 32)),
+    "mvit_v1_b": ({"spatial_size": (32, 32), "temporal_size": 4}, (3, 4, 32, 32)),
+    "mvit_v2_s": ({"spatial_size": (32, 32), "temporal_size": 4}, (3, 4, 32, 32)),
 }
 
 
@@ -143,6 +150,22 @@ def shape_of(size: int | tuple[int, ...]) -> tuple[int, ...]:
 def spec_params(size: int | tuple[int, ...]) -> dict[str, int]:
     """The zoo spec's model parameters for that sample: `size`, and a video's `frames`."""
     return {"size": size} if isinstance(size, int) else {"frames": size[1], "size": size[2]}
+
+
+def network(name: str, **extra: Any) -> nn.Module:
+    """torchvision's network `name` with random weights. MViT's builders fix the clip its position
+    tables are made for (`spatial_size=(224, 224)`, `temporal_size=16`), and pass it to `_mvit`
+    with the other arguments: a smaller clip's is made by `_mvit` with those two replaced."""
+    sizes = {key: extra.pop(key) for key in ("spatial_size", "temporal_size") if key in extra}
+    if not sizes:
+        return torchvision.models.get_model(name, weights=None, **extra)
+    from unittest import mock
+
+    from torchvision.models.video import mvit
+
+    made = mvit._mvit
+    with mock.patch.object(mvit, "_mvit", lambda **kwargs: made(**{**kwargs, **sizes})):
+        return torchvision.models.get_model(name, weights=None, **extra)
 
 
 def segmentation(name: str, **extra: Any) -> Callable[[], nn.Module]:
@@ -161,10 +184,7 @@ NETWORKS: dict[str, tuple[Callable[[], nn.Module], int | tuple[int, ...]]] = {
         name: (partial(torchvision.models.get_model, name, weights=None, **extra), size)
         for name, (extra, size) in CLASSIFIERS.items()
     },
-    **{
-        name: (partial(torchvision.models.get_model, name, weights=None, **extra), clip)
-        for name, (extra, clip) in VIDEO.items()
-    },
+    **{name: (partial(network, name, **extra), clip) for name, (extra, clip) in VIDEO.items()},
     "fcn_resnet50": (segmentation("fcn_resnet50", aux_loss=True), 64),
     "fcn_resnet101": (segmentation("fcn_resnet101", aux_loss=True), 64),
     "deeplabv3_resnet50": (segmentation("deeplabv3_resnet50", aux_loss=True), 64),
@@ -182,14 +202,24 @@ STATEFUL = ("Dropout", "Dropout2d", "StochasticDepth", "BatchNorm1d", "BatchNorm
 
 #: Swin V2's blocks normalise after the attention and the MLP (`norm1(attn(x))`), but register
 #: `norm1` before `attn`, as V1's blocks do: the spec registers them in the order they run, so the
-#: state_dict holds the same keys in another order.
-UNORDERED = {"swin_v2_t", "swin_v2_s", "swin_v2_b"}
+#: state_dict holds the same keys in another order. MViT's blocks register `norm2` beside `norm1`,
+#: before the attention that runs between them, and `project` last, wherever it runs.
+UNORDERED = {"swin_v2_t", "swin_v2_s", "swin_v2_b", "mvit_v1_b", "mvit_v2_s"}
 
 #: torchvision's modules that print no arguments, and the layer of ours each computes: the FPN's
 #: LastLevelMaxPool is `F.max_pool2d(x, kernel_size=1, stride=2, padding=0)` on the last map.
 COMPUTES = {
     "LastLevelMaxPool()": "MaxPool2d(kernel_size=1, stride=2, padding=0, dilation=1, ceil_mode=False)"
 }
+
+
+#: torchvision's modules that only move elements, where a layer of ours moves them inside itself:
+#: MaxViT's partitions and axis swaps around its attention, which `partitionattention` makes.
+MOVED_INSIDE = ("partition_op", "departition_op", "partition_swap", "departition_swap")
+
+
+def moves_inside(path: str) -> bool:
+    return path.rpartition(".")[2] in MOVED_INSIDE
 
 
 def test_every_spec_is_a_listed_network() -> None:
@@ -230,7 +260,13 @@ def test_spec_is_torchvisions_network_weight_for_weight(name: str) -> None:
     # Where we have a module it has none (a functional op: torch.flatten, F.relu), ours changes
     # nothing in training.
     ours_leaves = leaves(ours)
-    their_leaves = {p: COMPUTES.get(t, t) for p, t in leaves(theirs).items() if p in ran}
+    # An nn.Identity computes nothing (MaxViT's `proj` where nothing is projected): a spec need not
+    # write one.
+    their_leaves = {
+        p: COMPUTES.get(t, t)
+        for p, t in leaves(theirs).items()
+        if p in ran and not moves_inside(p) and t != "Identity()"
+    }
     assert {p: agrees(ours_leaves.get(p), t) for p, t in their_leaves.items()} == their_leaves
     extra = [(p, m) for p, m in ours_leaves.items() if p not in their_leaves and m.startswith(STATEFUL)]
     # A module torchvision calls twice (Swin's one StochasticDepth for both branches) is ours twice,
@@ -276,7 +312,7 @@ def test_pretrained_parts_are_checked_from_the_spec_as_torchvision_runs_them(nam
     from archdsl import pretrained
 
     extra, size = {**CLASSIFIERS, **VIDEO}[name]
-    theirs = torchvision.models.get_model(name, weights=None, **extra).eval()
+    theirs = network(name, **extra).eval()
     ran: set[str] = set()
     for path, module in theirs.named_modules():
         module.register_forward_hook(lambda *_, path=path: ran.add(path))
@@ -287,7 +323,10 @@ def test_pretrained_parts_are_checked_from_the_spec_as_torchvision_runs_them(nam
     # a layer of ours built as one module (Swin's patch merging) offers no part of its inside
     leaves_ = {o for o in offered if not any(p.startswith(o + ".") for p in offered)}
     inside = {r for r in ran if any(r.startswith(leaf + ".") for leaf in leaves_)}
-    assert ran - {""} - inside <= offered <= {path for path, _ in theirs.named_modules()}
+    # nor where torchvision moves elements that a layer of ours moves inside, or computes nothing
+    modules = dict(theirs.named_modules())
+    unwritten = {r for r in ran if moves_inside(r) or isinstance(modules[r], nn.Identity)}
+    assert ran - {""} - inside - unwritten <= offered <= {path for path, _ in theirs.named_modules()}
     tops = [None, *(path for path in pretrained.zoo_parts(name) if "." not in path)]
     for part in tops:
         given = pretrained.zoo_parts(name)[part] if part else shape_of(size)

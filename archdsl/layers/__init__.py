@@ -12,7 +12,7 @@ The module it names is imported by `archdsl check`, so it must not import torch 
 
 from __future__ import annotations
 
-from . import dense, elementwise, joins, resample, spatial, tokens
+from . import dense, elementwise, joins, multiscale, resample, spatial, tokens
 from .base import (
     ADAPTIVE,
     JOIN,
@@ -161,7 +161,7 @@ KEYWORDS = frozenset(
     }
 )
 
-for _family in (spatial, resample, elementwise, dense, joins, tokens):
+for _family in (spatial, resample, elementwise, dense, joins, tokens, multiscale):
     for _layer in _family.LAYERS:
         register(_layer)
 

@@ -275,6 +275,10 @@ class Layer:
     #: It takes a sample with no axis (`[]`, one number per sample, as `view([])` gives): it acts
     #: on each number alone, or reshapes. Shape inference refuses the others such a sample.
     no_axis: ClassVar[bool] = False
+    #: The module it stands for in a pretrained network runs on the tensor alone; False where that
+    #: module takes more beside it (MViT's attention, `forward(x, thw)`, the token grid), so that a
+    #: part holding one cannot run on a tensor.
+    runs_alone: ClassVar[bool] = True
 
     def arg(self, name: str) -> Arg:
         return next(a for a in self.args if a.name == name)

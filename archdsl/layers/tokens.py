@@ -13,11 +13,12 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from ..sizes import MATMUL, NARROW, RANK, Outcome, Shape, divides, fail, fmt, sample_axis
+from ..sizes import FACTOR, MATMUL, NARROW, RANK, Outcome, Shape, divides, fail, fmt, sample_axis
 from ..values import (
     BadValue,
     any_int,
     boolean,
+    choice,
     describe,
     nonnegative_axes,
     positive_axes,
@@ -39,6 +40,7 @@ from .base import (
     Module,
     NotSymbolic,
     Parameter,
+    axes_of,
 )
 from .joins import _notes, value_text
 
@@ -408,6 +410,20 @@ class WindowAttention(Layer):
     passed_args = ("dropout", "attention_dropout", "qkv_bias", "proj_bias", "v2")
     symbolic_args = ("heads", "window", "shift")
     per_axis = ("window", "shift")
+    imports = ("ShiftedWindowAttention", "ShiftedWindowAttentionV2", "ShiftedWindowAttention3d")
+
+    def arguments(self, module: Any) -> dict[str, Any] | None:
+        return {
+            "heads": module.num_heads,
+            "window": axes_of(module.window_size),
+            "shift": axes_of(module.shift_size),
+            "dropout": module.dropout,
+            "attention_dropout": module.attention_dropout,
+            "qkv_bias": module.qkv.bias is not None,
+            "proj_bias": module.proj.bias is not None,
+            # V2's cosine attention scales its logits by a learnt parameter that V1 lacks
+            "v2": hasattr(module, "logit_scale"),
+        }
 
     def shape(self, node: LayerNode, shape: Shape) -> Outcome:
         needs_channels_last(node, shape)
@@ -466,6 +482,82 @@ class WindowAttention(Layer):
         return (shape[-1], args["heads"], *_sizes(args["window"], axes), *_sizes(args["shift"], axes))
 
 
+class PartitionAttention(Layer):
+    """MaxViT's relative-position self-attention within partitions of a channels-last `[H, W, C]`
+    map: `size`×`size` windows of neighbours (block attention), or with `grid` a `size`×`size` grid
+    of positions spread evenly over the map (grid attention). torchvision's
+    `RelativePositionalMultiHeadAttention` between its `PartitionAttentionLayer`'s partition and
+    departition; its `state_dict` is torchvision's (`to_qkv`, `merge`,
+    `relative_position_bias_table`, `relative_position_index`)."""
+
+    name = "partitionattention"
+    torch = "torchvision's MaxViT RelativePositionalMultiHeadAttention on [H, W, C], partitioned"
+    doc = "MaxViT's block (window) or grid self-attention on a channels-last [H, W, C] map"
+    kind = "linear"
+    layout = "map"
+    channel_axis = -1
+    args = (
+        Arg("heads", positive_int, "attention heads; divides C", required=True),
+        Arg("size", positive_int, "the partition's side: size×size positions attend together", 7),
+        Arg("grid", boolean, "a grid of positions spread over the map, not a window of neighbours", False),
+        Arg(
+            "scale_by",
+            choice("head", "channels"),
+            "keys scaled by 1/√ the head's width, or 1/√C (torchvision's MaxViT)",
+            "head",
+        ),
+    )
+    passed_args = ("grid", "scale_by")
+    symbolic_args = ("heads", "size")
+    #: archdsl's own runtime class, so that a network built from a spec imports back
+    imports = ("PartitionAttention",)
+
+    def arguments(self, module: Any) -> dict[str, Any] | None:
+        names = ("heads", "size", "grid", "scale_by")
+        return dict(zip(names, (module.num_heads, module.size, module.grid, module.scale_by), strict=True))
+
+    def shape(self, node: LayerNode, shape: Shape) -> Outcome:
+        if len(shape) != 3:
+            raise fail(
+                RANK, f"partitionattention needs a channels-last map [H, W, C], got {fmt(shape)}", node.span
+            )
+        height, width, channels = shape
+        divides(node, channels, "channels", "heads")
+        size = node.args["size"]
+        for extent, axis in ((height, "height"), (width, "width")):
+            if extent % size:
+                raise fail(
+                    FACTOR,
+                    f"partitionattention size={size} must divide the map's {axis}, and {fmt(shape)} has "
+                    f"{extent} ({extent} = {size}·{extent // size} + {extent % size})",
+                    node.arg_spans.get("size", node.span),
+                )
+        params = 4 * channels * channels + 4 * channels + (2 * size - 1) ** 2 * node.args["heads"]
+        # the projections: 4·T·C²; in each group of N = size² positions the scores and their sum
+        tokens = height * width
+        return Outcome(shape, params, 4 * tokens * channels * channels + 2 * tokens * size * size * channels)
+
+    def module(self, node: Shaped) -> Module:
+        a = node.args
+        return Module(
+            "archdsl.PartitionAttention",
+            (node.input[-1], a["heads"], a["size"]),
+            {"grid": a["grid"], "scale_by": a["scale_by"]},
+            {"grid": False, "scale_by": "head"},
+        )
+
+    def describe(self, node: Shaped) -> str:
+        a = node.args
+        size = a["size"]
+        return f"{'grid' if a['grid'] else 'block'} attention {size}×{size}, {a['heads']} heads"
+
+    def field(self, node: Shaped) -> FieldRule:
+        return WHOLE
+
+    def needs(self, args: dict[str, Any], shape: tuple[Any, ...], output: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (shape[-1], args["heads"], args["size"])
+
+
 class PatchMerging(Layer):
     """torchvision's Swin `PatchMerging` (and, with `v2`, `PatchMergingV2`) on a channels-last
     `[H, W, C]` map: each 2×2 neighbourhood gathered into 4C features (an odd size padded),
@@ -480,6 +572,19 @@ class PatchMerging(Layer):
     channel_axis = -1
     args = (Arg("v2", boolean, "Swin V2's: reduce, then normalise", False),)
     passed_args = ("v2",)
+    imports = ("PatchMerging", "PatchMergingV2")
+
+    def arguments(self, module: Any) -> dict[str, Any] | None:
+        # torchvision takes any `norm_layer`; the layer builds PyTorch's default LayerNorm, over the
+        # 4C gathered features, or over the 2C reduced ones for V2
+        norm, reduction = module.norm, module.reduction
+        if type(norm).__name__ != "LayerNorm" or norm.eps != 1e-5 or not norm.elementwise_affine:
+            return None
+        if norm.bias is None or reduction.bias is not None:
+            return None
+        if tuple(norm.normalized_shape) not in ((reduction.in_features,), (reduction.out_features,)):
+            return None
+        return {"v2": tuple(norm.normalized_shape) == (reduction.out_features,)}
 
     def shape(self, node: LayerNode, shape: Shape) -> Outcome:
         needs_channels_last(node, shape)
@@ -502,4 +607,14 @@ class PatchMerging(Layer):
         raise NotSymbolic("patch merging halves the size, rounding up")
 
 
-LAYERS = (Token, PosEmbed, Attention, MatMul, Select, Mean, WindowAttention, PatchMerging)
+LAYERS = (
+    Token,
+    PosEmbed,
+    Attention,
+    MatMul,
+    Select,
+    Mean,
+    WindowAttention,
+    PartitionAttention,
+    PatchMerging,
+)
