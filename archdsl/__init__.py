@@ -7,7 +7,9 @@
     program = archdsl.load("specs/lenet5.arch")     # parse, resolve, infer shapes (no torch)
     net = archdsl.build("specs/lenet5.arch")        # a torch.nn.Module (needs archdsl[torch])
 
-Problems in a spec raise `ArchError`, whose `.diagnostics` carry file, line, column and code.
+Problems in a spec raise `ArchError`, whose `.diagnostics` carry file, line, column and code;
+`render` raises `RenderError` when graphviz's `dot` is missing or fails, and `build` raises
+`MissingExtra` without torch. All three are here, at the package's top.
 Without a model name, `check`, `load` and `emit` take every model of a file; `summary`, `render`
 and `build`, which make one thing from one model, take the file's only model and raise
 `ArchError` (E013) when it defines several and none is named.
@@ -16,12 +18,10 @@ and `build`, which make one thing from one model, take the file's only model and
 from __future__ import annotations
 
 import os
-import sys
-import types
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from .errors import ArchError, Diagnostic, Severity, Span
+from .errors import ArchError, Diagnostic, RenderError, Severity, Span
 from .extras import MissingExtra
 
 if TYPE_CHECKING:
@@ -29,13 +29,14 @@ if TYPE_CHECKING:
 
     from .program import Program
     from .shapes import Shaped, ShapedModel
-    from .summary import Summary
+    from .table import Summary
 
 __all__ = [
     "ArchError",
     "Diagnostic",
     "MissingExtra",
     "Program",
+    "RenderError",
     "Severity",
     "Shaped",
     "ShapedModel",
@@ -95,7 +96,7 @@ def summary(path: PathLike, model: str | None = None, **params: Any) -> Summary:
     """The layer table of a spec's model (its only one, or the one named `model`), as
     `archdsl summary` prints it: `str()` is the table; `.layers` (one row per statement, nested
     statements after their parent), `.params` and `.macs` are its numbers. No torch import."""
-    from .summary import Summary
+    from .table import Summary
 
     return Summary.of(load(path, model=model, **params).model(model))
 
@@ -114,8 +115,8 @@ def render(
     """Draws a spec's model (its only one, or `model`) to `out` with graphviz, as `archdsl render`
     does, and returns the format written. `format` (svg, png, pdf or dot) defaults to `out`'s
     suffix; `depth` N draws blocks nested deeper than N as one node. Needs graphviz's `dot` program
-    except for dot output (`archdsl.render.RenderError` otherwise); no torch import."""
-    from .render import dot_source, format_of, render_dot
+    except for dot output (`archdsl.RenderError` otherwise); no torch import."""
+    from .diagram import dot_source, format_of, render_dot
 
     target = os.fspath(out)
     fmt = format or format_of(target, "format=")
@@ -145,30 +146,15 @@ def build(
 def emit(path: PathLike, model: str | None = None, **params: Any) -> str:
     """A spec's models (every one, or the one named `model`) as plain PyTorch source, the text
     `archdsl emit` writes; its `state_dict` keys are those of `build`'s module. No torch import."""
-    from .emit import emit_source
+    from .codegen import emit_source
 
     program = load(path, model=model, **params)
     return emit_source(*program.models, program=program)
 
 
-_FUNCTIONS = frozenset({"build", "check", "emit", "load", "render", "summary"})
-
-
-class _Package(types.ModuleType):
-    """The package's module type. Importing a stage (`archdsl.emit`, `archdsl.render`,
-    `archdsl.summary`) would bind it on the package under its name, replacing the function of that
-    name; the functions stay (the stages are still `sys.modules["archdsl.emit"]` and importable)."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _FUNCTIONS and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-    def __dir__(self) -> list[str]:
-        return sorted([*__all__, "__version__"])
-
-
-sys.modules[__name__].__class__ = _Package
+# `render`'s docstring once named its error `archdsl.render.RenderError`; that spelling stays, for
+# compatibility, as an attribute of the function. `archdsl.RenderError` is the name to use.
+render.RenderError = RenderError  # type: ignore[attr-defined]
 
 
 def __getattr__(name: str) -> Any:
@@ -182,7 +168,12 @@ def __getattr__(name: str) -> Any:
 
         return getattr(shapes, name)
     if name == "Summary":
-        from .summary import Summary
+        from .table import Summary
 
         return Summary
     raise AttributeError(f"module 'archdsl' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # The public API, not whichever stages (`archdsl.program`, …) importing has bound so far.
+    return sorted([*__all__, "__version__"])

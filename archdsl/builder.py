@@ -22,13 +22,14 @@ import torch
 from torch import nn
 
 from . import layers, runtime
+from .codes import TOO_LARGE
 from .errors import ArchError, error
 from .graph import Graph as Dataflow
 from .graph import Module as GraphModule
 from .graph import Node, Program, ShapedModel, Value, is_chain, programs
 from .layers import Batched, Function, Input, Inputs, Member, Module, PluginError, SizeOf
 from .runtime import Sequential
-from .shapes import TOO_LARGE, float32_size
+from .shapes import float32_size
 
 
 class Model(Sequential):

@@ -16,11 +16,12 @@ from collections.abc import Sequence
 from typing import Any, NoReturn, TextIO
 
 from . import __version__
+from .codes import UNKNOWN_MODEL
 from .errors import Diagnostic, SourceCache, did_you_mean, render, strict
 from .extras import MissingExtra, extra_of, require
 from .layers import PluginError
 from .loader import Loader
-from .program import UNKNOWN_MODEL, Program, compile_file, compile_files, find_specs, several_models
+from .program import Program, compile_file, compile_files, find_specs, several_models
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -353,7 +354,7 @@ def _plural(n: int, word: str) -> str:
 
 
 def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
-    from .summary import model_line
+    from .table import model_line
 
     params = dict(parse_param(p) for p in args.param)
     files, programs, diagnostics, loader = _compile_all(args.paths, params, args.model)
@@ -430,7 +431,7 @@ def _compile_one(args: argparse.Namespace, out: TextIO, one: bool) -> tuple[Prog
 
 
 def cmd_summary(args: argparse.Namespace, out: TextIO) -> int:
-    from .summary import table
+    from .table import table
 
     if args.verify:
         require("summary --verify", "torch", ("torch", "torchinfo"))
@@ -540,7 +541,8 @@ def cmd_train(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_render(args: argparse.Namespace, out: TextIO) -> int:
     """Exit 2 (a usage error) when graphviz's `dot` is missing: the spec is fine, the machine
     lacks a program, and `--format dot` still works."""
-    from .render import RenderError, dot_source, format_of, render_dot
+    from .diagram import dot_source, format_of, render_dot
+    from .errors import RenderError
 
     try:
         fmt = args.format or format_of(args.output, "--format ")
@@ -569,8 +571,8 @@ def cmd_render(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_docs(args: argparse.Namespace, out: TextIO) -> int:
     """Exit 1 and write nothing when any spec has errors; exit 2 when graphviz's `dot` is missing."""
     from .docs import entries, pages, write_pages
-    from .render import RenderError
-    from .summary import model_line
+    from .errors import RenderError
+    from .table import model_line
 
     if args.depth is not None and args.depth < 0:
         raise UsageError(f"--depth takes an integer ≥ 0, got {args.depth}")
@@ -678,7 +680,7 @@ def cmd_lsp(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_emit(args: argparse.Namespace, out: TextIO) -> int:
     """Warnings go to stderr: without -o, stdout is the source and must stay valid Python."""
     from .atomic import write_text
-    from .emit import emit_source
+    from .codegen import emit_source
 
     compiled = _compile_one(args, out, one=False)
     if compiled is None:
@@ -752,8 +754,8 @@ def cmd_import(args: argparse.Namespace, out: TextIO) -> int:
     arguments = dict(parse_factory_arg(a) for a in args.arg)
 
     from .atomic import write_text
+    from .grammar import keywords
     from .importer import ImportFailed, import_module, load_factory
-    from .parser import keywords
 
     if args.name is not None and (not args.name.isidentifier() or args.name in keywords()):
         raise UsageError(f"--name takes a name for the model (letters, digits, _), got '{args.name}'")

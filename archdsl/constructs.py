@@ -14,19 +14,21 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import ir, layers
+from .codes import (
+    BAD_VALUE,
+    CONCAT_MISMATCH,
+    DUPLICATE,
+    GATE_MISMATCH,
+    INEXACT,
+    RECURSION,
+    RESIDUAL_MISMATCH,
+    TOO_LARGE,
+)
 from .errors import Failed, Note, Span, error, warning
 from .graph import Module, Node, Shaped, Value
 from .layers import Arg, Signature
-from .resolve import (
-    BAD_VALUE,
-    DUPLICATE,
-    MAX_EXPANDED_LAYERS,
-    RECURSION,
-    TOO_LARGE,
-    _called_from,
-    unknown_layer,
-)
-from .sizes import CONCAT_MISMATCH, GATE_MISMATCH, INEXACT, RESIDUAL_MISMATCH, fmt, pair_text
+from .resolve import MAX_EXPANDED_LAYERS, _called_from, unknown_layer
+from .sizes import fmt, pair_text
 from .values import (
     UNKNOWN,
     Symbol,

@@ -21,13 +21,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .atomic import write_text
-from .errors import Diagnostic, SourceCache, render
+from .diagram import block_call, dot_source, render_dot
+from .errors import Diagnostic, RenderError, SourceCache, render
 from .program import Program
 from .receptive import Field, receptive_fields
-from .render import RenderError, block_call, dot_source, render_dot
 from .shapes import Shaped, ShapedModel, float32_size, fmt
 from .sizes import fmt_io
-from .summary import describe, human, output_text, walk
+from .table import describe, human, output_text, walk
 
 INDEX = "index.md"
 DOT_MISSING = (

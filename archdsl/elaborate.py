@@ -26,20 +26,23 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import ir, layers
+from .codes import (
+    ARGUMENT_COUNT,
+    BAD_VALUE,
+    DUPLICATE,
+    MODEL_STRUCTURE,
+    TOO_LARGE,
+    UNKNOWN_NAME,
+    UNUSED,
+    VALUES,
+)
 from .constructs import CONSTRUCTS, given_by
 from .errors import Diagnostic, Failed, Note, Span, error, warning
 from .graph import Graph, Module, Node, Shaped, ShapedModel, Value
 from .resolve import (
-    ARGUMENT_COUNT,
-    BAD_VALUE,
     CHANNELS_NAME,
-    DUPLICATE,
     MAX_EXPANDED_LAYERS,
     MAX_NESTING,
-    MODEL_STRUCTURE,
-    TOO_LARGE,
-    UNKNOWN_NAME,
-    VALUES,
     BlockEntry,
     Resolver,
     _bad_name,
@@ -51,7 +54,7 @@ from .resolve import (
 )
 from .shapes import Context as ShapeContext
 from .shapes import infer, input_axes, too_many_elements, too_many_params, with_origin
-from .sizes import MAX_ELEMENTS, MAX_PARAMS, UNUSED, fmt
+from .sizes import MAX_ELEMENTS, MAX_PARAMS, fmt
 from .trainspec import TrainSpec, validate_train
 from .values import UNKNOWN, BadValue, Symbol, describe, tensor_refs
 

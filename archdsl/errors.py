@@ -14,6 +14,8 @@ from typing import Annotated, Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer, PlainValidator
 
+from .codes import CODES  # noqa: F401  (the table of codes, importable from here as it was)
+
 
 class Span(NamedTuple):
     """A region of a source file: 1-based line and column, end column exclusive (as lark counts).
@@ -61,52 +63,6 @@ def _as_span(value: Any) -> Span:
 #: How pydantic models hold a span: a `Span` passes as is (the transformer makes every one), a dict
 #: or sequence (from JSON) becomes one; dumped as a dict so JSON reads {"file": …, "line": …}.
 SpanField = Annotated[Span, PlainValidator(_as_span), PlainSerializer(_span_dict)]
-
-
-#: Every diagnostic code and what it means. docs/language.md explains each; the test suite holds a
-#: golden fixture for each (tests/fixtures/errors).
-CODES: dict[str, str] = {
-    "E001": "syntax error",
-    "E002": "unknown layer or block",
-    "E003": "unknown argument",
-    "E004": "missing, repeated or surplus argument",
-    "E005": "bad argument value",
-    "E006": "unknown name",
-    "E007": "import: the file is missing, unreadable or not UTF-8",
-    "E008": "import cycle",
-    "E009": "duplicate or reserved name",
-    "E010": "a block calls itself",
-    "E011": "model structure: the input statement, where input and train may stand",
-    "E012": "train setting",
-    "E013": "model selection: no such model in the file, no model at all, or several to choose from",
-    "E015": "values: a tensor where a number belongs (or the reverse), or several values where one does",
-    "E101": "empty output: the input is too small for the window",
-    "E102": "wrong rank for the layer",
-    "E103": "in= assertion does not hold",
-    "E104": "groups do not divide the channels",
-    "E105": "values joined on the channels (concat, cat, split) disagree",
-    "E106": "values added (residual, add) disagree",
-    "E107": "view cannot reshape",
-    "E108": "pooling padding more than half the kernel",
-    "E109": 'padding="same" with a stride',
-    "E110": "too large or too deep",
-    "E111": "pretrained model fails on its input, or its weights cannot be loaded",
-    "E112": "permute dims are not an order of the sample's axes",
-    "E113": "a gate's (or mul's) shape cannot scale its input",
-    "E114": "narrow or select reaches past the axis",
-    "E115": "transposed convolution: output_padding not below the stride or dilation",
-    "E116": "a factor (pixel shuffle, a partition) does not divide the size it splits",
-    "E117": "padding the input cannot give (reflect: not below its size; circular: over it)",
-    "E118": "a size per axis (kernel, stride, …) for another number of spatial axes than the input has",
-    "E119": "matmul: the samples' ranks or the matrices' inner sizes differ, or leading axes don't broadcast",
-    "E120": "a clip's token grid [t, h, w] does not hold the tokens it is given (MViT's layers)",
-    "W001": "inexact division in a size rule: input rows or columns are dropped",
-    "W002": "no gradient reaches earlier layers",
-    "W003": "softmax over the batch axis",
-    "W004": "the file defines nothing: no model and no block",
-    "W005": "a shape comment disagrees with the inferred shape",
-    "W006": "a value is made and never used",
-}
 
 
 class Severity(str, Enum):
@@ -182,6 +138,12 @@ class ArchError(Exception):
         summary = str(first) if first else "archdsl error"
         more = len(self.diagnostics) - 1
         super().__init__(summary + (f" (and {more} more)" if more > 0 else ""))
+
+
+class RenderError(Exception):
+    """Raised by `render` (the function and `archdsl render`) when graphviz's `dot` is missing or
+    fails; the message says what to do. Here, beside `ArchError`, so that naming it imports no
+    stage."""
 
 
 class Failed(Exception):

@@ -44,9 +44,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import layers
+from .codes import INEXACT
+from .grammar import keywords
 from .layers import Layer
 from .layers.base import axes_of
-from .parser import keywords
 
 if TYPE_CHECKING:
     from torch import fx, nn
@@ -2868,7 +2869,7 @@ class Imported:
 
 #: Warnings that describe the module itself at the input given, so the spec allows them: a size
 #: that does not divide exactly (the module floors it as the spec does; the proof compares them).
-INHERENT = ("W001",)
+INHERENT = (INEXACT,)
 
 
 def _canonical(text: str) -> str:

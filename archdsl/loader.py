@@ -12,13 +12,11 @@ import os
 from dataclasses import dataclass, field
 
 from . import ir
+from .codes import IMPORT, IMPORT_CYCLE, TOO_LARGE
 from .errors import Diagnostic, Note, Span, error
 from .parser import parse
 from .transformer import source_file
 
-IMPORT = "E007"
-IMPORT_CYCLE = "E008"
-TOO_LARGE = "E110"
 #: A chain of imports longer than this is taken for a mistake (and would exhaust the recursion).
 MAX_IMPORT_DEPTH = 100
 

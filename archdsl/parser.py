@@ -19,13 +19,10 @@ from typing import Any
 from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
+from .codes import SYNTAX
 from .errors import Diagnostic, Note, Span, did_you_mean, error
+from .grammar import GRAMMAR, keywords
 from .transformer import LabelError, ToIR
-
-SYNTAX = "E001"
-
-_GRAMMAR = Path(__file__).with_name("grammar.lark")
-
 
 _TRANSFORMER = ToIR()
 
@@ -35,7 +32,7 @@ def _lark(name: str, **options: Any) -> Lark:
     # than the rest of `archdsl check`'s start-up together.
     cache = Path(tempfile.gettempdir()) / f"archdsl-{name}-{_grammar_digest()}.lark-cache"
     return Lark(
-        _GRAMMAR.read_text(encoding="utf-8"),
+        GRAMMAR.read_text(encoding="utf-8"),
         parser="lalr",
         lexer="basic",
         maybe_placeholders=True,
@@ -66,16 +63,6 @@ def concrete_parser() -> Lark:
     return _lark("concrete", keep_all_tokens=True)
 
 
-@functools.lru_cache(maxsize=1)
-def keywords() -> frozenset[str]:
-    """The grammar's keywords (`block`, `residual`, `true`, …): its terminals that are words."""
-    return frozenset(
-        t.pattern.value
-        for t in lark_parser().terminals
-        if t.pattern.type == "str" and t.pattern.value.isidentifier()
-    )
-
-
 def parse_expression(text: str, file: str, line: int, column: int) -> Any:
     """One expression written inside a string at `line`, `column` (1-based) of `file`, as an IR
     expression whose spans point there; raises `LabelError` when it is not one."""
@@ -94,7 +81,7 @@ def _grammar_digest() -> str:
 
     import lark
 
-    digest = hashlib.sha256(_GRAMMAR.read_bytes() + lark.__version__.encode()).hexdigest()
+    digest = hashlib.sha256(GRAMMAR.read_bytes() + lark.__version__.encode()).hexdigest()
     return digest[:16]
 
 

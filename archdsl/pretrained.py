@@ -22,16 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .codes import BAD_VALUE, PRETRAINED
 from .errors import did_you_mean
 from .layers import LAYERS
-from .resolve import BAD_VALUE
 from .shapes import fmt
 
 if TYPE_CHECKING:
     from torch import nn
-
-#: The code of a pretrained model that fails on its input or whose weights cannot be loaded.
-PRETRAINED = "E111"
 
 #: googlenet and inception_v3 return (logits, aux logits) in training mode; a layer must give one
 #: tensor, so they are built without the auxiliary heads (torchvision drops them after loading

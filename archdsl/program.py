@@ -15,15 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import ir
+from .codes import DEFINES_NOTHING, TOO_LARGE, UNKNOWN_MODEL
 from .comments import Trivia, allowed_codes, scan
 from .elaborate import elaborate_model
 from .errors import ArchError, Diagnostic, Note, Span, did_you_mean, error, sort_key, warning
 from .graph import ShapedModel
 from .loader import Loader
 from .resolve import BlockEntry, block_scopes, check_definitions
-
-UNKNOWN_MODEL = "E013"
-DEFINES_NOTHING = "W004"
 
 
 @dataclass
@@ -148,7 +146,7 @@ def _compile(path: str, loader: Loader, model: str | None, params: dict[str, Any
         try:
             shaped, problems = elaborate_model(definition, scopes.get(closure.root, {}), params)
         except RecursionError:  # a safety net: resolve's MAX_NESTING should stop it first
-            diagnostics.append(error("E110", "this model nests too deeply to check", definition.name_span))
+            diagnostics.append(error(TOO_LARGE, "this model nests too deeply to check", definition.name_span))
             continue
         diagnostics.extend(problems)
         if shaped is not None:

@@ -13,7 +13,8 @@ from typing import Any
 from urllib.parse import quote
 
 from . import __version__
-from .errors import CODES, Diagnostic
+from .codes import CODES
+from .errors import Diagnostic
 from .shapes import Shaped, ShapedModel
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"

@@ -17,6 +17,17 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from . import ir, layers
+from .codes import (
+    ARGUMENT_COUNT,
+    BAD_VALUE,
+    DUPLICATE,
+    MODEL_STRUCTURE,
+    TOO_LARGE,
+    UNKNOWN_ARGUMENT,
+    UNKNOWN_LAYER,
+    UNKNOWN_NAME,
+    VALUES,
+)
 from .errors import Diagnostic, Failed, Note, Span, did_you_mean, error
 from .layers import KEYWORD_VALUES, Arg, Layer, Signature
 from .module_names import RESERVED_MODULE_NAMES
@@ -35,17 +46,6 @@ from .values import (
     string,
     tensor,
 )
-
-UNKNOWN_LAYER = "E002"
-UNKNOWN_ARGUMENT = "E003"
-ARGUMENT_COUNT = "E004"
-BAD_VALUE = "E005"
-UNKNOWN_NAME = "E006"
-DUPLICATE = "E009"
-RECURSION = "E010"
-MODEL_STRUCTURE = "E011"
-VALUES = "E015"
-TOO_LARGE = "E110"
 
 #: A spec that expands past this many layers is refused before anything is built.
 MAX_EXPANDED_LAYERS = 1_000_000

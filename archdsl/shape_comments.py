@@ -19,13 +19,12 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from .codes import STALE_SHAPE
 from .comments import Comment, Trivia, scan
 from .errors import Diagnostic, Note, Span, warning
 from .shapes import Shaped, ShapedModel
 from .sizes import Shape, fmt_io
 from .transformer import OUT_OF_RANGE, decimal
-
-STALE_SHAPE = "W005"
 
 _SIZES = r"\[\s*(?:[0-9]+(?:\s*,\s*[0-9]+)*\s*,?)?\s*\]"
 #: `# [16, 10, 10]`: the comment's shape, then any other text; `# ([2, 8, 8], [2, 8, 8])` for a

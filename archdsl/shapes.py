@@ -17,34 +17,11 @@ import math
 from dataclasses import dataclass
 
 from . import layers
+from .codes import EMPTY_OUTPUT, RANK, TOO_LARGE
 from .errors import Diagnostic, Failed, Note, Span, error
 from .graph import Node, Shaped, ShapedModel, Value
 from .layers.base import IMAGE_AXES, Axes
-from .resolve import BAD_VALUE, TOO_LARGE  # noqa: F401  (re-exported)
-from .sizes import (  # noqa: F401  (the codes are re-exported: later stages name them from here)
-    BATCH_AXIS,
-    CHANNELS,
-    CONCAT_MISMATCH,
-    EMPTY_OUTPUT,
-    GATE_MISMATCH,
-    GROUPS,
-    INEXACT,
-    MAX_ELEMENTS,
-    MAX_PARAMS,
-    NO_GRADIENT,
-    POOL_PADDING,
-    RANK,
-    RESIDUAL_MISMATCH,
-    SAME_PADDING,
-    VIEW_SIZE,
-    Outcome,
-    Shape,
-    fail,
-    float32_size,
-    fmt,
-    pair_text,
-    spread,
-)
+from .sizes import MAX_ELEMENTS, MAX_PARAMS, Outcome, Shape, fail, float32_size, fmt, spread
 
 __all__ = ["Node", "Shaped", "ShapedModel", "Value", "infer", "projection_stride"]
 

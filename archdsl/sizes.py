@@ -11,33 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .codes import AXES_LENGTH, CHANNELS, EMPTY_OUTPUT, GROUPS, INEXACT, RANK
 from .errors import Diagnostic, Failed, Note, Span, error, warning
 
 if TYPE_CHECKING:
     from .graph import Node as LayerNode
 
-EMPTY_OUTPUT = "E101"
-RANK = "E102"
-CHANNELS = "E103"
-GROUPS = "E104"
-CONCAT_MISMATCH = "E105"
-RESIDUAL_MISMATCH = "E106"
-VIEW_SIZE = "E107"
-POOL_PADDING = "E108"
-SAME_PADDING = "E109"
-PERMUTATION = "E112"
-GATE_MISMATCH = "E113"
-NARROW = "E114"
-OUTPUT_PADDING = "E115"
-FACTOR = "E116"
-PAD_SIZE = "E117"
-AXES_LENGTH = "E118"
-MATMUL = "E119"
-TOKEN_GRID = "E120"
-INEXACT = "W001"
-NO_GRADIENT = "W002"
-BATCH_AXIS = "W003"
-UNUSED = "W006"
 
 Shape = tuple[int, ...]
 

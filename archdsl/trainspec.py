@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from . import ir
+from .codes import TRAIN_SETTING
 from .errors import Diagnostic, Failed, did_you_mean, error
 from .layers import Arg
 from .layers import Signature as LayerSpec
@@ -29,8 +30,6 @@ from .values import (
     probability,
     string,
 )
-
-TRAIN_SETTING = "E012"
 
 #: The datasets of labelled images (classification; reconstruction reads their images only).
 DATASETS = ("mnist", "fashion-mnist", "cifar10")

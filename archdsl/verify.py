@@ -18,7 +18,7 @@ from typing import Any
 
 from .graph import Node, Shaped, ShapedModel
 from .sizes import fmt
-from .summary import walk
+from .table import walk
 
 #: deeper than any spec nests: torchinfo records every module
 DEPTH = 1_000_000

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs archdsl for development on a fresh Debian/Ubuntu machine: a virtual environment in
-# .venv with archdsl (editable), all its extras and its test tools. Safe to run again. (A user who
-# only checks specs needs none of this: `pip install archdsl`, see README "Installing".)
+# .venv with archdsl (editable), all its extras and its test tools, and one in .venv-light without
+# PyTorch, where scripts/test.sh runs the tests again. Safe to run again. (A user who only checks
+# specs needs none of this: `pip install archdsl`, see README "Installing".)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,4 +30,9 @@ fi
 # An editable install is not byte-compiled, and where PYTHONDONTWRITEBYTECODE is set nothing ever
 # writes the cache: `archdsl check` would compile its own source at every start (~50 ms).
 .venv/bin/python -m compileall -q archdsl
+# The checker, the language server and their tests without torch (`pip install archdsl` has none):
+# the same constraints, so both environments hold the same releases of what they share.
+"$PYTHON" -m venv .venv-light
+.venv-light/bin/python -m pip install --quiet --upgrade pip
+.venv-light/bin/python -m pip install --quiet -c scripts/constraints.txt -e ".[lsp,test]"
 .venv/bin/archdsl --version

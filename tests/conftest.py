@@ -7,6 +7,7 @@ output, and the diff is then reviewed like code.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +25,12 @@ needs_fashion = pytest.mark.skipif(
     not (FASHION / "train-images-idx3-ubyte.gz").is_file(),
     reason="Debian's dataset-fashion-mnist is not installed",
 )
+
+#: The tests run without PyTorch too, as the light install (`pip install .`) has none: scripts/test.sh
+#: runs them again in .venv-light. A test that runs torch says so with `needs_torch`, a file all of
+#: whose tests do starts with `pytest.importorskip("torch")`.
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="needs torch, which the light install lacks")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -55,7 +62,11 @@ def write_spec(tmp_path: Path, text: str, name: str = "net.arch") -> str:
 @contextlib.contextmanager
 def torch_threads(count: int) -> Iterator[None]:
     """Pins torch's intra-op threads for a block and restores them after. torch is imported here,
-    not at the top, so tests that never touch it do not pay for the import."""
+    not at the top, so tests that never touch it do not pay for the import; without torch (the
+    light install) there is nothing to pin."""
+    if not HAS_TORCH:
+        yield
+        return
     import torch
 
     before = torch.get_num_threads()

@@ -2,7 +2,7 @@
 
 A hypothesis strategy draws small stacks (convs with random kernel/stride/padding/dilation/groups,
 pools with ceil mode, adaptive pooling, batchnorm, flatten/view/linear, concat and residual) as
-`tests/specgen.py` data, and `specgen.compare` judges each one with the reference the differential
+`campaigns/specgen.py` data, and `specgen.compare` judges each one with the reference the differential
 campaign uses: the stack is rendered to `.arch` text, one statement per line, and run independently
 of archdsl through the torch.nn layers it stands for. Whenever PyTorch accepts the network, archdsl
 must agree on every statement's shape and parameter count, and its built module must produce the
@@ -23,10 +23,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import specgen
 from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
-from specgen import SAME, Branch, Concat, Layer, P, Residual, Same, Spec, V
+
+pytest.importorskip("torch")  # the light install has no torch: this whole file is skipped there
+
+from campaigns import specgen
+from campaigns.specgen import SAME, Branch, Concat, Layer, P, Residual, Same, Spec, V
 
 from conftest import torch_threads
 

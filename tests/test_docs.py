@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from archdsl.errors import CODES
+from archdsl.codes import markdown_table
 from archdsl.layers import LAYERS, RESIDUAL, Layer, Signature
 from archdsl.loader import Loader
 from archdsl.program import compile_file
@@ -47,6 +47,9 @@ def test_every_layer_is_documented(name: str) -> None:
     assert re.search(rf"`{name}[`(]|^###.*\b{name}\b", LANGUAGE, flags=re.M)
 
 
-def test_every_diagnostic_code_is_explained() -> None:
-    for code, meaning in CODES.items():
-        assert f"| {code} | {meaning} |" in LANGUAGE
+def test_the_diagnostics_table_is_the_one_the_code_table_renders() -> None:
+    # docs/language.md holds a copy of `archdsl.codes`' table, row for row: a code added, dropped or
+    # reworded there and not here (or the reverse) fails. Paste `markdown_table()`'s text to fix it.
+    shown = re.search(r"^\| code \| meaning \|\n(?:\|.*\n)*", LANGUAGE, flags=re.M)
+    assert shown is not None
+    assert shown.group() == markdown_table()

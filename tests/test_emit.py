@@ -3,29 +3,32 @@ state_dict keys, weights loading both ways, the same outputs — formatted, dete
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
-import specgen
-import torch
-from torch import nn
 
 import archdsl
-from archdsl.emit import emit_source
+from archdsl.codegen import emit_source
 from archdsl.layers import LAYERS, Layer
 from archdsl.program import compile_file
+from campaigns import specgen
 
-from conftest import ROOT, SPECS, run_cli, torch_threads
+from conftest import HAS_TORCH, ROOT, SPECS, needs_torch, run_cli, torch_threads
+
+# The light install runs the tests of the emitted text alone (campaigns/emit.py, which holds
+# RUFF and load_source, imports torch: the ruff tests are torch's too).
+if HAS_TORCH:
+    import torch
+    from torch import nn
+
+    from campaigns.emit import RUFF, assert_same_network, load_source
 
 PYTHON = sys.executable
-RUFF = str(Path(PYTHON).with_name("ruff"))
 
 #: Everything the emitter has a special case for: block parameters, repeat, concat with named,
 #: unnamed and empty branches, residuals with conv and linear projections, view with -1, every
@@ -105,41 +108,9 @@ def emitted(path: str | Path, **params: object) -> str:
     return emit_source(*program.models, program=program)
 
 
-def load_source(source: str, directory: Path) -> ModuleType:
-    """Imports the emitted source as a module of its own, as a user would."""
-    file = directory / "emitted_model.py"
-    file.write_text(source, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location(f"emitted_{abs(hash(source))}", file)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def assert_same_network(path: Path, model: str, source: str, directory: Path) -> None:
-    built = archdsl.build(str(path), model=model)
-    ours: nn.Module = getattr(load_source(source, directory), model)()
-    assert list(ours.state_dict()) == list(built.state_dict())
-    assert [name for name, _ in ours.named_modules()] == [name for name, _ in built.named_modules()]
-    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in built.parameters())
-    with torch.no_grad():  # running statistics away from their initial 0 and 1
-        for buffer in built.buffers():
-            if buffer.is_floating_point():
-                buffer.uniform_(0.5, 1.5)
-    ours.load_state_dict(built.state_dict(), strict=True)
-    built.load_state_dict(ours.state_dict(), strict=True)
-    shaped = archdsl.load(str(path), model=model).model(model)
-    generator = torch.Generator().manual_seed(0)
-    xs = [torch.randn(2, *shape, generator=generator) for _name, shape in shaped.inputs]
-    with torch.no_grad():
-        # Identical, NaN for NaN: a max pool whose window lies in its padding gives -inf, which
-        # later layers can make NaN, and NaN equals nothing. Several outputs: a tuple or a dict.
-        torch.testing.assert_close(ours.eval()(*xs), built.eval()(*xs), rtol=0, atol=0, equal_nan=True)
-
-
 def spec_classes(source: str) -> list[str]:
     """The classes emitted for the spec's models and blocks, without the helpers copied in."""
-    from archdsl.emit import helper_sources
+    from archdsl.codegen import helper_sources
 
     return [c for c in re.findall(r"^class (\w+)\(", source, flags=re.M) if c not in helper_sources()]
 
@@ -165,6 +136,7 @@ def test_emitted_source_matches_golden(spec: str, in_root: Path, golden: Callabl
 HANDWRITTEN = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "tests" / "handwritten").glob("*.arch"))
 
 
+@needs_torch
 @pytest.mark.parametrize("spec", SPECS + HANDWRITTEN)
 def test_emitted_class_loads_the_built_weights_and_computes_the_same(spec: str, tmp_path: Path) -> None:
     path = ROOT / spec
@@ -172,6 +144,7 @@ def test_emitted_class_loads_the_built_weights_and_computes_the_same(spec: str, 
         assert_same_network(path, model.name, emitted(path), tmp_path)
 
 
+@needs_torch
 @pytest.mark.parametrize("model", ["Odd", "Second"])
 def test_keywords_private_names_and_every_layer_kind_emit_what_the_builder_builds(
     model: str, odd_spec: Path, tmp_path: Path
@@ -193,6 +166,7 @@ def test_names_python_reserves_are_reached_through_add_module_and_getattr(odd_sp
     assert source.count("class torch_") == 1 and "class torch_2" not in source
 
 
+@needs_torch
 def test_pretrained_layers_are_torchvision_models_cut_and_frozen_as_built(tmp_path: Path) -> None:
     path = tmp_path / "tuned.arch"
     path.write_text(
@@ -232,6 +206,7 @@ def test_every_layer_of_the_language_describes_its_module() -> None:
     assert all(type(LAYERS[name]).use is not Layer.use for name in bare)
 
 
+@needs_torch
 def test_a_block_is_one_class_taking_its_input_channels_and_parameters(tmp_path: Path) -> None:
     path = tmp_path / "basic.arch"
     path.write_text(
@@ -261,6 +236,7 @@ def test_a_block_is_one_class_taking_its_input_channels_and_parameters(tmp_path:
     assert_same_network(path, "M", source, tmp_path)
 
 
+@needs_torch
 def test_block_classes_build_what_the_spec_builds_at_values_the_spec_never_used(tmp_path: Path) -> None:
     """The classes are general, not fitted to the calls they were emitted from: resnet18's `Stage`
     on an odd size and widths no call uses, vgg16's `Stage` with a repeat count of 1."""
@@ -303,6 +279,7 @@ def test_unet_up_is_one_class_its_skip_read_by_forward_and_bilinear_an_if_in_ini
     assert "        self.up1 = Up(1024, skip_channels=512, out=512)\n" in source
 
 
+@needs_torch
 def test_unet_up_builds_what_the_spec_builds_at_channels_sizes_and_a_bilinear_the_spec_never_used(
     tmp_path: Path,
 ) -> None:
@@ -381,6 +358,7 @@ model M {
 """
 
 
+@needs_torch
 def test_blocks_of_the_dataflow_graph_are_one_class_each(tmp_path: Path) -> None:
     path = tmp_path / "graph.arch"
     path.write_text(GRAPH, encoding="utf-8")
@@ -422,6 +400,7 @@ def test_blocks_of_the_dataflow_graph_are_one_class_each(tmp_path: Path) -> None
             assert torch.equal(ours.eval()(*xs), built.eval()(*xs))
 
 
+@needs_torch
 def test_a_transposed_convolution_keeping_its_channels_takes_them_from_init(tmp_path: Path) -> None:
     # Found with the graph's layers: its class said nothing of its sizes over expressions, so the
     # class built `nn.ConvTranspose2d(in_channels, …)` without taking `in_channels`.
@@ -447,6 +426,7 @@ def test_vgg_stages_are_one_class_whose_repeat_count_is_a_parameter(in_root: Pat
     assert '    """VGG16: [3, 224, 224] -> [1000], 138,357,544 parameters."""' in source
 
 
+@needs_torch
 @pytest.mark.parametrize(
     ("spec", "classes"),
     [
@@ -493,6 +473,7 @@ def test_a_block_no_one_class_can_express_is_written_per_instance(
     assert_same_network(path, "M", source, tmp_path)
 
 
+@needs_torch
 @pytest.mark.parametrize("spec", [*SPECS, "odd"])
 def test_emitted_source_is_formatted_as_ruff_formats_it(spec: str, odd_spec: Path) -> None:
     source = emitted(odd_spec if spec == "odd" else ROOT / spec)
@@ -609,6 +590,7 @@ def test_unknown_flag_exits_2(in_root: Path, capsys: pytest.CaptureFixture[str])
     assert "Traceback" not in err
 
 
+@needs_torch
 def test_random_specs_emit_classes_that_load_the_built_weights_and_compute_the_same(tmp_path: Path) -> None:
     """specgen's blocks use their parameters in expressions, defaults, kernels and repeat counts;
     whether each becomes one class or falls back, the source must be the built network, formatted."""
@@ -633,9 +615,10 @@ def test_random_specs_emit_classes_that_load_the_built_weights_and_compute_the_s
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@needs_torch
 def test_every_runtime_helper_is_written_as_emitted_code_is_formatted() -> None:
     # emit copies archdsl/runtime.py's definitions verbatim, so they are held to the emitted rules
-    from archdsl.emit import helper_sources
+    from archdsl.codegen import helper_sources
 
     module = "import torch\nfrom torch import nn\n\n\n" + "\n\n\n".join(helper_sources().values()) + "\n"
     result = ruff_format_check(module, "--isolated")
@@ -671,6 +654,7 @@ model Modern {
 """
 
 
+@needs_torch
 def test_the_modern_layers_emit_what_the_builder_builds_in_eval_and_in_training(tmp_path: Path) -> None:
     path = tmp_path / "modern.arch"
     path.write_text(MODERN, encoding="utf-8")
@@ -697,6 +681,7 @@ def test_the_modern_layers_emit_what_the_builder_builds_in_eval_and_in_training(
     assert torch.equal(ours.train()(x), expected)
 
 
+@needs_torch
 def test_an_emitted_class_slices_as_nn_sequential_does(tmp_path: Path) -> None:
     path = ROOT / "specs" / "vgg16.arch"
     net = load_source(emitted(path), tmp_path).VGG16()
@@ -708,6 +693,7 @@ def test_an_emitted_class_slices_as_nn_sequential_does(tmp_path: Path) -> None:
         assert torch.equal(net[0][:1](x), net[0][0](x))  # the block's class slices too
 
 
+@needs_torch
 def test_nested_residuals_keep_each_input_apart(tmp_path: Path) -> None:
     # Found by the emit campaign: the inner sum's input was moved into `identity`, which the
     # outer one still held, so the forward added x twice.
@@ -722,6 +708,7 @@ def test_nested_residuals_keep_each_input_apart(tmp_path: Path) -> None:
     torch.testing.assert_close(load_source(source, tmp_path).M()(x), inner + torch.relu(inner) + x)
 
 
+@needs_torch
 def test_spliced_branches_emit_what_the_builder_builds(tmp_path: Path) -> None:
     from test_resolve import FIRE
 

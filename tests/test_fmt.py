@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from specgen import fuzz_input, generate, render
 
 from archdsl.comments import scan
 from archdsl.fmt import FormatError, format_text
 from archdsl.loader import Loader
 from archdsl.parser import concrete_parser
 from archdsl.program import compile_file
+from campaigns.specgen import fuzz_input, generate, render
 
 from conftest import ROOT, run_cli
 

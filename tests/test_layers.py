@@ -9,17 +9,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
-from torch import nn
 
 import archdsl
-from archdsl import runtime
-from archdsl.builder import build_model
 from archdsl.loader import Loader
 from archdsl.program import Program, compile_file
 from archdsl.shapes import Shaped, ShapedModel
 
-from conftest import torch_threads
+from conftest import HAS_TORCH, needs_torch, torch_threads
+
+if HAS_TORCH:  # the light install runs the tests of static shapes and diagnostics alone
+    import torch
+    from torch import nn
+
+    from archdsl import runtime
+    from archdsl.builder import build_model
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -67,6 +70,7 @@ def assert_static_is_what_pytorch_runs(model: ShapedModel, train: bool = False) 
     return network
 
 
+@needs_torch
 @pytest.mark.parametrize(
     ("body", "input_shape"),
     [
@@ -141,6 +145,7 @@ def test_linear_and_layernorm_map_the_channels_of_a_channels_last_image_and_refu
     assert not compile_text("permute(0, 2, 1) conv(4, kernel=1)", "[3, 5, 6]").errors
 
 
+@needs_torch
 def test_layernorm2d_is_torchvisions_convnext_layernorm2d_weight_for_weight() -> None:
     from torchvision.models.convnext import LayerNorm2d
 
@@ -158,6 +163,7 @@ def test_layernorm2d_is_torchvisions_convnext_layernorm2d_weight_for_weight() ->
     torch.testing.assert_close(ours(x), expected)
 
 
+@needs_torch
 def test_shuffle_is_torchvisions_shufflenet_channel_shuffle() -> None:
     from torchvision.models.shufflenetv2 import channel_shuffle
 
@@ -171,6 +177,7 @@ def test_shuffle_is_torchvisions_shufflenet_channel_shuffle() -> None:
     assert build_model(shaped("shuffle(2)", "[6, 1, 1]"))(x).flatten().tolist() == [0, 3, 1, 4, 2, 5]
 
 
+@needs_torch
 def test_permute_keeps_the_batch_first_as_torchvisions_permute_with_it() -> None:
     from torchvision.ops.misc import Permute
 
@@ -180,6 +187,7 @@ def test_permute_keeps_the_batch_first_as_torchvisions_permute_with_it() -> None
     assert module.state_dict() == {} and repr(module[0]) == "Permute(1, 2, 0)"
 
 
+@needs_torch
 @pytest.mark.parametrize("mode", ["row", "batch"])
 @pytest.mark.parametrize("p", [0.0, 0.3, 0.5, 1.0])
 def test_stochastic_depth_draws_what_torchvision_draws(mode: str, p: float) -> None:
@@ -197,6 +205,7 @@ def test_stochastic_depth_draws_what_torchvision_draws(mode: str, p: float) -> N
     assert torch.equal(stochastic_depth(x, p, mode, training=False), x)
 
 
+@needs_torch
 def test_stochastic_depth_drops_whole_samples_and_scales_the_rest() -> None:
     torch.manual_seed(0)
     x = torch.ones(400, 2, 3)
@@ -208,6 +217,7 @@ def test_stochastic_depth_drops_whole_samples_and_scales_the_rest() -> None:
     assert len(set(batch.flatten().tolist())) == 1  # the whole batch together
 
 
+@needs_torch
 def test_stochastic_depth_learns_nothing_and_says_what_it_is() -> None:
     module = build_model(shaped('stochasticdepth(0.1, mode="batch")', "[4]"))[0]
     assert module.state_dict() == {} and list(module.parameters()) == []
@@ -221,6 +231,7 @@ def test_stochastic_depth_of_one_warns_that_nothing_before_it_learns() -> None:
     assert compile_text("stochasticdepth(p=0.99)", "[4]").diagnostics == []
 
 
+@needs_torch
 def test_the_activations_are_pytorchs_own_modules() -> None:
     module = build_model(shaped('relu6 hardswish hardsigmoid mish gelu gelu(approximate="tanh")', "[4]"))
     assert [repr(m) for m in module] == [
@@ -236,6 +247,7 @@ def test_the_activations_are_pytorchs_own_modules() -> None:
     assert "one of `none`, `tanh`" in program.errors[0].message
 
 
+@needs_torch
 def test_the_new_layers_build_from_a_file_with_the_public_api(tmp_path: Path) -> None:
     path = tmp_path / "convnext_block.arch"
     path.write_text(

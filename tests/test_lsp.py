@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 from lsp_client import Client, position
-from specgen import FRAGMENTS
 
 import archdsl
 from archdsl.fmt import format_text
+from campaigns.specgen import FRAGMENTS
 
 from conftest import ROOT
 

@@ -3,6 +3,7 @@ layers use: checked without torch, built, emitted, and refused when it takes a n
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -11,7 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from archdsl import layers
+from archdsl.grammar import keywords
+from archdsl.layers import LAYERS, PluginError, Pointwise, register
+from archdsl.parser import lark_parser
+
+from conftest import ROOT, needs_torch
 
 PLUGIN = ROOT / "tests" / "layer_plugin"
 
@@ -65,6 +71,7 @@ def test_a_plugin_layer_is_checked_without_importing_torch(spec: Path) -> None:
     assert "swish β=2" in summary.stdout
 
 
+@needs_torch
 def test_a_plugin_layer_builds_and_emits_the_plugins_module(spec: Path) -> None:
     code = (
         "import torch, archdsl\n"
@@ -85,14 +92,65 @@ def test_a_plugin_layer_builds_and_emits_the_plugins_module(spec: Path) -> None:
     assert result.stdout == "ok\n"
 
 
-def test_a_plugin_may_not_take_a_built_in_layers_name(tmp_path: Path) -> None:
-    install_entry_point(tmp_path / "site", "swish_layer:Clash")
+@pytest.mark.parametrize(
+    ("plugin", "refusal"),
+    [
+        ("Clash", "the layer name 'relu' (from swish_layer:Clash) is already taken"),
+        (
+            "Keyword",
+            "the layer name 'gate' (from swish_layer:Keyword) is a keyword of the language, so no "
+            "statement could call it",
+        ),
+    ],
+    ids=["a built-in layer's name", "a keyword"],
+)
+def test_a_plugin_may_not_take_a_name_in_use(tmp_path: Path, plugin: str, refusal: str) -> None:
+    install_entry_point(tmp_path / "site", f"swish_layer:{plugin}")
     (tmp_path / "uses.arch").write_text("model M { input [4] swish }\n", encoding="utf-8")
     result = run(tmp_path / "site", "-m", "archdsl", "check", "uses.arch", cwd=tmp_path)
     assert (result.returncode, result.stdout) == (2, "")
-    assert result.stderr == (
-        "archdsl: error: the layer name 'relu' (from swish_layer:Clash) is already taken\n"
+    assert result.stderr == f"archdsl: error: {refusal}\n"
+
+
+def grammar_keywords() -> frozenset[str]:
+    """The keywords as lark reads the grammar: its string terminals that are words (read here on
+    purpose without `archdsl.grammar`, so a reader that drifts from lark fails)."""
+    return frozenset(
+        terminal.pattern.value
+        for terminal in lark_parser().terminals
+        if terminal.pattern.type == "str" and terminal.pattern.value.isidentifier()
     )
+
+
+@pytest.mark.parametrize("word", sorted(grammar_keywords()))
+def test_no_layer_may_be_named_after_a_keyword(word: str) -> None:
+    layer = type("Keyword", (Pointwise,), {"name": word})
+    with pytest.raises(PluginError) as refused:
+        register(layer, origin="mypkg.arch:Keyword")
+    assert str(refused.value) == (
+        f"the layer name '{word}' (from mypkg.arch:Keyword) is a keyword of the language, so no "
+        "statement could call it"
+    )
+    assert word not in LAYERS
+
+
+def test_the_keywords_a_layer_may_not_take_are_the_grammars() -> None:
+    assert {"gate", "shortcut", "as", "true", "false"} <= layers.KEYWORDS
+    assert layers.KEYWORDS == grammar_keywords() == keywords()
+
+
+def test_no_module_keeps_a_second_list_of_the_keywords() -> None:
+    # A copy drifts (one lacked `gate` and `shortcut`): a set, list or tuple spelling out most of
+    # the keywords is one. `archdsl.grammar.keywords()` is where every stage reads them.
+    words = grammar_keywords()
+    copies = []
+    for path in sorted((ROOT / "archdsl").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.Set, ast.List, ast.Tuple)):
+                spelled = {e.value for e in node.elts if isinstance(e, ast.Constant)} & words
+                if len(spelled) >= len(words) * 3 // 4:
+                    copies.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert copies == []
 
 
 def test_a_plugin_that_fails_to_import_is_a_clear_error(tmp_path: Path) -> None:

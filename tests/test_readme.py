@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, needs_torch, run_cli
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
@@ -34,6 +34,7 @@ def test_pasted_output_is_what_the_command_prints(command: str, output: str, in_
     assert printed == output
 
 
+@needs_torch
 def test_python_example_prints_what_its_comments_say(in_root: Path) -> None:
     (example,) = blocks("python")
     expected = [line.split("# ", 1)[1].strip() for line in example.splitlines() if line.startswith("print(")]

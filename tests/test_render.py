@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from archdsl import RenderError
+from archdsl.diagram import DOT_MISSING, dot_source, render_dot
 from archdsl.program import compile_file
-from archdsl.render import DOT_MISSING, RenderError, dot_source, render_dot
 from archdsl.shapes import ShapedModel
 
 from conftest import ROOT, SPECS, run_cli

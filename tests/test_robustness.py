@@ -1,17 +1,17 @@
 """`archdsl check` on any text: a clean check or positioned diagnostics, never an exception.
 
 A bounded slice for CI, shrunk by hypothesis; the seeds and fragments are shared with the
-fuzzing campaign (tests/specgen.py, benchmarks/fuzz.py).
+fuzzing campaign (campaigns/specgen.py, campaigns/fuzz.py).
 """
 
 from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from specgen import FRAGMENTS, SEEDS
 
 from archdsl.loader import Loader
 from archdsl.program import compile_file
+from campaigns.specgen import FRAGMENTS, SEEDS
 
 
 @st.composite

@@ -566,6 +566,6 @@ def test_a_3d_average_pool_needs_the_input_at_least_the_kernel_whatever_the_padd
     ],
 )
 def test_labels_give_a_size_per_axis(body: str, input_shape: str, labels: list[str]) -> None:
-    from archdsl.summary import describe
+    from archdsl.table import describe
 
     assert [describe(node) for node in shapes(body, input_shape).model().layers] == labels

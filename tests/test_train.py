@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, needs_fashion, run_cli, write_spec
+from conftest import ROOT, needs_fashion, needs_torch, run_cli, write_spec
 
 PYTHON = sys.executable
 
@@ -34,6 +34,7 @@ model Small {
 """
 
 
+@needs_torch
 @needs_fashion
 def test_short_fashion_mnist_run_learns_and_writes_metrics_curves_report(
     tmp_path: Path, offline: Path
@@ -65,6 +66,7 @@ def test_short_fashion_mnist_run_learns_and_writes_metrics_curves_report(
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")], "temporary files left behind"
 
 
+@needs_torch
 @needs_fashion
 def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(tmp_path: Path, offline: Path) -> None:
     import torch
@@ -110,6 +112,7 @@ model Normed {
 """
 
 
+@needs_torch
 @needs_fashion
 def test_a_run_that_times_the_layouts_is_the_run_in_the_layout_it_picked(
     tmp_path: Path, offline: Path
@@ -144,6 +147,7 @@ def test_a_run_that_times_the_layouts_is_the_run_in_the_layout_it_picked(
     assert [m.train_loss for m in timed.history] == [m.train_loss for m in named.history]
 
 
+@needs_torch
 @needs_fashion
 def test_a_named_layout_is_followed_untimed_and_an_unknown_one_is_a_usage_error(
     tmp_path: Path, offline: Path, capsys: pytest.CaptureFixture[str]
@@ -170,6 +174,7 @@ def test_a_named_layout_is_followed_untimed_and_an_unknown_one_is_a_usage_error(
     assert code == 2 and "argument --layout: invalid choice: 'rows'" in capsys.readouterr().err
 
 
+@needs_torch
 @needs_fashion
 def test_killed_run_leaves_a_checkpoint_that_loads_and_resumes(tmp_path: Path, offline: Path) -> None:
     from archdsl.train import checkpoint
@@ -198,6 +203,7 @@ def test_killed_run_leaves_a_checkpoint_that_loads_and_resumes(tmp_path: Path, o
     assert [json.loads(r)["epoch"] for r in rows] == list(range(1, epoch + 2))
 
 
+@needs_torch
 def test_corrupt_checkpoint_on_resume_is_a_clear_error(
     tmp_path: Path, offline: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -210,6 +216,7 @@ def test_corrupt_checkpoint_on_resume_is_a_clear_error(
     assert "checkpoint is unreadable" in err and "Traceback" not in err
 
 
+@needs_torch
 def test_resume_without_checkpoint_is_a_clear_error(
     tmp_path: Path, offline: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -218,6 +225,7 @@ def test_resume_without_checkpoint_is_a_clear_error(
     assert "no checkpoint to resume from" in capsys.readouterr().err
 
 
+@needs_torch
 @needs_fashion
 def test_an_earlier_run_is_refused_unless_resumed_or_forced(
     tmp_path: Path, offline: Path, capsys: pytest.CaptureFixture[str]
@@ -252,6 +260,7 @@ def test_a_fresh_or_empty_output_directory_needs_no_flag(tmp_path: Path) -> None
         prepare_out(tmp_path / out, resume=False, force=False)
 
 
+@needs_torch
 @needs_fashion
 def test_nan_loss_stops_training_naming_epoch_and_step(
     tmp_path: Path, offline: Path, capsys: pytest.CaptureFixture[str]
@@ -273,6 +282,7 @@ model Stuck {
 """
 
 
+@needs_torch
 @needs_fashion
 def test_loss_stuck_at_chance_is_reported_after_the_epoch_line_and_limit_keeps_the_test_set_whole(
     tmp_path: Path, offline: Path
@@ -296,6 +306,7 @@ def test_loss_stuck_at_chance_is_reported_after_the_epoch_line_and_limit_keeps_t
     assert sum(map(sum, json.loads((out / "report.json").read_text())["confusion"])) == 10_000
 
 
+@needs_torch
 @pytest.mark.parametrize(
     ("losses", "accuracy", "stalled"),
     [
@@ -318,6 +329,7 @@ def test_not_learning_is_judged_over_the_late_steps_of_a_long_enough_epoch(
     assert (_stalled(torch.tensor(losses), row, 10) is not None) == stalled
 
 
+@needs_torch
 def test_missing_data_says_where_to_put_the_files(
     tmp_path: Path, offline: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -335,6 +347,7 @@ def test_missing_data_says_where_to_put_the_files(
     assert f"in {root}" in err and "dataset-mnist" in err and "Traceback" not in err
 
 
+@needs_torch
 def test_compile_on_the_cpu_without_a_cxx_compiler_says_what_to_install(
     tmp_path: Path, offline: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -352,6 +365,7 @@ def test_compile_on_the_cpu_without_a_cxx_compiler_says_what_to_install(
     assert not out.exists()
 
 
+@needs_torch
 @needs_fashion
 def test_input_shape_that_does_not_match_the_dataset_is_reported_before_training(
     tmp_path: Path, offline: Path, capsys: pytest.CaptureFixture[str]
@@ -366,6 +380,7 @@ def test_input_shape_that_does_not_match_the_dataset_is_reported_before_training
     assert not out.exists()
 
 
+@needs_torch
 @needs_fashion
 def test_spec_without_train_section_uses_defaults_and_says_so(tmp_path: Path, offline: Path) -> None:
     spec = "model Bare { input [1, 28, 28] flatten linear(10) }"
@@ -418,6 +433,7 @@ model Halves {
 """
 
 
+@needs_torch
 @pytest.mark.parametrize(("last", "loss"), [("", ""), ("logsoftmax", "loss = nll")])
 def test_imagefolder_of_mixed_sizes_is_resized_and_learns(
     last: str, loss: str, tmp_path: Path, offline: Path
@@ -434,6 +450,7 @@ def test_imagefolder_of_mixed_sizes_is_resized_and_learns(
     assert report["test_accuracy"] >= 0.875, report["confusion"]
 
 
+@needs_torch
 def test_imagefolder_of_mixed_sizes_without_resize_says_to_add_it(
     tmp_path: Path, offline: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -484,6 +501,7 @@ model Tiny {
 """
 
 
+@needs_torch
 def test_cifar10_batches_in_the_data_root_train_with_augmentation(tmp_path: Path, offline: Path) -> None:
     root = cifar_folder(tmp_path / "cifar")
     out = tmp_path / "o"
@@ -498,6 +516,7 @@ def test_cifar10_batches_in_the_data_root_train_with_augmentation(tmp_path: Path
     assert [row["epoch"] for row in rows] == [1, 2]
 
 
+@needs_torch
 def test_a_cifar_batch_that_names_other_code_is_refused_not_run(
     tmp_path: Path, offline: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -552,6 +571,7 @@ def test_torchrun_two_cpu_processes_train_and_write_one_set_of_outputs(tmp_path:
     ]
 
 
+@needs_torch
 @pytest.mark.parametrize("epochs", [1, 2, 7, 30])
 def test_curves_have_integer_epoch_ticks(epochs: int) -> None:
     from archdsl.train.metrics import EpochMetrics, curves_figure
@@ -571,6 +591,7 @@ def test_curves_have_integer_epoch_ticks(epochs: int) -> None:
 # --- segmentation and reconstruction ---------------------------------------------------------------
 
 
+@needs_torch
 def test_pixel_accuracy_and_mean_iou_of_hand_made_masks() -> None:
     import torch
 
@@ -590,6 +611,7 @@ def test_pixel_accuracy_and_mean_iou_of_hand_made_masks() -> None:
     assert (pixel_accuracy(perfect), mean_iou(perfect)) == (1.0, 1.0)
 
 
+@needs_torch
 def test_segmentation_masks_label_pixels_above_the_threshold_with_the_class_plus_one() -> None:
     import torch
 
@@ -602,6 +624,7 @@ def test_segmentation_masks_label_pixels_above_the_threshold_with_the_class_plus
     assert masks.tolist() == [[[0, 0, 0, 1]], [[10, 0, 10, 0]]]
 
 
+@needs_torch
 @needs_fashion
 def test_the_fashion_mnist_segmentation_set_is_derived_from_the_installed_files(offline: Path) -> None:
     import torch
@@ -625,6 +648,7 @@ def test_the_fashion_mnist_segmentation_set_is_derived_from_the_installed_files(
     assert bool((test.reshape(len(test), -1) == 0).any(1).all())
 
 
+@needs_torch
 def test_the_pipeline_moves_masks_with_their_images_through_resize_crop_and_flip() -> None:
     import torch
 
@@ -659,6 +683,7 @@ def test_the_pipeline_moves_masks_with_their_images_through_resize_crop_and_flip
         assert torch.equal(plain[:, ::2, ::2] if resize else plain, masks.long())
 
 
+@needs_torch
 def test_a_model_with_several_outputs_trains_on_out_or_its_first(tmp_path: Path) -> None:
     import torch
 
@@ -742,6 +767,7 @@ def test_a_dataset_or_loss_that_does_not_fit_the_task_is_a_check_error(
     assert [(d.code, d.message) for d in program.diagnostics] == [("E012", message)]
 
 
+@needs_torch
 def test_a_task_flag_that_does_not_fit_the_spec_is_refused_before_loading_data(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -768,6 +794,7 @@ model Segmenter {
 """
 
 
+@needs_torch
 @needs_fashion
 def test_short_segmentation_run_reports_pixel_accuracy_and_mean_iou_and_draws_masks(
     tmp_path: Path, offline: Path
@@ -806,6 +833,7 @@ def test_short_segmentation_run_reports_pixel_accuracy_and_mean_iou_and_draws_ma
         assert picture.format == "PNG" and picture.size[0] > 2 * picture.size[1]
 
 
+@needs_torch
 @needs_fashion
 def test_segmentation_resume_ends_with_the_same_weights_as_an_uninterrupted_run(
     tmp_path: Path, offline: Path
@@ -833,6 +861,7 @@ def test_segmentation_resume_ends_with_the_same_weights_as_an_uninterrupted_run(
     assert resumed.test_metrics == whole.test_metrics and (tmp_path / "parts" / "masks.png").exists()
 
 
+@needs_torch
 @needs_fashion
 def test_short_reconstruction_run_reports_the_test_mse_of_output_to_input(
     tmp_path: Path, offline: Path

@@ -11,7 +11,7 @@ import pytest
 import archdsl.verify
 from archdsl.graph import Node
 from archdsl.program import compile_file
-from archdsl.summary import walk
+from archdsl.table import walk
 from archdsl.verify import Disagreement, compare, record_path, records, verify
 
 from conftest import SPECS, run_cli

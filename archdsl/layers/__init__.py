@@ -12,6 +12,7 @@ The module it names is imported by `archdsl check`, so it must not import torch 
 
 from __future__ import annotations
 
+from ..grammar import keywords
 from . import dense, elementwise, joins, multiscale, resample, spatial, tokens
 from .base import (
     ADAPTIVE,
@@ -91,7 +92,11 @@ def register(layer: type[Layer] | Layer, origin: str = "") -> Layer:
     where = f" (from {origin})" if origin else ""
     if not isinstance(instance, Layer) or not isinstance(name, str) or not name.isidentifier():
         raise PluginError(f"{instance!r}{where} is not a Layer with a `name` that is an identifier")
-    if name in LAYERS or name in KEYWORDS:
+    if name in KEYWORDS:
+        raise PluginError(
+            f"the layer name '{name}'{where} is a keyword of the language, so no statement could call it"
+        )
+    if name in LAYERS:
         raise PluginError(f"the layer name '{name}'{where} is already taken")
     LAYERS[name] = instance
     return instance
@@ -135,31 +140,8 @@ def load_plugins() -> list[str]:
     return added
 
 
-#: The language's own words, which no layer may take.
-KEYWORDS = frozenset(
-    {
-        "import",
-        "block",
-        "model",
-        "input",
-        "output",
-        "train",
-        "repeat",
-        "concat",
-        "branch",
-        "residual",
-        "shortcut",
-        "gate",
-        "as",
-        "if",
-        "else",
-        "and",
-        "or",
-        "not",
-        "true",
-        "false",
-    }
-)
+#: The language's own words (read from its grammar), which no layer may take.
+KEYWORDS = keywords()
 
 for _family in (spatial, resample, elementwise, dense, joins, tokens, multiscale):
     for _layer in _family.LAYERS:

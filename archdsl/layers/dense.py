@@ -7,19 +7,8 @@ import functools
 import math
 from typing import TYPE_CHECKING, Any
 
-from ..sizes import (
-    EMPTY_OUTPUT,
-    NARROW,
-    PERMUTATION,
-    RANK,
-    VIEW_SIZE,
-    Outcome,
-    Shape,
-    divides,
-    fail,
-    fmt,
-    out_count,
-)
+from ..codes import EMPTY_OUTPUT, NARROW, PERMUTATION, PRETRAINED, RANK, VIEW_SIZE
+from ..sizes import Outcome, Shape, divides, fail, fmt, out_count
 from ..symbolic import mul
 from ..values import boolean, channels, int_list, nonnegative_int, positive_int, string
 from .base import WHOLE, Arg, Axes, FieldRule, Layer, Mixes, Module, NotSymbolic, Permutes
@@ -379,7 +368,7 @@ class Pretrained(Layer):
         try:
             module = pretrained.build(a["name"], a["part"], a["weights"], a["freeze"])
         except pretrained.LoadFailed as failed:
-            raise ArchError([error(pretrained.PRETRAINED, str(failed), node.span)]) from None
+            raise ArchError([error(PRETRAINED, str(failed), node.span)]) from None
         params = sum(p.numel() for p in module.parameters())
         if params != node.params:
             # The check found the shape without weights; a few weights rebuild the model differently
@@ -387,7 +376,7 @@ class Pretrained(Layer):
             raise ArchError(
                 [
                     error(
-                        pretrained.PRETRAINED,
+                        PRETRAINED,
                         f"pretrained {title} with weights {a['weights']} has "
                         f"{params:,} parameters, not the {node.params:,} checked without them: these "
                         "weights change the architecture, so its shapes cannot be trusted",

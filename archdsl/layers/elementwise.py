@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..codes import BATCH_AXIS, NO_GRADIENT, RANK
 from ..errors import warning
-from ..sizes import BATCH_AXIS, NO_GRADIENT, RANK, Outcome, Shape, divides, fail, fmt, needs_image
+from ..sizes import Outcome, Shape, divides, fail, fmt, needs_image
 from ..values import any_int, boolean, choice, number, positive_int, positive_number, probability
 from .base import Arg, FieldRule, Function, Input, Layer, Member, Mixes, Module, Parameter, Pointwise, plain
 

@@ -11,18 +11,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..codes import CONCAT_MISMATCH, GATE_MISMATCH, RANK, RESIDUAL_MISMATCH
 from ..errors import Note
-from ..sizes import (
-    CONCAT_MISMATCH,
-    GATE_MISMATCH,
-    RANK,
-    RESIDUAL_MISMATCH,
-    Outcome,
-    Shape,
-    fail,
-    fmt,
-    sample_axis,
-)
+from ..sizes import Outcome, Shape, fail, fmt, sample_axis
 from ..values import BadValue, TensorRef, any_int, describe, tensors
 from .base import JOIN, KEEP, WHOLE, Arg, FieldRule, Function, Input, Inputs, Joins, Layer
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from ..sizes import EMPTY_OUTPUT, POOL_PADDING, TOKEN_GRID, Outcome, Shape, divides, fail, fmt, pair_text
+from ..codes import EMPTY_OUTPUT, POOL_PADDING, TOKEN_GRID
+from ..sizes import Outcome, Shape, divides, fail, fmt, pair_text
 from ..values import BadValue, boolean, describe, nonnegative_int, positive_int, positive_number, probability
 from .base import WHOLE, Arg, FieldRule, Layer, Module, NotSymbolic
 from .tokens import needs_sequence

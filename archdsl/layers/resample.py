@@ -12,20 +12,9 @@ import math
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
+from ..codes import BAD_VALUE, EMPTY_OUTPUT, FACTOR, INEXACT, OUTPUT_PADDING, PAD_SIZE, RANK
 from ..errors import Note, warning
-from ..sizes import (
-    EMPTY_OUTPUT,
-    FACTOR,
-    INEXACT,
-    OUTPUT_PADDING,
-    PAD_SIZE,
-    Outcome,
-    Shape,
-    conv_channels,
-    fail,
-    fmt,
-    needs_image,
-)
+from ..sizes import Outcome, Shape, conv_channels, fail, fmt, needs_image
 from ..values import (
     BadValue,
     TensorRef,
@@ -66,7 +55,7 @@ def _align_corners(node: Any) -> None:
     """PyTorch's refusal: `align_corners` means something only where values are interpolated."""
     if node.args["align_corners"] is not None and node.args["mode"] == "nearest":
         raise fail(
-            "E005",
+            BAD_VALUE,
             "align_corners can be set only with an interpolating mode (bilinear, bicubic), as PyTorch "
             'says; nearest has no corners to align: leave it out, or use mode="bilinear"',
             node.arg_spans.get("align_corners", node.span),
@@ -381,7 +370,7 @@ class Resize(Layer):
             like = node.inputs[1].shape
             if len(like) < 2:
                 raise fail(
-                    "E102",
+                    RANK,
                     f"resize takes the height and width of {target.name}, which is {fmt(like)}: it has none",
                     node.arg_spans.get("to", node.span),
                 )
@@ -520,7 +509,7 @@ class Pad(Layer):
         needs_image(node, shape)
         if node.args["value"] != 0.0 and node.args["mode"] != "constant":
             raise fail(
-                "E005",
+                BAD_VALUE,
                 f'pad value={node.args["value"]:g} fills only with mode="constant"',
                 node.arg_spans.get("value", node.span),
             )
@@ -574,7 +563,7 @@ class PadTo(Layer):
         span = node.arg_spans.get("like", node.span)
         if len(like) < 2:
             raise fail(
-                "E102",
+                RANK,
                 f"padto takes the height and width of {node.args['like'].name}, {fmt(like)}: it has none",
                 span,
             )

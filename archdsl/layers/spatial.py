@@ -12,11 +12,9 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..codes import EMPTY_OUTPUT, POOL_PADDING, SAME_PADDING
 from ..sizes import (
     AXIS_NAMES,
-    EMPTY_OUTPUT,
-    POOL_PADDING,
-    SAME_PADDING,
     Outcome,
     Shape,
     Window,

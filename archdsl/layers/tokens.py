@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from ..sizes import FACTOR, MATMUL, NARROW, RANK, Outcome, Shape, divides, fail, fmt, sample_axis
+from ..codes import FACTOR, MATMUL, NARROW, RANK
+from ..sizes import Outcome, Shape, divides, fail, fmt, sample_axis
 from ..values import (
     BadValue,
     any_int,

@@ -31,3 +31,10 @@ class Clash(Pointwise):
     """A plugin that tries to take a built-in layer's name."""
 
     name = "relu"
+
+
+class Keyword(Pointwise):
+    """A plugin that tries to take a keyword of the language: `gate { … }` is a construct, so no
+    statement could call a layer of that name."""
+
+    name = "gate"

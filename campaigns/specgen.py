@@ -1,6 +1,6 @@
 """Random `.arch` specs with an independent PyTorch reference, for differential testing.
 
-The one reference of every differential test: the campaign (`benchmarks/differential.py`), its
+The one reference of every differential test: the campaign (`campaigns/differential.py`), its
 CI slice (`tests/test_reliability.py`) and the hypothesis stacks of `tests/test_differential.py`,
 which builds these data classes itself and judges them with `compare`. A spec is drawn from a seed
 as plain data — blocks with typed parameters used in expressions (defaults that use earlier
@@ -3219,7 +3219,7 @@ def built_shapes(model: Any, input_shapes: list[Shape], paths: dict[str, Shape])
 
 
 # --- fuzz inputs ----------------------------------------------------------------------------------
-# Shared by tests/test_robustness.py (hypothesis), tests/test_reliability.py and benchmarks/fuzz.py.
+# Shared by tests/test_robustness.py (hypothesis), tests/test_reliability.py and campaigns/fuzz.py.
 
 _ROOT = Path(__file__).resolve().parent.parent
 SEED_FILES = sorted((_ROOT / "specs").glob("*.arch")) + sorted(
@@ -3411,7 +3411,7 @@ def check_survives(data: bytes, path: str) -> str | None:
     from archdsl.loader import Loader
     from archdsl.program import compile_file
     from archdsl.report import check_json
-    from archdsl.summary import model_line
+    from archdsl.table import model_line
 
     with open(path, "wb") as handle:
         handle.write(data)

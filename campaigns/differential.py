@@ -1,6 +1,6 @@
 """Differential campaign: archdsl's static checker against PyTorch on N random specs.
 
-Each spec is drawn from its seed by `tests/specgen.py` (blocks with parameters, repeat, concat,
+Each spec is drawn from its seed by `campaigns/specgen.py` (blocks with parameters, repeat, concat,
 residual with both shortcuts, named values read again and joined by cat/add/mul or taken apart by
 split, blocks with tensor parameters and several outputs, models with several inputs and outputs,
 if/else and conditional expressions, every layer of the catalog), written as `.arch` text, checked
@@ -9,9 +9,9 @@ every statement's shape and parameter count must agree (and archdsl's built modu
 the same shapes); when PyTorch rejects, archdsl must report an error on the refused statement
 and none on a statement PyTorch ran.
 
-    .venv/bin/python benchmarks/differential.py 10000            # seeds 0..9999
-    .venv/bin/python benchmarks/differential.py 500 --start 20000
-    .venv/bin/python benchmarks/differential.py 1 --start 1234 --show   # one spec and its verdict
+    .venv/bin/python -m campaigns.differential 10000            # seeds 0..9999
+    .venv/bin/python -m campaigns.differential 500 --start 20000
+    .venv/bin/python -m campaigns.differential 1 --start 1234 --show   # one spec and its verdict
 
 Prints progress every 500 specs and a final summary line; disagreements are printed with the
 spec text and seed (rerun one with --start SEED 1 --show). Exit status 1 if any disagree.
@@ -25,11 +25,8 @@ import sys
 import time
 import traceback
 import warnings
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-import specgen
+from campaigns import specgen
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """Fuzzing campaign: the parser and `archdsl check` on N random and mutated inputs.
 
-Inputs come from `tests/specgen.py`: the specs in specs/ and tests/fixtures/errors/ mutated (cut,
+Inputs come from `campaigns/specgen.py`: the specs in specs/ and tests/fixtures/errors/ mutated (cut,
 spliced, with fragments, odd characters and extreme values — 5,000-digit numbers, deep nesting,
 huge repeat counts, self-imports — put in), generated specs mutated the same way, strings of
 language fragments, and random bytes (often not UTF-8). Each input is written to a file and run
@@ -11,10 +11,10 @@ the file is a finding, printed with its seed.
 
 It then checks that checking stays linear: a 10,000-line spec against a 1,000-line one.
 
-    .venv/bin/python benchmarks/fuzz.py 100000           # seeds 0..99999 (about 8 minutes on 2 cores)
-    .venv/bin/python benchmarks/fuzz.py 2000 --start 5000
-    .venv/bin/python benchmarks/fuzz.py 1 --start 123 --show   # one input and its outcome
-    .venv/bin/python benchmarks/fuzz.py 0                # only the scaling figure
+    .venv/bin/python -m campaigns.fuzz 100000           # seeds 0..99999 (about 8 minutes on 2 cores)
+    .venv/bin/python -m campaigns.fuzz 2000 --start 5000
+    .venv/bin/python -m campaigns.fuzz 1 --start 123 --show   # one input and its outcome
+    .venv/bin/python -m campaigns.fuzz 0                # only the scaling figure
 
 Prints progress every 2,000 inputs and a final summary line. Exit status 1 on any finding.
 """
@@ -33,9 +33,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-import specgen
+from campaigns import specgen
 
 
 class Hang(Exception):

@@ -24,10 +24,10 @@ from typing import Any
 
 from . import layers
 from .atomic import atomic_path, write_text
-from .errors import visible
+from .errors import RenderError, visible
 from .graph import Graph, Node, Shaped, ShapedModel, Value, flat_outputs
 from .sizes import Shape, fmt
-from .summary import describe, human
+from .table import describe, human
 
 FORMATS = ("svg", "png", "pdf", "dot")
 SUFFIXES = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
@@ -39,10 +39,6 @@ DOT_MISSING = (
 FONT = "Helvetica,Arial,sans-serif"
 NODESEP = 0.25  # inches between nodes side by side
 PNG_OPTIONS = ("-Gdpi=144",)  # graphviz's default 96 dpi is blurry on today's screens
-
-
-class RenderError(Exception):
-    """`dot` is missing or failed; the message says what to do."""
 
 
 # --- style ----------------------------------------------------------------------------------------

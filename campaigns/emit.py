@@ -1,6 +1,6 @@
 """Emit campaign: `archdsl emit`'s source against `archdsl.build`'s module on N random specs.
 
-Each spec is drawn from its seed by `tests/specgen.py` (blocks whose parameters feed expressions,
+Each spec is drawn from its seed by `campaigns/specgen.py` (blocks whose parameters feed expressions,
 defaults, kernels and repeat counts, `tensor` parameters, several outputs; concat; residual; named
 values, joins and splits; `if`; models with several inputs and outputs; every layer of the
 catalog). For each spec archdsl accepts, the emitted source is imported as a user would import it.
@@ -11,7 +11,7 @@ tuple or a dict, alike) on random inputs, one for each of the model's. Every sou
 `tests/test_emit.py::test_random_specs_emit_classes_that_load_the_built_weights_and_compute_the_same`
 (specs of one input: it runs each network on one tensor).
 
-    .venv/bin/python benchmarks/emit_campaign.py 20000 --start 300   # seeds 300..20299, ~80 s
+    .venv/bin/python -m campaigns.emit 20000 --start 300   # seeds 300..20299, ~80 s
 
 Prints the failing seeds, then one summary line. Exits with status 1 if any fail.
 """
@@ -19,33 +19,46 @@ Prints the failing seeds, then one summary line. Exits with status 1 if any fail
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import subprocess
 import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
+from types import ModuleType
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT))
+import torch
+from torch import nn
 
-import specgen  # noqa: E402
-import torch  # noqa: E402
-from test_emit import RUFF, load_source  # noqa: E402
-from torch import nn  # noqa: E402
+import archdsl
+from archdsl.codegen import emit_source
+from archdsl.program import compile_file
+from campaigns import specgen
 
-import archdsl  # noqa: E402
-from archdsl.emit import emit_source  # noqa: E402
-from archdsl.program import compile_file  # noqa: E402
+#: The ruff installed beside this Python (the dev extra's): emitted source is as it formats.
+RUFF = str(Path(sys.executable).with_name("ruff"))
 
 #: Sources formatted per ruff call: one process for many files.
 RUFF_BATCH = 500
 
 
+def load_source(source: str, directory: Path) -> ModuleType:
+    """Imports the emitted source as a module of its own, as a user would."""
+    file = directory / "emitted_model.py"
+    file.write_text(source, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(f"emitted_{abs(hash(source))}", file)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def assert_same_network(path: Path, model: str, source: str, directory: Path) -> None:
-    """`tests/test_emit.py`'s check, on every input of the model: the emitted class and the built
-    module hold the same modules and weights, and compute the same, NaN for NaN."""
+    """The emitted class and the built module hold the same modules and weights, load each other's,
+    and compute the same on every input of the model (tests/test_emit.py checks with it too).
+    Identical, NaN for NaN: a max pool whose window lies in its padding gives -inf, which later
+    layers can make NaN, and NaN equals nothing. Several outputs: a tuple or a dict, alike."""
     built = archdsl.build(str(path), model=model)
     ours: nn.Module = getattr(load_source(source, directory), model)()
     assert list(ours.state_dict()) == list(built.state_dict())
