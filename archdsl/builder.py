@@ -11,7 +11,6 @@ program runs its members one after another is an `nn.Sequential`; any other runs
 from __future__ import annotations
 
 import functools
-import importlib
 import operator
 import os
 from collections import OrderedDict
@@ -21,13 +20,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import layers, runtime
+from . import layers
 from .codes import TOO_LARGE
 from .errors import ArchError, error
 from .graph import Graph as Dataflow
 from .graph import Module as GraphModule
 from .graph import Node, Program, ShapedModel, Value, is_chain, programs
-from .layers import Batched, Function, Input, Inputs, Member, Module, PluginError, SizeOf
+from .layers import Batched, Function, Input, Inputs, Member, SizeOf, callables
+from .layers.callables import construct as construct  # importable from here, as it was
 from .runtime import Sequential
 from .shapes import float32_size
 
@@ -109,24 +109,6 @@ class Graph(nn.Module):
         return results[0] if len(results) == 1 else tuple(results)
 
 
-@functools.cache
-def _target(name: str) -> Any:
-    """The callable a `Function` or `Module` names."""
-    if name.startswith("nn.functional."):
-        return getattr(nn.functional, name[len("nn.functional.") :])
-    if name.startswith("nn."):
-        return getattr(nn, name[3:])
-    if name.startswith("torch."):
-        return getattr(torch, name[len("torch.") :])
-    if name.startswith("archdsl."):
-        return getattr(runtime, name[len("archdsl.") :])
-    package, _, attribute = name.partition(":")
-    try:
-        return getattr(importlib.import_module(package), attribute)
-    except (ImportError, AttributeError) as exc:
-        raise PluginError(f"a layer plugin's module {name} cannot be imported: {exc}") from None
-
-
 #: The operators a `Function` may name, applied left to right over its operands.
 OPERATORS = {"+": operator.add, "*": operator.mul, "@": operator.matmul}
 
@@ -141,7 +123,7 @@ def run_function(function: Function, inputs: list[Any], member: Any = None) -> A
         return functools.reduce(OPERATORS[function.target], operands)
     args = [_argument(a, inputs, member) for a in function.args]
     kwargs = {k: _argument(v, inputs, member) for k, v in function.kwargs.items()}
-    called = member if isinstance(function.target, Member) else _target(function.target)
+    called = member if isinstance(function.target, Member) else callables.target(function.target)
     result = called(*args, **kwargs)
     return result if function.pick is None else result[function.pick]
 
@@ -160,11 +142,6 @@ def _argument(value: Any, inputs: list[Any], member: Any = None) -> Any:
     if isinstance(value, list):
         return [_argument(v, inputs, member) for v in value]
     return value
-
-
-def construct(module: Module) -> nn.Module:
-    """The `nn.Module` a layer's `Module` describes."""
-    return _target(module.target)(*module.args, **module.kwargs)
 
 
 def compile_program(program: Program) -> tuple[list[Instruction], tuple[int, ...]]:

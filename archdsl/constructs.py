@@ -25,67 +25,18 @@ from .codes import (
     TOO_LARGE,
 )
 from .errors import Failed, Note, Span, error, warning
+from .frames import Frame, Made, Namespace, Scope, dry
 from .graph import Module, Node, Shaped, Value
-from .layers import Arg, Signature
+from .layers import CONCAT, RESIDUAL, Signature
 from .resolve import MAX_EXPANDED_LAYERS, _called_from, unknown_layer
 from .sizes import fmt, pair_text
-from .values import (
-    UNKNOWN,
-    Symbol,
-    TensorRef,
-    boolean,
-    channel_split,
-    choice,
-    describe,
-    positive_pair,
-)
+from .values import UNKNOWN, Symbol, TensorRef, describe
 
 if TYPE_CHECKING:
-    from .elaborate import Elaborator, Frame, Made
-
-#: Arguments of the `residual(...)` and `concat(...)` composites, bound like a layer's.
-RESIDUAL = Signature(
-    "residual",
-    (
-        Arg(
-            "shortcut",
-            choice("identity", "project"),
-            "`identity`, or `project`: a 1×1 conv (linear for [F])",
-            "identity",
-        ),
-        Arg(
-            "stride",
-            positive_pair,
-            "the projection's stride; inferred from the shapes",
-            default_text="inferred",
-        ),
-        Arg("bias", boolean, "the projection's bias", True),
-        Arg("batchnorm", boolean, "batch-normalise the projection (as ResNet's downsample)", False),
-    ),
-)
-CONCAT = Signature(
-    "concat",
-    (
-        Arg(
-            "split",
-            channel_split,
-            "`true`: the branches take equal shares of the input's channels, in order (as "
-            "`torch.chunk`); a list: each branch's channel count",
-            False,
-        ),
-    ),
-)
-
-
-def _made() -> type[Made]:
-    from .elaborate import Made
-
-    return Made
+    from .elaborate import Elaborator
 
 
 def _dry(span: Span | None = None, count: int = 1) -> list[Value]:
-    from .elaborate import dry
-
     return [dry(span) for _ in range(count)]
 
 
@@ -188,10 +139,10 @@ class Call(Construct):
         entry = elab.blocks.get(statement.op)
         if entry is None:
             if frame.stack:  # inside a block body: `check_definitions` reported it at the definition
-                return _made()(None, _dry(statement.span))
+                return Made(None, _dry(statement.span))
             raise Failed(unknown_layer(statement, elab.blocks))
         if entry.definition is None:  # its definition has a syntax error, reported already
-            return _made()(None, _dry(statement.span))
+            return Made(None, _dry(statement.span))
         return BLOCK_CALL.lower_call(elab, statement, entry, frame, key, label)
 
 
@@ -202,9 +153,6 @@ class BlockCall:
     def lower_call(
         self, elab: Elaborator, call: ir.Call, entry: Any, frame: Frame, key: str, label: str | None
     ) -> Made:
-        from .elaborate import Frame as FrameType
-        from .elaborate import Namespace, Scope
-
         definition = entry.definition
         if definition.name in frame.stack:
             cycle = " → ".join([*frame.stack[frame.stack.index(definition.name) :], definition.name])
@@ -230,7 +178,7 @@ class BlockCall:
             scope.spans[name] = reference.span
             param = next(p for p in definition.params if p.name == name)
             elab.named.append((name, param.span, reference.value))
-        inner = FrameType(
+        inner = Frame(
             module_for_body,
             Namespace() if (module is not None or dry) else frame.space,
             scope,
@@ -259,14 +207,14 @@ class BlockCall:
         ]
         if dry or not outputs or not all(_shaped(v) for v in outputs):
             count = len(scope.outputs) if scope.outputs is not None else _declared_outputs(definition)
-            return _made()(None, _dry(call.span, count))
+            return Made(None, _dry(call.span, count))
         assert x is not None
         record = _composite(
             "block", call, frame, key, label, x, outputs[0], records, op=definition.name, args=dict(params)
         )
         record.block = entry
         _register(frame, module, record, outputs)
-        return _made()(record, list(outputs))
+        return Made(record, list(outputs))
 
 
 def _declared_outputs(definition: ir.BlockDef) -> int:
@@ -291,11 +239,11 @@ class Group(Construct):
         records = elab.body(statement.body, inner)
         outputs = given_by(inner)
         if not _shaped(x) or frame.never or not outputs or not all(_shaped(v) for v in outputs):
-            return _made()(None, _dry(statement.span, max(len(outputs), 1)))
+            return Made(None, _dry(statement.span, max(len(outputs), 1)))
         assert x is not None
         record = _composite("group", statement, frame, key, label, x, outputs[0], records)
         _register(frame, module, record, outputs)
-        return _made()(record, outputs)
+        return Made(record, outputs)
 
 
 class Gate(Construct):
@@ -310,7 +258,7 @@ class Gate(Construct):
         records = elab.body(statement.body, inner)
         g = inner.flow
         if not _shaped(x) or frame.never or not _shaped(g):
-            return _made()(None, _dry(statement.span))
+            return Made(None, _dry(statement.span))
         assert x is not None and g is not None and x.shape is not None and g.shape is not None
         xs, gs = x.shape, g.shape
         # The gate may be narrower than x on any axis, where it is 1 (and PyTorch broadcasts it:
@@ -339,7 +287,7 @@ class Gate(Construct):
         record = _composite("gate", statement, frame, key, label, x, y, records)
         record.joins.append(join)
         _register(frame, module, record, [y])
-        return _made()(record, [y])
+        return Made(record, [y])
 
 
 class Residual(Construct):
@@ -400,7 +348,7 @@ class Residual(Construct):
         if not _shaped(x) or frame.never or not _shaped(y):
             if shortcut == "project" and not frame.never:
                 inner.space.names.setdefault("shortcut", statement.span)
-            return _made()(None, _dry(statement.span))
+            return Made(None, _dry(statement.span))
         assert x is not None and y is not None and x.shape is not None and y.shape is not None
         xs, ys = x.shape, y.shape
         if shortcut == "identity":
@@ -419,7 +367,7 @@ class Residual(Construct):
             s = x
         elif shortcut == "path":
             if path_record is None or not _shaped(path_value):
-                return _made()(None, _dry(statement.span))
+                return Made(None, _dry(statement.span))
             assert path_value is not None and path_value.shape is not None
             if path_value.shape != ys:
                 assert statement.shortcut is not None
@@ -453,7 +401,7 @@ class Residual(Construct):
         )
         record.joins.append(join)
         _register(frame, module, record, [out])
-        return _made()(record, [out])
+        return Made(record, [out])
 
     def projection(
         self,
@@ -512,8 +460,6 @@ class Residual(Construct):
             made.record.skips = (0,)
             return made.record
         holder = Module(key, owner.prefix + key, owner, "Sequential")
-        from .elaborate import Namespace
-
         inner = frame.inner(holder, Namespace())
         first = elab.apply(
             layers.LAYERS[op],
@@ -638,8 +584,6 @@ class Branch:
         default: str | None = None,
         kind: str = "branch",
     ) -> tuple[Shaped | None, Value | None]:
-        from .elaborate import Namespace
-
         if branch.splice:
             key = frame.space.anonymous()
             module = None
@@ -729,7 +673,7 @@ class Concat(Construct):
             for branch, part in zip(statement.branches, parts, strict=True)
         ]
         if not live or any(record is None for record, _ in branches):
-            return _made()(None, _dry(statement.span))
+            return Made(None, _dry(statement.span))
         assert x is not None
         records = [record for record, _ in branches if record is not None]
         values = [value for _, value in branches if value is not None]
@@ -760,7 +704,7 @@ class Concat(Construct):
         record.joins.extend(splits)
         record.joins.append(join)
         _register(frame, module, record, [y])
-        return _made()(record, [y])
+        return Made(record, [y])
 
     def split(
         self,
@@ -847,8 +791,6 @@ class Repeat(Construct):
     def lower(
         self, elab: Elaborator, statement: ir.Repeat, frame: Frame, key: str, label: str | None
     ) -> Made:
-        from .elaborate import Namespace
-
         x = frame.flow
         elab.here(frame, elab.channels_of(x))
         params = frame.scope.params
@@ -895,8 +837,8 @@ class Repeat(Construct):
                 assert x is not None
                 record = _composite("repeat", statement, frame, key, label, x, x, [], args={"count": 0})
                 _register(frame, module, record, [x])
-                return _made()(record, [x])
-            return _made()(None, _dry(statement.span))
+                return Made(record, [x])
+            return Made(None, _dry(statement.span))
         assert isinstance(count, int)
         inner = frame.inner(module, weight=weight)
         passes: list[Shaped] = []
@@ -911,12 +853,12 @@ class Repeat(Construct):
                     children = elab.body(statement.body, inner)
                 if elab.too_large_reported:
                     # Refused already (E110): expanding the rest would only take the memory.
-                    return _made()(None, _dry(statement.span))
+                    return Made(None, _dry(statement.span))
                 output = inner.flow
                 if elab.failed != failed:
                     # A pass with an error: the flow stops at it, in this pass, and the passes after
                     # it would report it again (a typo in `repeat 1000000 { … }` took a minute).
-                    return _made()(None, _dry(statement.span))
+                    return Made(None, _dry(statement.span))
                 if _shaped(current) and _shaped(output):
                     assert current is not None and output is not None and current.shape is not None
                     passes.append(
@@ -959,11 +901,11 @@ class Repeat(Construct):
                     )
                 )
         if not _shaped(x) or not _shaped(current):
-            return _made()(None, _dry(statement.span))
+            return Made(None, _dry(statement.span))
         assert x is not None and current is not None
         record = _composite("repeat", statement, frame, key, label, x, current, passes, args={"count": count})
         _register(frame, module, record, [current])
-        return _made()(record, [current])
+        return Made(record, [current])
 
 
 class _params:
@@ -1021,7 +963,7 @@ class If(Construct):
             elab.diagnostics[checked:] = [d for d in elab.diagnostics[checked:] if d.code != BAD_VALUE]
         if value is UNKNOWN:
             frame.flow = frame.flow if frame.flow is None else _dry(statement.span)[0]
-        return _made()(None, [frame.flow] if frame.flow is not None else [], spread=records)
+        return Made(None, [frame.flow] if frame.flow is not None else [], spread=records)
 
 
 CONSTRUCTS: dict[str, Construct] = {

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .importer import Expr, Ref, Stmt, Value, nameable, refs, reserved_names
+from .import_ir import Expr, Ref, Stmt, Value, nameable, refs, reserved_names
 
 #: Containers whose instances share a class but nothing else: each stays a group of its own.
 PLAIN = ("Sequential", "ModuleList", "ModuleDict")

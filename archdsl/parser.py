@@ -24,8 +24,6 @@ from .errors import Diagnostic, Note, Span, did_you_mean, error
 from .grammar import GRAMMAR, keywords
 from .transformer import LabelError, ToIR
 
-_TRANSFORMER = ToIR()
-
 
 def _lark(name: str, **options: Any) -> Lark:
     # The LALR tables are cached on disk keyed by the grammar's hash: building them costs more
@@ -74,6 +72,9 @@ def parse_expression(text: str, file: str, line: int, column: int) -> Any:
         if isinstance(exc, UnexpectedToken) and exc.token.type != "$END":
             span = _token_span(exc.token, file)
         raise LabelError(f"'{{{text}}}' in a name must hold an expression", span) from None
+
+
+_TRANSFORMER = ToIR(parse_expression)
 
 
 def _grammar_digest() -> str:

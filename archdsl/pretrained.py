@@ -6,6 +6,9 @@ part against the model's submodules and the weights against the model's weights 
 finds the output shape, parameter count and MACs by running the part on PyTorch's `meta` device,
 where tensors have shapes but no data, so nothing is allocated or computed. The builder calls
 `build` for the real module, which is where weights are downloaded, and only when asked for.
+The layer reaches this module through `layers.zoo.Torchvision`, which `program.py` installs; the
+data and exceptions both share (`CONSTRUCTOR_ARGS`, `Refused`, `LoadFailed`, `Probe`, `title`)
+are defined there and importable from here.
 
 Nothing here runs what the spec did not name: names, parts and weights are looked up in
 torchvision's own tables (`list_models`, `Module._modules`, the weights enum's members), never
@@ -18,47 +21,20 @@ import functools
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .codes import BAD_VALUE, PRETRAINED
+from .codes import PRETRAINED
 from .errors import did_you_mean
 from .layers import LAYERS
-from .shapes import fmt
+from .layers.zoo import CONSTRUCTOR_ARGS, LoadFailed, Probe, Refused, title
+from .sizes import fmt
 
 if TYPE_CHECKING:
     from torch import nn
 
-#: googlenet and inception_v3 return (logits, aux logits) in training mode; a layer must give one
-#: tensor, so they are built without the auxiliary heads (torchvision drops them after loading
-#: weights too).
-CONSTRUCTOR_ARGS: dict[str, dict[str, Any]] = {
-    "googlenet": {"aux_logits": False},
-    "inception_v3": {"aux_logits": False},
-}
-
 #: PyTorch's messages can run to several lines of tensor sizes; the first line, cut here, says it.
 _MESSAGE_CHARS = 200
-
-
-class Refused(Exception):
-    """A `pretrained(...)` call that cannot work; `arg` names the argument at fault (for the span)."""
-
-    def __init__(self, message: str, arg: str | None = None, code: str = BAD_VALUE):
-        super().__init__(message)
-        self.message = message
-        self.arg = arg
-        self.code = code
-
-
-@dataclass(frozen=True, slots=True)
-class Probe:
-    """What the meta-device forward pass found, per sample (batch axis dropped)."""
-
-    output: tuple[int, ...]
-    params: int
-    macs: int
 
 
 def _torchvision() -> Any:
@@ -170,11 +146,6 @@ def _first_line(exc: BaseException) -> str:
     return text if len(text) <= _MESSAGE_CHARS else text[: _MESSAGE_CHARS - 1] + "…"
 
 
-def title(name: str, part: str | None) -> str:
-    """`vgg11.features`: the model and part, as messages name them."""
-    return f"{name}.{part}" if part else name
-
-
 @functools.cache
 def probe(name: str, part: str | None, shape: tuple[int, ...]) -> Probe:
     """Output shape, parameters and MACs of the (part of the) model on one `shape` sample.
@@ -247,10 +218,6 @@ def _module_text(module: nn.Module) -> str:
     """`Conv2d(256, 512, kernel_size=(3, 3), ...)`: the module's own repr line, not its children."""
     extra = module.extra_repr()
     return f"{type(module).__name__}({extra})" if "\n" not in extra else type(module).__name__
-
-
-class LoadFailed(Exception):
-    """The weights could not be fetched or read; the message says which and why."""
 
 
 def build(name: str, part: str | None, weights: str | None, freeze: bool) -> nn.Module:

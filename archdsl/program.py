@@ -14,14 +14,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import ir
+from . import ir, pretrained
 from .codes import DEFINES_NOTHING, TOO_LARGE, UNKNOWN_MODEL
 from .comments import Trivia, allowed_codes, scan
 from .elaborate import elaborate_model
 from .errors import ArchError, Diagnostic, Note, Span, did_you_mean, error, sort_key, warning
 from .graph import ShapedModel
+from .layers import zoo
 from .loader import Loader
 from .resolve import BlockEntry, block_scopes, check_definitions
+
+# The `pretrained` layer asks torchvision, and the zoo's specs (which take this pipeline), through
+# the interface the layers define; installed here, before any shape is inferred.
+zoo.install(pretrained)
 
 
 @dataclass

@@ -9,6 +9,7 @@ terminals for that.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from lark import Token, Transformer
@@ -103,11 +104,14 @@ class ArgList(list[ir.Arg]):
 
 
 class ToIR(Transformer[Any, Any]):
-    """Builds IR nodes; `file` is set by the parser before each parse."""
+    """Builds IR nodes; `file` is set by the parser before each parse. `parse_expression` parses
+    an expression written inside a name's string (`"block{i + 1}"`): the parser's, passed in, as the
+    parser is the stage that holds the grammar and applies this transformer."""
 
-    def __init__(self) -> None:
+    def __init__(self, parse_expression: Callable[[str, str, int, int], Any]) -> None:
         super().__init__(visit_tokens=False)
         self.file = "<string>"
+        self.parse_expression = parse_expression
 
     def _span(self, first: Any, last: Any) -> Span:
         line, column = _first(first)
@@ -173,8 +177,6 @@ class ToIR(Transformer[Any, Any]):
     def _interpolated(self, text: str, token: Token) -> list[str | Any]:
         """`"block{i + 1}-0"` as ["block", <i + 1>, "-0"]: each `{…}` is an expression, parsed
         where it stands in the file so its span points into the string. `{{` and `}}` are braces."""
-        from .parser import parse_expression
-
         parts: list[str | Any] = []
         literal: list[str] = []
         index = 0
@@ -198,7 +200,7 @@ class ToIR(Transformer[Any, Any]):
                 literal = []
             # The string's text before the brace stands for its own width: no escapes inside names.
             column = token.column + 1 + index + 1  # type: ignore[operator]
-            parts.append(parse_expression(text[index + 1 : end], self.file, token.line, column))  # type: ignore[arg-type]
+            parts.append(self.parse_expression(text[index + 1 : end], self.file, token.line, column))  # type: ignore[arg-type]
             index = end + 1
         if literal:
             parts.append("".join(literal))

@@ -39,6 +39,8 @@ from .base import (
     SizeOf,
     Sliding,
 )
+from .callables import PluginError
+from .joins import CONCAT, RESIDUAL
 
 __all__ = [
     "ADAPTIVE",
@@ -78,10 +80,6 @@ __all__ = [
 ENTRY_POINTS = "archdsl.layers"
 
 LAYERS: dict[str, Layer] = {}
-
-
-class PluginError(Exception):
-    """A plugin's layer cannot be registered; the message names the plugin and why."""
 
 
 def register(layer: type[Layer] | Layer, origin: str = "") -> Layer:
@@ -149,13 +147,3 @@ for _family in (spatial, resample, elementwise, dense, joins, tokens, multiscale
 
 #: Names the language gives meaning to as bare values.
 KEYWORD_VALUES = ("same", "project", "identity")
-
-
-def __getattr__(name: str) -> object:
-    # The signatures of `residual(...)` and `concat(...)` are their constructs' (`constructs.py`,
-    # which reads this catalog); they stay importable from here, where they were first.
-    if name in ("RESIDUAL", "CONCAT"):
-        from .. import constructs
-
-        return getattr(constructs, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

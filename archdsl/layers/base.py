@@ -3,7 +3,7 @@
 A `Layer` holds a layer's signature (arguments, defaults, what each accepts), its shape rule, the
 PyTorch module it builds (as data, `Module`, so the builder constructs it and `emit` writes it from
 the same description), its label in tables and diagrams, its receptive-field rule, and what the
-one-class-per-block emitter may write as expressions. Nothing here imports torch: the builder
+one-class-per-block emitter may write as expressions. Nothing here imports torch: `callables.py`
 turns a `Module` into an `nn.Module` at build time.
 
 A user's own layer is a subclass registered through the `archdsl.layers` entry point (see
@@ -18,6 +18,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..sizes import Outcome, Shape
+from .callables import construct
 
 if TYPE_CHECKING:
     from ..graph import Node as LayerNode
@@ -317,8 +318,6 @@ class Layer:
     def build(self, node: Shaped) -> Any:
         """The `nn.Module` itself; imports torch. Override only when building needs more than the
         constructor `module` describes (a download, a check)."""
-        from ..builder import construct
-
         return construct(self.module(node))
 
     def axes(self, args: dict[str, Any], axes: Axes | None, output: Shape) -> Axes | None:

@@ -11,6 +11,7 @@ from ..codes import EMPTY_OUTPUT, NARROW, PERMUTATION, PRETRAINED, RANK, VIEW_SI
 from ..sizes import Outcome, Shape, divides, fail, fmt, out_count
 from ..symbolic import mul
 from ..values import boolean, channels, int_list, nonnegative_int, positive_int, string
+from . import zoo
 from .base import WHOLE, Arg, Axes, FieldRule, Layer, Mixes, Module, NotSymbolic, Permutes
 
 if TYPE_CHECKING:
@@ -319,23 +320,22 @@ class Pretrained(Layer):
         """A torchvision model's shape comes from PyTorch itself (a forward pass on the meta
         device): its architecture is code, not a rule archdsl could restate. Imports torch, and
         only here."""
-        from .. import pretrained
-
+        source = zoo.source()
         a = node.args
         try:
-            if pretrained.in_zoo(a["name"]):
+            if source.in_zoo(a["name"]):
                 # torchvision's network written as a spec: checked from it, without torch.
-                probe = pretrained.static(a["name"], a["part"], a["weights"], shape)
+                probe = source.static(a["name"], a["part"], a["weights"], shape)
             else:
-                pretrained.check(a["name"], a["part"], a["weights"])
-                probe = pretrained.probe(a["name"], a["part"], shape)
-        except pretrained.Refused as refused:
+                source.check(a["name"], a["part"], a["weights"])
+                probe = source.probe(a["name"], a["part"], shape)
+        except zoo.Refused as refused:
             span = node.arg_spans.get(refused.arg, node.span) if refused.arg else node.span
             raise fail(refused.code, refused.message, span) from None
         if not all(d >= 1 for d in probe.output):
             raise fail(
                 EMPTY_OUTPUT,
-                f"pretrained {pretrained.title(a['name'], a['part'])} output is empty: input {fmt(shape)} "
+                f"pretrained {zoo.title(a['name'], a['part'])} output is empty: input {fmt(shape)} "
                 f"→ {fmt(probe.output)}",
                 node.span,
             )
@@ -343,8 +343,6 @@ class Pretrained(Layer):
 
     def module(self, node: Shaped) -> Module:
         """torchvision's model as the builder makes it, through the emitted `pretrained` helper."""
-        from ..pretrained import CONSTRUCTOR_ARGS
-
         a = node.args
         return Module(
             "archdsl.pretrained",
@@ -353,21 +351,20 @@ class Pretrained(Layer):
                 "part": a["part"],
                 "weights": a["weights"],
                 "freeze": a["freeze"],
-                **CONSTRUCTOR_ARGS.get(a["name"], {}),
+                **zoo.CONSTRUCTOR_ARGS.get(a["name"], {}),
             },
             {"part": None, "weights": None, "freeze": False},
         )
 
     def build(self, node: Shaped) -> Any:
         """torchvision's module; the weights are fetched here, the only place archdsl downloads them."""
-        from .. import pretrained
         from ..errors import ArchError, error
 
         a = node.args
-        title = pretrained.title(a["name"], a["part"])
+        title = zoo.title(a["name"], a["part"])
         try:
-            module = pretrained.build(a["name"], a["part"], a["weights"], a["freeze"])
-        except pretrained.LoadFailed as failed:
+            module = zoo.source().build(a["name"], a["part"], a["weights"], a["freeze"])
+        except zoo.LoadFailed as failed:
             raise ArchError([error(PRETRAINED, str(failed), node.span)]) from None
         params = sum(p.numel() for p in module.parameters())
         if params != node.params:
@@ -387,10 +384,8 @@ class Pretrained(Layer):
         return module
 
     def describe(self, node: Shaped) -> str:
-        from ..pretrained import title
-
         a = node.args
-        parts = [f"pretrained {title(a['name'], a['part'])}"]
+        parts = [f"pretrained {zoo.title(a['name'], a['part'])}"]
         if a["weights"]:
             parts.append(a["weights"])
         if a["freeze"]:

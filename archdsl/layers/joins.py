@@ -14,12 +14,57 @@ from typing import TYPE_CHECKING, Any
 from ..codes import CONCAT_MISMATCH, GATE_MISMATCH, RANK, RESIDUAL_MISMATCH
 from ..errors import Note
 from ..sizes import Outcome, Shape, fail, fmt, sample_axis
-from ..values import BadValue, TensorRef, any_int, describe, tensors
-from .base import JOIN, KEEP, WHOLE, Arg, FieldRule, Function, Input, Inputs, Joins, Layer
+from ..values import (
+    BadValue,
+    TensorRef,
+    any_int,
+    boolean,
+    channel_split,
+    choice,
+    describe,
+    positive_pair,
+    tensors,
+)
+from .base import JOIN, KEEP, WHOLE, Arg, FieldRule, Function, Input, Inputs, Joins, Layer, Signature
 
 if TYPE_CHECKING:
     from ..graph import Value
     from ..shapes import Shaped
+
+#: Arguments of the `residual(...)` and `concat(...)` composites, bound like a layer's: data of the
+#: language's signatures, held here with the joins they lower to, so that `constructs.py` (which
+#: lowers them), the editor and the docs read one definition from below.
+RESIDUAL = Signature(
+    "residual",
+    (
+        Arg(
+            "shortcut",
+            choice("identity", "project"),
+            "`identity`, or `project`: a 1×1 conv (linear for [F])",
+            "identity",
+        ),
+        Arg(
+            "stride",
+            positive_pair,
+            "the projection's stride; inferred from the shapes",
+            default_text="inferred",
+        ),
+        Arg("bias", boolean, "the projection's bias", True),
+        Arg("batchnorm", boolean, "batch-normalise the projection (as ResNet's downsample)", False),
+    ),
+)
+CONCAT = Signature(
+    "concat",
+    (
+        Arg(
+            "split",
+            channel_split,
+            "`true`: the branches take equal shares of the input's channels, in order (as "
+            "`torch.chunk`); a list: each branch's channel count",
+            False,
+        ),
+    ),
+)
 
 
 def _who(value: Value, index: int) -> str:
