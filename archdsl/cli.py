@@ -402,11 +402,15 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_FAILED if errors else EXIT_OK
 
 
-def _compile_one(args: argparse.Namespace, out: TextIO, one: bool) -> tuple[Program, SourceCache] | None:
+class SpecFailed(Exception):
+    """The spec has errors, whose diagnostics are printed: the command exits 1 (`main`)."""
+
+
+def _compile_one(args: argparse.Namespace, out: TextIO, one: bool) -> tuple[Program, SourceCache]:
     """Compiles FILE for a command that works on one spec (its --model and -p options). Prints
-    the diagnostics and returns None when the spec has errors. A file without a model, an unknown
-    --model and, for a command that makes one thing from one model (`one`), a file of several
-    models without --model are usage errors."""
+    the diagnostics and raises `SpecFailed` when the spec has errors. A file without a model, an
+    unknown --model and, for a command that makes one thing from one model (`one`), a file of
+    several models without --model are usage errors."""
     params = dict(parse_param(p) for p in args.param)
     if not os.path.isfile(args.file):
         raise UsageError(
@@ -422,7 +426,7 @@ def _compile_one(args: argparse.Namespace, out: TextIO, one: bool) -> tuple[Prog
     if program.errors:
         for diagnostic in program.diagnostics:
             out.write(render(diagnostic, cache, color=_color(out)) + "\n\n")
-        return None
+        raise SpecFailed
     if not program.models:
         raise UsageError(f"{args.file}: defines no model")
     if one and len(program.models) > 1:
@@ -435,10 +439,7 @@ def cmd_summary(args: argparse.Namespace, out: TextIO) -> int:
 
     if args.verify:
         require("summary --verify", "torch", ("torch", "torchinfo"))
-    compiled = _compile_one(args, out, one=False)
-    if compiled is None:
-        return EXIT_FAILED
-    program, cache = compiled
+    program, cache = _compile_one(args, out, one=False)
     out.write("\n\n".join(table(model) for model in program.models) + "\n")
     for diagnostic in program.warnings:
         out.write("\n" + render(diagnostic, cache, color=_color(out)) + "\n")
@@ -478,10 +479,7 @@ def _verify(models: list[Any], cache: SourceCache, out: TextIO) -> int:
 
 def cmd_train(args: argparse.Namespace, out: TextIO) -> int:
     require("archdsl train", "train")
-    compiled = _compile_one(args, out, one=True)
-    if compiled is None:
-        return EXIT_FAILED
-    program, cache = compiled
+    program, cache = _compile_one(args, out, one=True)
     shaped = program.models[0]
     rank = int(os.environ.get("RANK", "0"))
     # Only rank 0 of a torchrun group talks; the others train silently.
@@ -550,10 +548,7 @@ def cmd_render(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(str(exc)) from None
     if args.depth is not None and args.depth < 0:
         raise UsageError(f"--depth takes an integer ≥ 0, got {args.depth}")
-    compiled = _compile_one(args, out, one=True)
-    if compiled is None:
-        return EXIT_FAILED
-    program, cache = compiled
+    program, cache = _compile_one(args, out, one=True)
     model = program.models[0]
     dot = dot_source(model, depth=args.depth, expand=args.expand, rankdir=args.rankdir)
     try:
@@ -682,10 +677,7 @@ def cmd_emit(args: argparse.Namespace, out: TextIO) -> int:
     from .atomic import write_text
     from .codegen import emit_source
 
-    compiled = _compile_one(args, out, one=False)
-    if compiled is None:
-        return EXIT_FAILED
-    program, cache = compiled
+    program, cache = _compile_one(args, out, one=False)
     source = emit_source(*program.models, program=program)
     for diagnostic in program.warnings:
         sys.stderr.write(render(diagnostic, cache, color=_color(sys.stderr)) + "\n\n")
@@ -705,10 +697,7 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
     require("archdsl export", "onnx", ("torch", "onnx", "onnxscript"))
     if args.weights is not None and not os.path.isfile(args.weights):
         raise UsageError(f"{args.weights}: no such file")
-    compiled = _compile_one(args, out, one=True)
-    if compiled is None:
-        return EXIT_FAILED
-    program, cache = compiled
+    program, cache = _compile_one(args, out, one=True)
     model = program.models[0]
     _write_diagnostics(out, program.warnings, cache)
 
@@ -835,6 +824,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         if unknown:  # reported with the command's usage, not the top level's
             commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
         return COMMANDS[args.command](args, out)
+    except SpecFailed:
+        return EXIT_FAILED
     except (UsageError, MissingExtra, PluginError) as exc:
         sys.stderr.write(f"archdsl: error: {exc}\n")
         return EXIT_USAGE

@@ -15,14 +15,14 @@ import functools
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from . import ir
-from .comments import Trivia, scan
+from .comments import Trivia, comment_pattern, scan, skip_pattern
 from .constructs import CONCAT, RESIDUAL
 from .errors import Diagnostic, Span
 from .layers import KEYWORD_VALUES, Arg, Layer, Signature, find, names
+from .layers.reference import argument_table, reference
 from .loader import LoadedFile, Loader, display_path
 from .program import Program, compile_file
 from .resolve import nested_statements
@@ -60,7 +60,11 @@ class Analysis:
 
     @functools.cached_property
     def trivia(self) -> Trivia:
-        return scan(self.text)
+        """The document's comments, strings and braces, as its parse's lexer found them."""
+        loaded = self.loader.read(self.path)
+        if loaded.text == self.text:
+            return loaded.trivia
+        return scan(self.text)  # a byte-order mark, which the loader drops, shifts every offset
 
     @functools.cached_property
     def source(self) -> ir.SourceFile:
@@ -143,10 +147,8 @@ def word_at(analysis: Analysis, line: int, column: int) -> tuple[str, Span] | No
 
 
 def _in_comment_or_string(analysis: Analysis, line: int, index: int) -> bool:
-    return any(
-        m.lastgroup == "skip" and m.start() <= index < m.end()
-        for m in _TOKENS.finditer(analysis.lines[line - 1])
-    )
+    trivia = analysis.trivia
+    return trivia.in_comment_or_string(trivia.line_starts[line - 1] + index)
 
 
 def statement_at(analysis: Analysis, line: int, column: int) -> list[tuple[Shaped, ShapedModel]]:
@@ -355,36 +357,17 @@ def signature_text(spec: Layer | Signature) -> str:
     return f"{spec.name}({args})" if spec.args else spec.name
 
 
-#: docs/language.md, where a checkout holds it beside the package.
-LANGUAGE = Path(__file__).resolve().parent.parent / "docs" / "language.md"
-
-
-@functools.lru_cache(maxsize=1)
-def _reference_sections() -> list[tuple[str, str]]:
-    try:
-        text = LANGUAGE.read_text(encoding="utf-8")
-    except OSError:
-        return []
-    layers = text.split("\n## Layers\n", 1)[-1].split("\n## ", 1)[0]
-    sections = re.split(r"^### ", layers, flags=re.M)[1:]
-    return [(section.split("\n", 1)[0], section) for section in sections]
-
-
 def layer_reference(name: str) -> str:
-    """The layer's section of docs/language.md (where the checkout has it), else its signature and
-    argument table from the catalog, which the reference's tables are tested against."""
-    sections = _reference_sections()
-    for heading, section in sections:
-        if re.search(rf"\b{re.escape(name)}\b", heading):
-            return f"### {section.strip()}"
-    for _heading, section in sections:
-        if f"`{name}`" in section or f"`{name}(" in section:
-            return f"### {section.strip()}"
+    """The layer's reference, shipped in the package (`archdsl.layers.reference`, which
+    docs/language.md's layer sections are rendered from); for a layer it does not document (a
+    plugin's), its signature, doc and argument table from the catalog."""
+    section = reference(name)
+    if section is not None:
+        return section
     spec = find(name)
     if spec is None:
         return ""
-    rows = [f"| `{a.name}` | {a.shown_default} | {a.doc} |" for a in spec.args]
-    table = "\n".join(["| argument | default | meaning |", "|---|---|---|", *rows]) if rows else ""
+    table = argument_table(spec) if spec.args else ""
     return f"```arch\n{signature_text(spec)}\n```\n\n{spec.doc}\n\n{table}".strip()
 
 
@@ -536,9 +519,15 @@ _KEYWORD_DOCS = {
     "model": ("model Name(params) { … }", "a network"),
     "import": ('import "file.arch"', "the blocks of another file"),
 }
-_TOKENS = re.compile(
-    r"""(?P<skip>"(?:[^"\\\n]|\\.)*"?|'(?:[^'\\\n]|\\.)*'?|#[^\n]*)|(?P<word>[A-Za-z_][A-Za-z0-9_]*)|(?P<open>[({\[])|(?P<close>[)}\]])|(?P<other>[=,:;*]|\S)"""
-)
+
+
+@functools.lru_cache(maxsize=1)
+def _tokens() -> re.Pattern[str]:
+    """A tolerant tokenizer of half-typed text: strings (closed or not) and comments skipped, as
+    `comments.py` defines them."""
+    return re.compile(
+        rf"""(?P<skip>{skip_pattern()})|(?P<word>[A-Za-z_][A-Za-z0-9_]*)|(?P<open>[({{\[])|(?P<close>[)}}\]])|(?P<other>[=,:;*]|\S)"""
+    )
 
 
 @dataclass
@@ -558,7 +547,7 @@ def _context(text: str) -> _Context:
     half-typed text has a context."""
     tokens: list[str] = []
     stack: list[_Context] = []
-    for match in _TOKENS.finditer(text):
+    for match in _tokens().finditer(text):
         kind, token = match.lastgroup, match.group()
         if kind == "skip":
             continue
@@ -722,7 +711,7 @@ def _named(before: str) -> list[Completion]:
     """The names given in the definition the text before the position ends in, read from the text
     (a half-typed document does not parse)."""
     starts = [m.start() for m in _DEFINITION_START.finditer(before)]
-    body = re.sub(r"#[^\n]*", "", before[starts[-1] :] if starts else before)
+    body = re.sub(comment_pattern(), "", before[starts[-1] :] if starts else before)
     body = re.sub(r"\brepeat\b[^{]*", "", body)  # `repeat 4 as i` names a number, not a value
     names: list[str] = []
     for match in _GIVEN.finditer(body):

@@ -8,11 +8,15 @@ checking a directory parses a shared `blocks.arch` once.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 from dataclasses import dataclass, field
 
+from lark import Token
+
 from . import ir
 from .codes import IMPORT, IMPORT_CYCLE, TOO_LARGE
+from .comments import Trivia, of_tokens, scan
 from .errors import Diagnostic, Note, Span, error
 from .parser import parse
 from .transformer import source_file
@@ -30,6 +34,15 @@ class LoadedFile:
     source: ir.SourceFile
     text: str
     diagnostics: list[Diagnostic]
+    #: The lexer's comment, string and brace tokens (`ParseResult.trivia_tokens`).
+    trivia_tokens: list[Token] | None = None
+
+    @functools.cached_property
+    def trivia(self) -> Trivia:
+        """The file's comments, strings and braces, as its parse's lexer found them."""
+        if self.trivia_tokens is not None:
+            return of_tokens(self.text, self.trivia_tokens)
+        return scan(self.text)
 
 
 @dataclass
@@ -72,7 +85,8 @@ class Loader:
         self.sources[path] = text
         result = parse(text, path)
         diagnostics = list(result.diagnostics)
-        return LoadedFile(source_file(result.items, path, result.unparsed_blocks), text, diagnostics)
+        source = source_file(result.items, path, result.unparsed_blocks)
+        return LoadedFile(source, text, diagnostics, result.trivia_tokens)
 
     def add_text(self, text: str, path: str) -> LoadedFile:
         """Registers in-memory text under a path (the API's `load(text=...)`, tests)."""
@@ -80,6 +94,13 @@ class Loader:
         assert isinstance(loaded, LoadedFile)
         self._files[display_path(path)] = loaded
         return loaded
+
+    def trivia(self, path: str) -> Trivia:
+        """The comments, strings and braces of a file this loader read (`sources[path]`)."""
+        loaded = self._files.get(display_path(path))
+        if loaded is not None and loaded.text == self.sources.get(path):
+            return loaded.trivia
+        return scan(self.sources[path])
 
     def closure(self, root: str) -> Closure:
         root = display_path(root)

@@ -39,13 +39,28 @@ def _lark(name: str, **options: Any) -> Lark:
     )
 
 
+#: The terminals the lexer hands to `_LEXED` as it goes: what `comments.py` makes a file's trivia
+#: of (lark drops comments, and the braces and strings place them).
+TRIVIA_TERMINALS = ("COMMENT", "STRING", "LBRACE", "RBRACE")
+#: The trivia tokens of the parse under way (the lexer's callbacks fill it).
+_LEXED: list[Token] = []
+
+
+def _keep(token: Token) -> Token:
+    _LEXED.append(token)
+    return token
+
+
 @functools.lru_cache(maxsize=1)
 def lark_parser() -> Lark:
-    return _lark("grammar", transformer=_TRANSFORMER)
+    return _lark(
+        "grammar", transformer=_TRANSFORMER, lexer_callbacks={name: _keep for name in TRIVIA_TERMINALS}
+    )
 
 
 def _parse(text: str, file: str) -> list[Any]:
     _TRANSFORMER.file = file
+    _LEXED.clear()
     return lark_parser().parse(text)  # type: ignore[return-value]
 
 
@@ -92,6 +107,9 @@ class ParseResult:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     #: Blocks whose definition has a syntax error: calls to them are not reported a second time.
     unparsed_blocks: list[str] = field(default_factory=list)
+    #: The lexer's comment, string and brace tokens, in order, when the whole file parsed (the
+    #: lexer saw all of it); None when it did not, and `comments.scan` reads the text instead.
+    trivia_tokens: list[Token] | None = None
 
 
 def parse(text: str, file: str) -> ParseResult:
@@ -99,7 +117,7 @@ def parse(text: str, file: str) -> ParseResult:
         items = _parse(text, file)
     except (UnexpectedInput, LabelError) as first:
         return _parse_items_separately(text, file, first)
-    return ParseResult(items=items)
+    return ParseResult(items=items, trivia_tokens=list(_LEXED))
 
 
 def _label_error(bad: LabelError, file: str) -> Diagnostic:

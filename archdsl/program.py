@@ -16,7 +16,7 @@ from typing import Any
 
 from . import ir, pretrained
 from .codes import DEFINES_NOTHING, TOO_LARGE, UNKNOWN_MODEL
-from .comments import Trivia, allowed_codes, scan
+from .comments import allowed_codes
 from .elaborate import elaborate_model
 from .errors import ArchError, Diagnostic, Note, Span, did_you_mean, error, sort_key, warning
 from .graph import ShapedModel
@@ -161,23 +161,20 @@ def _compile(path: str, loader: Loader, model: str | None, params: dict[str, Any
         # Shape comments describe the default parameters: with others they are not judged.
         from .shape_comments import stale_comments
 
-        diagnostics.extend(stale_comments(program.models, text, closure.root))
-    program.diagnostics = _unique(sorted(_allow(diagnostics, loader.sources), key=sort_key))
+        diagnostics.extend(stale_comments(program.models, loader.trivia(closure.root), closure.root))
+    program.diagnostics = _unique(sorted(_allow(diagnostics, loader), key=sort_key))
     return program
 
 
-def _allow(diagnostics: list[Diagnostic], sources: dict[str, str]) -> list[Diagnostic]:
+def _allow(diagnostics: list[Diagnostic], loader: Loader) -> list[Diagnostic]:
     """Marks the warnings that a `# archdsl: allow CODE` comment on their line names as meant."""
-    scanned: dict[str, Trivia] = {}
     result = []
     for diagnostic in diagnostics:
         span = diagnostic.span
-        if diagnostic.is_error or span.whole_file or span.file not in sources:
+        if diagnostic.is_error or span.whole_file or span.file not in loader.sources:
             result.append(diagnostic)
             continue
-        if span.file not in scanned:
-            scanned[span.file] = scan(sources[span.file])
-        if diagnostic.code in allowed_codes(scanned[span.file].on_line(span.line)):
+        if diagnostic.code in allowed_codes(loader.trivia(span.file).on_line(span.line)):
             note = Note(
                 message=f"allowed by `archdsl: allow {diagnostic.code}` in a comment on line {span.line}: "
                 "`check --strict` does not fail on it"

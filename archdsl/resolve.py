@@ -3,10 +3,11 @@ and arguments are worth.
 
 Consumes the `SourceFile`s of one spec and its imports (from `loader.py`): `block_scopes` says which
 blocks each file sees, `check_definitions` judges what can be judged of a definition without
-calling it. The `Resolver` is the one evaluator of the language's expressions (parameters,
-arithmetic, comparisons, `channels`, the sizes of named values) and binds arguments to signatures,
-converting each value (ints, `(h, w)` pairs, floats, bools, named tensors). `elaborate.py` walks the
-models with it. Errors are collected as `Diagnostic`s, never printed.
+calling it. The `Resolver` is the one evaluator of the language's expressions (`Evaluator`:
+parameters, arithmetic, comparisons, `channels`, the sizes of named values) and binds arguments to
+signatures (`ArgumentBinder`), converting each value (ints, `(h, w)` pairs, floats, bools, named
+tensors); it also counts the layers a model expands to. `elaborate.py` walks the models with it.
+Errors are collected as `Diagnostic`s, never printed.
 """
 
 from __future__ import annotations
@@ -150,25 +151,16 @@ def _import_closure(path: str, import_graph: dict[str, list[str]]) -> list[str]:
 # --- the resolver ---------------------------------------------------------------------------------
 
 
-class Resolver:
-    """Evaluates expressions and binds arguments where a statement stands: its parameters are the
-    `scope` each method takes; `values` are the named tensors in sight, and `channels` the channel
-    count of the tensor the statement receives (None where no statement receives one, `UNKNOWN`
-    where it is not known)."""
+class Evaluator:
+    """The one evaluator of the language's expressions (constants, parameters, arithmetic,
+    comparisons, conditions, `channels`, the sizes of named values) where a statement stands: its
+    parameters are the `scope` each method takes; `values` are the named tensors in sight, and
+    `channels` the channel count of the tensor the statement receives (None where no statement
+    receives one, `UNKNOWN` where it is not known)."""
 
-    def __init__(self, blocks: dict[str, BlockEntry]):
-        self.blocks = blocks
-        self.diagnostics: list[Diagnostic] = []
-        self.expanded = 0
-        self.passes = 0
-        self.too_large_reported = False
-        #: Off while a repeat's passes after its first resolve: the first counted for them all.
-        self.counting = True
-        self.depth = 0
+    def __init__(self) -> None:
         self.values: dict[str, Any] = {}
         self.channels: Any = None
-
-    # --- expressions ------------------------------------------------------------------------------
 
     def evaluate(self, expr: ir.Expr, scope: dict[str, Any]) -> Any:
         # Dispatch on `kind`: isinstance against pydantic classes is several times slower, and
@@ -337,7 +329,21 @@ class Resolver:
         where = f" (parameters here: {', '.join(scope)})" if scope and not hint else ""
         return error(UNKNOWN_NAME, f"unknown name '{name}'{where}{hint}", span)
 
-    # --- argument binding ------------------------------------------------------------------------
+    def evaluated_args(
+        self, args: Iterable[ir.Arg], scope: dict[str, Any]
+    ) -> list[tuple[str | None, Any, Span]]:
+        return [
+            (a.name, self.evaluate(a.value, scope), a.value.span if a.name is None else a.span) for a in args
+        ]
+
+
+class ArgumentBinder(Evaluator):
+    """Binds a call's arguments to a signature (a layer's, or a block's or model's parameters) and
+    converts each value; problems past the first go to `diagnostics`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.diagnostics: list[Diagnostic] = []
 
     def bind(
         self,
@@ -349,56 +355,25 @@ class Resolver:
     ) -> tuple[dict[str, Any], dict[str, Span]]:
         """Matches positional and keyword arguments to a signature and converts each value."""
         what = what or spec.name
-        names = [a.name for a in spec.args]
-        values: dict[str, Any] = {}
-        spans: dict[str, Span] = {}
-        positional_done = False
-        problems: list[Diagnostic] = []
-        variadic_items: list[tuple[Any, Span]] = []
-        for index, (name, value, span) in enumerate(args):
-            if name is None:
-                if positional_done:
-                    problems.append(
-                        error(ARGUMENT_COUNT, "a positional argument cannot follow a keyword argument", span)
-                    )
-                    continue
-                if spec.variadic is not None:
-                    variadic_items.append((value, span))
-                    continue
-                if index >= len(names):
-                    takes = (
-                        f"takes at most {len(names)} ({', '.join(names)})" if names else "takes no arguments"
-                    )
-                    problems.append(error(ARGUMENT_COUNT, f"too many arguments: {what} {takes}", span))
-                    continue
-                name = names[index]
-            else:
-                positional_done = True
-                if name not in names:
-                    hint = did_you_mean(name, names)
-                    accepted = f" (it takes {', '.join(names)})" if names and not hint else ""
-                    if not names:
-                        accepted = " (it takes none)"
-                    problems.append(
-                        error(UNKNOWN_ARGUMENT, f"{what} has no argument '{name}'{accepted}{hint}", span)
-                    )
-                    continue
-            if name in values:
-                problems.append(error(ARGUMENT_COUNT, f"argument '{name}' is given twice", span))
-                continue
-            values[name] = value
-            spans[name] = span
-        if spec.variadic is not None and variadic_items:
-            if spec.variadic in values:
-                problems.append(
-                    error(ARGUMENT_COUNT, f"argument '{spec.variadic}' is given twice", variadic_items[0][1])
-                )
-            elif len(variadic_items) == 1 and isinstance(variadic_items[0][0], list):
-                values[spec.variadic], spans[spec.variadic] = variadic_items[0]
-            else:
-                first, last = variadic_items[0][1], variadic_items[-1][1]
-                values[spec.variadic] = [v for v, _ in variadic_items]
-                spans[spec.variadic] = first.to(last)
+        values, spans, problems = _match_arguments(spec, args, what)
+        converted = self._convert_arguments(spec, values, spans, problems, call_span, scope, what)
+        if problems:
+            self.diagnostics.extend(problems[1:])
+            raise Failed(problems[0])
+        return converted, spans
+
+    def _convert_arguments(
+        self,
+        spec: Signature | Layer,
+        values: dict[str, Any],
+        spans: dict[str, Span],
+        problems: list[Diagnostic],
+        call_span: Span,
+        scope: dict[str, Any],
+        what: str,
+    ) -> dict[str, Any]:
+        """Each argument's value as its signature converts it, a default where none is given; a
+        missing required argument or a value refused is added to `problems`."""
         converted: dict[str, Any] = {}
         # A misspelt keyword usually is the "missing" argument: report the spelling only.
         misspelt = bool(problems) and any(d.code == UNKNOWN_ARGUMENT for d in problems)
@@ -419,10 +394,7 @@ class Resolver:
                 converted[arg.name] = arg.accepts(value)
             except BadValue as bad:
                 problems.append(self._bad_value(what, arg.name, value, str(bad), spans[arg.name], scope))
-        if problems:
-            self.diagnostics.extend(problems[1:])
-            raise Failed(problems[0])
-        return converted, spans
+        return converted
 
     def _bad_value(
         self, what: str, name: str, value: Any, expected: str, span: Span, scope: dict[str, Any]
@@ -433,13 +405,6 @@ class Resolver:
             return self.unknown_name(unknown[0].name, span, scope)
         code = VALUES if isinstance(value, TensorRef) or "named value" in expected else BAD_VALUE
         return error(code, f"{what} argument '{name}' must be {expected}", span)
-
-    def evaluated_args(
-        self, args: Iterable[ir.Arg], scope: dict[str, Any]
-    ) -> list[tuple[str | None, Any, Span]]:
-        return [
-            (a.name, self.evaluate(a.value, scope), a.value.span if a.name is None else a.span) for a in args
-        ]
 
     def bind_params(
         self,
@@ -476,6 +441,21 @@ class Resolver:
                 ) from None
         return bound
 
+
+class Resolver(ArgumentBinder):
+    """Evaluates expressions and binds arguments (`Evaluator`, `ArgumentBinder`) with the blocks in
+    sight (`blocks`), counting the layers a model expands to and how deep its statements nest."""
+
+    def __init__(self, blocks: dict[str, BlockEntry]):
+        super().__init__()
+        self.blocks = blocks
+        self.expanded = 0
+        self.passes = 0
+        self.too_large_reported = False
+        #: Off while a repeat's passes after its first resolve: the first counted for them all.
+        self.counting = True
+        self.depth = 0
+
     def _grow(self, layers: int, span: Span, weight: int) -> None:
         self.expanded += layers
         if (
@@ -490,6 +470,71 @@ class Resolver:
                     Note(message="a repeat count or block nesting multiplies the layers in its body"),
                 )
             )
+
+
+def _match_arguments(
+    spec: Signature | Layer, args: Sequence[tuple[str | None, Any, Span]], what: str
+) -> tuple[dict[str, Any], dict[str, Span], list[Diagnostic]]:
+    """Each argument's value and span by the name of the signature's argument it gives, and the
+    problems in matching them (too many, unknown names, given twice, positional after keyword)."""
+    names = [a.name for a in spec.args]
+    values: dict[str, Any] = {}
+    spans: dict[str, Span] = {}
+    positional_done = False
+    problems: list[Diagnostic] = []
+    variadic_items: list[tuple[Any, Span]] = []
+    for index, (name, value, span) in enumerate(args):
+        if name is None:
+            if positional_done:
+                problems.append(
+                    error(ARGUMENT_COUNT, "a positional argument cannot follow a keyword argument", span)
+                )
+                continue
+            if spec.variadic is not None:
+                variadic_items.append((value, span))
+                continue
+            if index >= len(names):
+                takes = f"takes at most {len(names)} ({', '.join(names)})" if names else "takes no arguments"
+                problems.append(error(ARGUMENT_COUNT, f"too many arguments: {what} {takes}", span))
+                continue
+            name = names[index]
+        else:
+            positional_done = True
+            if name not in names:
+                hint = did_you_mean(name, names)
+                accepted = f" (it takes {', '.join(names)})" if names and not hint else ""
+                if not names:
+                    accepted = " (it takes none)"
+                problems.append(
+                    error(UNKNOWN_ARGUMENT, f"{what} has no argument '{name}'{accepted}{hint}", span)
+                )
+                continue
+        if name in values:
+            problems.append(error(ARGUMENT_COUNT, f"argument '{name}' is given twice", span))
+            continue
+        values[name] = value
+        spans[name] = span
+    if spec.variadic is not None and variadic_items:
+        _gather_variadic(spec.variadic, variadic_items, values, spans, problems)
+    return values, spans, problems
+
+
+def _gather_variadic(
+    name: str,
+    items: list[tuple[Any, Span]],
+    values: dict[str, Any],
+    spans: dict[str, Span],
+    problems: list[Diagnostic],
+) -> None:
+    """The positional arguments a variadic argument takes, as one list (a single list given as is)."""
+    if name in values:
+        problems.append(error(ARGUMENT_COUNT, f"argument '{name}' is given twice", items[0][1]))
+    elif len(items) == 1 and isinstance(items[0][0], list):
+        values[name], spans[name] = items[0]
+    else:
+        first, last = items[0][1], items[-1][1]
+        values[name] = [v for v, _ in items]
+        spans[name] = first.to(last)
 
 
 _Number = TypeVar("_Number", int, float)

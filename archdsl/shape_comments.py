@@ -1,8 +1,8 @@
 """Shape comments that cannot lie: `# [16, 10, 10]` after a statement, held to its inferred shape.
 
-Consumes a file's text (its comments, from `comments.py`) and its shaped models; produces W005
-for each shape comment that disagrees with the shape inference, and, for `archdsl fmt --shapes`,
-the text with every such comment written or refreshed.
+Consumes a file's trivia (its comments, as the lexer found them: `comments.py`) and its shaped
+models; produces W005 for each shape comment that disagrees with the shape inference, and, for
+`archdsl fmt --shapes`, the text with every such comment written or refreshed.
 
 A trailing comment describes the statement that ends right before it on its line: `conv(6,
 kernel=5) tanh  # [6, 28, 28]` describes `tanh`, and a comment after the `}` of a `repeat`, group,
@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from .codes import STALE_SHAPE
-from .comments import Comment, Trivia, scan
+from .comments import Comment, Trivia
 from .errors import Diagnostic, Note, Span, warning
 from .shapes import Shaped, ShapedModel
 from .sizes import Shape, fmt_io
@@ -52,9 +52,8 @@ class Statement:
     shapes: list[Given] = field(default_factory=list)
 
 
-def stale_comments(models: list[ShapedModel], text: str, file: str) -> list[Diagnostic]:
-    """W005 for each shape comment of `file` (whose text is `text`) that its models contradict."""
-    trivia = scan(text)
+def stale_comments(models: list[ShapedModel], trivia: Trivia, file: str) -> list[Diagnostic]:
+    """W005 for each shape comment of `file` (whose trivia is `trivia`) that its models contradict."""
     if not any(c.trailing and _SHAPE.match(c.text) for c in trivia.comments):
         return []
     return check(trivia, statements(models, trivia, file), file)

@@ -308,13 +308,20 @@ def bench_specs(runs: int) -> None:
     print(f"{'':>22}  {'':>15}  {'in-process (s)':>14}  {'summary (s)':>11}  {'archdsl':>11}")
     for spec in sorted((REPO / "specs").glob("*.arch")):
         path = str(spec)
-        model = compile_file(path, loader=Loader()).model()
         check = median_time(lambda path=path: compile_file(path, loader=Loader()), runs)
-        summary, summary_runs = summary_time(archdsl.build(path).eval(), model.input, runs)
-        note = budget_note(summary_runs, runs)
-        label = "[" + ", ".join(map(str, model.input)) + "]"
-        ratio = fold(summary / check)
-        print(f"{spec.name:>22}  {label:>15}  {check:>14.4f}  {summary:>11.3f}  {ratio:>11}{note}")
+        # torchinfo sums up a network of one input: a file of several models (DCGAN's generator
+        # and discriminator) is timed per model, checking the file once
+        models = compile_file(path, loader=Loader()).models
+        for model in models:
+            if len(model.inputs) != 1:
+                continue
+            net = archdsl.build(path, model=model.name).eval()
+            summary, summary_runs = summary_time(net, model.input, runs)
+            note = budget_note(summary_runs, runs)
+            label = "[" + ", ".join(map(str, model.input)) + "]"
+            ratio = fold(summary / check)
+            name = spec.name if len(models) == 1 else f"{spec.stem}:{model.name}"
+            print(f"{name:>22}  {label:>15}  {check:>14.4f}  {summary:>11.3f}  {ratio:>11}{note}")
         progress(f"specs: {spec.name}")
     print()
 

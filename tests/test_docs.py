@@ -1,5 +1,6 @@
-"""docs/language.md stays true: its examples check, its tables match the layer catalog, and it
-explains every diagnostic code."""
+"""docs/language.md stays true: its examples check, its layer sections are the ones the package's
+reference renders (`archdsl.layers.reference`, which hover shows), its other tables match the layer
+catalog, and it explains every diagnostic code."""
 
 from __future__ import annotations
 
@@ -9,19 +10,22 @@ import pytest
 
 from archdsl.codes import markdown_table
 from archdsl.layers import LAYERS, RESIDUAL, Layer, Signature
+from archdsl.layers.reference import BEGIN, END, argument_table, markdown, reference, tabled
 from archdsl.loader import Loader
 from archdsl.program import compile_file
 
 from conftest import ROOT
 
-LANGUAGE = (ROOT / "docs" / "language.md").read_text(encoding="utf-8")
+PATH = ROOT / "docs" / "language.md"
+LANGUAGE = PATH.read_text(encoding="utf-8")
 EXAMPLES = re.findall(r"```arch\n(.*?)```", LANGUAGE, flags=re.S)
-
-
-def argument_table(spec: Layer | Signature) -> str:
-    rows = ["| argument | default | meaning |", "|---|---|---|"]
-    rows += [f"| `{arg.name}` | {arg.shown_default} | {arg.doc} |" for arg in spec.args]
-    return "\n".join(rows) + "\n"
+#: Layers whose section shows their twin's table: the same arguments with the same defaults.
+TWINS = {
+    "adaptivemaxpool": "adaptiveavgpool",
+    "dropout2d": "dropout",
+    "layernorm2d": "layernorm",
+    "logsoftmax": "softmax",
+}
 
 
 @pytest.mark.parametrize("number", range(len(EXAMPLES)))
@@ -33,18 +37,39 @@ def test_every_arch_example_checks_clean(number: int) -> None:
     assert program.models and all(model.complete for model in program.models)
 
 
+def test_the_layer_sections_are_the_ones_the_reference_renders(request: pytest.FixtureRequest) -> None:
+    # docs/language.md's per-layer sections are rendered from archdsl/layers/docs/*.md, their tables
+    # from the catalog's signatures: edit those, then `pytest --update-goldens` rewrites the page.
+    shown = re.search(rf"^{re.escape(BEGIN)}\n.*?^{re.escape(END)}\n", LANGUAGE, flags=re.M | re.S)
+    assert shown is not None, f"{PATH} lost its layer reference markers"
+    if request.config.getoption("--update-goldens"):
+        PATH.write_text(LANGUAGE.replace(shown.group(), markdown()), encoding="utf-8")
+    else:
+        assert shown.group() == markdown(), f"{PATH}'s layer sections differ (pytest --update-goldens)"
+
+
 @pytest.mark.parametrize(
     "spec", [spec for spec in LAYERS.values() if spec.args] + [RESIDUAL], ids=lambda s: s.name
 )
 def test_argument_table_matches_the_catalog(spec: Layer | Signature) -> None:
-    if spec.name in ("adaptivemaxpool", "dropout2d", "logsoftmax"):
-        pytest.skip("documented together with its twin, whose arguments are the same")
-    assert argument_table(spec) in LANGUAGE
+    # a table the reference renders is the catalog's by construction; the joins (`add`, `cat`, …) and
+    # `residual` are documented with the values and composites, their tables written out there
+    if spec.name in TWINS:
+        assert spec.name not in tabled() and TWINS[spec.name] in tabled()
+        twin = LAYERS[TWINS[spec.name]]
+        signature = [(a.name, a.shown_default) for a in spec.args]
+        assert signature == [(a.name, a.shown_default) for a in twin.args]
+    elif spec.name not in tabled():
+        assert argument_table(spec) + "\n" in LANGUAGE
 
 
 @pytest.mark.parametrize("name", sorted(LAYERS))
 def test_every_layer_is_documented(name: str) -> None:
     assert re.search(rf"`{name}[`(]|^###.*\b{name}\b", LANGUAGE, flags=re.M)
+    # and hover shows its section of the reference, the joins' aside
+    if name not in ("add", "mul", "cat", "split"):
+        section = reference(name)
+        assert section is not None and section in LANGUAGE
 
 
 def test_the_diagnostics_table_is_the_one_the_code_table_renders() -> None:

@@ -7,6 +7,7 @@ can be had. pip's cache keeps it to seconds.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -179,6 +180,22 @@ def test_a_command_needing_an_extra_names_it_with_exit_2(
 ) -> None:
     result = run(light, "archdsl", *command)
     assert (result.returncode, result.stdout, result.stderr) == (2, "", f"archdsl: error: {message}\n")
+
+
+def test_hover_shows_the_same_layer_reference_from_the_wheel(light: Path, tmp_path: Path) -> None:
+    # the reference is package data, not docs/language.md: run away from the checkout, it is the same
+    from archdsl.editor import layer_reference
+
+    names = ("conv", "windowattention", "pad", "relu", "flatten", "pretrained")
+    code = (
+        "import json, sys\nfrom archdsl.editor import layer_reference\n"
+        "json.dump({name: layer_reference(name) for name in sys.argv[1:]}, sys.stdout)"
+    )
+    result = run(light, str(light / "python"), "-c", code, *names, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown == {name: layer_reference(name) for name in names}
+    assert shown["conv"].startswith("### conv\n") and "| `kernel` | required |" in shown["conv"]
 
 
 def test_build_in_the_light_install_raises_missing_extra(light: Path) -> None:

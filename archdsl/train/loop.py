@@ -352,6 +352,78 @@ def train(
             torch_dist.destroy_process_group()
 
 
+@dataclass
+class _Tensors:
+    """The dataset's images and labels where training reads them: on the GPU, pinned, or as loaded."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+
+
+@dataclass
+class _Run:
+    """One training run as its stages share it: set up once (`_set_up`), then read and advanced epoch
+    by epoch (`_epoch`), and reported on at the end (`_finish`)."""
+
+    shaped: ShapedModel
+    settings: Settings
+    options: Options
+    observer: Observer
+    dist: _Distributed
+    device: torch.device
+    dataset: data.Dataset
+    #: The output directory (None: nothing is written), and the checkpoint resumed from.
+    out: Path | None
+    state: dict[str, Any] | None
+    model: nn.Module
+    shuffle: torch.Generator
+    augment: torch.Generator
+    pipeline: data.Pipeline
+    tensors: _Tensors
+    #: Each process's batch, and its share of each epoch's images.
+    batch: int
+    shard: int
+    steps_per_epoch: int
+    criterion: nn.Module
+    autocast: Any
+    choice: layout.Choice
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    #: Whether the scheduler steps per batch (else per epoch).
+    per_step: bool
+    #: The model as it trains: compiled and wrapped for DDP where asked.
+    network: nn.Module
+    history: list[EpochMetrics] = field(default_factory=list)
+    #: The first epoch to train (after a resumed run's last).
+    start: int = 1
+    stalled: list[int] = field(default_factory=list)
+
+    @property
+    def cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    @property
+    def task(self) -> str:
+        return self.settings.task
+
+    @property
+    def title(self) -> str:
+        return f"{self.shaped.name} on {self.dataset.name}"
+
+    @property
+    def last(self) -> int:
+        """The last epoch this call trains (`stop_after` ends it early)."""
+        epochs, stop = self.settings.epochs, self.options.stop_after
+        return epochs if stop is None else min(epochs, stop)
+
+    @property
+    def writes(self) -> bool:
+        """Whether this process writes the run's files (rank 0, given an output directory)."""
+        return self.out is not None and self.dist.rank == 0
+
+
 def _train(
     shaped: ShapedModel,
     settings: Settings,
@@ -360,8 +432,88 @@ def _train(
     dist: _Distributed,
     build_model: Any,
 ) -> Result:
+    run = _set_up(shaped, settings, options, observer, dist, build_model)
+    evaluation: _Evaluation | None = None
+    for epoch in range(run.start, run.last + 1):
+        evaluation = _epoch(run, epoch)
+    if evaluation is None or run.start > run.last:
+        # Nothing left to train (a resumed run that had finished): evaluate for the report.
+        evaluation = _evaluate_run(run)
+    return _finish(run, evaluation)
+
+
+# --- setting up -----------------------------------------------------------------------------------
+
+
+def _set_up(
+    shaped: ShapedModel,
+    settings: Settings,
+    options: Options,
+    observer: Observer,
+    dist: _Distributed,
+    build_model: Any,
+) -> _Run:
+    """Device, data, the model in its memory layout, optimiser and schedule, a resumed run's state,
+    and the network as it trains (compiled, under DDP), in the order that keeps runs reproducible."""
     import torch
-    import torch.distributed as torch_dist
+
+    device = _set_up_device(options, dist)
+    dataset = _load_dataset(shaped, settings, options)
+    out, state = _checkpoint_to_resume(options)
+
+    torch.manual_seed(settings.seed)
+    model = build_model(shaped, max_params=options.max_params)
+    model.to(device)
+    shuffle = torch.Generator().manual_seed(settings.seed)
+    augment = torch.Generator().manual_seed(settings.seed + 1 + dist.rank)
+    pipeline = data.Pipeline(
+        device, settings.normalize, dataset, settings.resize, settings.augment, False, augment
+    )
+    tensors = _place_tensors(dataset, device, observer)
+    batch = _process_batch(settings, dist, observer)
+    steps_per_epoch = math.ceil(len(dataset.train) // dist.world / batch)
+    criterion = _loss(settings)
+    autocast = _autocast(device)
+    choice = _set_layout(settings, options, state, model, pipeline, tensors, batch, criterion, autocast, dist)
+    observer.message(choice.describe())
+    # The optimiser comes after the layout, so that it is made over the parameters as they will train.
+    optimizer = _optimizer(settings, model.parameters())
+    scheduler, per_step = _schedule(settings, optimizer, steps_per_epoch)
+    run = _Run(
+        shaped=shaped,
+        settings=settings,
+        options=options,
+        observer=observer,
+        dist=dist,
+        device=device,
+        dataset=dataset,
+        out=out,
+        state=state,
+        model=model,
+        shuffle=shuffle,
+        augment=augment,
+        pipeline=pipeline,
+        tensors=tensors,
+        batch=batch,
+        shard=len(dataset.train) // dist.world,
+        steps_per_epoch=steps_per_epoch,
+        criterion=criterion,
+        autocast=autocast,
+        choice=choice,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        per_step=per_step,
+        network=model,
+    )
+    if state is not None:
+        _resume(run, state)
+    run.network = _network(model, options, dist, device)
+    return run
+
+
+def _set_up_device(options: Options, dist: _Distributed) -> torch.device:
+    """The device to train on, with cuDNN autotuning and TF32 matmuls when it is a GPU."""
+    import torch
 
     device = pick_device(options.device, dist)
     cuda = device.type == "cuda"
@@ -371,100 +523,136 @@ def _train(
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+    return device
 
+
+def _load_dataset(shaped: ShapedModel, settings: Settings, options: Options) -> data.Dataset:
+    """The dataset, cut to the recipe's limits and checked against the model's shapes."""
     dataset = data.load(settings.dataset, options.data_root, settings.input[0], settings.resize)
     dataset = dataset.limited(settings.limit, settings.test_limit)
     check_shapes(dataset, settings, shaped)
-    classes = len(dataset.classes)
     if len(dataset.train) == 0 or len(dataset.test) == 0:
         raise TrainError(f"{dataset.source}: the train or test split is empty")
+    return dataset
 
+
+def _checkpoint_to_resume(options: Options) -> tuple[Path | None, dict[str, Any] | None]:
+    """The output directory, and the checkpoint in it to continue from (None: start anew)."""
     out = Path(options.out) if options.out is not None else None
-    state: dict[str, Any] | None = None
-    if options.resume:
-        if out is None:
-            raise TrainError("--resume needs the output directory of the run to continue (--out DIR)")
-        state = checkpoint.load(out / checkpoint.CHECKPOINT)
+    if not options.resume:
+        return out, None
+    if out is None:
+        raise TrainError("--resume needs the output directory of the run to continue (--out DIR)")
+    return out, checkpoint.load(out / checkpoint.CHECKPOINT)
 
-    torch.manual_seed(settings.seed)
-    model = build_model(shaped, max_params=options.max_params)
-    model.to(device)
 
-    shuffle = torch.Generator().manual_seed(settings.seed)
-    augment = torch.Generator().manual_seed(settings.seed + 1 + dist.rank)
-    pipeline = data.Pipeline(
-        device, settings.normalize, dataset, settings.resize, settings.augment, False, augment
+def _place_tensors(dataset: data.Dataset, device: torch.device, observer: Observer) -> _Tensors:
+    """On CUDA, the whole dataset on the GPU (batches are gathered there), or pinned memory when it
+    does not fit; on the CPU, the tensors as loaded."""
+    import torch
+
+    tensors = _Tensors(dataset.train.images, dataset.train.labels, dataset.test.images, dataset.test.labels)
+    if device.type != "cuda":
+        return tensors
+    try:  # the fast path: the whole dataset on the GPU, gathered there
+        return _Tensors(*(t.to(device) for t in _fields(tensors)))
+    except torch.cuda.OutOfMemoryError:
+        observer.message("the dataset does not fit on the GPU: batches are copied from pinned memory")
+        return _Tensors(*(t.pin_memory() for t in _fields(tensors)))
+
+
+def _fields(tensors: _Tensors) -> tuple[torch.Tensor, ...]:
+    return (tensors.train_images, tensors.train_labels, tensors.test_images, tensors.test_labels)
+
+
+def _process_batch(settings: Settings, dist: _Distributed, observer: Observer) -> int:
+    """Each process's batch: under DDP the recipe's batch is shared among the processes."""
+    if not dist.active:
+        return settings.batch
+    if settings.batch % dist.world:
+        observer.message(
+            f"batch {settings.batch} is not divisible by {dist.world} processes: "
+            f"each takes {max(1, settings.batch // dist.world)}"
+        )
+    return max(1, settings.batch // dist.world)
+
+
+def _autocast(device: torch.device) -> Any:
+    """A context factory: bf16 autocast on CUDA, nothing elsewhere."""
+    import torch
+
+    if device.type == "cuda":
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return lambda: nullcontext()
+
+
+def _set_layout(
+    settings: Settings,
+    options: Options,
+    state: dict[str, Any] | None,
+    model: nn.Module,
+    pipeline: data.Pipeline,
+    tensors: _Tensors,
+    batch: int,
+    criterion: nn.Module,
+    autocast: Any,
+    dist: _Distributed,
+) -> layout.Choice:
+    """Chooses the activations' memory layout (`_choose_layout`, on the first batch) and puts the
+    model and the pipeline in it."""
+    import torch
+
+    first = torch.arange(min(batch, len(tensors.train_labels)), device=tensors.train_images.device)
+    sample = _batch(
+        settings.task, pipeline, tensors.train_images, tensors.train_labels, first, False, pipeline.device
     )
-    train_images, train_labels = dataset.train.images, dataset.train.labels
-    test_images, test_labels = dataset.test.images, dataset.test.labels
-    if cuda:
-        try:  # the fast path: the whole dataset on the GPU, gathered there
-            train_images, train_labels = train_images.to(device), train_labels.to(device)
-            test_images, test_labels = test_images.to(device), test_labels.to(device)
-        except torch.cuda.OutOfMemoryError:
-            train_images, train_labels = train_images.pin_memory(), train_labels.pin_memory()
-            test_images, test_labels = test_images.pin_memory(), test_labels.pin_memory()
-            observer.message("the dataset does not fit on the GPU: batches are copied from pinned memory")
-
-    batch = settings.batch
-    if dist.active:
-        if settings.batch % dist.world:
-            observer.message(
-                f"batch {settings.batch} is not divisible by {dist.world} processes: "
-                f"each takes {max(1, settings.batch // dist.world)}"
-            )
-        batch = max(1, settings.batch // dist.world)
-    shard = len(dataset.train) // dist.world
-    steps_per_epoch = math.ceil(shard / batch)
-
-    task = settings.task
-    criterion = _loss(settings)
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else (lambda: nullcontext())
-    first = torch.arange(min(batch, len(dataset.train)), device=train_images.device)
-    sample = _batch(task, pipeline, train_images, train_labels, first, False, device)
     choice = _choose_layout(
         options.layout, state, len(settings.input) == 3, model, sample, criterion, autocast, dist
     )
-    observer.message(choice.describe())
-    # The optimiser comes after, so that it is made over the parameters as they will train.
     model.to(memory_format=layout.memory_format(choice.layout))
     pipeline.channels_last = choice.layout == layout.CHANNELS_LAST
+    return choice
 
-    optimizer = _optimizer(settings, model.parameters())
-    scheduler, per_step = _schedule(settings, optimizer, steps_per_epoch)
 
-    history: list[EpochMetrics] = []
-    start = 1
-    if state is not None:
-        assert out is not None
-        try:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            if scheduler is not None and state.get("scheduler") is not None:
-                scheduler.load_state_dict(state["scheduler"])
-        except (RuntimeError, KeyError, ValueError) as exc:
-            raise TrainError(
-                f"{out / checkpoint.CHECKPOINT} does not fit this model or recipe: it was saved by a "
-                f"different network or optimiser ({type(exc).__name__}); use another --out to start anew"
-            ) from None
-        torch.set_rng_state(state["rng"]["torch"])
-        shuffle.set_state(state["rng"]["shuffle"])
-        augment_states = state["rng"]["augment"]
-        if dist.rank < len(augment_states):
-            augment.set_state(augment_states[dist.rank])
-        if cuda and state["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(state["rng"]["cuda"], device)
-        history = [EpochMetrics.from_dict(row) for row in state["history"]]
-        start = int(state["epoch"]) + 1
-        saved = {"task": "classification", **state.get("recipe", {})}
-        now = settings.recipe()
-        changed = sorted(k for k in now if k != "epochs" and saved.get(k) != now[k])
-        if changed:
-            observer.message(
-                f"resuming with a different recipe than the checkpoint's ({', '.join(changed)}); "
-                "the optimiser and schedule continue from their saved states"
-            )
-        observer.message(f"resuming after epoch {start - 1} from {out / checkpoint.CHECKPOINT}")
+def _resume(run: _Run, state: dict[str, Any]) -> None:
+    """Continues the checkpoint's run: the model's, optimiser's and schedule's states, every random
+    generator's, and the history; says so, and says when the recipe changed since."""
+    import torch
+
+    assert run.out is not None
+    try:
+        run.model.load_state_dict(state["model"])
+        run.optimizer.load_state_dict(state["optimizer"])
+        if run.scheduler is not None and state.get("scheduler") is not None:
+            run.scheduler.load_state_dict(state["scheduler"])
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise TrainError(
+            f"{run.out / checkpoint.CHECKPOINT} does not fit this model or recipe: it was saved by a "
+            f"different network or optimiser ({type(exc).__name__}); use another --out to start anew"
+        ) from None
+    torch.set_rng_state(state["rng"]["torch"])
+    run.shuffle.set_state(state["rng"]["shuffle"])
+    augment_states = state["rng"]["augment"]
+    if run.dist.rank < len(augment_states):
+        run.augment.set_state(augment_states[run.dist.rank])
+    if run.cuda and state["rng"].get("cuda") is not None:
+        torch.cuda.set_rng_state(state["rng"]["cuda"], run.device)
+    run.history = [EpochMetrics.from_dict(row) for row in state["history"]]
+    run.start = int(state["epoch"]) + 1
+    saved = {"task": "classification", **state.get("recipe", {})}
+    now = run.settings.recipe()
+    changed = sorted(k for k in now if k != "epochs" and saved.get(k) != now[k])
+    if changed:
+        run.observer.message(
+            f"resuming with a different recipe than the checkpoint's ({', '.join(changed)}); "
+            "the optimiser and schedule continue from their saved states"
+        )
+    run.observer.message(f"resuming after epoch {run.start - 1} from {run.out / checkpoint.CHECKPOINT}")
+
+
+def _network(model: nn.Module, options: Options, dist: _Distributed, device: torch.device) -> nn.Module:
+    """The model as it trains: compiled (`--compile`), then wrapped in DistributedDataParallel."""
+    import torch
 
     network: nn.Module = model
     if options.compile:
@@ -474,195 +662,256 @@ def _train(
     if dist.active:
         from torch.nn.parallel import DistributedDataParallel
 
-        network = DistributedDataParallel(network, device_ids=[device.index] if cuda else None)
-
-    stalled: list[int] = []
-    last = settings.epochs if options.stop_after is None else min(settings.epochs, options.stop_after)
-    evaluation: _Evaluation | None = None
-
-    def evaluate() -> _Evaluation:
-        return _evaluate(
-            model,
-            pipeline,
-            criterion,
-            test_images,
-            test_labels,
-            2 * batch,
-            classes,
-            dist,
-            autocast,
-            device,
-            task,
+        network = DistributedDataParallel(
+            network, device_ids=[device.index] if device.type == "cuda" else None
         )
+    return network
 
-    title = f"{shaped.name} on {dataset.name}"
-    judged = task != "reconstruction"  # whether outputs are classes, with an accuracy
 
-    for epoch in range(start, last + 1):
-        lr = float(optimizer.param_groups[0]["lr"])
-        network.train()
-        order = torch.randperm(len(dataset.train), generator=shuffle)
-        mine = order[dist.rank * shard : (dist.rank + 1) * shard]
-        if cuda and train_images.is_cuda:
-            mine = mine.to(device)
-        observer.epoch_start(epoch, settings.epochs, len(mine) * dist.world)
-        losses = torch.zeros(steps_per_epoch, device=device)  # per step: the NaN check names the step
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        correct = torch.zeros((), dtype=torch.int64, device=device)
-        seen = units = checked = 0
-        began = time.perf_counter()
-        for step in range(steps_per_epoch):
-            index = mine[step * batch : (step + 1) * batch]
-            x, y = _batch(task, pipeline, train_images, train_labels, index, True, device)
-            with autocast():
-                output = primary(network(x))
-            loss = criterion(output.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if per_step and scheduler is not None:
-                scheduler.step()
-            n = int(y.shape[0])
-            losses[step] = loss.detach()
-            loss_sum += loss.detach().double() * n
-            if judged:  # the predicted class of each image, or of each pixel
-                correct += (output.detach().argmax(1) == y).sum()
-            seen += n
-            units += int(y.numel()) if judged else n
-            if not cuda or step % SYNC_EVERY == SYNC_EVERY - 1 or step == steps_per_epoch - 1:
-                _check_finite(losses, checked, step, epoch, lr)
-                checked = step + 1
-                if step % 10 == 9 or step == steps_per_epoch - 1:
-                    elapsed = time.perf_counter() - began
-                    observer.progress(
-                        seen * dist.world,
-                        float(loss_sum) / seen,
-                        int(correct) / units if judged else math.nan,
-                        seen * dist.world / max(elapsed, 1e-9),
-                    )
-        if cuda:
-            torch.cuda.synchronize(device)
-        train_time = time.perf_counter() - began
-        counts = torch.tensor([float(seen), float(units)], dtype=torch.float64, device=device)
-        totals = torch.cat([torch.stack([loss_sum, correct.double()]), counts])
-        if dist.active:
-            torch_dist.all_reduce(totals)
-        train_loss, train_correct, train_seen, train_units = (float(v) for v in totals)
-        if scheduler is not None and not per_step:
-            scheduler.step()
+# --- an epoch -------------------------------------------------------------------------------------
 
-        evaluation = evaluate()
-        row = EpochMetrics(
-            epoch=epoch,
-            lr=lr,
-            train_loss=train_loss / train_seen,
-            train_accuracy=train_correct / train_units if judged else None,
-            train_time=train_time,
-            train_images_per_s=train_seen / max(train_time, 1e-9),
-            test_loss=evaluation.loss,
-            test_accuracy=evaluation.accuracy,
-            test_time=evaluation.seconds,
-            test_images_per_s=len(dataset.test) / max(evaluation.seconds, 1e-9),
-            test_mean_iou=evaluation.mean_iou,
-            test_mse=evaluation.mse,
-        )
-        history.append(row)
-        observer.epoch_end(row)
-        # Chance level is ln(classes) for classes seen equally often, as images of a class are, not
-        # pixels (mostly background): only a classification is judged.
-        stall = _stalled(losses, row, classes) if task == "classification" else None
-        if stall is not None:
-            stalled.append(epoch)
-            observer.message(f"warning: epoch {epoch}: {stall}")
-        if out is not None and dist.rank == 0:
-            state = {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "rng": {
-                    "torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state(device) if cuda else None,
-                    "shuffle": shuffle.get_state(),
-                    "augment": _gather_states(augment, dist),
-                },
-                "epoch": epoch,
-                "layout": choice.layout,
-                "history": [m.row() for m in history],
-                "recipe": settings.recipe(),
-            }
-            checkpoint.save(out / checkpoint.CHECKPOINT, state)
-            metrics.write_metrics(out, history)
-            metrics.plot_curves(out, history, title)
-        elif dist.active:
-            _gather_states(augment, dist)  # every rank takes part in the collective
 
-    if evaluation is None or start > last:
-        # Nothing left to train (a resumed run that had finished): evaluate for the report.
-        evaluation = evaluate()
-    writes = out is not None and dist.rank == 0
-    matrix: list[list[int]] = []
+@dataclass
+class _Pass:
+    """One epoch's training pass, summed over all ranks."""
+
+    #: Each step's loss on this rank (the stall check reads them).
+    losses: torch.Tensor
+    loss: float
+    correct: float
+    images: float
+    #: What the accuracy counts: images, or pixels.
+    units: float
+    seconds: float
+
+
+def _epoch(run: _Run, epoch: int) -> _Evaluation:
+    """Trains one epoch, steps an epoch-wise schedule, evaluates, reports the epoch's figures (and a
+    stall), and saves the checkpoint and metrics; returns the evaluation."""
+    lr = float(run.optimizer.param_groups[0]["lr"])
+    trained = _train_pass(run, epoch, lr)
+    if run.scheduler is not None and not run.per_step:
+        run.scheduler.step()
+    evaluation = _evaluate_run(run)
+    judged = run.task != "reconstruction"
+    row = EpochMetrics(
+        epoch=epoch,
+        lr=lr,
+        train_loss=trained.loss / trained.images,
+        train_accuracy=trained.correct / trained.units if judged else None,
+        train_time=trained.seconds,
+        train_images_per_s=trained.images / max(trained.seconds, 1e-9),
+        test_loss=evaluation.loss,
+        test_accuracy=evaluation.accuracy,
+        test_time=evaluation.seconds,
+        test_images_per_s=len(run.dataset.test) / max(evaluation.seconds, 1e-9),
+        test_mean_iou=evaluation.mean_iou,
+        test_mse=evaluation.mse,
+    )
+    run.history.append(row)
+    run.observer.epoch_end(row)
+    # Chance level is ln(classes) for classes seen equally often, as images of a class are, not
+    # pixels (mostly background): only a classification is judged.
+    stall = _stalled(trained.losses, row, len(run.dataset.classes)) if run.task == "classification" else None
+    if stall is not None:
+        run.stalled.append(epoch)
+        run.observer.message(f"warning: epoch {epoch}: {stall}")
+    if run.writes:
+        _save_epoch(run, epoch)
+    elif run.dist.active:
+        _gather_states(run.augment, run.dist)  # every rank takes part in the collective
+    return evaluation
+
+
+def _train_pass(run: _Run, epoch: int, lr: float) -> _Pass:
+    """One pass over this rank's shard of a fresh permutation: a step per batch, the loss checked
+    for NaN and the progress reported every few steps."""
+    import torch
+    import torch.distributed as torch_dist
+
+    dist, device, tensors, batch, steps = run.dist, run.device, run.tensors, run.batch, run.steps_per_epoch
+    judged = run.task != "reconstruction"  # whether outputs are classes, with an accuracy
+    run.network.train()
+    order = torch.randperm(len(run.dataset.train), generator=run.shuffle)
+    mine = order[dist.rank * run.shard : (dist.rank + 1) * run.shard]
+    if run.cuda and tensors.train_images.is_cuda:
+        mine = mine.to(device)
+    run.observer.epoch_start(epoch, run.settings.epochs, len(mine) * dist.world)
+    losses = torch.zeros(steps, device=device)  # per step: the NaN check names the step
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    seen = units = checked = 0
+    began = time.perf_counter()
+    for step in range(steps):
+        index = mine[step * batch : (step + 1) * batch]
+        x, y = _batch(run.task, run.pipeline, tensors.train_images, tensors.train_labels, index, True, device)
+        output, loss = _step(run, x, y)
+        n = int(y.shape[0])
+        losses[step] = loss.detach()
+        loss_sum += loss.detach().double() * n
+        if judged:  # the predicted class of each image, or of each pixel
+            correct += (output.detach().argmax(1) == y).sum()
+        seen += n
+        units += int(y.numel()) if judged else n
+        if not run.cuda or step % SYNC_EVERY == SYNC_EVERY - 1 or step == steps - 1:
+            _check_finite(losses, checked, step, epoch, lr)
+            checked = step + 1
+            if step % 10 == 9 or step == steps - 1:
+                elapsed = time.perf_counter() - began
+                run.observer.progress(
+                    seen * dist.world,
+                    float(loss_sum) / seen,
+                    int(correct) / units if judged else math.nan,
+                    seen * dist.world / max(elapsed, 1e-9),
+                )
+    if run.cuda:
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - began
+    counts = torch.tensor([float(seen), float(units)], dtype=torch.float64, device=device)
+    totals = torch.cat([torch.stack([loss_sum, correct.double()]), counts])
+    if dist.active:
+        torch_dist.all_reduce(totals)
+    loss_total, correct_total, images, units_total = (float(v) for v in totals)
+    return _Pass(losses, loss_total, correct_total, images, units_total, seconds)
+
+
+def _step(run: _Run, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimiser step on a batch (and a batch-wise schedule's); the primary output and the loss."""
+    with run.autocast():
+        output = primary(run.network(x))
+    loss = run.criterion(output.float(), y)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    run.optimizer.step()
+    if run.per_step and run.scheduler is not None:
+        run.scheduler.step()
+    return output, loss
+
+
+def _save_epoch(run: _Run, epoch: int) -> None:
+    """The checkpoint after `epoch` (every state a resumed run needs), the metrics and the curves."""
+    import torch
+
+    assert run.out is not None
+    state = {
+        "model": run.model.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict() if run.scheduler is not None else None,
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state(run.device) if run.cuda else None,
+            "shuffle": run.shuffle.get_state(),
+            "augment": _gather_states(run.augment, run.dist),
+        },
+        "epoch": epoch,
+        "layout": run.choice.layout,
+        "history": [m.row() for m in run.history],
+        "recipe": run.settings.recipe(),
+    }
+    checkpoint.save(run.out / checkpoint.CHECKPOINT, state)
+    metrics.write_metrics(run.out, run.history)
+    metrics.plot_curves(run.out, run.history, run.title)
+
+
+def _evaluate_run(run: _Run) -> _Evaluation:
+    """The model on the test set (`_evaluate`), in batches twice the training's."""
+    return _evaluate(
+        run.model,
+        run.pipeline,
+        run.criterion,
+        run.tensors.test_images,
+        run.tensors.test_labels,
+        2 * run.batch,
+        len(run.dataset.classes),
+        run.dist,
+        run.autocast,
+        run.device,
+        run.task,
+    )
+
+
+# --- the end of a run -----------------------------------------------------------------------------
+
+
+def _finish(run: _Run, evaluation: _Evaluation) -> Result:
+    """The final report (written, with the pictures and the trained weights, by the writing rank)
+    and the run's `Result`."""
+    import torch
+
     accuracy: float | None = None
-    test_metrics: dict[str, float]
-    if task == "reconstruction":
-        assert evaluation.mse is not None
-        measured_in = _units(settings)
-        test_metrics = {"mse": evaluation.mse, "loss": evaluation.loss}
-        report = metrics.reconstruction_report_text(
-            title, evaluation.mse, evaluation.loss, settings.loss.name, measured_in
-        )
-        if writes:
-            assert out is not None
-            report = metrics.write_reconstruction_report(
-                out,
-                title,
-                evaluation.mse,
-                evaluation.loss,
-                settings.loss.name,
-                measured_in,
-                settings.recipe(),
-            )
+    matrix: list[list[int]] = []
+    if run.task == "reconstruction":
+        test_metrics, report = _reconstruction_report(run, evaluation)
     else:
-        assert evaluation.confusion is not None
-        matrix = evaluation.confusion.tolist()
-        if task == "segmentation":
-            accuracy = metrics.pixel_accuracy(matrix)
-            test_metrics = {"pixel_accuracy": accuracy, "mean_iou": metrics.mean_iou(matrix)}
-            report = metrics.segmentation_report_text(title, dataset.classes, matrix)
-            if writes:
-                assert out is not None
-                report = metrics.write_segmentation_report(
-                    out, title, dataset.classes, matrix, settings.recipe()
-                )
-        else:
-            accuracy = sum(matrix[i][i] for i in range(classes)) / max(1, sum(map(sum, matrix)))
-            test_metrics = {"accuracy": accuracy}
-            report = metrics.report_text(title, accuracy, dataset.classes, matrix)
-            if writes:
-                assert out is not None
-                report = metrics.write_report(
-                    out, title, accuracy, dataset.classes, matrix, settings.recipe()
-                )
-    if writes:
-        assert out is not None
-        if task != "classification":
-            _pictures(out, title, task, model, pipeline, test_images, test_labels, dataset, autocast, device)
-        with atomic_path(out / MODEL_FILE) as temporary:
-            torch.save(model.state_dict(), temporary)
+        accuracy, matrix, test_metrics, report = _class_report(run, evaluation)
+    if run.writes:
+        assert run.out is not None
+        if run.task != "classification":
+            _pictures(run, run.out)
+        with atomic_path(run.out / MODEL_FILE) as temporary:
+            torch.save(run.model.state_dict(), temporary)
     return Result(
-        model=model,
-        history=history,
+        model=run.model,
+        history=run.history,
         test_accuracy=accuracy,
-        classes=dataset.classes if task != "reconstruction" else [],
+        classes=run.dataset.classes if run.task != "reconstruction" else [],
         confusion=matrix,
         report=report,
-        out=out,
-        device=str(device),
-        world_size=dist.world,
-        layout=choice.layout,
-        stalled=stalled,
-        task=task,
+        out=run.out,
+        device=str(run.device),
+        world_size=run.dist.world,
+        layout=run.choice.layout,
+        stalled=run.stalled,
+        task=run.task,
         test_metrics=test_metrics,
     )
+
+
+def _reconstruction_report(run: _Run, evaluation: _Evaluation) -> tuple[dict[str, float], str]:
+    """A reconstruction's test figures and report (written by the writing rank)."""
+    assert evaluation.mse is not None
+    settings, measured_in = run.settings, _units(run.settings)
+    test_metrics = {"mse": evaluation.mse, "loss": evaluation.loss}
+    if not run.writes:
+        report = metrics.reconstruction_report_text(
+            run.title, evaluation.mse, evaluation.loss, settings.loss.name, measured_in
+        )
+        return test_metrics, report
+    assert run.out is not None
+    report = metrics.write_reconstruction_report(
+        run.out,
+        run.title,
+        evaluation.mse,
+        evaluation.loss,
+        settings.loss.name,
+        measured_in,
+        settings.recipe(),
+    )
+    return test_metrics, report
+
+
+def _class_report(run: _Run, evaluation: _Evaluation) -> tuple[float, list[list[int]], dict[str, float], str]:
+    """A classification's or segmentation's accuracy, confusion matrix, test figures and report
+    (written by the writing rank)."""
+    assert evaluation.confusion is not None
+    matrix: list[list[int]] = evaluation.confusion.tolist()
+    classes, recipe = run.dataset.classes, run.settings.recipe
+    if run.task == "segmentation":
+        accuracy = metrics.pixel_accuracy(matrix)
+        test_metrics = {"pixel_accuracy": accuracy, "mean_iou": metrics.mean_iou(matrix)}
+        if run.writes:
+            assert run.out is not None
+            report = metrics.write_segmentation_report(run.out, run.title, classes, matrix, recipe())
+        else:
+            report = metrics.segmentation_report_text(run.title, classes, matrix)
+        return accuracy, matrix, test_metrics, report
+    accuracy = sum(matrix[i][i] for i in range(len(classes))) / max(1, sum(map(sum, matrix)))
+    if run.writes:
+        assert run.out is not None
+        report = metrics.write_report(run.out, run.title, accuracy, classes, matrix, recipe())
+    else:
+        report = metrics.report_text(run.title, accuracy, classes, matrix)
+    return accuracy, matrix, {"accuracy": accuracy}, report
 
 
 def _units(settings: Settings) -> str:
@@ -672,24 +921,15 @@ def _units(settings: Settings) -> str:
     return "the normalised input's units (normalize = false would give pixel values in [0, 1])"
 
 
-def _pictures(
-    out: Path,
-    title: str,
-    task: str,
-    model: nn.Module,
-    pipeline: data.Pipeline,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    dataset: data.Dataset,
-    autocast: Any,
-    device: torch.device,
-) -> None:
+def _pictures(run: _Run, out: Path) -> None:
     """masks.png or reconstructions.png: the first test images, what the model made of them and,
     for a segmentation, the true masks."""
     import torch
 
+    task, model, pipeline, dataset, autocast = run.task, run.model, run.pipeline, run.dataset, run.autocast
+    images, labels = run.tensors.test_images, run.tensors.test_labels
     index = torch.arange(min(pictures.SAMPLES, len(labels)), device=images.device)
-    x, y = _batch(task, pipeline, images, labels, index, False, device)
+    x, y = _batch(task, pipeline, images, labels, index, False, run.device)
     model.eval()
     with torch.no_grad(), autocast():
         output = primary(model(x))
@@ -702,14 +942,14 @@ def _pictures(
         predicted = output[:, : len(dataset.classes)].argmax(1)
         pictures.plot_masks(
             out / pictures.MASKS,
-            title,
+            run.title,
             shown(x),
             y.cpu().numpy(),
             predicted.cpu().numpy(),
             dataset.classes,
         )
     else:
-        pictures.plot_reconstructions(out / pictures.RECONSTRUCTIONS, title, shown(x), shown(output))
+        pictures.plot_reconstructions(out / pictures.RECONSTRUCTIONS, run.title, shown(x), shown(output))
 
 
 def _choose_layout(
