@@ -378,10 +378,14 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
         from .report import github_annotation
 
         for diagnostic in diagnostics:
-            out.write(github_annotation(diagnostic) + "\n")
+            # A warning an `archdsl: allow` comment allows is a choice the spec states: no
+            # annotation on every pull request (SARIF marks it suppressed instead).
+            if not diagnostic.allowed:
+                out.write(github_annotation(diagnostic) + "\n")
+        allowed = sum(d.allowed for d in diagnostics)
         out.write(
             f"archdsl: {_plural(len(files), 'file')}, {_plural(errors, 'error')}, "
-            f"{_plural(warnings, 'warning')}\n"
+            f"{_plural(warnings, 'warning')}{f' ({allowed} allowed)' if allowed else ''}\n"
         )
     else:
         color = _color(out)

@@ -360,7 +360,35 @@ def _diagnose(exc: UnexpectedInput, text: str, file: str, following: str | None 
     if token.type == "NAME":
         words = [_describe_terminal(t).strip("'") for t in expected if t.isupper() and t.isalpha()]
         message += did_you_mean(str(token), [k for k in words if k.isalpha()])
-    return error(SYNTAX, message, span)
+    return error(SYNTAX, message, span, *_unclosed_notes(text, offset, expected, token.line or 1))
+
+
+#: The closing terminals a parse may expect, and the bracket each closes.
+_CLOSES = {"RPAR": ("(", ")"), "RSQB": ("[", "]")}
+
+
+def _unclosed_notes(text: str, offset: int, expected: set[str], line: int) -> list[Note]:
+    """Where the parser wants a `)` or `]` on a line after the one that opened it (`conv(16,
+    kernel=3` followed by a new statement), a note at the bracket left open, as for a `{`."""
+    notes = []
+    for terminal, (opening, closing) in _CLOSES.items():
+        if terminal not in expected:
+            continue
+        stack: list[int] = []
+        for i in _code_offsets(text[:offset]):
+            if text[i] == opening:
+                stack.append(i)
+            elif text[i] == closing and stack:
+                stack.pop()
+        if stack:
+            opened = stack[-1]
+            open_line = text.count("\n", 0, opened) + 1
+            if open_line < line:
+                column = opened - (text.rfind("\n", 0, opened) + 1) + 1
+                notes.append(
+                    Note(message=f"the '{opening}' at line {open_line}, column {column} is never closed")
+                )
+    return notes
 
 
 #: `… as name` just before: a `,` after it means to name several values.

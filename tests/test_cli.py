@@ -93,6 +93,12 @@ def test_github_format_prints_workflow_annotations(in_root: Path) -> None:
     assert lines[-1] == "archdsl: 1 file, 1 error, 1 warning"
 
 
+def test_github_format_annotates_no_warning_an_allow_comment_allows(in_root: Path) -> None:
+    # AlexNet's four W001s are meant, and say so in comments: a pull request shows none of them.
+    code, out = run_cli("check", "--format", "github", "specs/alexnet.arch")
+    assert (code, out) == (0, "archdsl: 1 file, 0 errors, 4 warnings (4 allowed)\n")
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
