@@ -95,10 +95,19 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     )
     _param_option(render_)
 
-    docs = commands.add_parser("docs", help="write a Markdown page and SVG diagram per model, and an index")
+    docs = commands.add_parser(
+        "docs",
+        help="write per model a Markdown page, its SVG diagram and the diagram's DOT source; and an index",
+    )
     docs.add_argument("paths", nargs="+", metavar="PATH", help=PATHS_HELP)
     _model_option(docs, "every")
-    docs.add_argument("-o", "--output", required=True, metavar="DIR", help="directory for the pages")
+    docs.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="DIR",
+        help="directory for the pages (NAME.md, NAME.svg, NAME.dot, index.md)",
+    )
     docs.add_argument("--depth", type=int, metavar="N", help="draw blocks nested deeper than N as one node")
 
     fmt = commands.add_parser("fmt", help="rewrite specs in the one canonical layout, keeping every comment")
@@ -329,7 +338,26 @@ def _compile_all(
     except OSError as exc:
         raise _unreadable(exc, ", ".join(paths)) from None
     _unknown_model(diagnostics, model, [n for p in programs for n in p.model_names], len(files))
+    _unknown_params(params, programs)
     return files, programs, diagnostics, loader
+
+
+def _unknown_params(params: dict[str, Any], programs: Sequence[Program]) -> None:
+    """`-p NAME=VALUE` naming no parameter of the models it is given to is a mistake in the
+    command, as an unknown --model is: a usage error (exit 2), with the parameters they have."""
+    models = [m for program in programs for m in program.model_defs.values()]
+    if not models:
+        return  # nothing parsed: the spec's own errors say why
+    names = list(dict.fromkeys(param.name for m in models for param in m.params))
+    for name in params:
+        if name in names:
+            continue
+        if len(models) == 1:
+            whose, listed = f"model {models[0].name} has no", f" (its parameters: {', '.join(names)})"
+        else:
+            whose, listed = f"none of the {len(models)} models has a", f" (theirs: {', '.join(names)})"
+        listed = listed if names else ""
+        raise UsageError(f"-p {name}: {whose} parameter '{name}'{did_you_mean(name, names)}{listed}")
 
 
 def _unknown_model(diagnostics: list[Diagnostic], model: str | None, names: list[str], files: int) -> None:
@@ -426,6 +454,7 @@ def _compile_one(args: argparse.Namespace, out: TextIO, one: bool) -> tuple[Prog
     except OSError as exc:
         raise _unreadable(exc, args.file) from None
     _unknown_model(program.diagnostics, args.model, program.model_names, 1)
+    _unknown_params(params, [program])
     cache = SourceCache(loader.sources)
     if program.errors:
         for diagnostic in program.diagnostics:

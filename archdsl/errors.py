@@ -235,6 +235,22 @@ def _caret_line(source_line: str, span: Span) -> str:
     return " " * lead + "^" * width
 
 
+#: The most of a source line a diagnostic quotes: a longer line (a binary file read as text, a
+#: generated spec on one line) is cut to this much around the caret, marked by ellipses.
+QUOTED_WIDTH = 120
+
+
+def _window(shown: str, caret: str) -> tuple[str, str]:
+    """The displayed line and its caret line cut to `QUOTED_WIDTH` characters around the caret."""
+    if len(shown) <= QUOTED_WIDTH:
+        return shown, caret
+    lead = len(caret) - len(caret.lstrip(" "))
+    start = max(0, min(lead - QUOTED_WIDTH // 4, len(shown) - QUOTED_WIDTH))
+    end = start + QUOTED_WIDTH
+    text = ("…" if start else "") + shown[start:end] + ("…" if end < len(shown) else "")
+    return text, (" " if start else "") + caret[start:end]
+
+
 def render(diagnostic: Diagnostic, sources: SourceCache, color: bool = False) -> str:
     """`file:line:col: error[CODE]: message`, the source line with a caret, then any notes."""
 
@@ -249,8 +265,9 @@ def render(diagnostic: Diagnostic, sources: SourceCache, color: bool = False) ->
     if source_line is not None:
         gutter = str(span.line)
         pad = " " * len(gutter)
-        lines.append(f"{gutter:>5} | {_display(source_line)}".rstrip())
-        lines.append(f"{pad:>5} | {paint(_caret_line(source_line, span), label_color)}".rstrip())
+        shown, caret = _window(_display(source_line), _caret_line(source_line, span))
+        lines.append(f"{gutter:>5} | {shown}".rstrip())
+        lines.append(f"{pad:>5} | {paint(caret, label_color)}".rstrip())
     for note in diagnostic.notes:
         lines.append(f"{paint('note', '1;36')}: {visible(note.message)}")
     return "\n".join(lines)

@@ -81,7 +81,14 @@ def format_text(text: str, file: str = "<string>", shapes: bool = False) -> str:
     """`text` in the canonical layout. With `shapes`, every statement line of a model's body also
     gets a true `# [C, H, W]` comment, and stale ones are rewritten (`shape_comments.refresh`);
     imports are then read from beside `file`. Raises `FormatError` when the text does not parse
-    (or, with `shapes`, does not check)."""
+    (or, with `shapes`, does not check). The file keeps its line endings, as its first line ends
+    (`\r\n` or `\n`), as black keeps them."""
+    first = text.find("\n")
+    formatted = _formatted(text.replace("\r\n", "\n"), file, shapes)
+    return formatted.replace("\n", "\r\n") if first > 0 and text[first - 1] == "\r" else formatted
+
+
+def _formatted(text: str, file: str, shapes: bool) -> str:
     formatted = _format(text, file)
     if not shapes:
         return formatted

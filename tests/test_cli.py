@@ -108,6 +108,16 @@ def test_github_format_annotates_no_warning_an_allow_comment_allows(in_root: Pat
         ([], "archdsl: error: the following arguments are required: COMMAND"),
         (["summary", "nope.arch"], "archdsl: error: nope.arch: no such file"),
         (["check", "-p", "classes", "specs"], "archdsl: error: --param takes NAME=VALUE, got 'classes'"),
+        (
+            ["summary", "specs/lenet5.arch", "-p", "clases=3"],
+            "archdsl: error: -p clases: model LeNet5 has no parameter 'clases'; did you mean 'classes'? "
+            "(its parameters: classes)\n",
+        ),
+        (
+            ["check", "-p", "clases=3", "specs/lenet5.arch", "specs/unet.arch"],
+            "archdsl: error: -p clases: none of the 2 models has a parameter 'clases'; did you mean "
+            "'classes'? (theirs: classes, bilinear, factor, size)\n",
+        ),
         (["check", "--format", "xml", "specs"], "archdsl: error: argument --format: invalid choice: 'xml'"),
     ],
 )

@@ -159,3 +159,17 @@ def test_a_nul_in_a_line_is_shown_escaped_with_the_caret_under_it(tmp_path: Path
         "    2 |     input [4] \\x00 linear(2)\n"
         "      |               ^^^^\n"
     )
+
+
+def test_a_long_line_is_quoted_around_the_caret_only(tmp_path: Path) -> None:
+    # A spec on one line (or a binary file read as text) would otherwise quote all of it.
+    line = "model M { input [3, 8, 8] " + "relu " * 40 + "conv(4, kernel=9) " + "relu " * 40 + "}"
+    spec = tmp_path / "long.arch"
+    spec.write_text(line + "\n", encoding="utf-8")
+    column = line.index("conv") + 1
+    text = render(
+        error("E101", "conv output is empty", Span(str(spec), 1, column, 1, column + 17)),
+        SourceCache({str(spec): line + "\n"}),
+    )
+    quoted = line[column - 1 - 30 : column - 1 + 90]
+    assert text.splitlines()[1:] == [f"    1 | …{quoted}…", f"      | {' ' * 31}{'^' * 17}"]

@@ -266,3 +266,15 @@ def test_fmt_leaves_a_file_with_syntax_errors_as_it_is(tmp_path: Path) -> None:
     assert code == 1
     assert "error[E001]" in out and out.endswith("0 files reformatted, 0 unchanged, 1 not formatted\n")
     assert broken.read_text(encoding="utf-8") == "model M { conv( }\n"
+
+
+def test_a_file_keeps_its_line_endings(tmp_path: Path) -> None:
+    # as black does: a CRLF file in the canonical layout is unchanged, and one formatted stays CRLF
+    canonical = "model M {\r\n    input [1, 28, 28]  # an image\r\n    conv(6, kernel=5) relu\r\n}\r\n"
+    assert format_text(canonical) == canonical
+    scrambled = "model M {\r\n  input [1, 28, 28]  # an image\r\n    conv(6, kernel=5)   relu\r\n}\r\n"
+    assert format_text(scrambled) == canonical
+    assert format_text(canonical.replace("\r\n", "\n")) == canonical.replace("\r\n", "\n")
+    spec = tmp_path / "crlf.arch"
+    spec.write_bytes(canonical.encode())
+    assert run_cli("fmt", "--check", str(spec)) == (0, "0 files would be reformatted, 1 unchanged\n")
