@@ -100,8 +100,9 @@ def test_the_readme_actions_step_runs_as_written(light: Path, tmp_path: Path) ->
     (check,) = [line for line in actions_step() if line.startswith("archdsl check")]
     result = run(light, "bash", "-c", check)
     assert result.returncode == 0, result.stderr
-    # the step checks specs/*.arch; the warnings are the ones the example specs carry on purpose
-    assert result.stdout.splitlines()[-1] == f"archdsl: {len(SPECS)} files, 0 errors, 4 warnings"
+    # the step checks specs/*.arch; the warnings are the ones the example specs carry on purpose,
+    # which their comments allow: no annotation on a pull request, only the count
+    assert result.stdout.splitlines() == [f"archdsl: {len(SPECS)} files, 0 errors, 4 warnings (4 allowed)"]
 
 
 def test_check_github_annotates_an_error_in_the_light_install(light: Path, tmp_path: Path) -> None:
