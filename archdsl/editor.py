@@ -20,7 +20,7 @@ from typing import Any
 from . import ir
 from .comments import Trivia, comment_pattern, scan, skip_pattern
 from .constructs import CONCAT, RESIDUAL
-from .errors import Diagnostic, Span
+from .errors import Diagnostic, Span, text_at
 from .layers import KEYWORD_VALUES, Arg, Layer, Signature, find, names
 from .layers.reference import argument_table, reference
 from .loader import LoadedFile, Loader, display_path
@@ -222,10 +222,7 @@ def _statement_text(analysis: Analysis, found: list[tuple[Shaped, ShapedModel]])
 
 def _span_text(analysis: Analysis, span: Span) -> str:
     text = analysis.program.sources.get(span.file, analysis.text if span.file == analysis.path else "")
-    starts = [0, *(m.end() for m in re.finditer("\n", text))]
-    if span.line > len(starts) or span.end_line > len(starts):
-        return ""
-    return text[starts[span.line - 1] + span.column - 1 : starts[span.end_line - 1] + span.end_column - 1]
+    return text_at(text, span)
 
 
 # --- named values ---------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ never prints.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from difflib import get_close_matches
 from enum import Enum
@@ -204,6 +205,15 @@ class SourceCache:
         if 1 <= number <= len(lines):
             return lines[number - 1]
         return None
+
+
+def text_at(text: str, span: Span) -> str:
+    """The text `span` covers in `text` (a file's), its lines counted as the parser counts them
+    (at `\n` alone), or "" where the text has no such place."""
+    starts = [0, *(match.end() for match in re.finditer("\n", text))]
+    if not 1 <= span.line <= len(starts) or not 1 <= span.end_line <= len(starts):
+        return ""
+    return text[starts[span.line - 1] + span.column - 1 : starts[span.end_line - 1] + span.end_column - 1]
 
 
 def _lines(text: str) -> list[str]:

@@ -372,22 +372,13 @@ def _unclosed_notes(text: str, offset: int, expected: set[str], line: int) -> li
     kernel=3` followed by a new statement), a note at the bracket left open, as for a `{`."""
     notes = []
     for terminal, (opening, closing) in _CLOSES.items():
-        if terminal not in expected:
+        opened = _innermost_open(text[:offset], opening, closing) if terminal in expected else None
+        if opened is None:
             continue
-        stack: list[int] = []
-        for i in _code_offsets(text[:offset]):
-            if text[i] == opening:
-                stack.append(i)
-            elif text[i] == closing and stack:
-                stack.pop()
-        if stack:
-            opened = stack[-1]
-            open_line = text.count("\n", 0, opened) + 1
-            if open_line < line:
-                column = opened - (text.rfind("\n", 0, opened) + 1) + 1
-                notes.append(
-                    Note(message=f"the '{opening}' at line {open_line}, column {column} is never closed")
-                )
+        open_line, column = _line_column(text, opened)
+        if open_line < line:
+            where = f"line {open_line}, column {column}"
+            notes.append(Note(message=f"the '{opening}' at {where} is never closed"))
     return notes
 
 
@@ -459,17 +450,27 @@ def _eof_error(
 
 def _unclosed_brace(text: str) -> tuple[int, int, str] | None:
     """The innermost '{' left open at the end of the text, and what it opened."""
-    stack: list[int] = []
-    for i in _code_offsets(text):
-        if text[i] == "{":
-            stack.append(i)
-        elif text[i] == "}" and stack:
-            stack.pop()
-    if not stack:
+    offset = _innermost_open(text, "{", "}")
+    if offset is None:
         return None
-    offset = stack[-1]
-    line = text.count("\n", 0, offset) + 1
-    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    line, column = _line_column(text, offset)
     head = text[text.rfind("\n", 0, offset) + 1 : offset].strip()
     what = f"'{head}'" if head else "a section"
     return line, column, what
+
+
+def _innermost_open(text: str, opening: str, closing: str) -> int | None:
+    """The offset of the innermost `opening` bracket left open at the end of `text`, outside
+    comments and strings."""
+    stack: list[int] = []
+    for i in _code_offsets(text):
+        if text[i] == opening:
+            stack.append(i)
+        elif text[i] == closing and stack:
+            stack.pop()
+    return stack[-1] if stack else None
+
+
+def _line_column(text: str, offset: int) -> tuple[int, int]:
+    """The 1-based line and column of `offset` in `text`."""
+    return text.count("\n", 0, offset) + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1

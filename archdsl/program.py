@@ -14,20 +14,27 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import ir, pretrained
+from . import ir
 from .codes import DEFINES_NOTHING, IMPORT, TOO_LARGE, UNKNOWN_LAYER, UNKNOWN_MODEL
 from .comments import allowed_codes
 from .elaborate import elaborate_model
-from .errors import ArchError, Diagnostic, Note, Span, did_you_mean, error, sort_key, warning
+from .errors import ArchError, Diagnostic, Note, Span, did_you_mean, error, sort_key, text_at, warning
 from .graph import ShapedModel
 from .layers import names as layer_names
 from .layers import zoo
 from .loader import Loader
 from .resolve import BlockEntry, block_scopes, check_definitions
 
+
+def _torchvision() -> zoo.Torchvision:
+    from . import pretrained  # on the first `pretrained(...)` checked: no start-up cost otherwise
+
+    return pretrained
+
+
 # The `pretrained` layer asks torchvision, and the zoo's specs (which take this pipeline), through
 # the interface the layers define; installed here, before any shape is inferred.
-zoo.install(pretrained)
+zoo.install(_torchvision)
 
 
 @dataclass
@@ -172,48 +179,39 @@ def _behind_failed_imports(diagnostics: list[Diagnostic], loader: Loader) -> lis
     """A file whose import failed calls blocks that the import may have defined: each such name
     is a note on the failed import, not an error of its own. A name close to a layer's stays an
     error (E002 with its did-you-mean): a typo, whatever the import held."""
-    failed: dict[str, Diagnostic] = {}
-    imports_failed: dict[str, int] = {}
+    failed: dict[str, list[Diagnostic]] = {}  # a file's failed imports, in order
     for diagnostic in diagnostics:
         if diagnostic.code == IMPORT and not diagnostic.span.whole_file:
-            failed.setdefault(diagnostic.span.file, diagnostic)
-            imports_failed[diagnostic.span.file] = imports_failed.get(diagnostic.span.file, 0) + 1
+            failed.setdefault(diagnostic.span.file, []).append(diagnostic)
     if not failed:
         return diagnostics
     known = layer_names()
-    callers: dict[str, dict[str, int]] = {}
+    callers: dict[str, dict[str, int]] = {}  # a file's names no one defines, at their first line
     kept = []
     for diagnostic in diagnostics:
         span = diagnostic.span
         text = loader.sources.get(span.file)
         if diagnostic.code == UNKNOWN_LAYER and span.file in failed and text is not None:
-            name = _spanned_text(text, span)
+            name = text_at(text, span)
             if name and not did_you_mean(name, known):
                 callers.setdefault(span.file, {}).setdefault(name, span.line)
                 continue
         kept.append(diagnostic)
     result = []
     for diagnostic in kept:
-        names = callers.get(diagnostic.span.file) if failed.get(diagnostic.span.file) is diagnostic else None
+        imports = failed.get(diagnostic.span.file, [])
+        names = callers.get(diagnostic.span.file) if imports and imports[0] is diagnostic else None
         if names:
             listed = [f"'{name}' (line {line})" for name, line in names.items()]
             called = listed[0] if len(listed) == 1 else ", ".join(listed[:-1]) + f" and {listed[-1]}"
             them = "it" if len(listed) == 1 else "them"
-            which = "the import" if imports_failed[diagnostic.span.file] == 1 else "the imports that failed"
+            which = "the import" if len(imports) == 1 else "the imports that failed"
             note = Note(
                 message=f"this file calls {called}, defined nowhere it can see: {which} may define {them}"
             )
             diagnostic = diagnostic.model_copy(update={"notes": (*diagnostic.notes, note)})
         result.append(diagnostic)
     return result
-
-
-def _spanned_text(text: str, span: Span) -> str:
-    """The text a one-line span covers."""
-    lines = text.splitlines()
-    if span.line != span.end_line or not 1 <= span.line <= len(lines):
-        return ""
-    return lines[span.line - 1][span.column - 1 : span.end_column - 1]
 
 
 def _allow(diagnostics: list[Diagnostic], loader: Loader) -> list[Diagnostic]:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .codes import AXES_LENGTH, CHANNELS, EMPTY_OUTPUT, GROUPS, INEXACT, RANK
+from .codes import AXES_LENGTH, CHANNELS, EMPTY_OUTPUT, GROUPS, INEXACT, POOL_PADDING, RANK
 from .errors import Diagnostic, Failed, Note, Span, error, warning
 
 if TYPE_CHECKING:
@@ -297,6 +297,19 @@ def sample_axis(node: LayerNode, shape: Shape, dim: int, span_key: str = "dim") 
             node.arg_spans.get(span_key, node.span),
         )
     return dim % rank - 1
+
+
+def pool_padding(node: LayerNode, kernel: tuple[int, ...], padding: tuple[int, ...]) -> None:
+    """A pool's padding (maxpool's, avgpool's, tokenpool's) is at most half its kernel on each
+    axis, as PyTorch's pools require."""
+    if any(p > k // 2 for p, k in zip(padding, kernel, strict=True)):
+        raise fail(
+            POOL_PADDING,
+            f"{node.op} padding {pair_text(padding)} is more than half the kernel "
+            f"{pair_text(kernel)}: PyTorch allows at most "
+            f"{pair_text(tuple(k // 2 for k in kernel))}",
+            node.arg_spans.get("padding", node.span),
+        )
 
 
 def divides(node: LayerNode, count: int, what: str, arg: str = "groups") -> None:

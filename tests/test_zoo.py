@@ -221,8 +221,15 @@ COMPUTES = {
 MOVED_INSIDE = ("partition_op", "departition_op", "partition_swap", "departition_swap")
 
 
-def moves_inside(path: str) -> bool:
-    return path.rpartition(".")[2] in MOVED_INSIDE
+def unwritten(theirs: nn.Module) -> set[str]:
+    """torchvision's modules a spec need not write: those that only move elements a layer of ours
+    moves inside itself (`MOVED_INSIDE`), and every nn.Identity, which computes nothing (MaxViT's
+    `proj` where nothing is projected)."""
+    return {
+        path
+        for path, module in theirs.named_modules()
+        if path.rpartition(".")[2] in MOVED_INSIDE or isinstance(module, nn.Identity)
+    }
 
 
 def test_every_spec_is_a_listed_network() -> None:
@@ -263,13 +270,8 @@ def test_spec_is_torchvisions_network_weight_for_weight(name: str) -> None:
     # Where we have a module it has none (a functional op: torch.flatten, F.relu), ours changes
     # nothing in training.
     ours_leaves = leaves(ours)
-    # An nn.Identity computes nothing (MaxViT's `proj` where nothing is projected): a spec need not
-    # write one.
-    their_leaves = {
-        p: COMPUTES.get(t, t)
-        for p, t in leaves(theirs).items()
-        if p in ran and not moves_inside(p) and t != "Identity()"
-    }
+    skipped = unwritten(theirs)
+    their_leaves = {p: COMPUTES.get(t, t) for p, t in leaves(theirs).items() if p in ran and p not in skipped}
     assert {p: agrees(ours_leaves.get(p), t) for p, t in their_leaves.items()} == their_leaves
     extra = [(p, m) for p, m in ours_leaves.items() if p not in their_leaves and m.startswith(STATEFUL)]
     # A module torchvision calls twice (Swin's one StochasticDepth for both branches) is ours twice,
@@ -325,10 +327,8 @@ def test_pretrained_parts_are_checked_from_the_spec_as_torchvision_runs_them(nam
     # a layer of ours built as one module (Swin's patch merging) offers no part of its inside
     leaves_ = {o for o in offered if not any(p.startswith(o + ".") for p in offered)}
     inside = {r for r in ran if any(r.startswith(leaf + ".") for leaf in leaves_)}
-    # nor where torchvision moves elements that a layer of ours moves inside, or computes nothing
-    modules = dict(theirs.named_modules())
-    unwritten = {r for r in ran if moves_inside(r) or isinstance(modules[r], nn.Identity)}
-    assert ran - {""} - inside - unwritten <= offered <= {path for path, _ in theirs.named_modules()}
+    # nor what a spec need not write
+    assert ran - {""} - inside - unwritten(theirs) <= offered <= {path for path, _ in theirs.named_modules()}
     tops = [None, *(path for path in pretrained.zoo_parts(name) if "." not in path)]
     for part in tops:
         given = pretrained.zoo_parts(name)[part] if part else shape_of(size)

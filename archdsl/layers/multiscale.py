@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from ..codes import EMPTY_OUTPUT, POOL_PADDING, TOKEN_GRID
-from ..sizes import Outcome, Shape, divides, fail, fmt, pair_text
+from ..codes import EMPTY_OUTPUT, TOKEN_GRID
+from ..sizes import Outcome, Shape, divides, fail, fmt, pair_text, pool_padding
 from ..values import BadValue, boolean, describe, nonnegative_int, positive_int, positive_number, probability
 from .base import WHOLE, Arg, FieldRule, Layer, Module, NotSymbolic
 from .tokens import needs_sequence
@@ -315,13 +315,7 @@ class TokenPool(Layer):
         sizes, features = needs_grid(node, shape)
         a = node.args
         kernel, padding = a["kernel"], a["padding"]
-        if any(p > k // 2 for p, k in zip(padding, kernel, strict=True)):
-            raise fail(
-                POOL_PADDING,
-                f"tokenpool padding {pair_text(padding)} is more than half the kernel {pair_text(kernel)}: "
-                f"PyTorch allows at most {pair_text(tuple(k // 2 for k in kernel))}",
-                node.arg_spans.get("padding", node.span),
-            )
+        pool_padding(node, kernel, padding)
         out = pooled(node, sizes, kernel, a["stride"] or kernel, padding, "kernel")
         return Outcome((1 + math.prod(out), features))
 

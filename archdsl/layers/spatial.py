@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..codes import EMPTY_OUTPUT, POOL_PADDING, SAME_PADDING
+from ..codes import EMPTY_OUTPUT, SAME_PADDING
 from ..sizes import (
     AXIS_NAMES,
     Outcome,
@@ -24,6 +24,7 @@ from ..sizes import (
     fmt,
     needs_spatial,
     pair_text,
+    pool_padding,
     spatial,
 )
 from ..symbolic import UNKNOWN, window
@@ -218,14 +219,7 @@ class _Pool(Layer):
         kernel, padding, ceil = a["kernel"], a["padding"], a["ceil"]
         stride = a["stride"] or kernel
         dilation = self.dilation(a)
-        if any(padding[axis] > kernel[axis] // 2 for axis in range(axes)):
-            raise fail(
-                POOL_PADDING,
-                f"{node.op} padding {pair_text(padding)} is more than half the kernel "
-                f"{pair_text(kernel)}: PyTorch allows at most "
-                f"{pair_text(tuple(k // 2 for k in kernel))}",
-                node.arg_spans.get("padding", node.span),
-            )
+        pool_padding(node, kernel, padding)
         self.fits(node, shape, kernel)
         windows = tuple(
             Window(

@@ -514,8 +514,12 @@ class PartitionAttention(Layer):
     imports = ("PartitionAttention",)
 
     def arguments(self, module: Any) -> dict[str, Any] | None:
-        names = ("heads", "size", "grid", "scale_by")
-        return dict(zip(names, (module.num_heads, module.size, module.grid, module.scale_by), strict=True))
+        return {
+            "heads": module.num_heads,
+            "size": module.size,
+            "grid": module.grid,
+            "scale_by": module.scale_by,
+        }
 
     def shape(self, node: LayerNode, shape: Shape) -> Outcome:
         if len(shape) != 3:

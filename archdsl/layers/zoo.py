@@ -9,6 +9,7 @@ inferred) installs. The data and exceptions both sides share live here, below bo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -75,17 +76,18 @@ class Torchvision(Protocol):
         ...
 
 
-_source: Torchvision | None = None
+_load: Callable[[], Torchvision] | None = None
 
 
-def install(source: Torchvision) -> None:
-    """Makes `source` the one the `pretrained` layer asks (done once, by the analysis)."""
-    global _source
-    _source = source
+def install(load: Callable[[], Torchvision]) -> None:
+    """Makes `load()` the source the `pretrained` layer asks (done once, by the analysis). It is
+    called at the layer's first question, so a spec without `pretrained` never loads the source."""
+    global _load
+    _load = load
 
 
 def source() -> Torchvision:
     """The installed source; the analysis installs it before it infers a shape."""
-    if _source is None:
+    if _load is None:
         raise RuntimeError("no torchvision source is installed: importing archdsl.program installs it")
-    return _source
+    return _load()
