@@ -18,16 +18,19 @@ and `build`, which make one thing from one model, take the file's only model and
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .errors import ArchError, Diagnostic, RenderError, Severity, Span
 from .extras import MissingExtra
+from .version import __version__ as __version__
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from .program import Program
+    from .diagram import Rendered
+    from .pipeline import Program
     from .shapes import Shaped, ShapedModel
     from .table import Summary
 
@@ -50,7 +53,6 @@ __all__ = [
     "summary",
 ]
 
-__version__ = "0.1.0"
 
 PathLike = str | os.PathLike[str]
 
@@ -67,7 +69,7 @@ def check(
     unreadable file.
     """
     from .errors import strict as promoted
-    from .program import compile_files, find_specs
+    from .pipeline import compile_files, find_specs
 
     given = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     _, diagnostics, _ = compile_files(find_specs(given), params, model)
@@ -81,7 +83,7 @@ def load(path: PathLike, model: str | None = None, strict: bool = False, **param
     Raises `ArchError` when the spec has errors (or warnings a comment does not allow, with
     `strict=True`) or defines no model, and `OSError` when the file cannot be read.
     """
-    from .program import compile_file, no_model
+    from .pipeline import compile_file, no_model
 
     program = compile_file(os.fspath(path), model=model, params=params or None)
     failing = [d for d in program.diagnostics if d.is_error or (strict and not d.allowed)]
@@ -111,18 +113,19 @@ def render(
     expand: bool = False,
     rankdir: str = "TB",
     **params: Any,
-) -> str:
+) -> Rendered:
     """Draws a spec's model (its only one, or `model`) to `out` with graphviz, as `archdsl render`
-    does, and returns the format written. `format` (svg, png, pdf or dot) defaults to `out`'s
-    suffix; `depth` N draws blocks nested deeper than N as one node. Needs graphviz's `dot` program
-    except for dot output (`archdsl.RenderError` otherwise); no torch import."""
-    from .diagram import dot_source, format_of, render_dot
+    does, and returns the format written (a `str`, with `.path`, the file; a notebook shows an svg
+    or png as the picture). `format` (svg, png, pdf or dot) defaults to `out`'s suffix; `depth` N
+    draws blocks nested deeper than N as one node. Needs graphviz's `dot` program except for dot
+    output (`archdsl.RenderError` otherwise); no torch import."""
+    from .diagram import Rendered, dot_source, format_of, render_dot
 
     target = os.fspath(out)
     fmt = format or format_of(target, "format=")
     shaped = load(path, model=model, **params).model(model)
     render_dot(dot_source(shaped, depth=depth, expand=expand, rankdir=rankdir), target, fmt)
-    return fmt
+    return Rendered(fmt, target)
 
 
 def build(
@@ -146,7 +149,7 @@ def build(
 def emit(path: PathLike, model: str | None = None, **params: Any) -> str:
     """A spec's models (every one, or the one named `model`) as plain PyTorch source, the text
     `archdsl emit` writes; its `state_dict` keys are those of `build`'s module. No torch import."""
-    from .codegen import emit_source
+    from .codegen.source import emit_source
 
     program = load(path, model=model, **params)
     return emit_source(*program.models, program=program)
@@ -160,7 +163,7 @@ render.RenderError = RenderError  # type: ignore[attr-defined]
 def __getattr__(name: str) -> Any:
     # The pipeline's types load on first use, so `import archdsl` (and the CLI's start) stays cheap.
     if name == "Program":
-        from .program import Program
+        from .pipeline import Program
 
         return Program
     if name in ("Shaped", "ShapedModel"):
@@ -175,5 +178,13 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    # The public API, not whichever stages (`archdsl.program`, …) importing has bound so far.
+    # The public API, not whichever stages (`archdsl.pipeline`, …) importing has bound so far.
     return sorted([*__all__, "__version__"])
+
+
+# In a Jupyter kernel (or any IPython shell) IPython is imported before this: teach its display to
+# draw programs and models (archdsl/notebook.py says how). Elsewhere nothing is imported for it.
+if "IPython" in sys.modules:
+    from .notebook import register as _register
+
+    _register()

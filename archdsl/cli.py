@@ -3,6 +3,10 @@
 Exit codes: 0 clean, 1 the spec has errors (or warnings under --strict), 2 usage errors (a bad
 flag, a missing file, a directory without specs, graphviz's `dot` missing for `render`). `check`,
 `summary` and `render` never import torch.
+
+Its length (about a thousand lines) is the twelve commands' arguments and their short functions,
+which share the compile-and-report preamble and the rendering of diagnostics; what each command does
+is in its own module.
 """
 
 from __future__ import annotations
@@ -15,13 +19,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn, TextIO
 
-from . import __version__
 from .codes import UNKNOWN_MODEL
 from .errors import Diagnostic, SourceCache, did_you_mean, render, strict
 from .extras import MissingExtra, extra_of, require
 from .layers import PluginError
 from .loader import Loader
-from .program import Program, compile_file, compile_files, find_specs, several_models
+from .pipeline import Program, compile_file, compile_files, find_specs, several_models
+from .version import __version__
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -132,6 +136,11 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         "lsp", help="run the language server on standard input and output (needs archdsl[lsp])"
     )
 
+    schema = commands.add_parser(
+        "schema", help="print the JSON Schema of `check --format json`'s document, for CI tools"
+    )
+    schema.add_argument("-o", "--output", metavar="OUT", help="the file to write (default: stdout)")
+
     emit = commands.add_parser("emit", help="write a model as plain PyTorch source (needs only torch)")
     emit.add_argument("file", metavar="FILE", help=FILE_HELP)
     _model_option(emit, "every")
@@ -235,8 +244,57 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         metavar="N",
         help="refuse a model with more parameters (default: what this machine's memory holds)",
     )
+    train.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        help="write TensorBoard event files to DIR while training (overrides the spec's train "
+        "setting tensorboard; needs archdsl[tensorboard])",
+    )
     _param_option(train)
+    _sweep_parser(commands)
     return parser, dict(commands.choices)
+
+
+def _sweep_parser(commands: Any) -> None:
+    sweep = commands.add_parser(
+        "sweep",
+        help="search model parameters and train settings with Optuna (needs archdsl[sweep])",
+        description="Each trial trains the model (as archdsl train does) with values drawn for the "
+        "--param NAMEs; the study is kept in DIR/study.db, so running again adds trials to it.",
+    )
+    sweep.add_argument("file", metavar="FILE", help=FILE_HELP)
+    _model_option(sweep, "one")
+    sweep.add_argument(
+        "--trials", type=_positive(int), metavar="N", required=True, help="trials to add this run"
+    )
+    sweep.add_argument(
+        "-p",
+        "--param",
+        dest="spaces",
+        action="append",
+        default=[],
+        metavar="NAME=SPACE",
+        help="a model parameter or train setting (lr, momentum, weight_decay, epochs, batch, seed) and "
+        "where to draw it from: 16,32,64 (a choice), 0.01..0.5 (uniform), 0.001..0.1:log "
+        "(log-uniform); integers when both bounds are (repeatable)",
+    )
+    sweep.add_argument(
+        "--storage", metavar="URL", help="the Optuna storage (default: sqlite:///DIR/study.db)"
+    )
+    sweep.add_argument("--study", metavar="NAME", help="the study's name (default: the model's)")
+    sweep.add_argument("-o", "--out", metavar="DIR", help="output directory (default: sweeps/MODEL)")
+    sweep.add_argument("--epochs", type=_positive(int), metavar="N", help="override the spec's epochs")
+    sweep.add_argument("--batch", type=_positive(int), metavar="N", help="override the batch size")
+    sweep.add_argument("--seed", type=_nonnegative_int, metavar="N", help="override the random seed")
+    sweep.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    sweep.add_argument("--data-root", metavar="DIR", help="where the dataset files are (or go)")
+    sweep.add_argument(
+        "--limit", type=_positive(int), metavar="N", help="train on the first N training images only"
+    )
+    sweep.add_argument(
+        "--test-limit", type=_positive(int), metavar="N", help="test on the first N test images only"
+    )
+    sweep.set_defaults(param=[])
 
 
 def _model_option(parser: argparse.ArgumentParser, rule: str) -> None:
@@ -533,8 +591,12 @@ def cmd_train(args: argparse.Namespace, out: TextIO) -> int:
                 limit=args.limit,
                 test_limit=args.test_limit,
                 task=args.task,
+                tensorboard=args.tensorboard,
             ),
         )
+        if settings.tensorboard is not None:
+            # Before the dataset loads: a missing package is a usage problem, said in a second.
+            require("archdsl train --tensorboard", "tensorboard", ("tensorboard",))
         if settings.notes:
             talk.write(f"note: {'; '.join(settings.notes)}\n")
         from .train.loop import Options, train
@@ -566,7 +628,78 @@ def cmd_train(args: argparse.Namespace, out: TextIO) -> int:
         out.write("\n" + result.report)
         processes = f" on {result.world_size} processes" if result.world_size > 1 else ""
         out.write(f"\ntrained on {result.device}{processes}; outputs in {destination}\n")
+        if settings.tensorboard is not None:
+            board = settings.tensorboard
+            out.write(f"TensorBoard event files in {board}: tensorboard --logdir {board}\n")
     return EXIT_OK
+
+
+def cmd_sweep(args: argparse.Namespace, out: TextIO) -> int:
+    from . import sweep
+
+    try:
+        spaces = tuple(sweep.parse_param(text) for text in args.spaces)
+    except sweep.SweepUsage as exc:
+        raise UsageError(str(exc)) from None
+    if not spaces:
+        raise UsageError(f"sweep needs at least one --param NAME=SPACE; {sweep.SPACE_GRAMMAR}")
+    require("archdsl sweep", "sweep")
+    program, cache = _compile_one(args, out, one=True)
+    shaped = program.models[0]
+    request = sweep.Request(
+        spec=args.file,
+        model=shaped.name,
+        spaces=spaces,
+        trials=args.trials,
+        out=args.out or os.path.join("sweeps", shaped.name),
+        storage=args.storage,
+        study=args.study,
+        epochs=args.epochs,
+        batch=args.batch,
+        seed=args.seed,
+        limit=args.limit,
+        test_limit=args.test_limit,
+        device=args.device,
+        data_root=args.data_root,
+    )
+
+    def started(text: str) -> None:
+        out.write(text + "\n")
+        out.flush()
+
+    def finished(row: sweep.Row) -> None:
+        value = "" if row.value is None else f" {row.value:.4f}"
+        chosen = ", ".join(f"{k}={sweep.shown(v)}" for k, v in row.params.items())
+        note = f": {row.note}" if row.note else ""
+        out.write(
+            f"trial {row.number} {row.state}{value} ({chosen}; {_plural(row.epochs, 'epoch')}, "
+            f"{row.seconds:.1f} s){note}\n"
+        )
+        out.flush()
+
+    from .errors import ArchError
+    from .train import TrainError
+
+    try:
+        outcome = sweep.run(request, finished, started)
+    except sweep.SweepUsage as exc:
+        raise UsageError(str(exc)) from None
+    except TrainError as exc:
+        sys.stderr.write(f"archdsl: error: {exc}\n")
+        return EXIT_FAILED
+    except ArchError as exc:
+        _write_diagnostics(out, exc.diagnostics, cache)
+        return EXIT_FAILED
+    for note in outcome.notes:
+        out.write(f"note: {note}\n")
+    best = outcome.best
+    if best is not None:
+        out.write(f"best: trial {best.number}, {outcome.metric} {best.value:.4f}\n")
+    out.write(
+        f"{_plural(outcome.added, 'trial')} added, {len(outcome.rows)} finished in study {outcome.study}; "
+        f"outputs in {outcome.out}: {', '.join(outcome.files)}\n"
+    )
+    return EXIT_OK if best is not None else EXIT_FAILED
 
 
 def cmd_render(args: argparse.Namespace, out: TextIO) -> int:
@@ -598,8 +731,8 @@ def cmd_render(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_docs(args: argparse.Namespace, out: TextIO) -> int:
     """Exit 1 and write nothing when any spec has errors; exit 2 when graphviz's `dot` is missing."""
-    from .docs import entries, pages, write_pages
     from .errors import RenderError
+    from .pages import entries, pages, write_pages
     from .table import model_line
 
     if args.depth is not None and args.depth < 0:
@@ -697,9 +830,25 @@ def _read_spec(file: str) -> str:
         raise _unreadable(exc, file) from None
 
 
+def cmd_schema(args: argparse.Namespace, out: TextIO) -> int:
+    from .schema import schema_text
+
+    text = schema_text()
+    if args.output is None:
+        out.write(text)
+        return EXIT_OK
+    try:
+        with open(args.output, "w", encoding="utf-8") as file:
+            file.write(text)
+    except OSError as exc:
+        raise UsageError(f"{args.output}: {exc.strerror or exc}") from None
+    out.write(f"wrote {args.output}\n")
+    return EXIT_OK
+
+
 def cmd_lsp(args: argparse.Namespace, out: TextIO) -> int:
     require("archdsl lsp", "lsp")
-    from .lsp import serve
+    from .ide.server import serve
 
     serve()
     return EXIT_OK
@@ -708,7 +857,7 @@ def cmd_lsp(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_emit(args: argparse.Namespace, out: TextIO) -> int:
     """Warnings go to stderr: without -o, stdout is the source and must stay valid Python."""
     from .atomic import write_text
-    from .codegen import emit_source
+    from .codegen.source import emit_source
 
     program, cache = _compile_one(args, out, one=False)
     source = emit_source(*program.models, program=program)
@@ -817,11 +966,13 @@ COMMANDS = {
     "export": cmd_export,
     "summary": cmd_summary,
     "train": cmd_train,
+    "sweep": cmd_sweep,
     "render": cmd_render,
     "docs": cmd_docs,
     "emit": cmd_emit,
     "fmt": cmd_fmt,
     "lsp": cmd_lsp,
+    "schema": cmd_schema,
 }
 
 

@@ -6,6 +6,10 @@ diagnostics only it can phrase (a residual body that changes the shape, concat b
 disagree). `elaborate.py` walks a body and hands each statement to its construct; nothing after
 the graph knows the constructs: a residual is a body and an `add`, a gate a body and a `mul`, a
 concat its branches and a `cat`, a projection shortcut a conv and a batchnorm.
+
+Its length (about a thousand lines) is seven construct classes of 50 to 250 lines, kept in one
+module so that every construct's lowering reads in one place; more constructs would make it a
+package, as `layers/` is.
 """
 
 from __future__ import annotations
@@ -24,13 +28,15 @@ from .codes import (
     RESIDUAL_MISMATCH,
     TOO_LARGE,
 )
+from .converters import UNKNOWN, Symbol, TensorRef, describe
 from .errors import Failed, Note, Span, error, warning
 from .frames import Frame, Made, Namespace, Scope, dry
 from .graph import Module, Node, Shaped, Value
+from .hints import describe as describe_fixes
+from .hints import padding_fix
 from .layers import CONCAT, RESIDUAL, Signature
 from .resolve import MAX_EXPANDED_LAYERS, _called_from, unknown_layer
 from .sizes import fmt, pair_text
-from .values import UNKNOWN, Symbol, TensorRef, describe
 
 if TYPE_CHECKING:
     from .elaborate import Elaborator
@@ -357,7 +363,7 @@ class Residual(Construct):
                     error(
                         RESIDUAL_MISMATCH,
                         f"residual body changes the shape {fmt(xs)} → {fmt(ys)}, so it "
-                        f"cannot be added to its input; {_residual_hint(xs, ys)}",
+                        f"cannot be added to its input; {_residual_hint(xs, ys, records)}",
                         statement.span,
                         Note(
                             message=f"the body ends at line {y.span.line if y.span else '?'} with {fmt(ys)}"
@@ -386,7 +392,7 @@ class Residual(Construct):
             records.insert(body_end, path_record)
             s = path_value
         else:
-            projection = self.projection(elab, statement, inner, module, x, y, args, spans)
+            projection = self.projection(elab, statement, inner, module, x, y, args, spans, records)
             records.append(projection)
             s = projection_value(projection)
         owner = module or frame.module
@@ -413,6 +419,7 @@ class Residual(Construct):
         y: Value,
         args: dict[str, Any],
         spans: dict[str, Span],
+        body: Sequence[Shaped],
     ) -> Shaped:
         """The shortcut `project` asks for, as ordinary nodes: a 1×1 conv (a linear layer for [F])
         from x's channels to y's, and a batchnorm after it with `batchnorm=true`, both under the
@@ -442,7 +449,7 @@ class Residual(Construct):
                 )
             )
         else:
-            stride = self.stride(elab, statement, xs, ys, args, spans, span)
+            stride = self.stride(elab, statement, xs, ys, args, spans, span, body)
             op = "conv"
             layer_args = {
                 "out": ys[0],
@@ -515,6 +522,7 @@ class Residual(Construct):
         args: dict[str, Any],
         spans: dict[str, Span],
         span: Span,
+        body: Sequence[Shaped],
     ) -> tuple[int, int]:
         from .shapes import projection_stride
 
@@ -524,12 +532,16 @@ class Residual(Construct):
             if args["stride"] is not None:
                 given = args["stride"][axis - 1]
                 if (xs[axis] - 1) // given + 1 != ys[axis]:
+                    wanted = tuple(
+                        (size - 1) // step + 1 for size, step in zip(xs[1:], args["stride"], strict=True)
+                    )
                     raise Failed(
                         error(
                             RESIDUAL_MISMATCH,
                             f"the projection's stride {given} maps {name} {xs[axis]} to "
                             f"{(xs[axis] - 1) // given + 1}, but the body gives {ys[axis]}",
                             spans["stride"],
+                            *_projection_fix(body, xs, ys, lambda sizes, wanted=wanted: sizes == wanted),
                         )
                     )
                 stride = given
@@ -540,6 +552,15 @@ class Residual(Construct):
                         f"no 1×1 projection maps {fmt(xs)} to {fmt(ys)}: no stride takes "
                         f"{name} {xs[axis]} to {ys[axis]}",
                         statement.span,
+                        *_projection_fix(
+                            body,
+                            xs,
+                            ys,
+                            lambda sizes: all(
+                                projection_stride(n, m) is not None
+                                for n, m in zip(xs[1:], sizes, strict=True)
+                            ),
+                        ),
                     )
                 )
             strides.append(stride)
@@ -559,16 +580,62 @@ class Residual(Construct):
         return strides[0], strides[1]
 
 
+def _projection_fix(
+    body: Sequence[Shaped], xs: tuple[int, ...], ys: tuple[int, ...], wanted: Any
+) -> list[Note]:
+    """The paddings after which a 1×1 projection meets the body: the usual cause is a strided
+    window layer written without padding, which loses a row that the projection keeps."""
+    found = padding_fix(body, xs[1:], wanted)
+    if found is None:
+        return []
+    fixes, sizes = found
+    return [
+        Note(
+            message=f"likely fix: {describe_fixes(fixes)}; the body would give {fmt((ys[0], *sizes))}",
+            span=fixes[0].node.span,
+        )
+    ]
+
+
 def projection_value(record: Shaped) -> Value:
     """The value a projection shortcut makes: its last node's output."""
     node = record if not record.children else record.children[-1]
     return node.outputs[0]  # type: ignore[attr-defined]
 
 
-def _residual_hint(x: tuple[int, ...], y: tuple[int, ...]) -> str:
+def _residual_hint(x: tuple[int, ...], y: tuple[int, ...], body: Sequence[Shaped]) -> str:
     if len(x) == len(y) and x[0] == y[0] and all(size == 1 for size in y[1:]) and x != y:
         return "to scale the input by it (squeeze-and-excitation), write `gate { … }`"
+    if len(x) == len(y) and x[0] == y[0]:
+        found = padding_fix(body, x[1:], lambda sizes: sizes == x[1:])
+        if found is not None:
+            return f"likely fix: {describe_fixes(found[0])}, which keeps {fmt(x)}"
     return "use residual(shortcut=project), or write its shortcut out (`shortcut { … }`)"
+
+
+def _concat_fixes(branches: list[Shaped]) -> list[Note]:
+    """The paddings that bring the branches that disagree with the first to its size; or, where
+    the first alone is the odd one out, that bring it to the others'."""
+    first = branches[0]
+    odd = [b for b in branches[1:] if b.output[1:] != first.output[1:]]
+    if len(odd) == len(branches) - 1 and len({b.output[1:] for b in odd}) == 1:
+        found = padding_fix([first], first.input[1:], lambda sizes: sizes == odd[0].output[1:])
+        if found is not None:
+            return [_fix_note(first, *found)]
+    notes = []
+    for branch in odd:
+        found = padding_fix([branch], branch.input[1:], lambda sizes: sizes == first.output[1:])
+        if found is not None:
+            notes.append(_fix_note(branch, *found))
+    return notes
+
+
+def _fix_note(branch: Shaped, fixes: list[Any], sizes: tuple[int, ...]) -> Note:
+    shape = fmt((branch.output[0], *sizes))
+    return Note(
+        message=f"likely fix: {describe_fixes(fixes)}; branch {branch.name} would give {shape}",
+        span=fixes[0].node.span,
+    )
 
 
 class Branch:
@@ -684,6 +751,7 @@ class Concat(Construct):
                     Note(message=f"branch {b.name} (line {b.span.line}) gives {fmt(b.output)}", span=b.span)
                     for b in records
                 ]
+                notes += _concat_fixes(records)
                 what = "H and W" if len(first.output) == 3 else "every axis but the first"
                 raise Failed(
                     error(

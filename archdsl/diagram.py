@@ -576,21 +576,82 @@ def render_dot(dot: str, path: str, fmt: str) -> None:
     if fmt == "dot":
         write_text(path, dot)
         return
+    with atomic_path(path) as temporary:  # made before dot runs, as it always was
+        drawn = run_dot(dot, fmt)
+        with open(temporary, "wb") as handle:
+            handle.write(drawn)
+
+
+def run_dot(dot: str, fmt: str) -> bytes:
+    """`dot` laid out by graphviz's `dot` program as `fmt` (svg, png or pdf): the file's bytes.
+    Raises RenderError when the program is missing or fails."""
     program = shutil.which("dot")
     if program is None:
         raise RenderError(DOT_MISSING)
-    with atomic_path(path) as temporary:
+    try:
+        result = subprocess.run(
+            [program, f"-T{fmt}", *(PNG_OPTIONS if fmt == "png" else ())],
+            input=dot.encode("utf-8"),
+            capture_output=True,
+            check=False,
+        )
+    except OSError as exc:
+        raise RenderError(f"could not run graphviz's `dot` ({program}): {exc}") from None
+    if result.returncode != 0:
+        message = result.stderr.decode("utf-8", "replace").strip() or f"exit status {result.returncode}"
+        raise RenderError(f"graphviz's `dot` failed: {message}")
+    if not result.stdout:
+        raise RenderError("graphviz's `dot` wrote nothing")
+    return result.stdout
+
+
+def svg_element(svg: str) -> str:
+    """An SVG file's `<svg>` element alone, without the XML declaration, doctype and comments
+    before it, so that it can stand inside an HTML page (a notebook's output)."""
+    start = svg.find("<svg")
+    return svg[start:] if start >= 0 else svg
+
+
+def svg(dot: str) -> str:
+    """`dot` drawn as an `<svg>` element (RenderError as `run_dot`); graphviz writes no date or
+    random id, so the same DOT text always gives the same SVG."""
+    return svg_element(run_dot(dot, "svg").decode("utf-8"))
+
+
+class Rendered(str):
+    """What `archdsl.render` returns: the format written, as it always was (`== "svg"`), with
+    `.path`, the file written; a notebook shows an svg or png file as the picture."""
+
+    path: str
+
+    def __new__(cls, fmt: str, path: str) -> Rendered:
+        rendered = super().__new__(cls, fmt)
+        rendered.path = path
+        return rendered
+
+    def __getnewargs__(self) -> tuple[str, str]:  # type: ignore[override]
+        # copy and pickle call __new__ with these: str's own would leave out the path
+        return str(self), self.path
+
+    def __repr__(self) -> str:
+        return f"Rendered({str(self)!r}, path={self.path!r})"
+
+    # IPython's display protocol: read when the object is shown, so a file drawn again shows anew;
+    # None (nothing to show this way) for another format, or a file gone since.
+    def _repr_svg_(self) -> str | None:
+        if self != "svg":
+            return None
         try:
-            result = subprocess.run(
-                [program, f"-T{fmt}", *(PNG_OPTIONS if fmt == "png" else ()), "-o", temporary],
-                input=dot.encode("utf-8"),
-                capture_output=True,
-                check=False,
-            )
-        except OSError as exc:
-            raise RenderError(f"could not run graphviz's `dot` ({program}): {exc}") from None
-        if result.returncode != 0:
-            message = result.stderr.decode("utf-8", "replace").strip() or f"exit status {result.returncode}"
-            raise RenderError(f"graphviz's `dot` failed: {message}")
-        if not os.path.getsize(temporary):
-            raise RenderError("graphviz's `dot` wrote nothing")
+            with open(self.path, encoding="utf-8") as handle:
+                return svg_element(handle.read())
+        except OSError:
+            return None
+
+    def _repr_png_(self) -> bytes | None:
+        if self != "png":
+            return None
+        try:
+            with open(self.path, "rb") as handle:
+                return handle.read()
+        except OSError:
+            return None

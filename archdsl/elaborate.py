@@ -15,6 +15,10 @@ block sees only its parameters. Where a statement fails, the flow stops: later s
 checked for what can be judged without shapes (names, arguments), but make no nodes. Statements
 that never run (the passes of `repeat 0`, a branch whose condition does not hold) are checked the
 same way, except for values that may be wrong only where they would run.
+
+Its length (about 950 lines) is the walk and the services every construct calls back into while it
+lowers a statement (binding arguments, applying a layer, claiming names, reporting); the constructs
+themselves are in `constructs.py`.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from .codes import (
     VALUES,
 )
 from .constructs import CONSTRUCTS, given_by
+from .converters import UNKNOWN, BadValue, Symbol, describe, tensor_refs
 from .errors import Diagnostic, Failed, Note, Span, error, warning
 from .frames import Frame, Made, Namespace, Scope, dry
 from .graph import Graph, Module, Node, Shaped, ShapedModel, Value
@@ -54,7 +59,6 @@ from .shapes import Context as ShapeContext
 from .shapes import infer, input_axes, too_many_elements, too_many_params, with_origin
 from .sizes import MAX_ELEMENTS, MAX_PARAMS, fmt
 from .trainspec import TrainSpec, validate_train
-from .values import UNKNOWN, BadValue, Symbol, describe, tensor_refs
 
 
 class Elaborator(Resolver):

@@ -208,9 +208,9 @@ def export_model(
 ) -> Exported:
     """Builds `model` (with the `state_dict` at `weights`, if given) and writes it to `out` as
     ONNX, atomically. Raises `ExportError` when the weights do not fit or the export fails."""
-    from . import __version__
     from .atomic import write_bytes
     from .builder import build_model
+    from .version import __version__
 
     net = build_model(model, max_params=max_params)
     if weights is not None:

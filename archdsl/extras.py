@@ -4,9 +4,9 @@
 `emit` and `load` never import torch. `archdsl[torch]` adds what building needs (`build`,
 `summary --verify`, `pretrained(...)` layers), `archdsl[train]` the training runner, `archdsl[lsp]`
 the language server (`archdsl lsp`), `archdsl[onnx]` `archdsl export` (and onnxruntime, to run
-what it writes). A command
-that needs a missing extra raises `MissingExtra` before it starts, naming the extra to install;
-the CLI prints it and exits 2.
+what it writes), `archdsl[tensorboard]` `train --tensorboard`, `archdsl[sweep]` `archdsl sweep`
+and `archdsl[docs]` the mkdocs plugin. A command that needs a missing extra raises
+`MissingExtra` before it starts, naming the extra to install; the CLI prints it and exits 2.
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "train": ("torch", "torchvision", "matplotlib", "tqdm"),
     "lsp": ("pygls", "lsprotocol"),
     "onnx": ("torch", "torchvision", "onnx", "onnxscript", "onnxruntime"),
+    "tensorboard": ("tensorboard", "torch", "torchvision", "matplotlib", "tqdm"),
+    "sweep": ("optuna", "torch", "torchvision", "matplotlib", "tqdm"),
+    "docs": ("mkdocs", "material"),
 }
 
 

@@ -32,7 +32,6 @@ from typing import Any
 from lark import Token, Tree
 from lark.exceptions import UnexpectedInput
 
-from .comments import scan
 from .errors import Diagnostic
 from .pretty import (
     BLANK,
@@ -49,6 +48,7 @@ from .pretty import (
     align_comments,
     print_doc,
 )
+from .trivia import scan
 
 WIDTH = 100
 
@@ -93,7 +93,7 @@ def _formatted(text: str, file: str, shapes: bool) -> str:
     if not shapes:
         return formatted
     from .loader import Loader
-    from .program import compile_file
+    from .pipeline import compile_file
     from .shape_comments import refresh, statements
 
     bom = "\ufeff" if formatted.startswith("\ufeff") else ""

@@ -16,10 +16,10 @@ from lark import Token
 
 from . import ir
 from .codes import IMPORT, IMPORT_CYCLE, TOO_LARGE
-from .comments import Trivia, of_tokens, scan
 from .errors import Diagnostic, Note, Span, error
 from .parser import parse
 from .transformer import source_file
+from .trivia import Trivia, of_tokens, scan
 
 #: A chain of imports longer than this is taken for a mistake (and would exhaust the recursion).
 MAX_IMPORT_DEPTH = 100

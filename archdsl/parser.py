@@ -39,7 +39,7 @@ def _lark(name: str, **options: Any) -> Lark:
     )
 
 
-#: The terminals the lexer hands to `_LEXED` as it goes: what `comments.py` makes a file's trivia
+#: The terminals the lexer hands to `_LEXED` as it goes: what `trivia.py` makes a file's trivia
 #: of (lark drops comments, and the braces and strings place them).
 TRIVIA_TERMINALS = ("COMMENT", "STRING", "LBRACE", "RBRACE")
 #: The trivia tokens of the parse under way (the lexer's callbacks fill it).

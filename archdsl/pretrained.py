@@ -6,7 +6,7 @@ part against the model's submodules and the weights against the model's weights 
 finds the output shape, parameter count and MACs by running the part on PyTorch's `meta` device,
 where tensors have shapes but no data, so nothing is allocated or computed. The builder calls
 `build` for the real module, which is where weights are downloaded, and only when asked for.
-The layer reaches this module through `layers.zoo.Torchvision`, which `program.py` installs; the
+The layer reaches this module through `layers.zoo.Torchvision`, which `pipeline.py` installs; the
 data and exceptions both share (`CONSTRUCTOR_ARGS`, `Refused`, `LoadFailed`, `Probe`, `title`)
 are defined there and importable from here.
 

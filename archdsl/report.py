@@ -12,10 +12,10 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from . import __version__
 from .codes import CODES
 from .errors import Diagnostic
 from .shapes import Shaped, ShapedModel
+from .version import __version__
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_VERSION = "2.1.0"

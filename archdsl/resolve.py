@@ -29,10 +29,7 @@ from .codes import (
     UNKNOWN_NAME,
     VALUES,
 )
-from .errors import Diagnostic, Failed, Note, Span, did_you_mean, error
-from .layers import KEYWORD_VALUES, Arg, Layer, Signature
-from .module_names import RESERVED_MODULE_NAMES
-from .values import (
+from .converters import (
     UNKNOWN,
     BadValue,
     CallValue,
@@ -47,6 +44,9 @@ from .values import (
     string,
     tensor,
 )
+from .errors import Diagnostic, Failed, Note, Span, did_you_mean, error
+from .layers import KEYWORD_VALUES, Arg, Layer, Signature
+from .reserved_names import RESERVED_MODULE_NAMES
 
 #: A spec that expands past this many layers is refused before anything is built.
 MAX_EXPANDED_LAYERS = 1_000_000

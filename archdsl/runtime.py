@@ -1,8 +1,14 @@
 """The modules archdsl's networks use beyond `torch.nn`, one definition for both of its outputs.
 
-The builder constructs these classes; `emit` copies their source text, read from this file (never
-imported: emit does not import torch), into the emitted module, so a built network and its emitted
-source run the same code. Each definition is therefore written as it is to appear there: plain
+`emit` copies their source text, read from this file (never imported: emit does not import torch),
+into the emitted module. The builder constructs the same classes for the layers (`View`, the
+attentions, `StochasticDepth`, ...), so there a built network and its emitted source run the same
+code. `Concat`, `Residual` and `Gate` are emit's alone: the builder runs a composite as nodes of the
+model's dataflow graph (the branches, then a `cat`; the body, then an `add` or a `mul`), while the
+emitted source names the composite, as a reader expects, with one of these classes. Their two
+forwards are held equal by tests/test_emit.py and by the emit campaign (`campaigns/emit.py`: the
+emitted module loads the built one's state_dict strictly and gives its outputs, on 20,000 random
+specs). Each definition is therefore written as it is to appear there: plain
 PyTorch, no archdsl imports, formatted as `ruff format` formats at its default line length (88),
 and referring only to `torch` and `nn`, which the emitted module imports.
 """

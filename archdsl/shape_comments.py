@@ -1,6 +1,6 @@
 """Shape comments that cannot lie: `# [16, 10, 10]` after a statement, held to its inferred shape.
 
-Consumes a file's trivia (its comments, as the lexer found them: `comments.py`) and its shaped
+Consumes a file's trivia (its comments, as the lexer found them: `trivia.py`) and its shaped
 models; produces W005 for each shape comment that disagrees with the shape inference, and, for
 `archdsl fmt --shapes`, the text with every such comment written or refreshed.
 
@@ -20,11 +20,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from .codes import STALE_SHAPE
-from .comments import Comment, Trivia
 from .errors import Diagnostic, Note, Span, warning
 from .shapes import Shaped, ShapedModel
 from .sizes import Shape, fmt_io
 from .transformer import OUT_OF_RANGE, decimal
+from .trivia import Comment, Trivia
 
 _SIZES = r"\[\s*(?:[0-9]+(?:\s*,\s*[0-9]+)*\s*,?)?\s*\]"
 #: `# [16, 10, 10]`: the comment's shape, then any other text; `# ([2, 8, 8], [2, 8, 8])` for a

@@ -28,7 +28,10 @@ MAX_PARAMS = 2**40
 
 
 def float32_size(count: int) -> str:
-    """`count` float32 values in bytes, for messages: '4.0 GiB'."""
+    """`count` float32 values in bytes, for messages: '4.0 GiB'; past what a float holds (a size
+    from a scale of 1e300), '> 1e308 bytes'."""
+    if count * 4 > 2**1023:
+        return "> 1e308 bytes"
     size = float(count * 4)
     for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if size < 1024 or unit == "PiB":

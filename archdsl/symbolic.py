@@ -1,6 +1,6 @@
 """Integer expressions over names (`width * 2`, `(H - 1) // 2 + 1`), folded as a person folds them.
 
-Used by `generic.py` to follow a block's channel counts and sizes in terms of its parameters. A value
+Used by `codegen/blocks.py` to follow a block's channel counts and sizes in terms of its parameters. A value
 is an `int` when it is constant, else a `Sym`. The constructors (`add`, `mul`, `floordiv`) fold
 constants and keep sums linear, so equal expressions built the same way compare equal and print the
 same; `str` gives Python source with only the parentheses precedence needs.

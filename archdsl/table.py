@@ -9,8 +9,10 @@ counts of parameters and MACs use the decimal K, M, G of counts.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from . import constructs, layers
 from .shapes import Shape, Shaped, ShapedModel, float32_size, fmt
@@ -122,6 +124,17 @@ class Summary:
     def __str__(self) -> str:
         return _format(self)
 
+    def __repr__(self) -> str:
+        # One line: the dataclass's own would print the whole model.
+        return f"<Summary {self.name}: {len(self.layers)} rows, {_count(self.params)} params>"
+
+    # IPython's display protocol: a notebook shows the table as HTML, a terminal as text.
+    def _repr_html_(self) -> str:
+        return html_table(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
 
 def table(model: ShapedModel) -> str:
     return _format(Summary.of(model))
@@ -161,8 +174,61 @@ def _format(summary: Summary) -> str:
     out.extend(line(row) for row in rows[1:])
     out.append(rule)
     out.append(line(total))
-    out.append(
+    out.append(_totals(model))
+    return "\n".join(out)
+
+
+def _totals(model: ShapedModel) -> str:
+    return (
         f"{_count(model.params)} parameters ({float32_size(model.params)} as float32), "
         f"{_count(model.macs)} multiply-accumulates per sample"
     )
+
+
+_LEFT = ' style="text-align:left"'
+_RIGHT = ' style="text-align:right"'
+
+
+def html_table(summary: Summary) -> str:
+    """The table as HTML, for a notebook: the rows, total and totals line of `str(summary)`, every
+    text escaped. A row's name is indented by its depth, and its title is its module path."""
+    model = summary.model
+    inputs = fmt_io(model.inputs) if model.inputs else fmt(model.input)
+
+    def cell(text: str, style: str = _LEFT, tag: str = "td", extra: str = "") -> str:
+        return f"<{tag}{style}{extra}>{html.escape(text)}</{tag}>"
+
+    def numbers(params: int, macs: int, tag: str = "td") -> str:
+        return cell(_count(params), _RIGHT, tag) + cell(_count(macs), _RIGHT, tag)
+
+    head = "".join(cell(name, tag="th") for name in ("name", "op", "output")) + "".join(
+        cell(name, _RIGHT, "th") for name in ("params", "MACs")
+    )
+    out = [
+        '<table class="archdsl-summary">',
+        f"<caption{_LEFT}><b>{html.escape(model.name)}</b> "
+        f"({html.escape(model.file)}, input {html.escape(inputs)})</caption>",
+        f"<thead><tr>{head}</tr></thead>",
+        "<tbody>",
+    ]
+    for layer in summary.layers:
+        indent = _LEFT
+        if layer.depth:  # nested rows indented, as the text table indents them
+            indent = f' style="text-align:left;padding-left:{0.5 + 1.5 * layer.depth:g}em"'
+        out.append(
+            "<tr>"
+            + cell(layer.name, indent, extra=f' title="{html.escape(layer.path)}"')
+            + cell(layer.op)
+            + cell(layer.output_text)
+            + numbers(layer.params, layer.macs)
+            + "</tr>"
+        )
+    outputs = fmt_io(model.outputs) if model.outputs else "?"
+    out.append("</tbody>")
+    out.append(
+        f"<tfoot><tr>{cell('total', tag='th')}<td></td>{cell(outputs)}"
+        f"{numbers(model.params, model.macs, 'th')}</tr></tfoot>"
+    )
+    out.append("</table>")
+    out.append(f"<p>{html.escape(_totals(model))}</p>")
     return "\n".join(out)

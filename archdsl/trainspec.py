@@ -13,10 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 from . import ir
 from .codes import TRAIN_SETTING
-from .errors import Diagnostic, Failed, did_you_mean, error
-from .layers import Arg
-from .layers import Signature as LayerSpec
-from .values import (
+from .converters import (
     BadValue,
     CallValue,
     Symbol,
@@ -30,6 +27,9 @@ from .values import (
     probability,
     string,
 )
+from .errors import Diagnostic, Failed, did_you_mean, error
+from .layers import Arg
+from .layers import Signature as LayerSpec
 
 #: The datasets of labelled images (classification; reconstruction reads their images only).
 DATASETS = ("mnist", "fashion-mnist", "cifar10")
@@ -105,6 +105,8 @@ class TrainSpec(Frozen):
     schedule: ScheduleSpec | None = None
     loss: LossSpec | None = None
     seed: int | None = None
+    #: Where `archdsl train` writes TensorBoard event files (relative to where it runs).
+    tensorboard: str | None = None
 
 
 def _calls(*specs: LayerSpec) -> dict[str, LayerSpec]:
@@ -212,6 +214,7 @@ KEYS = (
     "schedule",
     "loss",
     "seed",
+    "tensorboard",
 )
 
 #: Binds a call's arguments to a signature (resolve's binder, with the setting's span applied).
@@ -367,6 +370,12 @@ def _augment(value: Any, bind: Binder) -> AugmentSpec:
     return AugmentSpec(**settings)
 
 
+def _directory(value: Any, bind: Binder) -> str:
+    if isinstance(value, str) and value.strip():
+        return value
+    raise BadValue(f'a directory in quotes, e.g. "runs/tb", got {describe(value)}')
+
+
 def _optimizer(value: Any, bind: Binder) -> OptimizerSpec:
     name, args = _call(value, OPTIMIZERS, bind, "optimizer")
     return OptimizerSpec(name=name, **args)
@@ -394,4 +403,5 @@ _SETTINGS: dict[str, Callable[[Any, Binder], Any]] = {
     "schedule": _schedule,
     "loss": _loss,
     "seed": lambda v, _: nonnegative_int(v),
+    "tensorboard": _directory,
 }

@@ -4,7 +4,7 @@ A real client (tests/lsp_client.py) starts the server as a process, opens the sp
 `benchmarks/check_speed.py` generates for 1,000 layer statements, and types into it, one
 incremental `didChange` per keystroke. Each keystroke is timed from the moment the client sends
 it to the moment the `publishDiagnostics` for that document version arrives. That time includes
-the server's debounce (`archdsl.lsp.DEBOUNCE_S`), a full check of the document, the conversion
+the server's debounce (`archdsl.ide.server.DEBOUNCE_S`), a full check of the document, the conversion
 to LSP positions and the JSON-RPC round trip. The keystrokes alternate between edits that keep
 the spec valid (a conv's width, 8 → 9 and back) and ones that break it (a stray `(`, a syntax
 error) and mend it, since a broken document is what the server sees most while one types.
@@ -98,7 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--spec", type=Path, help="type into this spec (left unchanged) instead")
     args = parser.parse_args(argv)
 
-    from archdsl import editor, lsp
+    from archdsl.ide import queries as editor
+    from archdsl.ide import server as lsp
 
     text = args.spec.read_text(encoding="utf-8") if args.spec else generate_spec(args.statements)
     with tempfile.TemporaryDirectory() as workdir:

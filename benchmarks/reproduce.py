@@ -48,7 +48,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from archdsl.program import compile_file  # noqa: E402
+from archdsl.pipeline import compile_file  # noqa: E402
 from archdsl.train import TrainError  # noqa: E402
 from archdsl.train.loop import Options, Quiet, train  # noqa: E402
 from archdsl.train.metrics import EpochMetrics  # noqa: E402

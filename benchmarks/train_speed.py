@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from archdsl.builder import build_model  # noqa: E402
-from archdsl.program import compile_file  # noqa: E402
+from archdsl.pipeline import compile_file  # noqa: E402
 from archdsl.train import data  # noqa: E402
 from archdsl.train.loop import Options, train  # noqa: E402
 from archdsl.train.settings import Overrides, resolve  # noqa: E402

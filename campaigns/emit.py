@@ -32,8 +32,8 @@ import torch
 from torch import nn
 
 import archdsl
-from archdsl.codegen import emit_source
-from archdsl.program import compile_file
+from archdsl.codegen.source import emit_source
+from archdsl.pipeline import compile_file
 from campaigns import specgen
 
 #: The ruff installed beside this Python (the dev extra's): emitted source is as it formats.

@@ -68,7 +68,7 @@ def scaling_spec(lines: int) -> str:
 
 def scaling(directory: str, runs: int = 5) -> tuple[float, float]:
     from archdsl.loader import Loader
-    from archdsl.program import compile_file
+    from archdsl.pipeline import compile_file
 
     times = {}
     for lines in (1_000, 10_000):

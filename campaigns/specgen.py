@@ -3059,7 +3059,7 @@ def compare(spec: Spec, build: bool = True) -> Verdict:
     """Checks the spec with archdsl and runs it in PyTorch; with `build`, also runs archdsl's own
     built module and compares the shapes it really produces."""
     from archdsl.loader import Loader
-    from archdsl.program import compile_file
+    from archdsl.pipeline import compile_file
 
     text, lines = render(spec)
     loader = Loader()
@@ -3409,7 +3409,7 @@ def check_survives(data: bytes, path: str) -> str | None:
     from archdsl.errors import SourceCache
     from archdsl.errors import render as render_diagnostic
     from archdsl.loader import Loader
-    from archdsl.program import compile_file
+    from archdsl.pipeline import compile_file
     from archdsl.report import check_json
     from archdsl.table import model_line
 

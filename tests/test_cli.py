@@ -182,7 +182,7 @@ def test_check_model_across_files_checks_the_files_that_define_it(
     assert code == 2
     assert capsys.readouterr().err.startswith(
         f"archdsl: error: no model 'LeNet' in the {len(SPECS)} files "
-        "(models: AlexNet, Autoencoder, Generator, Discriminator, GoogLeNetMini, LeNet5, "
+        "(models: AlexNet, Autoencoder, Generator, Discriminator, DeepSigmoid, GoogLeNetMini, LeNet5, "
     )
 
 
@@ -257,6 +257,7 @@ def _run(code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([PYTHON, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "command", [["check", "specs"], ["summary", "specs/resnet_mini.arch"], ["fmt", "--check", "specs"]]
 )
@@ -276,6 +277,7 @@ def test_static_commands_never_import_torch(command: list[str]) -> None:
     assert "internal error" not in result.stderr
 
 
+@pytest.mark.slow
 def test_a_check_that_ends_the_process_early_still_writes_all_it_printed_and_its_exit_code(
     tmp_path: Path,
 ) -> None:
@@ -298,6 +300,7 @@ def test_a_check_that_ends_the_process_early_still_writes_all_it_printed_and_its
     assert expected_code == 1 and len(expected) > 100_000
 
 
+@pytest.mark.slow
 def test_python_dash_m_runs_the_same_command() -> None:
     result = subprocess.run(
         [PYTHON, "-m", "archdsl", "check", "-q", "specs/lenet5.arch"],
@@ -310,6 +313,7 @@ def test_python_dash_m_runs_the_same_command() -> None:
     assert result.stdout == ""
 
 
+@pytest.mark.slow
 def test_console_script_is_installed() -> None:
     script = Path(PYTHON).with_name("archdsl")
     result = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=120)
@@ -317,9 +321,9 @@ def test_console_script_is_installed() -> None:
 
 
 def test_sizes_use_binary_units_everywhere(in_root: Path) -> None:
-    from archdsl.docs import entries, pages
     from archdsl.errors import SourceCache
-    from archdsl.program import compile_files
+    from archdsl.pages import entries, pages
+    from archdsl.pipeline import compile_files
     from archdsl.shapes import float32_size
 
     texts = [run_cli("summary", spec)[1] for spec in SPECS]

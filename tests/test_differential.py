@@ -491,6 +491,7 @@ def stacks(draw: st.DrawFn) -> Spec:
     )
 )
 # a reflection needs more pixels than it mirrors.
+@pytest.mark.slow
 @example(Spec((1, 3, 3), [Layer("pad", ([3, 0, 0, 0],), (("mode", "reflect"),))]))
 @pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")
 def test_archdsl_agrees_with_pytorch_on_random_stacks(spec: Spec) -> None:

@@ -12,7 +12,7 @@ from archdsl.codes import markdown_table
 from archdsl.layers import LAYERS, RESIDUAL, Layer, Signature
 from archdsl.layers.reference import BEGIN, END, argument_table, markdown, reference, tabled
 from archdsl.loader import Loader
-from archdsl.program import compile_file
+from archdsl.pipeline import compile_file
 
 from conftest import ROOT
 

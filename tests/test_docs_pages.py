@@ -1,10 +1,9 @@
-"""`archdsl docs`: a Markdown page and SVG diagram per model, an index, and the project's own pages
-(docs/models) kept up to date with specs/."""
+"""`archdsl docs`: a Markdown page and SVG diagram per model, and an index; the same pages with the
+diagram inline for a site (`site_pages`, which the mkdocs plugin serves: tests/test_site.py)."""
 
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -12,15 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from archdsl.docs import DOT_MISSING, cell, page_stems
-from archdsl.program import compile_file
+from archdsl.errors import RenderError, SourceCache
+from archdsl.pages import DOT_MISSING, Entry, cell, entries, inline_svg, page_stems, site_pages
+from archdsl.pipeline import compile_files
 
-from conftest import ROOT, SPECS, run_cli
+from conftest import ROOT, run_cli
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz's dot is not installed")
-
-REGENERATE = "archdsl docs specs -o docs/models"
-ZOO_REGENERATE = "archdsl docs specs/torchvision -o docs/models/torchvision --depth 1"
 
 LENET_TABLE = """\
 | module | op | output | params | MACs | receptive field | stride |
@@ -225,6 +222,7 @@ def test_table_cells_escape_pipes_and_markup() -> None:
     assert cell("<b>") == "\\<b\\>"
 
 
+@pytest.mark.slow
 @needs_dot
 def test_output_is_deterministic(in_root: Path, tmp_path: Path) -> None:
     assert docs("specs", "-o", str(tmp_path / "one"))[0] == 0
@@ -232,35 +230,67 @@ def test_output_is_deterministic(in_root: Path, tmp_path: Path) -> None:
     assert tree(tmp_path / "one") == tree(tmp_path / "two")
 
 
+def lenet_entries() -> list[Entry]:
+    programs, diagnostics, loader = compile_files(["specs/lenet5.arch"])
+    assert diagnostics == []
+    return entries(programs, SourceCache(loader.sources))
+
+
 @needs_dot
-@pytest.mark.parametrize(
-    ("command", "pages"),
-    [
-        (REGENERATE, sum(len(compile_file(str(ROOT / spec)).models) for spec in SPECS)),
-        (ZOO_REGENERATE, len(list((ROOT / "specs" / "torchvision").glob("*.arch")))),
-    ],
-)
-def test_docs_models_is_up_to_date(command: str, pages: int, in_root: Path, tmp_path: Path) -> None:
-    """docs/models is generated from specs/ (and docs/models/torchvision from the zoo), a page a
-    model and an index; the .md pages and the DOT beside each diagram must be what the current
-    code writes. The SVG bytes are not compared: graphviz writes its version and its own layout
-    into them, which differ between installations."""
-    args = shlex.split(command)[1:]
-    committed_dir = ROOT / args[args.index("-o") + 1]
-    args[args.index("-o") + 1] = str(tmp_path)
-    code, out = run_cli(*args)
-    assert code == 0, out
-    fresh = tree(tmp_path)
-    committed = tree(committed_dir)
-    where = committed_dir.relative_to(ROOT)
-    stale = f"{where} is out of date; regenerate it with `{command}` and commit the result"
-    assert sorted(committed) == sorted(fresh), stale
-    for name, data in fresh.items():
-        if not name.endswith(".svg"):
-            assert committed[name] == data, f"{name}: {stale}"
-    assert len([name for name in fresh if name.endswith(".md")]) == pages + 1
+def test_site_page_is_the_command_page_with_its_diagram_inline(in_root: Path, tmp_path: Path) -> None:
+    assert docs("specs/lenet5.arch", "-o", str(tmp_path))[0] == 0
+    written = (tmp_path / "LeNet5.md").read_text(encoding="utf-8")
+    site = site_pages(lenet_entries())
+    assert sorted(site) == ["LeNet5.md", "index.md"]
+    before, after = written.split("![LeNet5 diagram](LeNet5.svg)\n")
+    page = site["LeNet5.md"]
+    assert page.startswith(before) and page.endswith(after)
+    diagram = page[len(before) : len(page) - len(after)]
+    assert diagram.startswith(
+        '<div class="archdsl-diagram" style="overflow-x: auto" data-search-exclude>\n<svg '
+    )
+    assert diagram.endswith("</svg>\n</div>\n")
+    assert "\n\n" not in diagram  # a blank line would end the HTML block in Markdown
+    assert "conv 5×5, 6, pad 2" in diagram and "specs/lenet5.arch · 61,706 params" in diagram
+    assert site["index.md"] == (tmp_path / "index.md").read_text(encoding="utf-8")
 
 
+@needs_dot
+def test_site_index_takes_a_title(in_root: Path) -> None:
+    index = site_pages(lenet_entries(), title="torchvision zoo")["index.md"]
+    assert index.splitlines()[2] == "# torchvision zoo"
+
+
+def test_site_pages_without_dot_name_apt_get(
+    in_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    found = lenet_entries()
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(RenderError, match="apt-get install graphviz"):
+        site_pages(found)
+
+
+def test_inline_svg_keeps_the_svg_element_only_without_blank_lines() -> None:
+    svg = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n'
+        '<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN"\n "http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd">\n'
+        "<!-- Generated by graphviz -->\n"
+        '<svg width="8pt">\n\n<g id="graph0">\n  \n</g>\n</svg>\n'
+    )
+    assert inline_svg(svg) == (
+        '<div class="archdsl-diagram" style="overflow-x: auto" data-search-exclude>\n'
+        '<svg width="8pt">\n<g id="graph0">\n</g>\n</svg>\n</div>'
+    )
+    with pytest.raises(RenderError, match="no <svg> element"):
+        inline_svg("<?xml?>")
+
+
+def test_no_generated_copy_of_the_pages_is_kept_in_the_repository() -> None:
+    # The documentation site makes them from specs/ at every build (mkdocs.yml, tests/test_site.py).
+    assert not (ROOT / "docs" / "models").exists()
+
+
+@pytest.mark.slow
 @needs_dot
 def test_docs_never_imports_torch(tmp_path: Path) -> None:
     # sys.modules maps torch to None, so an import of it anywhere in `docs` would fail.

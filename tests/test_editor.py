@@ -1,11 +1,11 @@
-"""editor.py, the queries the language server answers, on half-typed text (no server here)."""
+"""ide/queries.py, the queries the language server answers, on half-typed text (no server here)."""
 
 from __future__ import annotations
 
 import pytest
 
-from archdsl.editor import analyse, completions, definition, hover, inlay_hints, symbols
 from archdsl.errors import Span
+from archdsl.ide.queries import analyse, completions, definition, hover, inlay_hints, symbols
 
 HEAD = "model M {\n    input [1, 8, 8]\n    "
 

@@ -10,9 +10,9 @@ import pytest
 from lark import Token, Tree
 from textmate import Grammar
 
-from archdsl.comments import scan
 from archdsl.layers import LAYERS
 from archdsl.parser import concrete_parser
+from archdsl.trivia import scan
 
 from conftest import ROOT
 

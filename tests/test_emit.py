@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 import archdsl
-from archdsl.codegen import emit_source
+from archdsl.codegen.source import emit_source
 from archdsl.layers import LAYERS, Layer
-from archdsl.program import compile_file
+from archdsl.pipeline import compile_file
 from campaigns import specgen
 
 from conftest import HAS_TORCH, ROOT, SPECS, needs_torch, run_cli, torch_threads
@@ -110,7 +110,7 @@ def emitted(path: str | Path, **params: object) -> str:
 
 def spec_classes(source: str) -> list[str]:
     """The classes emitted for the spec's models and blocks, without the helpers copied in."""
-    from archdsl.codegen import helper_sources
+    from archdsl.codegen.source import helper_sources
 
     return [c for c in re.findall(r"^class (\w+)\(", source, flags=re.M) if c not in helper_sources()]
 
@@ -136,6 +136,7 @@ def test_emitted_source_matches_golden(spec: str, in_root: Path, golden: Callabl
 HANDWRITTEN = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "tests" / "handwritten").glob("*.arch"))
 
 
+@pytest.mark.slow
 @needs_torch
 @pytest.mark.parametrize("spec", SPECS + HANDWRITTEN)
 def test_emitted_class_loads_the_built_weights_and_computes_the_same(spec: str, tmp_path: Path) -> None:
@@ -166,6 +167,7 @@ def test_names_python_reserves_are_reached_through_add_module_and_getattr(odd_sp
     assert source.count("class torch_") == 1 and "class torch_2" not in source
 
 
+@pytest.mark.slow
 @needs_torch
 def test_pretrained_layers_are_torchvision_models_cut_and_frozen_as_built(tmp_path: Path) -> None:
     path = tmp_path / "tuned.arch"
@@ -501,6 +503,7 @@ def test_header_names_the_spec_and_the_models_parameters(in_root: Path) -> None:
     assert "            nn.Linear(84, 100),  # [100]\n" in source
 
 
+@pytest.mark.slow
 def test_same_spec_gives_the_same_bytes_in_fresh_processes(odd_spec: Path) -> None:
     outputs = set()
     for seed in ("1", "2"):
@@ -517,6 +520,7 @@ def test_same_spec_gives_the_same_bytes_in_fresh_processes(odd_spec: Path) -> No
     assert emitted(odd_spec).encode() in outputs
 
 
+@pytest.mark.slow
 def test_emit_never_imports_torch(odd_spec: Path) -> None:
     code = (
         "import sys; sys.modules['torch'] = None\n"
@@ -590,6 +594,7 @@ def test_unknown_flag_exits_2(in_root: Path, capsys: pytest.CaptureFixture[str])
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 @needs_torch
 def test_random_specs_emit_classes_that_load_the_built_weights_and_compute_the_same(tmp_path: Path) -> None:
     """specgen's blocks use their parameters in expressions, defaults, kernels and repeat counts;
@@ -618,7 +623,7 @@ def test_random_specs_emit_classes_that_load_the_built_weights_and_compute_the_s
 @needs_torch
 def test_every_runtime_helper_is_written_as_emitted_code_is_formatted() -> None:
     # emit copies archdsl/runtime.py's definitions verbatim, so they are held to the emitted rules
-    from archdsl.codegen import helper_sources
+    from archdsl.codegen.source import helper_sources
 
     module = "import torch\nfrom torch import nn\n\n\n" + "\n\n\n".join(helper_sources().values()) + "\n"
     result = ruff_format_check(module, "--isolated")
@@ -654,6 +659,7 @@ model Modern {
 """
 
 
+@pytest.mark.slow
 @needs_torch
 def test_the_modern_layers_emit_what_the_builder_builds_in_eval_and_in_training(tmp_path: Path) -> None:
     path = tmp_path / "modern.arch"
@@ -681,6 +687,7 @@ def test_the_modern_layers_emit_what_the_builder_builds_in_eval_and_in_training(
     assert torch.equal(ours.train()(x), expected)
 
 
+@pytest.mark.slow
 @needs_torch
 def test_an_emitted_class_slices_as_nn_sequential_does(tmp_path: Path) -> None:
     path = ROOT / "specs" / "vgg16.arch"

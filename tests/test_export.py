@@ -19,6 +19,10 @@ from archdsl.builder import build_model
 
 from conftest import ROOT, SPECS, needs_fashion, run_cli, torch_threads, write_spec
 
+# Out of the fast lane (`pytest -m "not slow"`): every spec exported to ONNX and run by onnxruntime: the
+# longest file of the suite.
+pytestmark = pytest.mark.slow
+
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -243,7 +247,7 @@ def test_export_without_the_onnx_extra_names_it(
 
 def test_onnx_inputs_and_outputs_are_named_as_the_spec_names_them(tmp_path: Path) -> None:
     from archdsl.export import graph_names
-    from archdsl.program import compile_file
+    from archdsl.pipeline import compile_file
 
     def names(text: str) -> tuple[list[str], list[str]]:
         path = tmp_path / "m.arch"

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from archdsl.comments import scan
 from archdsl.fmt import FormatError, format_text
 from archdsl.loader import Loader
 from archdsl.parser import concrete_parser
-from archdsl.program import compile_file
+from archdsl.pipeline import compile_file
+from archdsl.trivia import scan
 from campaigns.specgen import fuzz_input, generate, render
 
 from conftest import ROOT, run_cli
@@ -58,6 +58,7 @@ def comments(text: str) -> list[str]:
     return [c.text for c in scan(text).comments]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spec", SPECS + HANDWRITTEN)
 def test_formatting_a_spec_keeps_its_models_and_comments_and_is_idempotent(spec: str) -> None:
     text = (ROOT / spec).read_text(encoding="utf-8")
@@ -67,6 +68,7 @@ def test_formatting_a_spec_keeps_its_models_and_comments_and_is_idempotent(spec:
     assert models(formatted, str(ROOT / spec)) == models(text, str(ROOT / spec))
 
 
+@pytest.mark.slow
 def test_every_spec_in_the_repository_is_formatted(in_root: Path) -> None:
     code, out = run_cli("fmt", "--check", "specs", "specs/torchvision")
     assert code == 0, out
@@ -123,6 +125,7 @@ def test_formatting_a_scrambled_generated_spec_gives_the_same_models(
     assert models(formatted, path) == models(scrambled, path) == models(text, path)
 
 
+@pytest.mark.slow
 def test_formatted_modules_have_the_same_state_dict_names(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     from archdsl.builder import build_model
@@ -148,6 +151,7 @@ def test_formatted_modules_have_the_same_state_dict_names(tmp_path: Path) -> Non
         assert names(format_text(text), str(ROOT / spec)) == names(text, str(ROOT / spec))
 
 
+@pytest.mark.slow
 def test_formatting_never_crashes_on_fuzz_input() -> None:
     rng = random.Random(13)
     for _ in range(150):

@@ -27,6 +27,7 @@ def sample(*shape: int, seed: int = 1) -> torch.Tensor:
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("bilinear", "size"), [(False, 64), (False, 37), (True, 45)])
 def test_unet_is_milesials_and_pads_skips_at_odd_sizes(bilinear: bool, size: int) -> None:
     # 37 and 45 are floored on the way down: each step up is padded to its skip's size.
@@ -35,6 +36,7 @@ def test_unet_is_milesials_and_pads_skips_at_odd_sizes(bilinear: bool, size: int
     check_network(model, reference, [sample(1, 3, size, size)], name=f"unet bilinear={bilinear}")
 
 
+@pytest.mark.slow
 def test_dcgan_generator_and_discriminator_are_pytorch_examples() -> None:
     generator = load(str(SPECS / "dcgan.arch"), model="Generator")
     check_network(generator, references.Generator(), [sample(2, 100, 1, 1)], name="generator")
@@ -48,6 +50,7 @@ def test_autoencoder_is_the_tutorials() -> None:
     check_network(model, references.Autoencoder(), [sample(2, 1, 28, 28)], name="autoencoder")
 
 
+@pytest.mark.slow
 def test_yolo_trunk_gives_three_maps_as_the_reference() -> None:
     model = load(str(SPECS / "yolo.arch"), size=64)
     assert [shape for _, shape in model.outputs] == [(64, 8, 8), (128, 4, 4), (256, 2, 2)]

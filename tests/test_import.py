@@ -34,6 +34,9 @@ sys.path.insert(0, str(TESTS))  # the hand-written modules: `import_modules.nets
 import handwritten_references  # noqa: E402
 from import_modules import nets  # noqa: E402
 
+# Out of the fast lane (`pytest -m "not slow"`): each test traces and imports a network, then proves it.
+pytestmark = pytest.mark.slow
+
 #: network: its torchvision arguments
 NETWORKS: dict[str, dict[str, Any]] = {
     "resnet18": {},

@@ -19,6 +19,9 @@ import pytest
 
 from conftest import ROOT, SPECS
 
+# wheels, fresh venvs and subprocesses: out of the fast lane
+pytestmark = pytest.mark.slow
+
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 #: What `pip install archdsl` may weigh, the virtual environment's own pip and setuptools included.
 MAX_MB = 60
@@ -185,11 +188,11 @@ def test_a_command_needing_an_extra_names_it_with_exit_2(
 
 def test_hover_shows_the_same_layer_reference_from_the_wheel(light: Path, tmp_path: Path) -> None:
     # the reference is package data, not docs/language.md: run away from the checkout, it is the same
-    from archdsl.editor import layer_reference
+    from archdsl.ide.queries import layer_reference
 
     names = ("conv", "windowattention", "pad", "relu", "flatten", "pretrained")
     code = (
-        "import json, sys\nfrom archdsl.editor import layer_reference\n"
+        "import json, sys\nfrom archdsl.ide.queries import layer_reference\n"
         "json.dump({name: layer_reference(name) for name in sys.argv[1:]}, sys.stdout)"
     )
     result = run(light, str(light / "python"), "-c", code, *names, cwd=tmp_path)

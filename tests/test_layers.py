@@ -12,7 +12,7 @@ import pytest
 
 import archdsl
 from archdsl.loader import Loader
-from archdsl.program import Program, compile_file
+from archdsl.pipeline import Program, compile_file
 from archdsl.shapes import Shaped, ShapedModel
 
 from conftest import HAS_TORCH, needs_torch, torch_threads

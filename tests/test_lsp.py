@@ -70,6 +70,7 @@ def received(diagnostics: list[dict[str, Any]]) -> list[dict[str, Any]]:
 FIXTURES = sorted((ROOT / "tests" / "fixtures" / "errors").glob("*.arch"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spec", [LENET, ROOT / "specs" / "alexnet.arch", *FIXTURES], ids=lambda p: p.stem)
 def test_diagnostics_are_those_of_check_at_the_same_positions(client: Client, spec: Path) -> None:
     if spec.read_bytes().decode("utf-8", "replace") != spec.read_text(encoding="utf-8", errors="ignore"):
@@ -79,6 +80,7 @@ def test_diagnostics_are_those_of_check_at_the_same_positions(client: Client, sp
     client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
 
 
+@pytest.mark.slow
 def test_positions_are_counted_in_the_clients_code_units(tmp_path: Path) -> None:
     spec = tmp_path / "wide.arch"
     spec.write_text('model M {\n    input [1, 4, 4]\n    "é😀": conv(2, kernel=9)\n}\n', encoding="utf-8")
@@ -328,6 +330,7 @@ def test_fuzzed_edits_never_break_the_server(client: Client, tmp_path: Path) -> 
     assert b"Traceback" not in b"".join(client.stderr)
 
 
+@pytest.mark.slow
 def test_the_latency_benchmark_runs() -> None:
     import subprocess
     import sys

@@ -58,6 +58,7 @@ def spec(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_plugin_layer_is_checked_without_importing_torch(spec: Path) -> None:
     code = (
         "import json, sys, archdsl\n"
@@ -71,6 +72,7 @@ def test_a_plugin_layer_is_checked_without_importing_torch(spec: Path) -> None:
     assert "swish β=2" in summary.stdout
 
 
+@pytest.mark.slow
 @needs_torch
 def test_a_plugin_layer_builds_and_emits_the_plugins_module(spec: Path) -> None:
     code = (
@@ -92,6 +94,7 @@ def test_a_plugin_layer_builds_and_emits_the_plugins_module(spec: Path) -> None:
     assert result.stdout == "ok\n"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("plugin", "refusal"),
     [
@@ -139,6 +142,7 @@ def test_the_keywords_a_layer_may_not_take_are_the_grammars() -> None:
     assert layers.KEYWORDS == grammar_keywords() == keywords()
 
 
+@pytest.mark.slow
 def test_no_module_keeps_a_second_list_of_the_keywords() -> None:
     # A copy drifts (one lacked `gate` and `shortcut`): a set, list or tuple spelling out most of
     # the keywords is one. `archdsl.grammar.keywords()` is where every stage reads them.
@@ -153,6 +157,7 @@ def test_no_module_keeps_a_second_list_of_the_keywords() -> None:
     assert copies == []
 
 
+@pytest.mark.slow
 def test_a_plugin_that_fails_to_import_is_a_clear_error(tmp_path: Path) -> None:
     install_entry_point(tmp_path / "site", "no_such_module:Layer")
     (tmp_path / "uses.arch").write_text("model M { input [4] swish }\n", encoding="utf-8")

@@ -16,7 +16,7 @@ import pytest
 import archdsl
 from archdsl.errors import ArchError, SourceCache, render
 from archdsl.loader import Loader
-from archdsl.program import Program, compile_file
+from archdsl.pipeline import Program, compile_file
 from archdsl.receptive import receptive_fields
 from archdsl.table import describe
 
@@ -53,6 +53,7 @@ def reference(name: str, part: str | None) -> nn.Module:
 # --- shapes agree with PyTorch --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @needs_torch
 @pytest.mark.filterwarnings("ignore:The default weight initialization:FutureWarning")
 @pytest.mark.parametrize(
@@ -92,6 +93,7 @@ def test_macs_are_convolution_and_matmul_multiplies_as_archdsl_counts_them() -> 
     assert theirs.model().params == ours.model().params
 
 
+@pytest.mark.slow
 @needs_torch
 def test_build_of_pretrained_features_then_classifier_runs_at_the_inferred_shape(tmp_path: Path) -> None:
     spec = write_spec(
@@ -315,6 +317,7 @@ def test_train_max_params_above_the_model_lets_it_train(
     assert (out / "model.pt").is_file()
 
 
+@pytest.mark.slow
 def test_a_zoo_network_is_checked_from_its_spec_without_importing_torch(tmp_path: Path) -> None:
     import subprocess
     import sys
@@ -361,6 +364,7 @@ def test_a_transformers_part_is_checked_from_its_spec_on_tokens() -> None:
     )
 
 
+@pytest.mark.slow
 @needs_torch
 def test_a_channels_last_part_is_checked_as_the_network_lays_it_out() -> None:
     # Swin's stages take maps [H, W, C]: the part reads its input so, whatever the value given
@@ -382,6 +386,7 @@ def test_a_channels_last_part_is_checked_as_the_network_lays_it_out() -> None:
     )
 
 
+@pytest.mark.slow
 @needs_torch
 def test_a_video_network_of_the_zoo_is_checked_from_its_spec_and_built_by_torchvision(tmp_path: Path) -> None:
     import subprocess

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from archdsl.program import compile_file
+from archdsl.pipeline import compile_file
 from archdsl.receptive import Axis, Field, receptive_fields
 from archdsl.shapes import ShapedModel
 

@@ -17,7 +17,7 @@ import pytest
 
 import archdsl
 from archdsl.loader import MAX_IMPORT_DEPTH, Loader
-from archdsl.program import Program, compile_file
+from archdsl.pipeline import Program, compile_file
 from archdsl.resolve import INT_LIMIT, MAX_EXPANDED_LAYERS
 from archdsl.shapes import MAX_ELEMENTS, MAX_PARAMS
 from campaigns import specgen
@@ -49,6 +49,7 @@ KNOWN_ARCHDSL_BUGS: dict[int, str] = {
 }
 
 
+@pytest.mark.slow
 @needs_torch
 def test_archdsl_agrees_with_pytorch_on_300_generated_specs() -> None:
     with torch_threads(1), warnings.catch_warnings():
@@ -143,6 +144,7 @@ def test_the_generator_draws_every_construct_of_the_dataflow_graph() -> None:
     }, found
 
 
+@pytest.mark.slow
 def test_fuzzed_inputs_give_a_clean_check_or_positioned_diagnostics(tmp_path: Path) -> None:
     path = str(tmp_path / "fuzz.arch")
     problems = {}
@@ -212,6 +214,7 @@ def test_an_import_chain_deeper_than_the_limit_is_an_error_not_a_recursion_error
     assert program.diagnostics[0].span.file.endswith(f"f{MAX_IMPORT_DEPTH - 1}.arch")
 
 
+@pytest.mark.slow
 def test_a_block_nested_past_the_recursion_limit_but_never_called_is_checked() -> None:
     # check_definitions walked block bodies recursively and raised RecursionError.
     deep = "repeat 1 { " * 3000 + "relu" + " }" * 3000
@@ -221,6 +224,7 @@ def test_a_block_nested_past_the_recursion_limit_but_never_called_is_checked() -
     assert [d.code for d in called.diagnostics] == ["E110"]
 
 
+@pytest.mark.slow
 def test_empty_repeats_count_their_passes() -> None:
     # Twenty `repeat 999999 { }` made twenty million passes of shape inference: minutes, no error.
     program = check_text("model M {\n input [1]\n" + "repeat 999999 { }\n" * 20 + "}\n")
@@ -313,6 +317,7 @@ def _calls(name: str) -> list[tuple[str, ast.Call]]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["eval", "exec", "compile", "__import__"])
 def test_the_package_never_evaluates_text(name: str) -> None:
     # `compile` as a bare name is Python's; `torch.compile(model)` is an attribute and allowed.
@@ -320,6 +325,7 @@ def test_the_package_never_evaluates_text(name: str) -> None:
     assert bare == []
 
 
+@pytest.mark.slow
 def test_every_torch_load_is_weights_only() -> None:
     for file, call in _calls("load"):
         func = call.func
@@ -397,3 +403,21 @@ def test_an_argument_reading_a_size_an_error_left_unknown_checks_nothing_more() 
     assert [(d.code, d.message) for d in program.diagnostics] == [
         ("E107", "view cannot reshape [3, 1, 9] (27 elements) to [5, 1, 5] (25 elements)")
     ]
+
+
+def test_a_number_past_what_a_float_holds_is_a_positioned_error(tmp_path: Path) -> None:
+    # Found by the fuzz test: `upsample(1e999)` reached the shape rule as inf, and a scale of
+    # 1e300 gave a size whose byte count no float holds; both ended in an internal error.
+    path = tmp_path / "huge.arch"
+    path.write_text(
+        "model Inf { input [4, 5, 5] upsample(1e999) }\nmodel Huge { input [4, 5, 5] upsample(1e300) }\n",
+        encoding="utf-8",
+    )
+    found = {(d.line, d.code): d.message for d in archdsl.check(str(path))}
+    assert found[(1, "E005")] == (
+        "upsample argument 'scale' must be a positive number or an [h, w] pair of them, got inf"
+    )
+    assert found[(2, "E110")].endswith(
+        "elements per sample (> 1e308 bytes as float32), more than archdsl allows (1,099,511,627,776)"
+    )
+    assert set(found) == {(1, "E005"), (2, "E110")}

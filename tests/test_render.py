@@ -15,7 +15,7 @@ import pytest
 
 from archdsl import RenderError
 from archdsl.diagram import DOT_MISSING, dot_source, render_dot
-from archdsl.program import compile_file
+from archdsl.pipeline import compile_file
 from archdsl.shapes import ShapedModel
 
 from conftest import ROOT, SPECS, run_cli
@@ -64,6 +64,7 @@ def test_dot_matches_golden(
         golden(ROOT / "tests" / "golden" / Path(spec_path).stem / name, out.read_text(encoding="utf-8"))
 
 
+@pytest.mark.slow
 @needs_dot
 @pytest.mark.parametrize("spec_path", SPECS)
 def test_svg_and_png_render_for_every_spec(spec_path: str, in_root: Path, tmp_path: Path) -> None:
@@ -362,6 +363,7 @@ def test_dot_text_is_deterministic(in_root: Path) -> None:
     assert dot_source(shaped("specs/resnet18.arch")) == dot_source(shaped("specs/resnet18.arch"))
 
 
+@pytest.mark.slow
 def test_render_does_not_import_torch(in_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "x.dot"
     code = (

@@ -9,7 +9,7 @@ import pytest
 
 from archdsl import ir
 from archdsl.loader import Loader
-from archdsl.program import Program, compile_file
+from archdsl.pipeline import Program, compile_file
 from archdsl.resolve import MAX_EXPANDED_LAYERS, MAX_NESTING, Resolver
 from archdsl.shapes import Shaped
 from archdsl.trainspec import AugmentSpec, DatasetSpec, NormalizeSpec, OptimizerSpec, ScheduleSpec
@@ -282,6 +282,7 @@ def test_argument_problems_are_reported_in_words(statement: str, message: str) -
     assert [d.message for d in program.errors] == [message]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("opening", ["repeat 1 {", "residual {", "concat { branch {"])
 def test_nesting_deeper_than_the_limit_is_a_positioned_error_at_any_depth(opening: str) -> None:
     closing = "} }" if opening.startswith("concat") else "}"

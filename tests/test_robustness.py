@@ -6,11 +6,12 @@ fuzzing campaign (campaigns/specgen.py, campaigns/fuzz.py).
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from archdsl.loader import Loader
-from archdsl.program import compile_file
+from archdsl.pipeline import compile_file
 from campaigns.specgen import FRAGMENTS, SEEDS
 
 
@@ -43,6 +44,7 @@ def check_survives(text: str) -> None:
             assert diagnostic.span.column >= 1, diagnostic
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated_specs())
 def test_mutated_specs_give_positioned_diagnostics_never_an_exception(text: str) -> None:

@@ -201,6 +201,7 @@ def test_allowing_another_code_or_another_line_allows_nothing(tmp_path: Path) ->
     assert [d.is_error for d in archdsl.check(spec, strict=True)] == [True]
 
 
+@pytest.mark.slow
 def test_every_spec_in_the_repository_passes_check_strict(in_root: Path) -> None:
     code, out = run_cli("check", "--strict", "-q", "specs", "specs/torchvision", "tests/fixtures/fmt")
     assert code == 0, out

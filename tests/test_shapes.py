@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from archdsl.loader import Loader
-from archdsl.program import Program, compile_file
+from archdsl.pipeline import Program, compile_file
 from archdsl.shapes import projection_stride
 from archdsl.sizes import Window
 

@@ -17,7 +17,7 @@ from torch import nn
 
 import archdsl
 from archdsl.graph import Node
-from archdsl.module_names import RESERVED_MODULE_NAMES
+from archdsl.reserved_names import RESERVED_MODULE_NAMES
 from archdsl.shapes import Shaped
 
 from conftest import ROOT, SPECS, torch_threads
@@ -55,6 +55,7 @@ def two_threads() -> Iterator[None]:
         yield
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spec", SPECS)
 def test_built_module_matches_static_shapes_and_parameters_statement_by_statement(spec: str) -> None:
     path = str(ROOT / spec)
@@ -73,6 +74,7 @@ def test_built_module_matches_static_shapes_and_parameters_statement_by_statemen
         assert sum(p.numel() for p in net.parameters()) == model.params
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("spec", "reference"), [("vgg16", torchvision.models.vgg16), ("resnet18", torchvision.models.resnet18)]
 )
@@ -81,6 +83,7 @@ def test_classic_specs_have_torchvisions_parameter_count(spec: str, reference: t
     assert archdsl.load(str(ROOT / "specs" / f"{spec}.arch")).model().params == expected
 
 
+@pytest.mark.slow
 def test_resnet18_stages_give_torchvisions_shapes_under_torchvisions_names() -> None:
     ours = archdsl.load(str(ROOT / "specs" / "resnet18.arch")).model()
     theirs = forward_shapes(torchvision.models.resnet18(weights=None), [(3, 224, 224)])

@@ -22,6 +22,9 @@ import pytest
 
 from conftest import ROOT, needs_fashion, needs_torch, run_cli, write_spec
 
+# Out of the fast lane (`pytest -m "not slow"`): real training runs on Fashion-MNIST.
+pytestmark = pytest.mark.slow
+
 PYTHON = sys.executable
 
 SMALL_CNN = """
@@ -71,7 +74,7 @@ def test_short_fashion_mnist_run_learns_and_writes_metrics_curves_report(
 def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(tmp_path: Path, offline: Path) -> None:
     import torch
 
-    from archdsl.program import compile_file
+    from archdsl.pipeline import compile_file
     from archdsl.train.loop import Options, train
     from archdsl.train.settings import Overrides, resolve
     from archdsl.trainspec import AugmentSpec, ScheduleSpec
@@ -121,7 +124,7 @@ def test_a_run_that_times_the_layouts_is_the_run_in_the_layout_it_picked(
     random numbers); none of it may reach the run it precedes."""
     import torch
 
-    from archdsl.program import compile_file
+    from archdsl.pipeline import compile_file
     from archdsl.train.loop import Options, Quiet, train
     from archdsl.train.settings import Overrides, resolve
 
@@ -239,8 +242,8 @@ def test_an_earlier_run_is_refused_unless_resumed_or_forced(
     assert code == 1
     assert capsys.readouterr().err == (
         f"archdsl: error: {out} holds an earlier run (checkpoint.pt, model.pt, metrics.jsonl, metrics.csv, "
-        "curves.png, confusion.png, report.md, report.json): continue it with --resume, replace it with "
-        "--force, or choose another --out\n"
+        "curves.png, confusion.png, report.md, report.json, layers.png): continue it with --resume, "
+        "replace it with --force, or choose another --out\n"
     )
     assert (out / "metrics.jsonl").read_bytes() == before
     code, text = run_cli("train", spec, *fast, "--force", "--seed", "5")
@@ -308,7 +311,7 @@ def test_loss_stuck_at_chance_is_reported_after_the_epoch_line_and_limit_keeps_t
 
 @needs_torch
 @pytest.mark.parametrize(
-    ("losses", "accuracy", "stalled"),
+    ("losses", "accuracy", "expected"),
     [
         ([2.31, 2.30, 2.29, 2.28, 2.27], 0.10, False),  # 5 steps whose loss falls: too few to judge
         ([2.3026] * 49, 0.10, False),  # flat, but under 50 steps
@@ -318,15 +321,15 @@ def test_loss_stuck_at_chance_is_reported_after_the_epoch_line_and_limit_keeps_t
     ],
 )
 def test_not_learning_is_judged_over_the_late_steps_of_a_long_enough_epoch(
-    losses: list[float], accuracy: float, stalled: bool
+    losses: list[float], accuracy: float, expected: bool
 ) -> None:
     import torch
 
-    from archdsl.train.loop import _stalled
+    from archdsl.train.loop import stalled
     from archdsl.train.metrics import EpochMetrics
 
     row = EpochMetrics(1, 0.1, sum(losses) / len(losses), accuracy, 1.0, 1.0, 2.3, 0.1, 1.0, 1.0)
-    assert (_stalled(torch.tensor(losses), row, 10) is not None) == stalled
+    assert (stalled(torch.tensor(losses), row, 10) is not None) == expected
 
 
 @needs_torch
@@ -563,6 +566,7 @@ def test_torchrun_two_cpu_processes_train_and_write_one_set_of_outputs(tmp_path:
         "checkpoint.pt",
         "confusion.png",
         "curves.png",
+        "layers.png",
         "metrics.csv",
         "metrics.jsonl",
         "model.pt",
@@ -687,7 +691,7 @@ def test_the_pipeline_moves_masks_with_their_images_through_resize_crop_and_flip
 def test_a_model_with_several_outputs_trains_on_out_or_its_first(tmp_path: Path) -> None:
     import torch
 
-    from archdsl.program import compile_file
+    from archdsl.pipeline import compile_file
     from archdsl.train.loop import primary, primary_shape
 
     a, b = torch.zeros(1), torch.ones(1)
@@ -701,7 +705,7 @@ def test_a_model_with_several_outputs_trains_on_out_or_its_first(tmp_path: Path)
 
 
 def test_the_task_follows_the_dataset_and_sets_the_loss_and_normalisation() -> None:
-    from archdsl.program import compile_file
+    from archdsl.pipeline import compile_file
     from archdsl.train.settings import Overrides, resolve
 
     unet = resolve(compile_file(str(ROOT / "specs" / "unet_small.arch")).model())
@@ -760,7 +764,7 @@ def test_the_task_follows_the_dataset_and_sets_the_loss_and_normalisation() -> N
 def test_a_dataset_or_loss_that_does_not_fit_the_task_is_a_check_error(
     settings: str, message: str, tmp_path: Path
 ) -> None:
-    from archdsl.program import compile_file
+    from archdsl.pipeline import compile_file
 
     text = f"model M {{ input [1, 28, 28] flatten linear(10) train {{ {settings} }} }}"
     program = compile_file(write_spec(tmp_path, text))
@@ -840,7 +844,7 @@ def test_segmentation_resume_ends_with_the_same_weights_as_an_uninterrupted_run(
 ) -> None:
     import torch
 
-    from archdsl.program import compile_file
+    from archdsl.pipeline import compile_file
     from archdsl.train.loop import Options, train
     from archdsl.train.settings import Overrides, resolve
     from archdsl.trainspec import AugmentSpec

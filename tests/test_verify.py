@@ -10,11 +10,14 @@ import pytest
 
 import archdsl.verify
 from archdsl.graph import Node
-from archdsl.program import compile_file
+from archdsl.pipeline import compile_file
 from archdsl.table import walk
 from archdsl.verify import Disagreement, compare, record_path, records, verify
 
 from conftest import SPECS, run_cli
+
+# Out of the fast lane (`pytest -m "not slow"`): every statement held to torchinfo, which runs the network.
+pytestmark = pytest.mark.slow
 
 pytest.importorskip("torch")
 pytest.importorskip("torchinfo")

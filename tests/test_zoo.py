@@ -34,6 +34,9 @@ from archdsl.importer import agrees, leaves
 
 from conftest import ROOT, torch_threads
 
+# Out of the fast lane (`pytest -m "not slow"`): torchvision's networks built at full width.
+pytestmark = pytest.mark.slow
+
 torchvision = pytest.importorskip("torchvision")
 
 ZOO = ROOT / "specs" / "torchvision"
@@ -284,7 +287,7 @@ def test_spec_is_torchvisions_network_weight_for_weight(name: str) -> None:
 def test_emitted_source_takes_torchvisions_weights_and_computes_what_torchvision_does(
     name: str, tmp_path: Path
 ) -> None:
-    from archdsl.codegen import emit_source
+    from archdsl.codegen.source import emit_source
     from campaigns.emit import load_source
 
     make, size = NETWORKS[name]

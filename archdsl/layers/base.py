@@ -229,6 +229,63 @@ class NotSymbolic(Exception):
     """This layer, with these arguments, cannot be written over symbolic sizes."""
 
 
+# --- functional forms, as `archdsl import` reads them ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class TensorArg:
+    """In a `FunctionCall`'s arguments: a tensor, with its shape, batch axis first (None for a tuple
+    of tensors, what `chunk` gives)."""
+
+    shape: tuple[int, ...] | None
+
+
+@dataclass(frozen=True)
+class FunctionCall:
+    """A call of a function or a tensor method in a traced `forward` (`F.relu(x)`, `x.flatten(1)`),
+    as `Layer.called` reads it: no torch object in it, each tensor argument a `TensorArg`."""
+
+    #: the name it was looked up by, one of a layer's `calls`: `torch.flatten`, `Tensor.flatten`
+    name: str
+    #: the arguments as given, the tensor first (a method's own tensor is its first)
+    args: tuple[Any, ...]
+    kwargs: Mapping[str, Any]
+    #: the shape it gives, batch axis first
+    output: tuple[int, ...]
+
+    @property
+    def method(self) -> bool:
+        return self.name.startswith("Tensor.")
+
+    def arg(self, index: int, name: str, default: Any) -> Any:
+        """The argument of a parameter, passed by `name` or at `index` (the tensor at 0)."""
+        if name in self.kwargs:
+            return self.kwargs[name]
+        return self.args[index] if len(self.args) > index else default
+
+    @property
+    def tensors(self) -> list[TensorArg]:
+        """Its tensor arguments, in order, within lists and dicts too."""
+        return found_in((self.args, self.kwargs), lambda value: isinstance(value, TensorArg))
+
+
+def found_in(value: Any, wanted: Callable[[Any], bool]) -> list[Any]:
+    """The items of a call's arguments that are `wanted`, in order, looked for within lists,
+    tuples and dicts (`torch.cat([a, b])`, `x[:, i]`)."""
+    if wanted(value):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [found for item in value for found in found_in(item, wanted)]
+    if isinstance(value, Mapping):
+        return [found for item in value.values() for found in found_in(item, wanted)]
+    return []
+
+
+#: What `Layer.called` reads a call as: the statements (a layer's name and its arguments) that
+#: compute it, in order; [] for a call that computes nothing (`x.contiguous()`, the value itself).
+Reading = list[tuple[str, dict[str, Any]]]
+
+
 # --- the definition -------------------------------------------------------------------------------
 
 
@@ -236,6 +293,9 @@ class Layer:
     """A layer kind. Subclasses set the class attributes and override what differs.
 
     `shape` is required; the rest have defaults for a layer that keeps its input's shape.
+    `archdsl import` reads a layer back from a module through `imports` and `arguments`, and from
+    a functional op of a `forward` (`F.relu(x)`, `x.flatten(1)`) through `calls` and `called`: a
+    plugin's layer declares its own, and the importer knows no layer by name.
     """
 
     name: ClassVar[str]
@@ -263,6 +323,11 @@ class Layer:
 
     #: The PyTorch module classes, by class name, that `arguments` reads back (`archdsl import`).
     imports: ClassVar[tuple[str, ...]] = ()
+    #: The functions and tensor methods, by qualified name, whose calls `called` reads back
+    #: (`archdsl import`): `torch.nn.functional.relu`, `torch.relu`, `Tensor.relu` (a method of
+    #: `torch.Tensor`), `operator.getitem`. A name that does not import (a package not installed) is
+    #: skipped; where several layers name one callable, each is asked in turn, in the catalog's order.
+    calls: ClassVar[tuple[str, ...]] = ()
     #: False for a function of no module (`cat`, `add`, a resize): it registers no member, takes no
     #: number among its module's members, and is written as a call in `forward` (`function`).
     member: ClassVar[bool] = True
@@ -291,6 +356,12 @@ class Layer:
         the arguments take them (pairs as tuples); those at their default may be left out. Reads
         attributes only, so it imports nothing."""
         return {}
+
+    def called(self, call: FunctionCall) -> Reading | None:
+        """The functional form's `arguments`, for `archdsl import`: the statements that compute
+        `call` (a call of a name in `calls`), usually this layer with the arguments read from the
+        call's; None where none does (a setting this layer has no argument for). Imports nothing."""
+        return [(self.name, {})]
 
     def shape(self, node: LayerNode, shape: Shape) -> Outcome:
         """The output shape, parameters and MACs for one sample of `shape`, or `fail(...)`."""
@@ -362,8 +433,11 @@ class Pointwise(Layer):
         return Outcome(shape)
 
 
-def plain(name: str, torch_name: str, doc: str, kind: str = "activation") -> type[Pointwise]:
-    """A shape-keeping layer without arguments: `relu` is `nn.ReLU()`."""
+def plain(
+    name: str, torch_name: str, doc: str, kind: str = "activation", calls: tuple[str, ...] = ()
+) -> type[Pointwise]:
+    """A shape-keeping layer without arguments: `relu` is `nn.ReLU()`; `calls`, its functional
+    forms (`torch.relu`)."""
 
     def module(self: Pointwise, node: Shaped) -> Module:
         return Module(f"nn.{torch_name}")
@@ -375,6 +449,7 @@ def plain(name: str, torch_name: str, doc: str, kind: str = "activation") -> typ
         "kind": kind,
         "module": module,
         "imports": (torch_name,),
+        "calls": calls,
     }
     return type(torch_name, (Pointwise,), attributes)
 

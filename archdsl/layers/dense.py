@@ -8,15 +8,34 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from ..codes import EMPTY_OUTPUT, NARROW, PERMUTATION, PRETRAINED, RANK, VIEW_SIZE
+from ..converters import boolean, channels, int_list, nonnegative_int, positive_int, string
 from ..sizes import Outcome, Shape, divides, fail, fmt, out_count
 from ..symbolic import mul
-from ..values import boolean, channels, int_list, nonnegative_int, positive_int, string
 from . import zoo
-from .base import WHOLE, Arg, Axes, FieldRule, Layer, Mixes, Module, NotSymbolic, Permutes
+from .base import (
+    WHOLE,
+    Arg,
+    Axes,
+    FieldRule,
+    FunctionCall,
+    Layer,
+    Mixes,
+    Module,
+    NotSymbolic,
+    Permutes,
+    Reading,
+    TensorArg,
+)
 
 if TYPE_CHECKING:
     from ..graph import Node as LayerNode
     from ..shapes import Shaped
+
+
+#: `torch.flatten(x, 1)`, `x.flatten(1)`: a flatten, or any other (`flatten(2)`) a view.
+_FLATTENS = ("torch.flatten", "Tensor.flatten")
+#: `x.transpose(1, 2)`: a permute of two of the sample's axes.
+_TRANSPOSES = ("Tensor.transpose", "torch.transpose")
 
 
 class Flatten(Layer):
@@ -29,9 +48,14 @@ class Flatten(Layer):
         return Outcome((math.prod(shape),))
 
     imports = ("Flatten",)
+    calls = _FLATTENS
 
     def arguments(self, module: Any) -> dict[str, Any] | None:
         return {} if (module.start_dim, module.end_dim) == (1, -1) else None
+
+    def called(self, call: FunctionCall) -> Reading | None:
+        start, end = call.arg(1, "start_dim", 0), call.arg(2, "end_dim", -1)
+        return [(self.name, {})] if (start, end) == (1, -1) else None
 
     def module(self, node: Shaped) -> Module:
         return Module("nn.Flatten")
@@ -90,10 +114,31 @@ class View(Layer):
         return Outcome(dims)
 
     imports = ("View",)
+    # a reshape that keeps the batch axis, read from the output's shape, which the trace recorded:
+    # `view(b, c)` after `b, c = x.shape[:2]`, `squeeze(-1)`, `flatten(2)`
+    calls = (
+        *_FLATTENS,
+        "Tensor.view",
+        "Tensor.reshape",
+        "Tensor.squeeze",
+        "Tensor.unsqueeze",
+        "torch.reshape",
+        "torch.squeeze",
+        "torch.unsqueeze",
+    )
 
     def arguments(self, module: Any) -> dict[str, Any] | None:
         # archdsl's own View (emitted source's): its shape keeps the batch apart.
         return {"dims": tuple(module.shape)} if type(module).__module__.startswith("archdsl") else None
+
+    def called(self, call: FunctionCall) -> Reading | None:
+        if call.name in _FLATTENS and call.arg(1, "start_dim", 0) == 0:
+            return None  # folds the batch axis into the sample's: no per-sample layer does that
+        source = call.tensors[0].shape
+        if source is None or call.output[0] != source[0]:
+            return None  # it moves the batch axis (`view(1, -1)`)
+        shape = call.output[1:]
+        return [("flatten", {})] if len(shape) == 1 else [(self.name, {"dims": shape})]
 
     def module(self, node: Shaped) -> Module:
         # `view(-1)` is already concrete in the shaped IR: the output shape is the reshape target.
@@ -151,6 +196,7 @@ class Permute(Layer):
         return None if axes is None else tuple(axes[d] for d in args["dims"])
 
     imports = ("Permute",)
+    calls = ("Tensor.permute", "torch.permute", *_TRANSPOSES)
 
     def arguments(self, module: Any) -> dict[str, Any] | None:
         dims = tuple(module.dims)
@@ -158,6 +204,20 @@ class Permute(Layer):
             return {"dims": dims}
         # torchvision's Permute counts the batch axis, which must stay first
         return {"dims": tuple(d - 1 for d in dims[1:])} if dims and dims[0] == 0 else None
+
+    def called(self, call: FunctionCall) -> Reading | None:
+        if call.name in _TRANSPOSES:
+            rank = len(call.tensors[0].shape or ())
+            first, second = (int(d) % rank for d in call.args[1:3])
+            if 0 in (first, second):
+                return None  # it moves the batch axis
+            order = list(range(rank))
+            order[first], order[second] = order[second], order[first]
+            return [(self.name, {"dims": tuple(d - 1 for d in order[1:])})]
+        dims = list(call.args[1:]) if call.method else list(call.arg(1, "dims", ()))
+        if len(dims) == 1 and isinstance(dims[0], (list, tuple)):
+            dims = list(dims[0])
+        return [(self.name, {"dims": tuple(d - 1 for d in dims[1:])})] if dims and dims[0] == 0 else None
 
     def module(self, node: Shaped) -> Module:
         return Module("archdsl.Permute", tuple(node.args["dims"]))
@@ -202,12 +262,41 @@ class Narrow(Layer):
         return Outcome((length, *shape[1:]))
 
     imports = ("Narrow",)
+    calls = ("operator.getitem", "Tensor.narrow", "torch.narrow")
 
     def arguments(self, module: Any) -> dict[str, Any] | None:
         # archdsl's own Narrow (emitted source's)
         if not type(module).__module__.startswith("archdsl"):
             return None
         return {"length": module.length, "start": module.start}
+
+    def called(self, call: FunctionCall) -> Reading | None:
+        """`x[:, a:b]` (with any full slices after), `x.narrow(1, start, length)`; any other
+        indexing, None."""
+        source = call.args[0] if call.args else None
+        if len(call.tensors) != 1 or not isinstance(source, TensorArg) or source.shape is None:
+            return None  # no shape: a share of a chunk or split, read as a split concat
+        channels = source.shape[1]
+        if call.name == "operator.getitem":
+            index = call.args[1] if isinstance(call.args[1], tuple) else (call.args[1],)
+            whole = slice(None)
+            rest_whole = all(i == whole or i is Ellipsis for i in index[2:])
+            if len(index) < 2 or index[0] != whole or not isinstance(index[1], slice) or not rest_whole:
+                return None
+            bounds = (index[1].start, index[1].stop, index[1].step)
+            if not all(b is None or isinstance(b, int) for b in bounds):
+                return None
+            start, stop, step = index[1].indices(channels)
+        else:  # x.narrow(dim, start, length), torch.narrow(x, dim, start, length)
+            given = [*call.args[1:4], None, None, None]
+            dim, first, length = given[0], given[1], given[2]
+            rank = len(source.shape)
+            if dim not in (1, 1 - rank) or not isinstance(first, int) or not isinstance(length, int):
+                return None
+            start, stop, step = first % channels, first % channels + length, 1
+        if step != 1 or stop <= start:
+            return None
+        return [(self.name, {"length": stop - start, "start": start})]
 
     def module(self, node: Shaped) -> Module:
         return Module("archdsl.Narrow", (node.args["length"],), {"start": node.args["start"]}, {"start": 0})
@@ -241,9 +330,17 @@ class Shuffle(Layer):
         return Outcome(shape)
 
     imports = ("ChannelShuffle",)
+    calls = (
+        "torchvision.models.shufflenetv2.channel_shuffle",
+        "torch.nn.functional.channel_shuffle",
+        "torch.channel_shuffle",
+    )
 
     def arguments(self, module: Any) -> dict[str, Any] | None:
         return {"groups": module.groups}
+
+    def called(self, call: FunctionCall) -> Reading | None:
+        return [(self.name, {"groups": call.arg(1, "groups", None)})]
 
     def module(self, node: Shaped) -> Module:
         return Module("nn.ChannelShuffle", (node.args["groups"],))

@@ -6,10 +6,24 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..codes import BATCH_AXIS, NO_GRADIENT, RANK
+from ..converters import any_int, boolean, choice, number, positive_int, positive_number, probability
 from ..errors import warning
 from ..sizes import Outcome, Shape, divides, fail, fmt, needs_image
-from ..values import any_int, boolean, choice, number, positive_int, positive_number, probability
-from .base import Arg, FieldRule, Function, Input, Layer, Member, Mixes, Module, Parameter, Pointwise, plain
+from .base import (
+    Arg,
+    FieldRule,
+    Function,
+    FunctionCall,
+    Input,
+    Layer,
+    Member,
+    Mixes,
+    Module,
+    Parameter,
+    Pointwise,
+    Reading,
+    plain,
+)
 
 if TYPE_CHECKING:
     from ..graph import Node as LayerNode
@@ -211,6 +225,9 @@ class _Dropout(Pointwise):
     def arguments(self, module: Any) -> dict[str, Any] | None:
         return {"p": module.p}
 
+    def called(self, call: FunctionCall) -> Reading | None:
+        return [(self.name, {"p": call.arg(1, "p", 0.5)})]
+
     def module(self, node: Shaped) -> Module:
         # The probability is written even at its default: it is what a reader looks for.
         return Module(self.torch, (), {"p": node.args["p"]})
@@ -223,6 +240,7 @@ class Dropout(_Dropout):
     name = "dropout"
     torch = "nn.Dropout"
     imports = ("Dropout",)
+    calls = ("torch.nn.functional.dropout",)
     doc = "element-wise dropout"
     args = (Arg("p", probability, "probability of zeroing an element", 0.5),)
 
@@ -275,8 +293,13 @@ class LeakyReLU(Pointwise):
     passed_args = ("slope",)
     imports = ("LeakyReLU",)
 
+    calls = ("torch.nn.functional.leaky_relu",)
+
     def arguments(self, module: Any) -> dict[str, Any] | None:
         return {"slope": module.negative_slope}
+
+    def called(self, call: FunctionCall) -> Reading | None:
+        return [(self.name, {"slope": call.arg(1, "negative_slope", 0.01)})]
 
     def module(self, node: Shaped) -> Module:
         return Module("nn.LeakyReLU", (), {"negative_slope": node.args["slope"]}, {"negative_slope": 0.01})
@@ -332,8 +355,13 @@ class ELU(Pointwise):
     passed_args = ("alpha",)
     imports = ("ELU",)
 
+    calls = ("torch.nn.functional.elu",)
+
     def arguments(self, module: Any) -> dict[str, Any] | None:
         return {"alpha": module.alpha}
+
+    def called(self, call: FunctionCall) -> Reading | None:
+        return [(self.name, {"alpha": call.arg(1, "alpha", 1.0)})]
 
     def module(self, node: Shaped) -> Module:
         return Module("nn.ELU", (), {"alpha": node.args["alpha"]}, {"alpha": 1.0})
@@ -355,8 +383,13 @@ class GELU(Pointwise):
     passed_args = ("approximate",)
     imports = ("GELU",)
 
+    calls = ("torch.nn.functional.gelu",)
+
     def arguments(self, module: Any) -> dict[str, Any] | None:
         return {"approximate": module.approximate}
+
+    def called(self, call: FunctionCall) -> Reading | None:
+        return [(self.name, {"approximate": call.kwargs.get("approximate", "none")})]
 
     def module(self, node: Shaped) -> Module:
         return Module("nn.GELU", (), {"approximate": node.args["approximate"]}, {"approximate": "none"})
@@ -365,9 +398,27 @@ class GELU(Pointwise):
         return "gelu" if node.args["approximate"] == "none" else f"gelu {node.args['approximate']}"
 
 
+class Identity(Pointwise):
+    name = "identity"
+    torch = "nn.Identity"
+    doc = "passes its input through"
+    kind = "other"
+    imports = ("Identity",)
+    calls = ("Tensor.contiguous", "Tensor.clone", "torch.clone")
+
+    def module(self, node: Shaped) -> Module:
+        return Module("nn.Identity")
+
+    def called(self, call: FunctionCall) -> Reading | None:
+        return []  # `x.contiguous()`, `x.clone()`: the value itself, no statement
+
+
 class _Softmax(Pointwise):
     def arguments(self, module: Any) -> dict[str, Any] | None:
         return None if module.dim is None else {"dim": module.dim}
+
+    def called(self, call: FunctionCall) -> Reading | None:
+        return [(self.name, {"dim": call.arg(1, "dim", None)})]
 
     def shape(self, node: LayerNode, shape: Shape) -> Outcome:
         dim = node.args["dim"]
@@ -406,6 +457,7 @@ class Softmax(_Softmax):
     name = "softmax"
     torch = "nn.Softmax"
     imports = ("Softmax",)
+    calls = ("torch.nn.functional.softmax", "torch.softmax", "Tensor.softmax")
     doc = "softmax along an axis"
     args = (Arg("dim", any_int, "axis, counting the batch as 0", 1),)
 
@@ -414,6 +466,7 @@ class LogSoftmax(_Softmax):
     name = "logsoftmax"
     torch = "nn.LogSoftmax"
     imports = ("LogSoftmax",)
+    calls = ("torch.nn.functional.log_softmax", "torch.log_softmax", "Tensor.log_softmax")
     doc = "log of softmax along an axis"
     args = (Arg("dim", any_int, "axis, counting the batch as 0", 1),)
 
@@ -458,19 +511,39 @@ LAYERS = (
     Dropout,
     Dropout2d,
     StochasticDepth,
-    plain("relu", "ReLU", "max(0, x)"),
-    plain("relu6", "ReLU6", "min(max(0, x), 6)"),
+    plain("relu", "ReLU", "max(0, x)", calls=("torch.nn.functional.relu", "torch.relu", "Tensor.relu")),
+    plain("relu6", "ReLU6", "min(max(0, x), 6)", calls=("torch.nn.functional.relu6",)),
     LeakyReLU,
     PReLU,
-    plain("tanh", "Tanh", "hyperbolic tangent"),
-    plain("sigmoid", "Sigmoid", "logistic function"),
-    plain("hardsigmoid", "Hardsigmoid", "relu6(x + 3)/6, a piecewise-linear sigmoid"),
+    plain(
+        "tanh",
+        "Tanh",
+        "hyperbolic tangent",
+        calls=("torch.tanh", "torch.nn.functional.tanh", "Tensor.tanh"),
+    ),
+    plain(
+        "sigmoid",
+        "Sigmoid",
+        "logistic function",
+        calls=("torch.sigmoid", "torch.nn.functional.sigmoid", "Tensor.sigmoid"),
+    ),
+    plain(
+        "hardsigmoid",
+        "Hardsigmoid",
+        "relu6(x + 3)/6, a piecewise-linear sigmoid",
+        calls=("torch.nn.functional.hardsigmoid",),
+    ),
     GELU,
-    plain("silu", "SiLU", "x·sigmoid(x)"),
-    plain("hardswish", "Hardswish", "x·relu6(x + 3)/6, a piecewise-linear silu"),
-    plain("mish", "Mish", "x·tanh(softplus(x))"),
+    plain("silu", "SiLU", "x·sigmoid(x)", calls=("torch.nn.functional.silu",)),
+    plain(
+        "hardswish",
+        "Hardswish",
+        "x·relu6(x + 3)/6, a piecewise-linear silu",
+        calls=("torch.nn.functional.hardswish",),
+    ),
+    plain("mish", "Mish", "x·tanh(softplus(x))", calls=("torch.nn.functional.mish",)),
     ELU,
     Softmax,
     LogSoftmax,
-    plain("identity", "Identity", "passes its input through", kind="other"),
+    Identity,
 )

@@ -12,9 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..codes import CONCAT_MISMATCH, GATE_MISMATCH, RANK, RESIDUAL_MISMATCH
-from ..errors import Note
-from ..sizes import Outcome, Shape, fail, fmt, sample_axis
-from ..values import (
+from ..converters import (
     BadValue,
     TensorRef,
     any_int,
@@ -25,6 +23,8 @@ from ..values import (
     positive_pair,
     tensors,
 )
+from ..errors import Note
+from ..sizes import Outcome, Shape, fail, fmt, sample_axis
 from .base import JOIN, KEEP, WHOLE, Arg, FieldRule, Function, Input, Inputs, Joins, Layer, Signature
 
 if TYPE_CHECKING:

@@ -13,8 +13,16 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from ..codes import EMPTY_OUTPUT, TOKEN_GRID
+from ..converters import (
+    BadValue,
+    boolean,
+    describe,
+    nonnegative_int,
+    positive_int,
+    positive_number,
+    probability,
+)
 from ..sizes import Outcome, Shape, divides, fail, fmt, pair_text, pool_padding
-from ..values import BadValue, boolean, describe, nonnegative_int, positive_int, positive_number, probability
 from .base import WHOLE, Arg, FieldRule, Layer, Module, NotSymbolic
 from .tokens import needs_sequence
 

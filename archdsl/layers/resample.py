@@ -13,9 +13,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from ..codes import BAD_VALUE, EMPTY_OUTPUT, FACTOR, INEXACT, OUTPUT_PADDING, PAD_SIZE, RANK
-from ..errors import Note, warning
-from ..sizes import Outcome, Shape, conv_channels, fail, fmt, needs_image
-from ..values import (
+from ..converters import (
     BadValue,
     TensorRef,
     boolean,
@@ -28,13 +26,17 @@ from ..values import (
     positive_pair,
     tensor,
 )
+from ..errors import Note, warning
+from ..sizes import Outcome, Shape, conv_channels, fail, fmt, needs_image
 from .base import (
     Arg,
     FieldRule,
     Function,
+    FunctionCall,
     Input,
     Layer,
     Module,
+    Reading,
     Resamples,
     SizeOf,
     Sliding,
@@ -592,9 +594,13 @@ class PixelShuffle(Layer):
     kind = "reshape"
     args = (Arg("factor", positive_int, "r, how much larger the image becomes", required=True),)
     imports = ("PixelShuffle",)
+    calls = ("torch.nn.functional.pixel_shuffle",)
 
     def arguments(self, module: Any) -> dict[str, Any] | None:
         return {"factor": module.upscale_factor}
+
+    def called(self, call: FunctionCall) -> Reading | None:
+        return [(self.name, {"factor": call.arg(1, "upscale_factor", None)})]
 
     def shape(self, node: Any, shape: Shape) -> Outcome:
         needs_image(node, shape)
@@ -627,9 +633,13 @@ class PixelUnshuffle(Layer):
     kind = "reshape"
     args = (Arg("factor", positive_int, "r, how much smaller the image becomes", required=True),)
     imports = ("PixelUnshuffle",)
+    calls = ("torch.nn.functional.pixel_unshuffle",)
 
     def arguments(self, module: Any) -> dict[str, Any] | None:
         return {"factor": module.downscale_factor}
+
+    def called(self, call: FunctionCall) -> Reading | None:
+        return [(self.name, {"factor": call.arg(1, "downscale_factor", None)})]
 
     def shape(self, node: Any, shape: Shape) -> Outcome:
         needs_image(node, shape)

@@ -13,6 +13,7 @@ import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..codes import EMPTY_OUTPUT, SAME_PADDING
+from ..converters import boolean, channels, conv_padding, nonnegative_axes, positive_axes, positive_int
 from ..sizes import (
     AXIS_NAMES,
     Outcome,
@@ -28,13 +29,14 @@ from ..sizes import (
     spatial,
 )
 from ..symbolic import UNKNOWN, window
-from ..values import boolean, channels, conv_padding, nonnegative_axes, positive_axes, positive_int
 from .base import (
     ADAPTIVE,
     Arg,
     FieldRule,
+    FunctionCall,
     Layer,
     Module,
+    Reading,
     Sliding,
     axes_of,
     pair_or_int,
@@ -285,6 +287,11 @@ class MaxPool(_Pool):
     symbolic_args = ("kernel", "stride", "padding", "dilation")
     per_axis = ("kernel", "stride", "padding", "dilation")
     imports = ("MaxPool1d", "MaxPool2d", "MaxPool3d")
+    calls = (
+        "torch.nn.functional.max_pool1d",
+        "torch.nn.functional.max_pool2d",
+        "torch.nn.functional.max_pool3d",
+    )
 
     def dilation(self, node_args: dict[str, Any]) -> Any:
         return node_args["dilation"]
@@ -293,6 +300,14 @@ class MaxPool(_Pool):
         if module.return_indices:
             return None
         return {**_pool_arguments(module), "dilation": axes_of(module.dilation)}
+
+    def called(self, call: FunctionCall) -> Reading | None:
+        if call.arg(6, "return_indices", False):
+            return None
+        found = _pool_called(call)
+        found["dilation"] = axes_of(call.arg(4, "dilation", 1))
+        found["ceil"] = call.arg(5, "ceil_mode", False)
+        return [(self.name, found)]
 
     def module(self, node: Shaped) -> Module:
         a = node.args
@@ -322,6 +337,11 @@ class AvgPool(_Pool):
         Arg("count_include_pad", boolean, "count padding zeros in the average", True),
     )
     imports = ("AvgPool1d", "AvgPool2d", "AvgPool3d")
+    calls = (
+        "torch.nn.functional.avg_pool1d",
+        "torch.nn.functional.avg_pool2d",
+        "torch.nn.functional.avg_pool3d",
+    )
 
     def fits(self, node: LayerNode, shape: Shape, kernel: tuple[int, ...]) -> None:
         # PyTorch's avg_pool3d (and only it: the 1d and 2d pools count the padding) refuses an
@@ -341,6 +361,14 @@ class AvgPool(_Pool):
         if getattr(module, "divisor_override", None) is not None:  # AvgPool1d has none
             return None
         return {**_pool_arguments(module), "count_include_pad": module.count_include_pad}
+
+    def called(self, call: FunctionCall) -> Reading | None:
+        found = _pool_called(call)
+        if call.arg(6, "divisor_override", None) is not None:
+            return None
+        found["ceil"] = call.arg(4, "ceil_mode", False)
+        found["count_include_pad"] = call.arg(5, "count_include_pad", True)
+        return [(self.name, found)]
 
     def module(self, node: Shaped) -> Module:
         a = node.args
@@ -365,6 +393,16 @@ def _pool_arguments(module: Any) -> dict[str, Any]:
     return found if stride == kernel else {**found, "stride": stride}
 
 
+def _pool_called(call: FunctionCall) -> dict[str, Any]:
+    """`F.max_pool2d(x, kernel_size, stride, padding, …)`'s arguments the two pools share."""
+    kernel = axes_of(call.arg(1, "kernel_size", None))
+    stride = call.arg(2, "stride", None)
+    found: dict[str, Any] = {"kernel": kernel, "padding": axes_of(call.arg(3, "padding", 0))}
+    if stride and axes_of(stride) != kernel:
+        found["stride"] = axes_of(stride)
+    return found
+
+
 class _AdaptivePool(Layer):
     layout = "image"
     kind = "pool"
@@ -377,6 +415,9 @@ class _AdaptivePool(Layer):
         size = module.output_size
         items = (size,) if isinstance(size, int) or size is None else tuple(size)
         return None if None in items else {"size": axes_of(items)}
+
+    def called(self, call: FunctionCall) -> Reading | None:
+        return [(self.name, {"size": axes_of(call.arg(1, "output_size", None))})]
 
     def shape(self, node: LayerNode, shape: Shape) -> Outcome:
         needs_spatial(node, shape)
@@ -400,6 +441,11 @@ class AdaptiveAvgPool(_AdaptivePool):
     family = "AdaptiveAvgPool"
     torch = "nn.AdaptiveAvgPool1d / nn.AdaptiveAvgPool2d / nn.AdaptiveAvgPool3d (by rank)"
     imports = ("AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d")
+    calls = (
+        "torch.nn.functional.adaptive_avg_pool1d",
+        "torch.nn.functional.adaptive_avg_pool2d",
+        "torch.nn.functional.adaptive_avg_pool3d",
+    )
     doc = "average pooling to a fixed output size"
 
 
@@ -408,6 +454,11 @@ class AdaptiveMaxPool(_AdaptivePool):
     family = "AdaptiveMaxPool"
     torch = "nn.AdaptiveMaxPool1d / nn.AdaptiveMaxPool2d / nn.AdaptiveMaxPool3d (by rank)"
     imports = ("AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d")
+    calls = (
+        "torch.nn.functional.adaptive_max_pool1d",
+        "torch.nn.functional.adaptive_max_pool2d",
+        "torch.nn.functional.adaptive_max_pool3d",
+    )
     doc = "max pooling to a fixed output size"
 
 

@@ -14,8 +14,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from ..codes import FACTOR, MATMUL, NARROW, RANK
-from ..sizes import Outcome, Shape, divides, fail, fmt, sample_axis
-from ..values import (
+from ..converters import (
     BadValue,
     any_int,
     boolean,
@@ -28,12 +27,14 @@ from ..values import (
     probability,
     tensor,
 )
+from ..sizes import Outcome, Shape, divides, fail, fmt, sample_axis
 from .base import (
     WHOLE,
     Arg,
     Batched,
     FieldRule,
     Function,
+    FunctionCall,
     Input,
     Layer,
     Member,
@@ -41,6 +42,8 @@ from .base import (
     Module,
     NotSymbolic,
     Parameter,
+    Reading,
+    TensorArg,
     axes_of,
 )
 from .joins import _notes, value_text
@@ -296,6 +299,22 @@ class Select(Layer):
             )
         return Outcome(shape[:axis] + shape[axis + 1 :])
 
+    calls = ("operator.getitem",)
+
+    def called(self, call: FunctionCall) -> Reading | None:
+        """`x[:, 0]` (ViT's class token), `x[:, :, 2]`: one position of an axis."""
+        if len(call.tensors) != 1 or not isinstance(call.args[0], TensorArg):
+            return None
+        index = call.args[1] if isinstance(call.args[1], tuple) else (call.args[1],)
+        whole = slice(None)
+        picks = [(axis, i) for axis, i in enumerate(index) if i != whole and i is not Ellipsis]
+        if len(index) < 2 or index[0] != whole or Ellipsis in index or len(picks) != 1:
+            return None
+        axis, position = picks[0]
+        if not isinstance(position, int) or isinstance(position, bool):
+            return None
+        return [(self.name, {"index": position, "dim": axis})]
+
     def function(self, node: Shaped) -> Function:
         return Function("torch.select", (Input(0),), {"dim": node.args["dim"], "index": node.args["index"]})
 
@@ -328,6 +347,20 @@ class Mean(Layer):
         Arg("dim", _dims, "the axis, or a list of axes, counting the batch as 0", (1,), default_text="1"),
         Arg("keepdim", boolean, "keep each axis, of size 1", False),
     )
+
+    calls = ("Tensor.mean", "torch.mean")
+
+    def called(self, call: FunctionCall) -> Reading | None:
+        dims = call.arg(1, "dim", None)
+        dims = [dims] if isinstance(dims, int) else dims
+        rank = len(call.tensors[0].shape or ())
+        keepdim = call.arg(2, "keepdim", False)
+        if dims is None or any(d % rank == 0 for d in dims):
+            return None  # over the batch
+        if rank == 4 and sorted(d % 4 for d in dims) == [2, 3]:  # an image's global average pool
+            pooled: Reading = [("adaptiveavgpool", {"size": (1, 1)})]
+            return pooled if keepdim else [*pooled, ("flatten", {})]
+        return [(self.name, {"dim": tuple(dims), "keepdim": keepdim})]
 
     def _axes(self, node: Any, shape: Shape) -> list[int]:
         axes = [sample_axis(node, shape, d) for d in node.args["dim"]]

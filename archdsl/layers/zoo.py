@@ -3,7 +3,7 @@
 The layer's shape comes from torchvision's model (a forward pass on the meta device) or, for a
 network in the zoo, from its spec — which takes the loader, the resolver and shape inference, the
 stages above the layers. So the layer does not import them: it asks a `Torchvision` source, which
-`archdsl/pretrained.py` implements and the analysis (`program.py`, loaded before any shape is
+`archdsl/pretrained.py` implements and the analysis (`pipeline.py`, loaded before any shape is
 inferred) installs. The data and exceptions both sides share live here, below both.
 """
 
@@ -89,5 +89,5 @@ def install(load: Callable[[], Torchvision]) -> None:
 def source() -> Torchvision:
     """The installed source; the analysis installs it before it infers a shape."""
     if _load is None:
-        raise RuntimeError("no torchvision source is installed: importing archdsl.program installs it")
+        raise RuntimeError("no torchvision source is installed: importing archdsl.pipeline installs it")
     return _load()

@@ -7,7 +7,12 @@ task is a classification, a segmentation (a class per pixel) or a reconstruction
     settings.py    TrainSpec + flags + defaults → `Settings` (no torch)
     data.py        datasets decoded once into uint8 tensors (segmentation sets derived from them);
                    batches (and masks) prepared on the device
-    loop.py        the training loop: the tasks, devices, DDP, NaN and stall checks, resume
+    loop.py        the orchestration: set up, the epochs, the final report; its public API
+                   (`train`, `Options`, `Observer`, `Result`)
+    setup.py       device, dataset, network in its memory layout, optimiser, schedule, resume, DDP
+    epoch.py       an epoch: the training pass and its steps, NaN and stall checks, evaluation
+    watch.py       TensorBoard event files; per-layer gradient norms and dead units (the report's
+                   layer table, layers.png, the vanishing-gradient warning)
     checkpoint.py  atomic checkpoints, safe loading (`weights_only=True`)
     metrics.py     metrics files (JSONL, CSV), curves, confusion matrix, mean IoU, the final report
     pictures.py    masks.png and reconstructions.png: test images beside what the model made of them

@@ -44,6 +44,8 @@ class Overrides:
     test_limit: int | None = None
     #: "classification", "segmentation" or "reconstruction"
     task: str | None = None
+    #: --tensorboard DIR
+    tensorboard: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,9 @@ class Settings:
     #: What the model learns: "classification" (a class per image), "segmentation" (a class per
     #: pixel) or "reconstruction" (its input back).
     task: str = "classification"
+    #: Where TensorBoard event files go (None: none are written). How to watch, not what to learn:
+    #: not part of the recipe, so a resumed run may change it.
+    tensorboard: str | None = field(default=None, compare=False)
 
     def recipe(self) -> dict[str, Any]:
         """A JSON-friendly description, saved with checkpoints and reports."""
@@ -189,6 +194,7 @@ def resolve(model: ShapedModel, overrides: Overrides | None = None) -> Settings:
         test_limit=flags.test_limit,
         notes=tuple(notes),
         task=task,
+        tensorboard=flags.tensorboard or spec.tensorboard,
     )
 
 

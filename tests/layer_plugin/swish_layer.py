@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from archdsl.converters import number
 from archdsl.layers import Arg, Module, Pointwise
-from archdsl.values import number
 
 
 class SwishLayer(Pointwise):
