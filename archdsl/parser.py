@@ -21,7 +21,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from .codes import SYNTAX
 from .errors import Diagnostic, Note, Span, did_you_mean, error
-from .grammar import GRAMMAR, keywords
+from .grammar import GRAMMAR, keywords, skip_pattern
 from .transformer import LabelError, ToIR
 
 
@@ -170,21 +170,18 @@ _BLOCK_HEADER = re.compile(r"block\s+([A-Za-z_][A-Za-z0-9_]*)")
 
 
 def _code_offsets(text: str) -> Iterator[int]:
-    """Offsets of the characters outside comments and string literals."""
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch == "#":
-            newline = text.find("\n", i)
-            i = n if newline < 0 else newline
-        elif ch in "\"'":
-            close = i + 1
-            while close < n and text[close] not in (ch, "\n"):
-                close += 2 if text[close] == "\\" else 1
-            i = close + 1
-        else:
-            yield i
-            i += 1
+    """Offsets of the characters outside comments and string literals (closed or not), as the
+    grammar's terminals define them (`grammar.skip_pattern`)."""
+    start = 0
+    for skipped in _skipped().finditer(text):
+        yield from range(start, skipped.start())
+        start = skipped.end()
+    yield from range(start, len(text))
+
+
+@functools.lru_cache(maxsize=1)
+def _skipped() -> re.Pattern[str]:
+    return re.compile(skip_pattern())
 
 
 def _top_level_chunks(text: str) -> list[tuple[int, int]]:

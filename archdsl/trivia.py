@@ -23,6 +23,9 @@ from dataclasses import dataclass, field
 
 from lark import Token
 
+from .grammar import UNCLOSED_STRING, terminal
+from .grammar import skip_pattern as grammar_skip_pattern
+
 
 @dataclass(frozen=True)
 class Comment:
@@ -77,34 +80,24 @@ def _pattern() -> re.Pattern[str]:
     return re.compile(f"(?P<string>{string})|(?P<comment>{comment})|(?P<quote>[\"'])|(?P<brace>[{{}}])")
 
 
-#: A string literal left open: from its quote to the end of its line (a half-typed one).
-_UNCLOSED = r"\"(?:[^\"\\\n]|\\.)*|'(?:[^'\\\n]|\\.)*"
-_UNCLOSED_AT = re.compile(_UNCLOSED)
+_UNCLOSED_AT = re.compile(UNCLOSED_STRING)
 
 
 @functools.lru_cache(maxsize=1)
 def _terminals() -> tuple[str, str]:
     """The grammar's own STRING and COMMENT patterns: the one definition of what each is."""
-    from .parser import lark_parser
-
-    parser = lark_parser()
-    return (
-        parser.get_terminal("STRING").pattern.to_regexp(),
-        parser.get_terminal("COMMENT").pattern.to_regexp(),
-    )
+    return terminal("STRING"), terminal("COMMENT")
 
 
 def comment_pattern() -> str:
     """The grammar's COMMENT pattern, for a reader of half-typed text that drops comments."""
-    return _terminals()[1]
+    return terminal("COMMENT")
 
 
-@functools.lru_cache(maxsize=1)
 def skip_pattern() -> str:
     """A regular expression for what a tolerant tokenizer of half-typed text (the editor's
-    completion context) skips: a string, closed or not, or a comment."""
-    string, comment = _terminals()
-    return f"{string}|{_UNCLOSED}|{comment}"
+    completion context) skips: a string, closed or not, or a comment (`grammar.skip_pattern`)."""
+    return grammar_skip_pattern()
 
 
 def _line_starts(text: str) -> list[int]:

@@ -66,10 +66,9 @@ _COMMENT_SYNTAX = re.compile(r"""#\[\^\\n\]|#\.\*|["']#["']\s*(?:in|==|!=)|(?:==
 
 
 def test_no_module_but_comments_py_knows_what_a_comment_looks_like():
-    """trivia.py (and the grammar) own comment syntax: every other module reads its trivia."""
-    # Not yet moved onto trivia.py (issue 21, item 3, left): parser.py's `_code_offsets` (the
-    # language layer, below trivia.py).
-    allowed = {"trivia.py", "parser.py"}
+    """The grammar owns comment syntax (grammar.py reads its terminals for text that may not parse)
+    and trivia.py the comments: every other module reads them."""
+    allowed = {"trivia.py"}
     offenders = []
     for path in ARCHDSL.rglob("*.py"):
         if path.name in allowed:
@@ -84,3 +83,24 @@ def test_the_guard_catches_a_private_comment_regex():
     assert _COMMENT_SYNTAX.search(r'_TOKENS = re.compile(r"#[^\n]*")')
     assert _COMMENT_SYNTAX.search('if ch == "#":')
     assert not _COMMENT_SYNTAX.search('_SHAPE = re.compile(rf"#\\s*({_SIZES})")')
+
+
+def test_the_terminals_read_from_the_grammar_file_are_the_lexers():
+    from archdsl.grammar import terminal
+    from archdsl.parser import lark_parser
+
+    lexer = lark_parser()
+    for name in ("STRING", "COMMENT"):
+        # lark writes the grammar's `\n` escape as the character itself; the two match alike
+        assert terminal(name).replace("\\n", "\n") == lexer.get_terminal(name).pattern.to_regexp()
+
+
+def test_the_parsers_recovery_skips_what_the_trivia_reads_as_strings_and_comments():
+    from archdsl.parser import _code_offsets
+
+    text = 'a "b # c" d # e "f"\n\'g}\' h "open { i\nj'
+    kept = "".join(text[i] for i in _code_offsets(text))
+    assert kept == "a  d \n h \nj"
+    trivia = scan(text)
+    skipped = [(c.offset, c.offset + len(c.text)) for c in trivia.comments] + trivia.strings
+    assert sorted(skipped) == [(2, 9), (12, 19), (20, 24), (27, 36)]
