@@ -21,8 +21,7 @@ cheap elsewhere; `%load_ext archdsl.notebook` does the same in a shell started a
 imported. (A `_repr_mimebundle_` on the classes calling a hook installed from here would work
 too, but would put a notebook's hook into the analysis stage.) IPython reads `_render_traceback_`
 off an exception, so `register` sets it on `ArchError` and `RenderError` too: the ground knows
-nothing of IPython either. As the package's `__init__` imports this module, the import contract
-ignores `report`'s import of the package (for `__version__` only; pyproject.toml).
+nothing of IPython either.
 
 `Summary` (`archdsl.summary`, an HTML table) and `diagram.Rendered` (`archdsl.render`, the picture)
 are targets, free to format themselves: they carry their own `_repr_html_` / `_repr_svg_` /

@@ -1,7 +1,7 @@
 """The mkdocs plugin `archdsl`: a page per model of a project's specs, made at every build.
 
 Consumes spec files (globs in mkdocs.yml) and produces mkdocs `File`s in memory: the pages
-`archdsl docs` writes (`docs.site_pages`: diagram inline as SVG, layer table, receptive fields,
+`archdsl docs` writes (`pages.site_pages`: diagram inline as SVG, layer table, receptive fields,
 totals, warnings) and their index, so no generated copy is kept beside the sources to go stale.
 
 ```yaml
