@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn, TextIO
 
 from .codes import UNKNOWN_MODEL
+from .converters import command_line_value
 from .errors import Diagnostic, SourceCache, did_you_mean, render, strict
 from .extras import MissingExtra, extra_of, require
 from .layers import PluginError
@@ -346,18 +347,7 @@ def _assignment(text: str, flag: str) -> tuple[str, str]:
 
 def parse_param(text: str) -> tuple[str, Any]:
     name, raw = _assignment(text, "--param")
-    value: Any
-    if raw in ("true", "false"):
-        value = raw == "true"
-    else:
-        try:
-            value = int(raw)
-        except ValueError:
-            try:
-                value = float(raw)
-            except ValueError:
-                value = raw
-    return name, value
+    return name, command_line_value(raw)
 
 
 def parse_factory_arg(text: str) -> tuple[str, Any]:

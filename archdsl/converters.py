@@ -195,6 +195,19 @@ def probability(value: Any) -> float:
     raise BadValue(f"a probability between 0 and 1, got {describe(value)}")
 
 
+def command_line_value(text: str) -> bool | int | float | str:
+    """A value as the command line writes one (`-p NAME=VALUE`, a sweep's choices): `true` or
+    `false`, an integer, a number, else the text itself."""
+    if text in ("true", "false"):
+        return text == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def _numeric(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 

@@ -20,13 +20,17 @@ GRAMMAR = Path(__file__).with_name("grammar.lark")
 _LEXEME = re.compile(r'"((?:[^"\\\n]|\\.)*)"i?|//[^\n]*|/(?:[^/\\\n]|\\.)+/[imslux]*')
 
 
+@functools.cache
+def _text() -> str:
+    return GRAMMAR.read_text(encoding="utf-8")
+
+
 @functools.lru_cache(maxsize=1)
 def keywords() -> frozenset[str]:
     """The grammar's keywords (`block`, `residual`, `true`, …): the literals it spells that are
     words. Each is a terminal of its own, so the NAME terminal never matches one: no keyword can
     be a name where the grammar asks for NAME."""
-    text = GRAMMAR.read_text(encoding="utf-8")
-    literals = (match.group(1) for match in _LEXEME.finditer(text) if match.group(1) is not None)
+    literals = (match.group(1) for match in _LEXEME.finditer(_text()) if match.group(1) is not None)
     return frozenset(word for word in literals if word.isidentifier())
 
 
@@ -44,7 +48,7 @@ UNCLOSED_STRING = r"\"(?:[^\"\\\n]|\\.)*|'(?:[^'\\\n]|\\.)*"
 def terminal(name: str) -> str:
     """The regular expression of the grammar's terminal `name` (`STRING`, `COMMENT`), its
     alternatives joined as lark joins them; tests/test_trivia.py holds it to the lexer's own."""
-    for match in _DEFINITION.finditer(GRAMMAR.read_text(encoding="utf-8")):
+    for match in _DEFINITION.finditer(_text()):
         if match["name"] == name:
             parts = [
                 f"(?{m['flags']}:{m['regex']})" if m["flags"] else m["regex"]

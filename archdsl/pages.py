@@ -19,13 +19,12 @@ import math
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .atomic import write_text
-from .diagram import block_call, dot_source, render_dot
+from .diagram import block_call, dot_source, render_dot, run_dot, svg_element
 from .errors import Diagnostic, RenderError, SourceCache, render
 from .pipeline import Program
 from .receptive import Field, receptive_fields
@@ -292,17 +291,13 @@ def site_pages(found: Sequence[Entry], depth: int | None = None, title: str = "M
     """
     if shutil.which("dot") is None:
         raise RenderError(DOT_MISSING)
-    with tempfile.TemporaryDirectory(prefix="archdsl-site-") as scratch:
 
-        def draw(entry: Entry) -> str:
-            svg = os.path.join(scratch, f"{entry.stem}.svg")
-            render_dot(dot_source(entry.model, depth=depth), svg, "svg")
-            with open(svg, encoding="utf-8") as handle:
-                return inline_svg(handle.read())
+    def draw(entry: Entry) -> str:
+        return inline_svg(run_dot(dot_source(entry.model, depth=depth), "svg").decode("utf-8"))
 
-        # Each `dot` is a process of its own: drawn side by side, a zoo's diagrams take a core each.
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            diagrams = list(pool.map(draw, found))
+    # Each `dot` is a process of its own: drawn side by side, a zoo's diagrams take a core each.
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        diagrams = list(pool.map(draw, found))
     files = {f"{e.stem}.md": model_page(e, diagram=d) for e, d in zip(found, diagrams, strict=True)}
     files[INDEX] = index_page(found, title)
     return files
@@ -313,10 +308,10 @@ def inline_svg(svg: str) -> str:
     doctype or comments, which are no HTML), without blank lines (a blank line ends an HTML block
     in Markdown), in a `div` that scrolls a wide diagram instead of squeezing it. The search index
     leaves the diagram out (`data-search-exclude`, mkdocs-material's): its text repeats the table's."""
-    start = svg.find("<svg")
-    if start < 0:
+    element = svg_element(svg)
+    if not element.startswith("<svg"):
         raise RenderError("graphviz's `dot` wrote no <svg> element")
-    body = "\n".join(line for line in svg[start:].splitlines() if line.strip())
+    body = "\n".join(line for line in element.splitlines() if line.strip())
     return f'<div class="archdsl-diagram" style="overflow-x: auto" data-search-exclude>\n{body}\n</div>'
 
 

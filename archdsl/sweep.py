@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from . import ir
 from .atomic import write_text
 from .codes import STALE_SHAPE
+from .converters import command_line_value
 from .errors import SourceCache, Span, render
 from .loader import Loader
 from .pipeline import Program, compile_file
@@ -103,20 +104,8 @@ class Space:
         return bounds + (":log" if self.log else "")
 
 
-def _value(text: str) -> Value:
-    """A value as `-p NAME=VALUE` reads one: true/false, an integer, a number, else the text."""
-    if text in ("true", "false"):
-        return text == "true"
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
 def _bound(text: str, whole: str) -> int | float:
-    value = _value(text.strip())
+    value = command_line_value(text.strip())
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise SweepUsage(f"'{whole}': the bound '{text.strip()}' is not a number; {SPACE_GRAMMAR}")
     return value
@@ -129,7 +118,7 @@ def parse_space(name: str, text: str) -> Space:
         items = [item.strip() for item in text.split(",")]
         if not text.strip() or any(not item for item in items):
             raise SweepUsage(f"'{whole}': an empty value; {SPACE_GRAMMAR}")
-        return Space(name, choices=tuple(dict.fromkeys(_value(item) for item in items)))
+        return Space(name, choices=tuple(dict.fromkeys(command_line_value(item) for item in items)))
     body, colon, scale = text.partition(":")
     if colon and scale != "log":
         raise SweepUsage(f"'{whole}': unknown scale ':{scale}' (only ':log'); {SPACE_GRAMMAR}")
